@@ -1,0 +1,60 @@
+import type { Connection } from '@temporalio/client';
+import type { Redis } from 'ioredis';
+
+export interface HealthReport {
+  ok: boolean;
+  checks: Record<'temporal' | 'redis', { ok: boolean; detail: string }>;
+}
+
+export type HealthCheck = () => Promise<HealthReport>;
+
+async function probe(what: () => Promise<unknown>, timeoutMs: number): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      what(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Checks that Temporal and Redis both answer, each within the timeout. */
+export function createHealthCheck(deps: {
+  connection: Connection;
+  redis: Redis;
+  temporalAddress: string;
+  redisUrl: string;
+  timeoutMs?: number;
+}): HealthCheck {
+  const timeoutMs = deps.timeoutMs ?? 2000;
+  return async () => {
+    const [temporal, redis] = await Promise.all([
+      probe(
+        () =>
+          deps.connection.withDeadline(Date.now() + timeoutMs, () =>
+            deps.connection.workflowService.getSystemInfo({}),
+          ),
+        timeoutMs,
+      ),
+      probe(() => deps.redis.ping(), timeoutMs),
+    ]);
+    const redisHost = new URL(deps.redisUrl).host;
+    return {
+      ok: temporal === null && redis === null,
+      checks: {
+        temporal: {
+          ok: temporal === null,
+          detail: temporal ?? `answering at ${deps.temporalAddress}`,
+        },
+        redis: { ok: redis === null, detail: redis ?? `answering at ${redisHost}` },
+      },
+    };
+  };
+}

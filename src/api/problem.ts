@@ -1,0 +1,38 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+/** The one error body of the API: RFC 9457 problem details. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  /** For validation problems: each invalid field and what is wrong with it. */
+  errors?: { path: string; message: string }[];
+}
+
+const TITLES: Record<number, [string, string]> = {
+  400: ['invalid-request', 'Invalid request'],
+  404: ['not-found', 'Not found'],
+  405: ['method-not-allowed', 'Method not allowed'],
+  413: ['payload-too-large', 'Payload too large'],
+  415: ['unsupported-media-type', 'Unsupported media type'],
+  500: ['internal-error', 'Internal server error'],
+  503: ['service-unavailable', 'Service unavailable'],
+};
+
+export function problem(
+  status: number,
+  detail: string,
+  extra: Partial<Pick<Problem, 'instance' | 'errors'>> = {},
+): Problem {
+  const [slug, title] = TITLES[status] ?? ['error', 'Error'];
+  return { type: `/problems/${slug}`, title, status, detail, ...extra };
+}
+
+export function problemResponse(c: Context, body: Problem): Response {
+  return c.body(JSON.stringify(body), body.status as ContentfulStatusCode, {
+    'Content-Type': 'application/problem+json',
+  });
+}

@@ -1,0 +1,69 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import { DecisionProjection } from '../projection/redis-projection';
+import { createRedis } from '../projection/redis-client';
+import { createApp } from './app';
+import { DecisionService } from './decision-service';
+import { createHealthCheck } from './health';
+import { ensureSearchAttributes } from '../temporal/search-attributes';
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTP API: one Temporal connection and one Redis client for the whole process. */
+export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // Decisions start with DecisionStatus set, so the attribute must exist before the first one.
+  await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE).then(
+    (added) => added.length > 0 && logger.info({ added }, 'Registered search attributes'),
+    (err: unknown) => logger.warn({ err }, 'Could not check the search attributes'),
+  );
+  const redis = createRedis(config.REDIS_URL);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const projection = new DecisionProjection(redis, {
+    prefix: config.REDIS_KEY_PREFIX,
+    ttlSeconds: config.DECISION_TTL_SECONDS,
+  });
+  const decisions = new DecisionService({
+    client,
+    projection,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    onProjectionError: (err) =>
+      logger.warn({ err }, 'Projection read failed; reading from Temporal instead'),
+  });
+  const app = createApp({
+    decisions,
+    health: createHealthCheck({
+      connection,
+      redis,
+      temporalAddress: config.TEMPORAL_ADDRESS,
+      redisUrl: config.REDIS_URL,
+    }),
+    maxQueryChars: config.MAX_QUERY_CHARS,
+    logger,
+  });
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () =>
+      resolve(s),
+    );
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  logger.info({ url }, 'API listening');
+  return {
+    url,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await connection.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { DECISION_STATUSES, PHASE_STATUSES } from './decision';
+import { PHASE_NAMES, type PhaseName } from './phases';
+
+const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
+
+export const DecisionErrorSchema = z.object({
+  phase: phaseName.nullable(),
+  type: z.string(),
+  message: z.string(),
+});
+
+export const PhaseRecordSchema = z.object({
+  name: phaseName,
+  title: z.string(),
+  status: z.enum(PHASE_STATUSES),
+  started_at: z.string().nullable(),
+  completed_at: z.string().nullable(),
+  duration_ms: z.number().nullable(),
+  attempts: z.number().int().nullable(),
+  model: z.string().nullable(),
+  error: DecisionErrorSchema.nullable(),
+});
+
+export const DecisionResultSchema = z.object({
+  query: z.string(),
+  decision: z.unknown(),
+  phases: z.record(phaseName, z.unknown()),
+  usage: z.object({ model_calls: z.number(), latency_ms: z.number() }),
+});
+
+export const DecisionRecordSchema = z.object({
+  process_id: z.string(),
+  query: z.string(),
+  status: z.enum(DECISION_STATUSES),
+  current_phase: phaseName.nullable(),
+  phases: z.array(PhaseRecordSchema),
+  result: DecisionResultSchema.nullable(),
+  error: DecisionErrorSchema.nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  completed_at: z.string().nullable(),
+  seq: z.number(),
+});

@@ -1,0 +1,53 @@
+import { Runtime } from '@temporalio/worker';
+import { startApi } from '../api/server';
+import { loadConfig } from '../config';
+import { createLogger } from '../logger';
+import { ensureLocalRedis } from '../projection/redis-dev';
+import { ensureLocalTemporal } from '../temporal/local';
+import { startWorker } from '../temporal/worker';
+import { runMain } from './process';
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+// The all-in-one for development: Temporal dev server, Redis if none runs, one worker, the API.
+runMain(async () => {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL, 'dev');
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => say(String(err)));
+  };
+  try {
+    const temporal = await ensureLocalTemporal(config, say);
+    stops.push(() => temporal.stop());
+    const redis = await ensureLocalRedis(config.REDIS_URL, config.REDIS_DATA_DIR);
+    stops.push(() => redis.stop());
+    say(
+      redis.pid === null
+        ? `Using the Redis already answering at ${config.REDIS_URL}`
+        : `Started redis-server (pid ${redis.pid}) at ${config.REDIS_URL}, data in ${config.REDIS_DATA_DIR}`,
+    );
+    Runtime.install({ shutdownSignals: [] });
+    const worker = await startWorker(config, logger);
+    stops.push(() => worker.shutdown());
+    worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
+    const api = await startApi(config, logger);
+    stops.push(() => api.close());
+
+    const ui = temporal.uiUrl ?? `the Web UI of the server at ${temporal.address}`;
+    say('');
+    say(`  API:              ${api.url}`);
+    say(`  API docs (JSON):  ${api.url}/openapi.json`);
+    say(`  Temporal Web UI:  ${ui}`);
+    say(
+      `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,
+    );
+    say(`          -d '{"decision_query":"Should we move billing to a managed Postgres?"}'`);
+    say('  Ctrl-C stops everything.');
+    say('');
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return stopAll;
+});

@@ -1,0 +1,38 @@
+import { ConfigError } from '../config';
+
+/**
+ * Runs an entry point: a start-up error ends the process with its message (not a stack for a bad
+ * setting), and SIGINT/SIGTERM call `stop` once; a second signal exits at once.
+ */
+export function runMain(start: () => Promise<() => Promise<void>>): void {
+  let stopping = false;
+  let stop: (() => Promise<void>) | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping || !stop) {
+      process.stderr.write(`\n${signal} again: exiting without waiting\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    process.stderr.write(`\n${signal}: shutting down…\n`);
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`Shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  start().then(
+    (stopFn) => {
+      stop = stopFn;
+    },
+    (err: unknown) => {
+      process.stderr.write(
+        `${err instanceof ConfigError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}

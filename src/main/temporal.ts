@@ -1,0 +1,22 @@
+import { loadConfig } from '../config';
+import { findOrBuildTemporalCli } from '../temporal/cli';
+import { ensureLocalTemporal } from '../temporal/local';
+import { runMain } from './process';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+// `npm run temporal` starts just the dev server; `--install-only` finds or builds the CLI and exits.
+runMain(async () => {
+  if (process.argv.includes('--install-only')) {
+    const path = await findOrBuildTemporalCli({ log });
+    process.stdout.write(`${path}\n`);
+    process.exit(0);
+  }
+  const config = loadConfig();
+  const temporal = await ensureLocalTemporal(config, log);
+  if (!temporal.server) process.exit(0);
+  log(`Temporal dev server: ${temporal.address}`);
+  log(`Temporal Web UI:     ${temporal.uiUrl}`);
+  log('Press Ctrl-C to stop.');
+  return () => temporal.stop();
+});

@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { searchAttributeFlags } from './search-attributes';
+
+export interface DevServerOptions {
+  cliPath: string;
+  /** host:port for the gRPC frontend. */
+  address: string;
+  namespace: string;
+  /** Web UI port; null runs headless. */
+  uiPort: number | null;
+  /** SQLite file that keeps history across restarts; null keeps it in memory. */
+  dbFile: string | null;
+  startTimeoutMs?: number;
+  /** Where the server's own output goes; by default it is kept only for error messages. */
+  output?: (chunk: string) => void;
+}
+
+const DevServerSettingsSchema = z.object({
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('warn'),
+  dynamicConfig: z.record(z.string(), z.json()).default({}),
+});
+
+export const DEV_SERVER_SETTINGS_FILE = resolve(__dirname, '../../temporal/dev-server.json');
+
+/** The dev server's settings from temporal/dev-server.json, as start-dev flags. */
+export function devServerSettingsFlags(file = DEV_SERVER_SETTINGS_FILE): string[] {
+  const parsed = DevServerSettingsSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) throw new Error(`${file}: ${z.prettifyError(parsed.error)}`);
+  const { logLevel, dynamicConfig } = parsed.data;
+  return [
+    '--log-level',
+    logLevel,
+    ...Object.entries(dynamicConfig).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
+  ];
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl: string | null;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(address);
+  if (!match) throw new Error(`Temporal address "${address}" is not host:port`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+}
+
+/** True when a Temporal frontend answers at the address within the timeout. */
+export async function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    await connection.withDeadline(Date.now() + timeoutMs, () =>
+      connection!.workflowService.getSystemInfo({}),
+    );
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+/** Starts `temporal server start-dev` and resolves once its frontend answers. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const { host, port } = splitAddress(options.address);
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
+    '--namespace',
+    options.namespace,
+    ...devServerSettingsFlags(),
+    ...searchAttributeFlags(),
+  ];
+  if (options.uiPort === null) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort));
+  if (options.dbFile) {
+    mkdirSync(dirname(options.dbFile), { recursive: true });
+    args.push('--db-filename', options.dbFile);
+  }
+
+  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString();
+    tail = (tail + text).slice(-4000);
+    options.output?.(text);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<never>((_, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      reject(
+        new Error(
+          `temporal server start-dev exited (${signal ?? `code ${code}`}) before it answered:\n${tail}`,
+        ),
+      ),
+    );
+  });
+  exited.catch(() => undefined);
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  try {
+    for (;;) {
+      const ready = await Promise.race([temporalAnswers(options.address, 1000), exited]);
+      if (ready) break;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `temporal dev server did not answer at ${options.address} in time:\n${tail}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    address: options.address,
+    uiUrl: options.uiPort === null ? null : `http://${host}:${options.uiPort}`,
+    process: child,
+    stop,
+  };
+}

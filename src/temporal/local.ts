@@ -1,0 +1,35 @@
+import type { Config } from '../config';
+import { findOrBuildTemporalCli } from './cli';
+import { startDevServer, temporalAnswers, type DevServer } from './dev-server';
+
+export interface LocalTemporal {
+  address: string;
+  uiUrl: string | null;
+  /** Null when a server was already running at TEMPORAL_ADDRESS. */
+  server: DevServer | null;
+  stop(): Promise<void>;
+}
+
+/**
+ * Uses the Temporal server at TEMPORAL_ADDRESS when one answers; otherwise finds (or builds) the
+ * temporal CLI and starts a dev server there, with history in a SQLite file and the Web UI on.
+ */
+export async function ensureLocalTemporal(
+  config: Config,
+  log: (line: string) => void,
+): Promise<LocalTemporal> {
+  if (await temporalAnswers(config.TEMPORAL_ADDRESS)) {
+    log(`Using the Temporal server already answering at ${config.TEMPORAL_ADDRESS}`);
+    return { address: config.TEMPORAL_ADDRESS, uiUrl: null, server: null, stop: async () => {} };
+  }
+  const cliPath = await findOrBuildTemporalCli({ log });
+  log(`Starting the Temporal dev server (${cliPath}), history in ${config.TEMPORAL_DB_FILE}`);
+  const server = await startDevServer({
+    cliPath,
+    address: config.TEMPORAL_ADDRESS,
+    namespace: config.TEMPORAL_NAMESPACE,
+    uiPort: config.TEMPORAL_UI_PORT,
+    dbFile: config.TEMPORAL_DB_FILE,
+  });
+  return { address: server.address, uiUrl: server.uiUrl, server, stop: () => server.stop() };
+}

@@ -1,0 +1,293 @@
+import { Client, Connection } from '@temporalio/client';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/api/app';
+import { DecisionService } from '../../src/api/decision-service';
+import { createHealthCheck } from '../../src/api/health';
+import { initialRecord } from '../../src/domain/decision';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { services, testProjection, uniqueName } from '../support/context';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const STATUS_KEYS = [
+  'process_id',
+  'status',
+  'current_phase',
+  'phases',
+  'result',
+  'error',
+  'created_at',
+  'completed_at',
+];
+
+describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
+  let connection: Connection;
+  let client: Client;
+  let store: ReturnType<typeof testProjection>;
+  let app: ReturnType<typeof createApp>;
+
+  beforeAll(async () => {
+    connection = await Connection.connect({ address: services.temporalAddress });
+    client = new Client({ connection });
+    store = testProjection();
+    const decisions = new DecisionService({
+      client,
+      projection: store.projection,
+      // A queue no worker polls: started decisions stay pending, which is what these tests read.
+      taskQueue: uniqueName('routes'),
+      queryTimeoutMs: 300,
+    });
+    app = createApp({
+      decisions,
+      health: createHealthCheck({
+        connection,
+        redis: store.redis,
+        temporalAddress: services.temporalAddress,
+        redisUrl: services.redisUrl,
+      }),
+      maxQueryChars: 50,
+      maxBodyBytes: 1024,
+      logger: { error: (obj: unknown, msg?: string) => console.error(msg, obj) },
+    });
+  });
+  afterAll(async () => {
+    await store?.cleanup();
+    await connection?.close();
+  });
+
+  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+    app.request(path, {
+      method: 'POST',
+      body,
+      headers: { 'Content-Type': 'application/json', ...headers },
+    });
+
+  describe('seed routes', () => {
+    it('POST /decisions/start starts a workflow and answers in the seed shape', async () => {
+      const res = await post('/decisions/start', JSON.stringify({ decision_query: 'Should we?' }));
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(Object.keys(body).sort()).toEqual(['message', 'process_id', 'status']);
+      expect(body).toMatchObject({ status: 'started', process_id: expect.stringMatching(UUID) });
+
+      const description = await client.workflow.getHandle(body.process_id as string).describe();
+      expect(description.type).toBe('decisionWorkflow');
+      expect(description.memo).toEqual({ query: 'Should we?' });
+    });
+
+    it('GET /decisions/status/{id} serves the projection in the seed shape', async () => {
+      const record = {
+        ...initialRecord('projected-1', 'Should we?', '2026-01-01T00:00:00.000Z'),
+        status: 'running' as const,
+        current_phase: 'identifyTrigger' as const,
+        seq: 1,
+      };
+      record.phases[0]!.status = 'running';
+      await store.projection.write(record);
+
+      const res = await app.request('/decisions/status/projected-1');
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      for (const key of STATUS_KEYS) expect(body).toHaveProperty(key);
+      const { seq: _seq, ...expected } = record;
+      expect(body).toEqual(expected);
+    });
+
+    it('GET /decisions/status/{id} falls back to Temporal when Redis has no record', async () => {
+      const started = await post('/decisions/start', JSON.stringify({ decision_query: 'Hire?' }));
+      const { process_id } = (await started.json()) as { process_id: string };
+
+      const res = await app.request(`/decisions/status/${process_id}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        status: string;
+        query: string;
+        phases: { name: string }[];
+      };
+      expect(body).toMatchObject({ process_id, status: 'pending', query: 'Hire?', result: null });
+      expect(body.phases.map((p) => p.name)).toEqual(PHASE_NAMES);
+    });
+
+    it('answers 404 with a problem document for an unknown id', async () => {
+      for (const path of ['/decisions/status/unknown-id', '/decisions/unknown-id']) {
+        const res = await app.request(path);
+        expect(res.status).toBe(404);
+        expect(res.headers.get('content-type')).toBe('application/problem+json');
+        expect(await res.json()).toMatchObject({
+          status: 404,
+          detail: 'No decision with id unknown-id',
+        });
+      }
+    });
+  });
+
+  describe('resource routes', () => {
+    it('POST /decisions answers 202 with Location and the pending decision', async () => {
+      const res = await post('/decisions', JSON.stringify({ query: 'Should we migrate?' }));
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as { process_id: string; status: string; phases: unknown[] };
+      expect(res.headers.get('location')).toBe(`/decisions/${body.process_id}`);
+      expect(body).toMatchObject({ status: 'pending', query: 'Should we migrate?' });
+      expect(body.phases).toHaveLength(10);
+
+      const read = await app.request(res.headers.get('location')!);
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({ process_id: body.process_id });
+    });
+  });
+
+  describe('bad input', () => {
+    const cases: [string, string, string, string][] = [
+      [
+        'malformed JSON',
+        '/decisions/start',
+        '{"decision_query": ',
+        'Malformed JSON in request body',
+      ],
+      ['a missing query', '/decisions/start', '{}', 'decision_query is required'],
+      [
+        'an empty query',
+        '/decisions/start',
+        '{"decision_query": ""}',
+        'decision_query must not be empty',
+      ],
+      [
+        'a blank query',
+        '/decisions/start',
+        '{"decision_query": "  \\n "}',
+        'decision_query must not be empty',
+      ],
+      [
+        'a query that is not a string',
+        '/decisions/start',
+        '{"decision_query": 42}',
+        'decision_query must be a string',
+      ],
+      [
+        'a query over the limit',
+        '/decisions/start',
+        JSON.stringify({ decision_query: 'x'.repeat(51) }),
+        'decision_query must be at most 50 characters',
+      ],
+      ['an array body', '/decisions/start', '[]', '(body)'],
+      ['a null body', '/decisions/start', 'null', '(body)'],
+      [
+        'a missing query (resource route)',
+        '/decisions',
+        '{"decision_query": "wrong field"}',
+        'query is required',
+      ],
+      ['an empty query (resource route)', '/decisions', '{"query": ""}', 'query must not be empty'],
+    ];
+    it.each(cases)('rejects %s with 400', async (_name, path, body, detail) => {
+      const before = await store.redis.keys(`${store.prefix}*`);
+      const res = await post(path, body);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      const problem = (await res.json()) as { status: number; detail: string; type: string };
+      expect(problem).toMatchObject({
+        status: 400,
+        type: '/problems/invalid-request',
+        instance: path,
+      });
+      expect(problem.detail).toContain(detail);
+      expect(await store.redis.keys(`${store.prefix}*`)).toEqual(before);
+    });
+
+    it('rejects a body that is not JSON with 415', async () => {
+      const res = await post('/decisions/start', 'decision_query=x', {
+        'Content-Type': 'application/x-www-form-urlencoded',
+      });
+      expect(res.status).toBe(415);
+      expect(await res.json()).toMatchObject({
+        status: 415,
+        detail: 'The request body must be JSON (Content-Type: application/json)',
+      });
+    });
+
+    it('rejects a body over the size limit with 413', async () => {
+      const res = await post(
+        '/decisions/start',
+        JSON.stringify({ decision_query: 'x'.repeat(2000) }),
+      );
+      expect(res.status).toBe(413);
+      expect(await res.json()).toMatchObject({ status: 413, type: '/problems/payload-too-large' });
+    });
+  });
+
+  describe('health', () => {
+    it('answers 200 when Temporal and Redis answer', async () => {
+      const res = await app.request('/health');
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        status: 'ok',
+        checks: { temporal: { ok: true }, redis: { ok: true } },
+      });
+    });
+
+    it('answers 503 naming Redis when Redis does not answer', async () => {
+      const deadRedis = new Redis('redis://127.0.0.1:1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      deadRedis.on('error', () => undefined);
+      const health = createHealthCheck({
+        connection,
+        redis: deadRedis,
+        temporalAddress: services.temporalAddress,
+        redisUrl: 'redis://127.0.0.1:1',
+        timeoutMs: 500,
+      });
+      const res = await createApp({ decisions: {} as never, health, maxQueryChars: 10 }).request(
+        '/health',
+      );
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({
+        status: 'unavailable',
+        checks: { temporal: { ok: true }, redis: { ok: false } },
+      });
+      deadRedis.disconnect();
+    });
+
+    it('answers 503 naming Temporal when Temporal does not answer', async () => {
+      // Without the retry interceptor, so no retry outlives the test's connection.
+      const deadTemporal = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
+      const health = createHealthCheck({
+        connection: deadTemporal,
+        redis: store.redis,
+        temporalAddress: '127.0.0.1:1',
+        redisUrl: services.redisUrl,
+        timeoutMs: 500,
+      });
+      const res = await createApp({ decisions: {} as never, health, maxQueryChars: 10 }).request(
+        '/health',
+      );
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({
+        status: 'unavailable',
+        checks: { temporal: { ok: false }, redis: { ok: true } },
+      });
+      await deadTemporal.close();
+    });
+  });
+
+  it('serves an OpenAPI 3.1 document listing every route', async () => {
+    const res = await app.request('/openapi.json');
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, object> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/decisions',
+      '/decisions/start',
+      '/decisions/status/{process_id}',
+      '/decisions/{process_id}',
+      '/health',
+    ]);
+  });
+
+  it('answers an unknown route with a 404 problem document', async () => {
+    const res = await app.request('/nowhere');
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+  });
+});

@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecisionRecord } from '../../src/domain/decision';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { freePort } from '../support/ports';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
+
+const root = resolve(__dirname, '../..');
+
+/** Runs an entry point the way `npm run api` / `npm run worker` do, keeping its output. */
+function startRole(entry: string, env: NodeJS.ProcessEnv) {
+  const child = spawn(resolve(root, 'node_modules/.bin/tsx'), [entry], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return { child, output: () => output };
+}
+
+function stopRole(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((done) => {
+    child.once('exit', (code) => done(code));
+    child.kill('SIGTERM');
+  });
+}
+
+describe('end to end: the real API and worker processes', () => {
+  let api: ReturnType<typeof startRole>;
+  let worker: ReturnType<typeof startRole>;
+  let baseUrl: string;
+  let store: ReturnType<typeof testProjection>;
+  let connection: Connection;
+
+  beforeAll(async () => {
+    store = testProjection();
+    const port = await freePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+    const env = {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      TEMPORAL_TASK_QUEUE: uniqueName('e2e'),
+      REDIS_URL: services.redisUrl,
+      REDIS_KEY_PREFIX: store.prefix,
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    };
+    worker = startRole('src/main/worker.ts', { ...env, LOG_LEVEL: 'info' });
+    api = startRole('src/main/api.ts', env);
+    connection = await Connection.connect({ address: services.temporalAddress });
+    await waitFor(
+      'the worker to poll',
+      () => (worker.output().includes('Worker polling') ? true : undefined),
+      90_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\nworker output:\n${worker.output()}`);
+    });
+    await waitFor('the API to answer /health', async () => {
+      const res = await fetch(`${baseUrl}/health`);
+      return res.ok ? true : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\nAPI output:\n${api.output()}`);
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([api && stopRole(api.child), worker && stopRole(worker.child)]);
+    await store?.cleanup();
+    await connection?.close();
+  });
+
+  it('completes a decision asked over HTTP, with ten phases in the result and in Redis', async () => {
+    const started = await fetch(`${baseUrl}/decisions/start`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ decision_query: 'Should we move billing to a managed Postgres?' }),
+    });
+    expect(started.status).toBe(200);
+    const { process_id } = (await started.json()) as { process_id: string };
+
+    const finished = await waitFor('the decision to complete', async () => {
+      const res = await fetch(`${baseUrl}/decisions/status/${process_id}`);
+      const body = (await res.json()) as Omit<DecisionRecord, 'seq'>;
+      if (body.status === 'failed')
+        throw new Error(`decision failed: ${JSON.stringify(body.error)}`);
+      return body.status === 'completed' ? body : undefined;
+    });
+
+    expect(finished.phases.map((p) => [p.name, p.status])).toEqual(
+      PHASE_NAMES.map((name) => [name, 'completed']),
+    );
+    expect(Object.keys(finished.result!.phases)).toEqual(PHASE_NAMES);
+    expect(finished.result!.decision).toMatchObject({
+      summary: expect.stringContaining('move billing to a managed Postgres'),
+    });
+    expect(finished.completed_at).not.toBeNull();
+
+    const { seq: _seq, ...projected } = (await store.projection.get(process_id))!;
+    expect(projected).toEqual(finished);
+
+    const history = await new Client({ connection }).workflow.getHandle(process_id).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
+    expect(scheduled).toEqual(PHASE_NAMES);
+  });
+
+  it('shuts both roles down cleanly on SIGTERM', async () => {
+    expect(await stopRole(worker.child)).toBe(0);
+    expect(await stopRole(api.child)).toBe(0);
+  });
+});

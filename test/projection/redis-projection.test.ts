@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { initialRecord, type DecisionRecord } from '../../src/domain/decision';
+import { testProjection } from '../support/context';
+
+function record(id: string, seq: number, patch: Partial<DecisionRecord> = {}): DecisionRecord {
+  return { ...initialRecord(id, 'Should we?', '2026-01-01T00:00:00.000Z'), seq, ...patch };
+}
+
+const completed = (id: string, seq: number, completedAt = new Date().toISOString()) =>
+  record(id, seq, {
+    status: 'completed',
+    completed_at: completedAt,
+    result: {
+      query: 'Should we?',
+      decision: { summary: 'yes' },
+      phases: {} as never,
+      usage: { model_calls: 10, latency_ms: 5 },
+    },
+  });
+
+describe('DecisionProjection (real Redis)', () => {
+  let t: ReturnType<typeof testProjection>;
+  beforeEach(() => {
+    t = testProjection(3600);
+  });
+  afterEach(() => t.cleanup());
+
+  it('round-trips a record, with the result stored apart and indexed by creation time', async () => {
+    const r = completed('d1', 10);
+    expect(await t.projection.write(r)).toBe(true);
+    expect(await t.projection.get('d1')).toEqual(r);
+    expect(JSON.parse((await t.redis.get(t.projection.resultKey('d1')))!)).toEqual(r.result);
+    expect(await t.redis.hget(t.projection.recordKey('d1'), 'result')).toBeNull();
+    expect(await t.redis.zscore(t.projection.createdIndexKey, 'd1')).toBe(
+      String(Date.parse(r.created_at)),
+    );
+  });
+
+  it('returns null for an id it does not have', async () => {
+    expect(await t.projection.get('missing')).toBeNull();
+  });
+
+  it('ignores a stale or repeated write and applies a newer one', async () => {
+    await t.projection.write(record('d2', 5, { status: 'running', current_phase: 'defineScope' }));
+    expect(await t.projection.write(record('d2', 4, { status: 'running' }))).toBe(false);
+    expect(await t.projection.write(record('d2', 5, { status: 'failed' }))).toBe(false);
+    expect(await t.projection.get('d2')).toMatchObject({
+      seq: 5,
+      status: 'running',
+      current_phase: 'defineScope',
+    });
+    expect(await t.projection.write(completed('d2', 6))).toBe(true);
+    expect((await t.projection.get('d2'))?.status).toBe('completed');
+  });
+
+  it('keeps running decisions forever and finished ones for the TTL', async () => {
+    await t.projection.write(record('d3', 1, { status: 'running' }));
+    expect(await t.redis.ttl(t.projection.recordKey('d3'))).toBe(-1);
+    await t.projection.write(completed('d3', 2));
+    const ttl = await t.redis.ttl(t.projection.recordKey('d3'));
+    expect(ttl).toBeGreaterThan(3500);
+    expect(await t.redis.ttl(t.projection.resultKey('d3'))).toBeGreaterThan(3500);
+    expect(await t.redis.zscore(t.projection.completedIndexKey, 'd3')).not.toBeNull();
+  });
+
+  it('un-finishes a decision that runs again (a reset): no TTL, no stale result', async () => {
+    await t.projection.write(completed('d4', 2));
+    await t.projection.write(record('d4', 3, { status: 'running' }));
+    expect(await t.redis.ttl(t.projection.recordKey('d4'))).toBe(-1);
+    expect(await t.redis.exists(t.projection.resultKey('d4'))).toBe(0);
+    expect(await t.redis.zscore(t.projection.completedIndexKey, 'd4')).toBeNull();
+    expect((await t.projection.get('d4'))?.result).toBeNull();
+  });
+
+  it('drops index entries of decisions whose records have expired', async () => {
+    const longAgo = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
+    await t.projection.write(completed('old', 1, longAgo));
+    await t.projection.write(completed('new', 1));
+    expect(await t.redis.zrange(t.projection.completedIndexKey, 0, -1)).toEqual(['new']);
+    expect(await t.redis.zrange(t.projection.createdIndexKey, 0, -1)).not.toContain('old');
+  });
+});

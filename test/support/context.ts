@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { DecisionProjection } from '../../src/projection/redis-projection';
+
+/** Addresses of the services the global setup started or found. */
+export const services = {
+  get temporalAddress() {
+    return inject('temporalAddress');
+  },
+  get redisUrl() {
+    return inject('redisUrl');
+  },
+  get workflowBundlePath() {
+    return inject('workflowBundlePath');
+  },
+};
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** A Redis client and a projection under a key prefix of the test's own; `cleanup` deletes it. */
+export function testProjection(ttlSeconds = 3600) {
+  const prefix = `${uniqueName('test')}:`;
+  const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+  const projection = new DecisionProjection(redis, { prefix, ttlSeconds });
+  return {
+    redis,
+    prefix,
+    projection,
+    async cleanup() {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    },
+  };
+}
+
+/** Polls until `check` returns a value that is not undefined, or fails after the deadline. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? `: ${last.message}` : '';
+      throw new Error(`Timed out waiting for ${what}${why}`, { cause: last });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

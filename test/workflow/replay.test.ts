@@ -1,0 +1,36 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import { services } from '../support/context';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+const dir = resolve(__dirname, '../histories');
+const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
+const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+
+describe('saved histories replay against the current workflow code', () => {
+  it('has saved histories to replay', () => {
+    expect(histories).toContain('decision-completed.json');
+  });
+
+  it.each(histories)('%s replays without a determinism error', async (file) => {
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: services.workflowBundlePath } },
+      load(file),
+    );
+  });
+
+  it('fails when the workflow changes its command sequence', async () => {
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: resolve(__dirname, 'fixtures/reordered-workflow.ts'),
+      logger: new DefaultLogger('ERROR'),
+    });
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed.json')),
+    ).rejects.toBeInstanceOf(DeterminismViolationError);
+  });
+});
