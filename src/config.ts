@@ -3,28 +3,60 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** Every setting the processes read, with its default. Read once at start-up, then passed down. */
-export const ConfigSchema = z.object({
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PORT: port.default(8001),
-  TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^.+:\d+$/, 'must be host:port')
-    .default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('decisions'),
-  TEMPORAL_UI_PORT: port.default(8233),
-  TEMPORAL_DB_FILE: z.string().min(1).default('.data/temporal.sqlite'),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  REDIS_KEY_PREFIX: z.string().default('decisions:'),
-  REDIS_DATA_DIR: z.string().min(1).default('.data/redis'),
-  DECISION_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(7 * 24 * 3600),
-  MAX_QUERY_CHARS: z.coerce.number().int().positive().default(4000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-});
+export const ConfigSchema = z
+  .object({
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port.default(8001),
+    TEMPORAL_ADDRESS: z
+      .string()
+      .regex(/^.+:\d+$/, 'must be host:port')
+      .default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('decisions'),
+    TEMPORAL_UI_PORT: port.default(8233),
+    TEMPORAL_DB_FILE: z.string().min(1).default('.data/temporal.sqlite'),
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+    REDIS_KEY_PREFIX: z.string().default('decisions:'),
+    REDIS_DATA_DIR: z.string().min(1).default('.data/redis'),
+    DECISION_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(7 * 24 * 3600),
+    MAX_QUERY_CHARS: z.coerce.number().int().positive().default(4000),
+    LOG_LEVEL: z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+      .default('info'),
+    LLM_PROVIDER: z.enum(['offline', 'openai']).default('offline'),
+    LLM_MODEL: z.string().min(1).optional(),
+    LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    LLM_API_KEY: z.string().min(1).optional(),
+    LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+    LLM_RESPONSE_FORMAT: z.enum(['json_schema', 'json_object']).default('json_schema'),
+    LLM_RESPONSE_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(7 * 24 * 3600),
+    KNOWLEDGE_DIR: z.string().min(1).default('knowledge'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LLM_API_KEY'],
+        message:
+          'is required with LLM_PROVIDER=openai (or set LLM_BASE_URL to a server that needs no key)',
+      });
+    }
+    if (c.LLM_PROVIDER === 'openai' && !c.LLM_MODEL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LLM_MODEL'],
+        message: 'is required with LLM_PROVIDER=openai',
+      });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 

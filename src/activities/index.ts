@@ -1,38 +1,120 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { PhaseAgent } from '../agents/deterministic';
+import type { Logger } from 'pino';
+import { AGENTS } from '../agents';
+import type { AgentContext } from '../agents/context';
+import { retrieveInformation, unansweredNeed } from '../agents/retrieve-information';
+import { runAgent, type AgentRun } from '../agents/runner';
 import type { DecisionRecord, PhaseInput, PhaseResult } from '../domain/decision';
+import type { InformationNeed, RetrievalAnswer } from '../domain/outputs';
 import { PHASE_NAMES, type PhaseName } from '../domain/phases';
+import { summarizeAnswers } from '../domain/retrieval';
+import type { KnowledgeBase } from '../knowledge/knowledge-base';
+import type { LanguageModel } from '../llm/model';
+import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionProjection } from '../projection/redis-projection';
 
 export interface ActivityDeps {
-  agents: Record<PhaseName, PhaseAgent>;
+  model: LanguageModel;
+  /** Model answers kept so that a retried activity does not pay for them again. */
+  responses: ResponseStore;
+  knowledge: KnowledgeBase;
   projection: Pick<DecisionProjection, 'write'>;
+  /** How many passages each information need is answered from. */
+  passagesPerNeed?: number;
+  heartbeatIntervalMs?: number;
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export type PhaseActivity = (input: PhaseInput) => Promise<PhaseResult>;
 
+function invalidInput(message: string): never {
+  throw ApplicationFailure.create({ type: 'InvalidPhaseInput', message, nonRetryable: true });
+}
+
 /** The worker's activities: one per phase (named after it) and the projection write. */
 export function createActivities(deps: ActivityDeps) {
-  const phases = {} as Record<PhaseName, PhaseActivity>;
-  for (const name of PHASE_NAMES) {
-    phases[name] = async (input) => {
-      if (typeof input?.query !== 'string' || input.query.trim() === '') {
-        throw ApplicationFailure.create({
-          type: 'InvalidPhaseInput',
-          message: `${name} needs a non-empty question`,
-          nonRetryable: true,
-        });
-      }
-      const started = performance.now();
-      const answer = await deps.agents[name](input);
-      return {
-        output: answer.output,
-        model: answer.model,
-        latency_ms: Math.round(performance.now() - started),
-        attempt: Context.current().info.attempt,
-      };
+  const passagesPerNeed = deps.passagesPerNeed ?? 4;
+
+  const answerNeed = async (
+    query: string,
+    need: InformationNeed,
+    model: StoredModel,
+    signal: AbortSignal,
+  ): Promise<AgentRun<RetrievalAnswer>> => {
+    const hits = deps.knowledge.search(need.question, passagesPerNeed);
+    const ctx: AgentContext = {
+      query,
+      outputs: {},
+      need,
+      passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })),
     };
-  }
+    if (hits.length === 0) {
+      const usage = { input_tokens: 0, output_tokens: 0 };
+      return {
+        output: unansweredNeed(ctx),
+        model: model.name,
+        model_calls: 0,
+        usage,
+        latency_ms: 0,
+      };
+    }
+    return runAgent(retrieveInformation, ctx, model, signal);
+  };
+
+  const runPhase = async (phase: PhaseName, input: PhaseInput): Promise<PhaseResult> => {
+    if (typeof input?.query !== 'string' || input.query.trim() === '') {
+      invalidInput(`${phase} needs a non-empty question`);
+    }
+    const ctx = Context.current();
+    const { workflowExecution, activityId, attempt } = ctx.info;
+    const model = withResponseStore(
+      deps.model,
+      deps.responses,
+      `${workflowExecution?.workflowId}:${workflowExecution?.runId}:${activityId}`,
+      (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),
+    );
+    // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, and deliver
+    // cancellation, which aborts the model call through the signal.
+    ctx.heartbeat();
+    const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 5000);
+    try {
+      let run: AgentRun<unknown>;
+      if (phase === 'retrieveInformation' && input.need) {
+        run = await answerNeed(input.query, input.need, model, ctx.cancellationSignal);
+      } else if (phase === 'retrieveInformation') {
+        // Decisions started before retrieval fanned out send no need: answer all of them here.
+        const needs = input.outputs.identifyInformationNeeds?.needs;
+        if (!needs) invalidInput('retrieveInformation needs the identifyInformationNeeds output');
+        const runs: AgentRun<RetrievalAnswer>[] = [];
+        for (const need of needs)
+          runs.push(await answerNeed(input.query, need, model, ctx.cancellationSignal));
+        const answers = runs.map((r) => r.output);
+        run = {
+          output: { summary: summarizeAnswers(answers), answers },
+          model: model.name,
+          model_calls: runs.reduce((n, r) => n + r.model_calls, 0),
+          usage: {
+            input_tokens: runs.reduce((n, r) => n + r.usage.input_tokens, 0),
+            output_tokens: runs.reduce((n, r) => n + r.usage.output_tokens, 0),
+          },
+          latency_ms: runs.reduce((n, r) => n + r.latency_ms, 0),
+        };
+      } else {
+        run = await runAgent(
+          AGENTS[phase],
+          { query: input.query, outputs: input.outputs },
+          model,
+          ctx.cancellationSignal,
+        );
+      }
+      return { ...run, attempt };
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  const phases = {} as Record<PhaseName, PhaseActivity>;
+  for (const name of PHASE_NAMES) phases[name] = (input) => runPhase(name, input);
   return {
     ...phases,
     /** Writes the decision's state to the Redis projection; a stale write is ignored there. */

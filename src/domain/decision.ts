@@ -1,3 +1,4 @@
+import type { InformationNeed, PhaseOutputMap } from './outputs';
 import { PHASES, type PhaseName } from './phases';
 
 export const DECISION_STATUSES = [
@@ -39,13 +40,26 @@ export interface PhaseRecord {
   /** How many attempts the phase's activity took (1 when it succeeded first time). */
   attempts: number | null;
   model: string | null;
+  model_calls: number | null;
+  /** Tokens the provider reported, summed over the phase's model calls. */
+  usage: TokenUsage | null;
+  /** Time spent waiting for the model. */
+  latency_ms: number | null;
   error: DecisionError | null;
 }
 
+export interface TokenUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
 /** What one phase activity returns to the workflow. */
-export interface PhaseResult {
-  output: unknown;
+export interface PhaseResult<O = unknown> {
+  output: O;
   model: string;
+  /** Model calls this attempt made (a repair round makes two); answers reused from the store count 0. */
+  model_calls: number;
+  usage: TokenUsage;
   latency_ms: number;
   attempt: number;
 }
@@ -55,11 +69,13 @@ export interface PhaseInput {
   decision_id: string;
   query: string;
   outputs: PhaseOutputs;
+  /** For retrieveInformation: the one information need this activity answers. */
+  need?: InformationNeed;
 }
 
-export type PhaseOutputs = Partial<Record<PhaseName, unknown>>;
+export type PhaseOutputs = Partial<PhaseOutputMap>;
 
-export interface DecisionUsage {
+export interface DecisionUsage extends TokenUsage {
   model_calls: number;
   latency_ms: number;
 }
@@ -67,9 +83,9 @@ export interface DecisionUsage {
 export interface DecisionResult {
   query: string;
   /** The compiled decision record (the output of compileResult). */
-  decision: unknown;
+  decision: PhaseOutputMap['compileResult'];
   /** Every phase's output, keyed by phase name. */
-  phases: Record<PhaseName, unknown>;
+  phases: PhaseOutputMap;
   usage: DecisionUsage;
 }
 
@@ -112,6 +128,9 @@ export function initialRecord(processId: string, query: string, createdAt: strin
       duration_ms: null,
       attempts: null,
       model: null,
+      model_calls: null,
+      usage: null,
+      latency_ms: null,
       error: null,
     })),
     result: null,

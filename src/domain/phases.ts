@@ -7,6 +7,8 @@ export interface PhaseSpec {
   readonly title: string;
   readonly description: string;
   readonly startToCloseTimeout: Duration;
+  /** A worker that stops heartbeating for this long is taken as dead and the attempt retried. */
+  readonly heartbeatTimeout: Duration;
   readonly retry: RetryPolicy;
 }
 
@@ -15,6 +17,7 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'InvalidPhaseInput',
   'ModelAuthenticationError',
   'ModelInvalidRequest',
+  'ModelNotFound',
   'ModelContentRefused',
 ];
 
@@ -33,6 +36,7 @@ export const PHASES = [
     title: 'Identify trigger',
     description: 'What prompted the decision, its urgency and its stakeholders.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -40,6 +44,7 @@ export const PHASES = [
     title: 'Root cause analysis',
     description: 'The underlying problem behind the trigger.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -47,6 +52,7 @@ export const PHASES = [
     title: 'Scope definition',
     description: 'What is in and out of scope, and the constraints.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -54,6 +60,7 @@ export const PHASES = [
     title: 'Establish goals',
     description: 'Measurable goals and weighted criteria.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -61,6 +68,7 @@ export const PHASES = [
     title: 'Information needs',
     description: 'The questions that must be answered before deciding.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -68,6 +76,7 @@ export const PHASES = [
     title: 'Retrieve information',
     description: 'Answers to the information needs from the knowledge base.',
     startToCloseTimeout: '3 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -75,6 +84,7 @@ export const PHASES = [
     title: 'Generate alternatives',
     description: 'Three or more options, each scored against the criteria.',
     startToCloseTimeout: '3 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -82,6 +92,7 @@ export const PHASES = [
     title: 'Draft decision',
     description: 'The recommended option with its rationale and risks.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -89,6 +100,7 @@ export const PHASES = [
     title: 'Update draft',
     description: 'The draft revised by critique.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
   {
@@ -96,6 +108,7 @@ export const PHASES = [
     title: 'Compile result',
     description: 'The final decision record.',
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
 ] as const satisfies readonly PhaseSpec[];

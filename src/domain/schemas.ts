@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DECISION_STATUSES, PHASE_STATUSES } from './decision';
+import { CompileResultOutput, PHASE_OUTPUT_SCHEMAS } from './outputs';
 import { PHASE_NAMES, type PhaseName } from './phases';
 
 const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
@@ -19,14 +20,22 @@ export const PhaseRecordSchema = z.object({
   duration_ms: z.number().nullable(),
   attempts: z.number().int().nullable(),
   model: z.string().nullable(),
+  model_calls: z.number().int().nullable(),
+  usage: z.object({ input_tokens: z.number(), output_tokens: z.number() }).nullable(),
+  latency_ms: z.number().nullable(),
   error: DecisionErrorSchema.nullable(),
 });
 
 export const DecisionResultSchema = z.object({
   query: z.string(),
-  decision: z.unknown(),
-  phases: z.record(phaseName, z.unknown()),
-  usage: z.object({ model_calls: z.number(), latency_ms: z.number() }),
+  decision: CompileResultOutput,
+  phases: z.object(PHASE_OUTPUT_SCHEMAS),
+  usage: z.object({
+    model_calls: z.number(),
+    input_tokens: z.number(),
+    output_tokens: z.number(),
+    latency_ms: z.number(),
+  }),
 });
 
 export const DecisionRecordSchema = z.object({

@@ -2,8 +2,10 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { createDeterministicAgents } from '../agents/deterministic';
 import type { Config } from '../config';
+import { KnowledgeBase } from '../knowledge/knowledge-base';
+import { createModel } from '../llm';
+import { RedisResponseStore } from '../llm/response-store';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
@@ -26,6 +28,16 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     await admin.close();
   }
 
+  const knowledge = await KnowledgeBase.load(config.KNOWLEDGE_DIR).catch((err: unknown) => {
+    throw new Error(`Cannot load the knowledge base from KNOWLEDGE_DIR=${config.KNOWLEDGE_DIR}`, {
+      cause: err,
+    });
+  });
+  const model = createModel(config);
+  logger.info(
+    { model: model.name, provider: config.LLM_PROVIDER, passages: knowledge.size },
+    'Model and knowledge base ready',
+  );
   const redis = createRedis(config.REDIS_URL);
   const projection = new DecisionProjection(redis, {
     prefix: config.REDIS_KEY_PREFIX,
@@ -38,7 +50,17 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     // Workflows are registered by path: they run bundled, in a separate deterministic context.
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ agents: createDeterministicAgents(), projection }),
+    activities: createActivities({
+      model,
+      responses: new RedisResponseStore(
+        redis,
+        `${config.REDIS_KEY_PREFIX}llm:`,
+        config.LLM_RESPONSE_TTL_SECONDS,
+      ),
+      knowledge,
+      projection,
+      logger,
+    }),
   });
   logger.info(
     { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE },

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -16,9 +17,13 @@ import {
   type DecisionError,
   type DecisionInput,
   type DecisionRecord,
+  type PhaseInput,
   type PhaseOutputs,
   type PhaseRecord,
+  type PhaseResult,
 } from '../domain/decision';
+import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
+import { summarizeAnswers } from '../domain/retrieval';
 import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DecisionPhaseAttribute,
@@ -30,6 +35,7 @@ const phaseActivities = {} as Record<PhaseName, PhaseActivity>;
 for (const phase of PHASES) {
   phaseActivities[phase.name] = proxyActivities<Activities>({
     startToCloseTimeout: phase.startToCloseTimeout,
+    heartbeatTimeout: phase.heartbeatTimeout,
     retry: phase.retry,
   })[phase.name];
 }
@@ -71,7 +77,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   };
 
   const outputs: PhaseOutputs = {};
-  const usage = { model_calls: 0, latency_ms: 0 };
+  const usage = { model_calls: 0, input_tokens: 0, output_tokens: 0, latency_ms: 0 };
   const begin = (phase: PhaseRecord) => {
     phase.status = 'running';
     phase.started_at = now();
@@ -84,19 +90,27 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
 
   for (const [index, phase] of record.phases.entries()) {
     try {
-      const result = await phaseActivities[phase.name]({
-        decision_id: record.process_id,
-        query: record.query,
-        outputs,
-      });
-      outputs[phase.name] = result.output;
-      usage.model_calls += 1;
+      const input: PhaseInput = { decision_id: record.process_id, query: record.query, outputs };
+      const result =
+        phase.name === 'retrieveInformation' && patched(RETRIEVAL_FAN_OUT)
+          ? await retrieveInParallel(input)
+          : await phaseActivities[phase.name](input);
+      // Results recorded by older workers may lack the usage fields.
+      const calls = result.model_calls ?? 1;
+      const tokens = result.usage ?? { input_tokens: 0, output_tokens: 0 };
+      (outputs as Record<PhaseName, unknown>)[phase.name] = result.output;
+      usage.model_calls += calls;
+      usage.input_tokens += tokens.input_tokens;
+      usage.output_tokens += tokens.output_tokens;
       usage.latency_ms += result.latency_ms;
       phase.status = 'completed';
       phase.completed_at = now();
       phase.duration_ms = Date.parse(phase.completed_at) - Date.parse(phase.started_at!);
       phase.attempts = result.attempt;
       phase.model = result.model;
+      phase.model_calls = calls;
+      phase.usage = tokens;
+      phase.latency_ms = result.latency_ms;
     } catch (err) {
       if (isCancellation(err)) {
         phase.status = 'cancelled';
@@ -137,12 +151,35 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   record.completed_at = now();
   record.result = {
     query: record.query,
-    decision: outputs.compileResult,
-    phases: outputs as Record<PhaseName, unknown>,
+    decision: outputs.compileResult!,
+    phases: outputs as PhaseOutputMap,
     usage,
   };
   await publish();
   return record;
+}
+
+// Retrieval answers each information need in its own activity, in parallel. Decisions started
+// before this change replay the single-activity path (see docs/ARCHITECTURE.md, versioning).
+const RETRIEVAL_FAN_OUT = 'retrieval-fan-out';
+
+async function retrieveInParallel(input: PhaseInput): Promise<PhaseResult> {
+  const needs = input.outputs.identifyInformationNeeds?.needs ?? [];
+  const results = await Promise.all(
+    needs.map((need) => phaseActivities.retrieveInformation({ ...input, need })),
+  );
+  const answers = results.map((r) => r.output as RetrievalAnswer);
+  return {
+    output: { summary: summarizeAnswers(answers), answers },
+    model: results[0]?.model ?? 'none',
+    model_calls: results.reduce((n, r) => n + r.model_calls, 0),
+    usage: {
+      input_tokens: results.reduce((n, r) => n + r.usage.input_tokens, 0),
+      output_tokens: results.reduce((n, r) => n + r.usage.output_tokens, 0),
+    },
+    latency_ms: results.reduce((n, r) => n + r.latency_ms, 0),
+    attempt: Math.max(1, ...results.map((r) => r.attempt)),
+  };
 }
 
 /** The innermost cause of an activity failure, as the projection and the Web UI show it. */

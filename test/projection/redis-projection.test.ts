@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialRecord, type DecisionRecord } from '../../src/domain/decision';
+import { CANNED } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
 
 function record(id: string, seq: number, patch: Partial<DecisionRecord> = {}): DecisionRecord {
@@ -12,9 +13,9 @@ const completed = (id: string, seq: number, completedAt = new Date().toISOString
     completed_at: completedAt,
     result: {
       query: 'Should we?',
-      decision: { summary: 'yes' },
-      phases: {} as never,
-      usage: { model_calls: 10, latency_ms: 5 },
+      decision: CANNED.compileResult,
+      phases: CANNED,
+      usage: { model_calls: 10, input_tokens: 100, output_tokens: 50, latency_ms: 5 },
     },
   });
 

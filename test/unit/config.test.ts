@@ -23,3 +23,28 @@ describe('loadConfig', () => {
     expect(load).toThrow(/PORT[\s\S]*TEMPORAL_ADDRESS[\s\S]*REDIS_URL/);
   });
 });
+
+describe('loadConfig for model providers', () => {
+  it('defaults to the offline model', () => {
+    expect(loadConfig({}).LLM_PROVIDER).toBe('offline');
+  });
+
+  it('asks for a model and a key (or a base URL) with LLM_PROVIDER=openai', () => {
+    expect(() => loadConfig({ LLM_PROVIDER: 'openai' })).toThrow(
+      /LLM_API_KEY: is required[\s\S]*LLM_MODEL: is required/,
+    );
+    expect(
+      loadConfig({
+        LLM_PROVIDER: 'openai',
+        LLM_MODEL: 'm',
+        LLM_BASE_URL: 'http://127.0.0.1:11434/v1',
+      }),
+    ).toMatchObject({
+      LLM_MODEL: 'm',
+    });
+  });
+
+  it('rejects an unknown provider', () => {
+    expect(() => loadConfig({ LLM_PROVIDER: 'magic' })).toThrow(/LLM_PROVIDER/);
+  });
+});

@@ -8,13 +8,27 @@ import type { DecisionRecord, PhaseInput } from '../../src/domain/decision';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { DECISION_WORKFLOW_TYPE, progressQuery } from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
+import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
 Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
 
 type Behaviour = (input: PhaseInput, call: number) => Promise<unknown>;
 
-/** Phase activities that record every call and answer by the given behaviours. */
+/** The canned output of a phase; for a retrieval, the canned answer to the need it was given. */
+function cannedOutput(phase: PhaseName, input: PhaseInput): unknown {
+  if (phase !== 'retrieveInformation') return CANNED[phase];
+  const canned = CANNED.retrieveInformation.answers.find((a) => a.need_id === input.need?.id);
+  return (
+    canned ?? {
+      ...CANNED.retrieveInformation.answers[0]!,
+      need_id: input.need!.id,
+      question: input.need!.question,
+    }
+  );
+}
+
+/** Phase activities that record every call and answer with canned outputs or the given behaviours. */
 function mockPhases(behaviours: Partial<Record<PhaseName, Behaviour>> = {}) {
   const calls: { phase: PhaseName; input: PhaseInput }[] = [];
   const phases = {} as Record<PhaseName, PhaseActivity>;
@@ -22,10 +36,16 @@ function mockPhases(behaviours: Partial<Record<PhaseName, Behaviour>> = {}) {
     phases[phase] = async (input) => {
       calls.push({ phase, input: structuredClone(input) });
       const call = calls.filter((c) => c.phase === phase).length;
-      const output = behaviours[phase]
-        ? await behaviours[phase](input, call)
-        : { phase, seen: Object.keys(input.outputs) };
-      return { output, model: 'mock', latency_ms: 1, attempt: Context.current().info.attempt };
+      const behaviour = behaviours[phase];
+      const output = behaviour ? await behaviour(input, call) : cannedOutput(phase, input);
+      return {
+        output,
+        model: 'mock',
+        model_calls: 1,
+        usage: { input_tokens: 3, output_tokens: 2 },
+        latency_ms: 1,
+        attempt: Context.current().info.attempt,
+      };
     };
   }
   return {
@@ -76,7 +96,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
       await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue,
         workflowId,
-        args: [{ query: 'Should we move billing to a managed Postgres?' }],
+        args: [{ query: CANNED_QUERY }],
       });
       return body(workflowId);
     });
@@ -88,21 +108,36 @@ describe('decisionWorkflow on a real Temporal server', () => {
       client.workflow.getHandle<typeof decisionWorkflow>(id).result(),
     );
 
-    expect(mock.calls.map((c) => c.phase)).toEqual(PHASE_NAMES);
-    mock.calls.forEach((call, i) => {
-      expect(call.input.query).toBe('Should we move billing to a managed Postgres?');
-      expect(Object.keys(call.input.outputs)).toEqual(PHASE_NAMES.slice(0, i));
-    });
+    // Retrieval runs once per information need (two in the canned needs).
+    const expectedCalls = PHASE_NAMES.flatMap((p) => (p === 'retrieveInformation' ? [p, p] : [p]));
+    expect(mock.calls.map((c) => c.phase)).toEqual(expectedCalls);
+    for (const call of mock.calls) {
+      expect(call.input.query).toBe(CANNED_QUERY);
+      const before = PHASE_NAMES.slice(0, PHASE_NAMES.indexOf(call.phase));
+      expect(Object.keys(call.input.outputs)).toEqual(before);
+      for (const p of before) expect(call.input.outputs[p]).toEqual(CANNED[p]);
+    }
+    expect(
+      mock.calls
+        .filter((c) => c.phase === 'retrieveInformation')
+        .map((c) => c.input.need!)
+        .sort((a, b) => a.id.localeCompare(b.id)),
+    ).toEqual(CANNED.identifyInformationNeeds.needs);
     expect(record.status).toBe('completed');
-    expect(record.phases.map((p) => [p.name, p.status, p.attempts])).toEqual(
-      PHASE_NAMES.map((name) => [name, 'completed', 1]),
+    expect(record.phases.map((p) => [p.name, p.status, p.attempts, p.model])).toEqual(
+      PHASE_NAMES.map((name) => [name, 'completed', 1, 'mock']),
     );
-    expect(Object.keys(record.result!.phases)).toEqual(PHASE_NAMES);
-    expect(record.result!.decision).toEqual({
-      phase: 'compileResult',
-      seen: PHASE_NAMES.slice(0, 9),
+    expect(record.result!.phases).toEqual(CANNED);
+    expect(record.result!.decision).toEqual(CANNED.compileResult);
+    expect(record.result!.usage).toMatchObject({
+      model_calls: 11,
+      input_tokens: 33,
+      output_tokens: 22,
     });
-    expect(record.result!.usage.model_calls).toBe(10);
+    expect(record.phases.find((p) => p.name === 'retrieveInformation')).toMatchObject({
+      model_calls: 2,
+      usage: { input_tokens: 6, output_tokens: 4 },
+    });
 
     const projected = await store.projection.get(record.process_id);
     expect(projected).toEqual(record);
@@ -112,7 +147,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     const mock = mockPhases({
       defineScope: (_input, call) => {
         if (call === 1) throw new Error('model timed out');
-        return Promise.resolve({ scope: 'recovered' });
+        return Promise.resolve({ ...CANNED.defineScope, summary: 'recovered' });
       },
     });
     const record = await run(mock.phases, (id) =>
@@ -125,7 +160,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
       status: 'completed',
       attempts: 2,
     });
-    expect(record.result!.phases.defineScope).toEqual({ scope: 'recovered' });
+    expect(record.result!.phases.defineScope.summary).toBe('recovered');
   });
 
   it('fails the decision on a permanent error, with the error in the projection', async () => {
@@ -220,5 +255,49 @@ describe('decisionWorkflow on a real Temporal server', () => {
     });
     expect(projected.phases[3]!.status).toBe('cancelled');
     expect(projected.error).toMatchObject({ phase: 'establishGoals', type: 'Cancelled' });
+  });
+  it('fans retrieval out: one activity per information need, all in flight at once', async () => {
+    const needs = [1, 2, 3].map((n) => ({
+      id: `N${n}`,
+      question: `Question ${n}?`,
+      why: 'Because',
+    }));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let allArrived = false;
+    const mock = mockPhases({
+      identifyInformationNeeds: () => Promise.resolve({ summary: 'Three needs', needs }),
+      retrieveInformation: async (input) => {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        if (inFlight === 3) allArrived = true;
+        // Run sequentially, this waits alone until its deadline and maxInFlight stays 1.
+        await waitFor(
+          'all three retrievals in flight',
+          () => (allArrived ? true : undefined),
+          5000,
+        ).catch(() => undefined);
+        inFlight -= 1;
+        return cannedOutput('retrieveInformation', input);
+      },
+    });
+    const { record, history } = await run(mock.phases, async (id) => {
+      const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
+      return { record: await handle.result(), history: await handle.fetchHistory() };
+    });
+
+    expect(maxInFlight).toBe(3);
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.activityType?.name === 'retrieveInformation');
+    expect(scheduled).toHaveLength(3);
+    expect(record.result!.phases.retrieveInformation.answers.map((a) => a.need_id)).toEqual([
+      'N1',
+      'N2',
+      'N3',
+    ]);
+    expect(record.result!.phases.retrieveInformation.summary).toBe(
+      '3 of 3 information needs answered from the knowledge base.',
+    );
   });
 });

@@ -13,8 +13,10 @@ const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
 const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
 describe('saved histories replay against the current workflow code', () => {
-  it('has saved histories to replay', () => {
-    expect(histories).toContain('decision-completed.json');
+  it('has saved histories to replay, from before and after retrieval fanned out', () => {
+    expect(histories).toEqual(
+      expect.arrayContaining(['decision-completed-v1.json', 'decision-completed-v2.json']),
+    );
   });
 
   it.each(histories)('%s replays without a determinism error', async (file) => {
@@ -30,7 +32,7 @@ describe('saved histories replay against the current workflow code', () => {
       logger: new DefaultLogger('ERROR'),
     });
     await expect(
-      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed.json')),
+      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed-v2.json')),
     ).rejects.toBeInstanceOf(DeterminismViolationError);
   });
 });

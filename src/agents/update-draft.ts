@@ -1,0 +1,34 @@
+import { UpdateDraftOutput } from '../domain/outputs';
+import { bullets, earlier, question, type Agent } from './context';
+
+export const updateDraft: Agent<typeof UpdateDraftOutput> = {
+  phase: 'updateDraft',
+  schema: UpdateDraftOutput,
+  system:
+    'You critique a draft decision as a sceptical reviewer: unsupported claims, unanswered ' +
+    'information needs, risks without mitigation, goals the recommendation does not serve. Then ' +
+    'revise the draft. Keep the recommendation unless the critique shows it is wrong; it must ' +
+    'stay one of the alternatives, by name.',
+  prompt: (ctx) => {
+    const draft = earlier(ctx, 'draftDecision');
+    const goals = earlier(ctx, 'establishGoals');
+    const info = earlier(ctx, 'retrieveInformation');
+    const alts = earlier(ctx, 'generateAlternatives').alternatives;
+    return [
+      question(ctx),
+      `Draft recommendation: ${draft.recommended} (confidence ${draft.confidence})`,
+      `Rationale: ${draft.rationale}`,
+      `Risks:\n${bullets(draft.risks.map((r) => `${r.risk} — mitigation: ${r.mitigation}`))}`,
+      `Goals:\n${bullets(goals.goals.map((g) => `${g.goal} (metric: ${g.metric})`))}`,
+      `Unanswered needs:\n${bullets(info.answers.filter((a) => !a.answered).map((a) => `${a.need_id} ${a.question}`))}`,
+      `Alternatives: ${alts.map((a) => a.name).join(', ')}`,
+      'Critique the draft, then give the revised recommendation and rationale.',
+    ].join('\n\n');
+  },
+  check: (output, ctx) => {
+    const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
+    return names.includes(output.revised_recommendation)
+      ? []
+      : [`revised_recommendation must be one of: ${names.map((n) => `"${n}"`).join(', ')}`];
+  },
+};

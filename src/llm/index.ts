@@ -1,0 +1,17 @@
+import type { Config } from '../config';
+import type { LanguageModel } from './model';
+import { createOfflineModel } from './offline';
+import { createOpenAIModel } from './openai';
+
+/** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
+export function createModel(config: Config): LanguageModel {
+  if (config.LLM_PROVIDER === 'offline') return createOfflineModel();
+  return createOpenAIModel({
+    model: config.LLM_MODEL!,
+    // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.
+    apiKey: config.LLM_API_KEY ?? 'no-key',
+    baseURL: config.LLM_BASE_URL,
+    timeoutMs: config.LLM_TIMEOUT_MS,
+    responseFormat: config.LLM_RESPONSE_FORMAT,
+  });
+}

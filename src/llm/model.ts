@@ -1,0 +1,37 @@
+import type { TokenUsage } from '../domain/decision';
+import type { AgentContext } from '../agents/context';
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** One request to a language model for a structured (JSON) answer. */
+export interface ModelRequest {
+  /** The phase that asks (the offline model answers by it). */
+  task: string;
+  system: string;
+  messages: ChatMessage[];
+  /** Name and JSON Schema of the expected answer, for providers that enforce structure. */
+  schemaName: string;
+  jsonSchema: Record<string, unknown>;
+  /** The structured facts the prompt was written from. Not sent to remote models. */
+  context: AgentContext;
+  signal?: AbortSignal;
+}
+
+export interface ModelResponse {
+  text: string;
+  /** The model that answered, as the provider names it. */
+  model: string;
+  /** Null when the provider reports none. */
+  usage: TokenUsage | null;
+  /** True when the answer came from the response store, not from a new call. */
+  reused?: boolean;
+}
+
+/** The one interface agents use to talk to a model. Implementations never retry: Temporal does. */
+export interface LanguageModel {
+  readonly name: string;
+  generate(request: ModelRequest): Promise<ModelResponse>;
+}

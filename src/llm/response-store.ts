@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { LanguageModel, ModelRequest, ModelResponse } from './model';
+
+/** Where model answers are kept so that a retried activity does not pay for them again. */
+export interface ResponseStore {
+  get(key: string): Promise<ModelResponse | null>;
+  put(key: string, response: ModelResponse): Promise<void>;
+  delete(keys: string[]): Promise<void>;
+}
+
+export class RedisResponseStore implements ResponseStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async get(key: string): Promise<ModelResponse | null> {
+    const raw = await this.redis.get(this.prefix + key);
+    return raw ? (JSON.parse(raw) as ModelResponse) : null;
+  }
+
+  async put(key: string, response: ModelResponse): Promise<void> {
+    await this.redis.set(this.prefix + key, JSON.stringify(response), 'EX', this.ttlSeconds);
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    if (keys.length > 0) await this.redis.del(...keys.map((k) => this.prefix + k));
+  }
+}
+
+/** The request as the model sees it: what decides its answer, hashed. */
+export function requestHash(model: string, request: ModelRequest): string {
+  const { system, messages, schemaName, jsonSchema } = request;
+  return createHash('sha256')
+    .update(JSON.stringify({ model, system, messages, schemaName, jsonSchema }))
+    .digest('hex');
+}
+
+export interface StoredModel extends LanguageModel {
+  /** Drops the answers this model stored, so that a retry asks afresh (after invalid output). */
+  forget(): Promise<void>;
+}
+
+/**
+ * Wraps a model so that each answer is stored (keyed by `scope`, e.g. workflow, run and activity
+ * id, and the request's hash) before it is returned, and a stored answer is reused. A store that
+ * does not answer costs a duplicate call at worst, never a failed phase.
+ */
+export function withResponseStore(
+  model: LanguageModel,
+  store: ResponseStore,
+  scope: string,
+  onStoreError: (err: unknown) => void = () => {},
+): StoredModel {
+  const written: string[] = [];
+  return {
+    name: model.name,
+    async generate(request) {
+      const key = `${scope}:${requestHash(model.name, request)}`;
+      const stored = await store.get(key).catch((err: unknown) => {
+        onStoreError(err);
+        return null;
+      });
+      if (stored) return { ...stored, reused: true };
+      const response = await model.generate(request);
+      await store.put(key, response).then(
+        () => written.push(key),
+        (err: unknown) => onStoreError(err),
+      );
+      return response;
+    },
+    async forget() {
+      await store.delete(written.splice(0)).catch(onStoreError);
+    },
+  };
+}

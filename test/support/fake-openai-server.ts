@@ -1,0 +1,110 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { PromptPassage } from '../../src/agents/context';
+import { cannedAnswer } from './fake-model';
+
+export interface ChatRequest {
+  /** The phase, from the structured-output schema name. */
+  task: string;
+  body: { model: string; messages: { role: string; content: string }[] };
+  at: number;
+}
+
+/** What the server does with a request: answer, or fail in one of the ways real servers do. */
+export type Fault =
+  | { kind: 'status'; status: number; headers?: Record<string, string>; message: string }
+  | { kind: 'hang' }
+  | { kind: 'malformed' };
+
+/** Recovers the need and passages a retrieval prompt carries, as the canned answer needs them. */
+function retrievalContext(prompt: string) {
+  const need = /Information need (N\d+): (.*)/.exec(prompt);
+  const passages: PromptPassage[] = [...prompt.matchAll(/^\[(P\d+)\] source: (.*?) — (.*)$/gm)].map(
+    (m) => ({ ref: m[1]!, source: m[2]!, heading: m[3]!, id: '', text: '' }),
+  );
+  return {
+    need: need ? { id: need[1]!, question: need[2]!, why: '' } : undefined,
+    passages,
+  };
+}
+
+/**
+ * A local server speaking the Chat Completions protocol: it answers with canned, schema-valid
+ * outputs and reports token usage, unless `fault` returns a fault for the request.
+ */
+export async function startFakeOpenAI() {
+  const requests: ChatRequest[] = [];
+  const sockets = new Set<Socket>();
+  let fault: (request: ChatRequest, sameTask: number) => Fault | undefined = () => undefined;
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let raw = '';
+    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+    req.on('end', () => {
+      const body = JSON.parse(raw) as ChatRequest['body'] & {
+        response_format?: { json_schema?: { name?: string } };
+      };
+      const request: ChatRequest = {
+        task: body.response_format?.json_schema?.name ?? 'unknown',
+        body,
+        at: Date.now(),
+      };
+      requests.push(request);
+      const sameTask = requests.filter((r) => r.task === request.task).length;
+      const injected = fault(request, sameTask);
+      if (injected?.kind === 'hang') return;
+      if (injected?.kind === 'malformed') {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"id": "chatcmpl-1", "choices": [ this is not JSON');
+        return;
+      }
+      if (injected?.kind === 'status') {
+        res.writeHead(injected.status, { 'Content-Type': 'application/json', ...injected.headers });
+        res.end(
+          JSON.stringify({ error: { message: injected.message, type: 'error', code: null } }),
+        );
+        return;
+      }
+      const prompt = body.messages.find((m) => m.role === 'user')?.content ?? '';
+      const content = JSON.stringify(cannedAnswer(request.task, retrievalContext(prompt)));
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          id: `chatcmpl-${requests.length}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: body.model,
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content, refusal: null },
+              finish_reason: 'stop',
+            },
+          ],
+          usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 },
+        }),
+      );
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+
+  return {
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    requests,
+    /** Sets the fault injector and forgets earlier requests. */
+    reset(next: typeof fault) {
+      fault = next;
+      requests.length = 0;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { AGENTS } from '../../src/agents';
+import type { AgentContext } from '../../src/agents/context';
+import { runAgent } from '../../src/agents/runner';
+import type { PhaseOutputs } from '../../src/domain/decision';
+import type { PhaseOutputMap, RetrievalAnswer } from '../../src/domain/outputs';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import { createOfflineModel, subjectOf } from '../../src/llm/offline';
+
+/** Runs all ten agents on the offline model, retrieval against the sample knowledge base. */
+async function decide(kb: KnowledgeBase, query: string): Promise<PhaseOutputMap> {
+  const model = createOfflineModel();
+  const outputs: PhaseOutputs = {};
+  for (const phase of PHASE_NAMES) {
+    if (phase === 'retrieveInformation') {
+      const answers: RetrievalAnswer[] = [];
+      for (const need of outputs.identifyInformationNeeds!.needs) {
+        const hits = kb.search(need.question, 4);
+        const ctx: AgentContext = {
+          query,
+          outputs,
+          need,
+          passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })),
+        };
+        answers.push(
+          (await runAgent(AGENTS.retrieveInformation, ctx, model)).output as RetrievalAnswer,
+        );
+      }
+      outputs.retrieveInformation = { summary: `${answers.length} needs`, answers };
+    } else {
+      (outputs as Record<string, unknown>)[phase] = (
+        await runAgent(AGENTS[phase], { query, outputs }, model)
+      ).output;
+    }
+  }
+  return outputs as PhaseOutputMap;
+}
+
+describe('offline model', () => {
+  let kb: KnowledgeBase;
+  beforeAll(async () => {
+    kb = await KnowledgeBase.load(resolve(__dirname, '../../knowledge'));
+  });
+
+  it('produces schema-valid output for every phase, specific to the question', async () => {
+    const out = await decide(kb, 'Should we move billing to a managed Postgres?');
+    expect(out.identifyTrigger.summary).toContain('move billing to a managed Postgres');
+    expect(out.identifyTrigger.stakeholders).toContain('Finance');
+    expect(out.establishGoals.criteria.reduce((n, c) => n + c.weight, 0)).toBeCloseTo(1);
+    expect(out.generateAlternatives.alternatives.length).toBeGreaterThanOrEqual(3);
+    expect(out.compileResult.title).toBe('Should we move billing to a managed Postgres?');
+    expect(out.generateAlternatives.alternatives.map((a) => a.name)).toContain(
+      out.updateDraft.revised_recommendation,
+    );
+  });
+
+  it('answers information needs from retrieved passages and cites their real sources', async () => {
+    const out = await decide(kb, 'Should we move billing to a managed Postgres?');
+    const answered = out.retrieveInformation.answers.filter((a) => a.answered);
+    expect(answered.length).toBeGreaterThan(0);
+    const sources = new Set(kb.search('managed postgres billing', 50).map((h) => h.source));
+    for (const a of answered) {
+      expect(a.citations.length).toBeGreaterThan(0);
+      for (const c of a.citations)
+        expect(sources.has(c.source) || c.source.endsWith('.md')).toBe(true);
+    }
+    expect(JSON.stringify(answered)).toMatch(/4,900 USD|60 to 120 seconds|six to eight weeks/);
+  });
+
+  it('is deterministic and differs between questions', async () => {
+    const a = await decide(kb, 'Should we hire two more platform engineers?');
+    const b = await decide(kb, 'Should we hire two more platform engineers?');
+    const c = await decide(kb, 'Should we move billing to a managed Postgres?');
+    expect(a).toEqual(b);
+    expect(a.identifyTrigger).not.toEqual(c.identifyTrigger);
+    expect(subjectOf('Should we hire two more platform engineers?')).toBe(
+      'hire two more platform engineers',
+    );
+  });
+});

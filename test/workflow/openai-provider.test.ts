@@ -1,0 +1,122 @@
+import { resolve } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import { createOpenAIModel } from '../../src/llm/openai';
+import { RedisResponseStore } from '../../src/llm/response-store';
+import { CANNED_QUERY } from '../support/canned-outputs';
+import { testProjection } from '../support/context';
+import { startFakeOpenAI, type Fault } from '../support/fake-openai-server';
+import { connectTemporal, runDecision, type TemporalTestClients } from '../support/temporal';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+describe('the openai provider against a local Chat Completions server', () => {
+  let t: TemporalTestClients;
+  let store: ReturnType<typeof testProjection>;
+  let server: Awaited<ReturnType<typeof startFakeOpenAI>>;
+  let knowledge: KnowledgeBase;
+
+  beforeAll(async () => {
+    t = await connectTemporal();
+    store = testProjection();
+    server = await startFakeOpenAI();
+    knowledge = await KnowledgeBase.load(resolve(__dirname, '../../knowledge'));
+  });
+  afterAll(async () => {
+    await server?.close();
+    await store?.cleanup();
+    await t?.close();
+  });
+
+  /** A whole decision through the real activities, with `fault` on defineScope's first call. */
+  async function decideWith(fault: Fault | undefined) {
+    server.reset((request, sameTask) =>
+      request.task === 'defineScope' && sameTask === 1 ? fault : undefined,
+    );
+    const model = createOpenAIModel({
+      model: 'test-model',
+      apiKey: 'test-key',
+      baseURL: server.baseURL,
+      timeoutMs: 1000,
+      responseFormat: 'json_schema',
+    });
+    const activities = createActivities({
+      model,
+      responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+      knowledge,
+      projection: store.projection,
+    });
+    return runDecision(t, activities, CANNED_QUERY);
+  }
+
+  it('completes a decision, recording model, tokens and latency per phase', async () => {
+    const { record, error } = await decideWith(undefined);
+    expect(error).toBeNull();
+    expect(record!.status).toBe('completed');
+    const trigger = record!.phases[0]!;
+    expect(trigger).toMatchObject({
+      model: 'test-model',
+      model_calls: 1,
+      usage: { input_tokens: 100, output_tokens: 20 },
+    });
+    expect(trigger.latency_ms).toBeGreaterThanOrEqual(0);
+    // Nine phases with one call each, and one retrieval call per information need.
+    const calls = 9 + record!.result!.phases.identifyInformationNeeds.needs.length;
+    expect(record!.result!.usage).toMatchObject({
+      model_calls: calls,
+      input_tokens: 100 * calls,
+      output_tokens: 20 * calls,
+    });
+    expect(server.requests.every((r) => r.body.model === 'test-model')).toBe(true);
+  });
+
+  it.each<[string, Fault]>([
+    ['a 500', { kind: 'status', status: 500, message: 'The server had an error' }],
+    ['a hang past the client timeout', { kind: 'hang' }],
+    ['a malformed body', { kind: 'malformed' }],
+  ])('retries after %s and completes', async (_name, fault) => {
+    const { record, error } = await decideWith(fault);
+    expect(error).toBeNull();
+    expect(record!.status).toBe('completed');
+    expect(server.requests.filter((r) => r.task === 'defineScope')).toHaveLength(2);
+    expect(record!.phases.find((p) => p.name === 'defineScope')!.attempts).toBe(2);
+  });
+
+  it('honours Retry-After on a 429 before retrying, then completes', async () => {
+    const { record, error } = await decideWith({
+      kind: 'status',
+      status: 429,
+      headers: { 'retry-after': '3' },
+      message: 'Rate limit reached',
+    });
+    expect(error).toBeNull();
+    expect(record!.status).toBe('completed');
+    const [first, second] = server.requests.filter((r) => r.task === 'defineScope');
+    // The retry policy alone would retry after 1 s; Retry-After asked for 3 s.
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(2900);
+  });
+
+  it('fails the decision at once on a 401, with a clear error and no further attempt', async () => {
+    const { record, error, workflowId } = await decideWith({
+      kind: 'status',
+      status: 401,
+      message: 'Incorrect API key provided',
+    });
+    expect(record).toBeNull();
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toMatchObject({
+      type: 'ModelAuthenticationError',
+      message: 'Phase defineScope failed: test-model answered HTTP 401: Incorrect API key provided',
+    });
+    expect(server.requests.filter((r) => r.task === 'defineScope')).toHaveLength(1);
+    expect(server.requests.map((r) => r.task)).not.toContain('establishGoals');
+    const projected = await store.projection.get(workflowId);
+    expect(projected).toMatchObject({
+      status: 'failed',
+      error: { phase: 'defineScope', type: 'ModelAuthenticationError' },
+    });
+  });
+});
