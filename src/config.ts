@@ -39,6 +39,15 @@ export const ConfigSchema = z
       .positive()
       .default(7 * 24 * 3600),
     KNOWLEDGE_DIR: z.string().min(1).default('knowledge'),
+    API_KEYS: z.string().optional(),
+    AUTH_DISABLED: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+    CORS_ORIGINS: z.string().default(''),
+    REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),
+    MAX_WAIT_SECONDS: z.coerce.number().int().positive().default(120),
   })
   .superRefine((c, ctx) => {
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {

@@ -4,7 +4,7 @@ import { AGENTS } from '../agents';
 import type { AgentContext } from '../agents/context';
 import { retrieveInformation, unansweredNeed } from '../agents/retrieve-information';
 import { runAgent, type AgentRun } from '../agents/runner';
-import type { DecisionRecord, PhaseInput, PhaseResult } from '../domain/decision';
+import type { DecisionEvent, DecisionRecord, PhaseInput, PhaseResult } from '../domain/decision';
 import type { InformationNeed, RetrievalAnswer } from '../domain/outputs';
 import { PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { summarizeAnswers } from '../domain/retrieval';
@@ -102,7 +102,12 @@ export function createActivities(deps: ActivityDeps) {
       } else {
         run = await runAgent(
           AGENTS[phase],
-          { query: input.query, outputs: input.outputs },
+          {
+            query: input.query,
+            outputs: input.outputs,
+            context: input.context ?? null,
+            review: input.review ?? null,
+          },
           model,
           ctx.cancellationSignal,
         );
@@ -118,8 +123,8 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...phases,
     /** Writes the decision's state to the Redis projection; a stale write is ignored there. */
-    async projectDecision(record: DecisionRecord): Promise<void> {
-      await deps.projection.write(record);
+    async projectDecision(record: DecisionRecord, events: DecisionEvent[] = []): Promise<void> {
+      await deps.projection.write(record, events);
     },
   };
 }

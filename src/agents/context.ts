@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
-import type { PhaseOutputs } from '../domain/decision';
+import type { PhaseOutputs, ReviewOutcome } from '../domain/decision';
 import type { InformationNeed, PhaseOutputMap } from '../domain/outputs';
 import type { PhaseName } from '../domain/phases';
 
@@ -17,6 +17,10 @@ export interface PromptPassage {
 export interface AgentContext {
   query: string;
   outputs: PhaseOutputs;
+  /** Extra context the asker gave with the question. */
+  context?: string | null;
+  /** For updateDraft: what the human reviewer said, if the decision asked for review. */
+  review?: ReviewOutcome | null;
   need?: InformationNeed;
   passages?: PromptPassage[];
 }
@@ -50,4 +54,7 @@ export function earlier<P extends PhaseName>(ctx: AgentContext, phase: P): Phase
 export const bullets = (items: readonly string[]) =>
   items.length ? items.map((i) => `- ${i}`).join('\n') : '- (none)';
 
-export const question = (ctx: AgentContext) => `Decision question: ${ctx.query}`;
+export const question = (ctx: AgentContext) =>
+  ctx.context
+    ? `Decision question: ${ctx.query}\n\nContext from the asker: ${ctx.context}`
+    : `Decision question: ${ctx.query}`;

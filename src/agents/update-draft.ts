@@ -1,5 +1,18 @@
 import { UpdateDraftOutput } from '../domain/outputs';
-import { bullets, earlier, question, type Agent } from './context';
+import { bullets, earlier, question, type Agent, type AgentContext } from './context';
+
+function reviewInstruction(ctx: AgentContext): string {
+  switch (ctx.review?.kind) {
+    case 'feedback':
+      return `A human reviewer read the draft and wrote:\n"${ctx.review.feedback}"\nRevise the draft to address this feedback first, then add your own critique.`;
+    case 'approved':
+      return 'A human reviewer approved the draft. Keep the recommendation; critique only to sharpen the rationale and risks.';
+    case 'timed_out':
+      return 'A human review was requested but no reviewer answered in time. Critique the draft yourself, then revise it.';
+    default:
+      return 'Critique the draft, then give the revised recommendation and rationale.';
+  }
+}
 
 export const updateDraft: Agent<typeof UpdateDraftOutput> = {
   phase: 'updateDraft',
@@ -22,7 +35,7 @@ export const updateDraft: Agent<typeof UpdateDraftOutput> = {
       `Goals:\n${bullets(goals.goals.map((g) => `${g.goal} (metric: ${g.metric})`))}`,
       `Unanswered needs:\n${bullets(info.answers.filter((a) => !a.answered).map((a) => `${a.need_id} ${a.question}`))}`,
       `Alternatives: ${alts.map((a) => a.name).join(', ')}`,
-      'Critique the draft, then give the revised recommendation and rationale.',
+      reviewInstruction(ctx),
     ].join('\n\n');
   },
   check: (output, ctx) => {

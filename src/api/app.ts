@@ -1,26 +1,46 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { HTTPException } from 'hono/http-exception';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
 import type { HealthCheck } from './health';
+import { authenticate, type ApiKey } from './middleware/auth';
+import { rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse } from './problem';
-import { registerDecisionRoutes, type Decisions } from './routes/decisions';
+import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
+import { registerDocsRoutes } from './routes/docs';
+import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 
 export interface AppDeps {
   decisions: Decisions;
   health: HealthCheck;
+  projection: Pick<DecisionProjection, 'readEvents' | 'waitForEvents'>;
+  /** For rate limits and event streams. */
+  redis: Redis;
+  keyPrefix: string;
   maxQueryChars: number;
+  maxWaitSeconds?: number;
+  /** Null runs without authentication: every caller has every scope. */
+  apiKeys: ApiKey[] | null;
+  /** Requests per minute per key (or client address); 0 turns the limit off. */
+  rateLimitPerMinute?: number;
+  /** Allowed CORS origins; `*` for any; empty for no CORS headers. */
+  corsOrigins?: string[];
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
-  logger?: Pick<Logger, 'error'>;
+  /** How long one blocking event read waits before a keep-alive. */
+  eventBlockMs?: number;
+  logger?: Pick<Logger, 'error' | 'info' | 'warn'>;
 }
 
-/** The HTTP API as a Hono app: routes, validation and one mapping of errors to problem+json. */
-export function createApp(deps: AppDeps): OpenAPIHono {
-  const app = new OpenAPIHono({
+/** The HTTP API as a Hono app: routes, validation, auth, limits, one problem+json error mapping. */
+export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
       const errors = result.error.issues.map((issue) => ({
@@ -34,6 +54,37 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
 
   app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    deps.logger?.info(
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        principal: c.get('principal'),
+      },
+      'request',
+    );
+  });
+  if (deps.corsOrigins?.length) {
+    const origins = deps.corsOrigins;
+    app.use(
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Last-Event-ID'],
+        exposeHeaders: [
+          'Location',
+          'Retry-After',
+          'X-Request-Id',
+          'RateLimit-Limit',
+          'RateLimit-Remaining',
+        ],
+      }),
+    );
+  }
   app.use(
     bodyLimit({
       maxSize: maxBodyBytes,
@@ -48,11 +99,43 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   );
 
   registerHealthRoutes(app, deps);
-  registerDecisionRoutes(app, deps);
-
+  registerDocsRoutes(app);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'Decision backend API', version: '0.1.0' },
+    info: {
+      title: 'Decision backend API',
+      version: '0.1.0',
+      description:
+        'Ask a decision question; ten agent phases run durably on Temporal. Errors are RFC 9457 problem documents.',
+    },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key from API_KEYS',
+  });
+
+  // `/decisions/*` matches `/decisions` itself too.
+  app.use('/decisions/*', authenticate(deps.apiKeys));
+  if (deps.rateLimitPerMinute) {
+    const limit = rateLimit({
+      redis: deps.redis,
+      prefix: deps.keyPrefix,
+      perMinute: deps.rateLimitPerMinute,
+      onError: (err) => deps.logger?.warn({ err }, 'Rate limiter unavailable; request let through'),
+    });
+    app.use('/decisions/*', limit);
+  }
+  registerEventRoutes(app, {
+    decisions: deps.decisions,
+    projection: deps.projection,
+    redis: deps.redis,
+    blockMs: deps.eventBlockMs,
+  });
+  registerDecisionRoutes(app, {
+    decisions: deps.decisions,
+    maxQueryChars: deps.maxQueryChars,
+    maxWaitSeconds: deps.maxWaitSeconds ?? 120,
   });
 
   app.notFound((c) =>

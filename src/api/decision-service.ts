@@ -1,33 +1,64 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   initialRecord,
   isDecisionStatus,
+  isTerminal,
+  type DecisionInput,
   type DecisionRecord,
   type DecisionStatus,
+  type PhaseOutputs,
+  type ReviewInput,
+  type ReviewState,
 } from '../domain/decision';
-import { isPhaseName } from '../domain/phases';
+import { isPhaseName, PHASES, type PhaseName } from '../domain/phases';
 import {
   DECISION_WORKFLOW_TYPE,
   DecisionPhaseAttribute,
   DecisionStatusAttribute,
+  outputsQuery,
   progressQuery,
+  reviewUpdate,
 } from '../domain/workflow-api';
-import type { DecisionProjection } from '../projection/redis-projection';
+import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
+import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
   client: Client;
-  projection: Pick<DecisionProjection, 'get'>;
+  projection: Pick<DecisionProjection, 'get' | 'list'>;
   taskQueue: string;
+  /** How long a decision created with review: true waits for its reviewer. */
+  reviewTimeoutMs?: number;
   /** How long a status read waits for a worker to answer the progress query. */
   queryTimeoutMs?: number;
   onProjectionError?: (err: unknown) => void;
+}
+
+export interface CreateRequest {
+  query: string;
+  context?: string | null;
+  review?: boolean;
+  metadata?: Record<string, string>;
+}
+
+export interface ForkRequest {
+  from_phase: PhaseName;
+  query?: string;
+  context?: string;
+}
+
+/** Who asks, and the key that makes a retried create return the same decision. */
+export interface Idempotency {
+  principal: string;
+  key: string;
 }
 
 const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
@@ -40,24 +71,58 @@ const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
   CANCELLED: 'cancelled',
 };
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** A UUID-shaped id derived from the caller and its idempotency key: the same key, the same id. */
+function idempotentId({ principal, key }: Idempotency): string {
+  const h = sha256(`${principal}\0${key}`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
 /** Starts decisions on Temporal and reads them from the projection, or from Temporal on a miss. */
 export class DecisionService {
   constructor(private readonly options: DecisionServiceOptions) {}
 
-  /** Starts a decision workflow; its id is the decision's process_id. */
-  async start(query: string): Promise<DecisionRecord> {
-    const id = randomUUID();
-    const handle = await this.options.client.workflow.start<typeof decisionWorkflow>(
-      DECISION_WORKFLOW_TYPE,
-      {
+  /**
+   * Starts a decision workflow; its id is the decision's process_id. With an idempotency key the
+   * id is derived from it, so a retried create finds the workflow Temporal already has.
+   */
+  async start(
+    request: CreateRequest,
+    idempotency?: Idempotency,
+    fork?: DecisionInput['fork'],
+  ): Promise<{ record: DecisionRecord; created: boolean }> {
+    const id = idempotency ? idempotentId(idempotency) : randomUUID();
+    const input: DecisionInput = {
+      query: request.query,
+      context: request.context ?? null,
+      metadata: request.metadata ?? null,
+      review: request.review ? { timeout_ms: this.options.reviewTimeoutMs ?? 86_400_000 } : null,
+      fork: fork ?? null,
+    };
+    const requestHash = sha256(JSON.stringify([request, fork?.source_id, fork?.from_phase]));
+    try {
+      await this.options.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue: this.options.taskQueue,
         workflowId: id,
-        args: [{ query }],
-        memo: { query },
+        args: [input],
+        memo: { query: request.query, request_hash: requestHash },
         typedSearchAttributes: [{ key: DecisionStatusAttribute, value: 'pending' }],
-      },
-    );
-    return initialRecord(handle.workflowId, query, new Date().toISOString());
+        // A finished decision's id is never reused, so a late retry cannot run it again.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+    } catch (err) {
+      if (!(idempotency && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const description = await this.options.client.workflow.getHandle(id).describe();
+      if (description.memo?.request_hash !== requestHash) {
+        throw new ProblemError(
+          422,
+          'This Idempotency-Key was already used with a different request body',
+        );
+      }
+      return { record: (await this.get(id)) ?? initialRecord(id, input, nowIso()), created: false };
+    }
+    return { record: initialRecord(id, input, nowIso()), created: true };
   }
 
   /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
@@ -69,6 +134,109 @@ export class DecisionService {
       this.options.onProjectionError?.(err);
     }
     return this.fromTemporal(id);
+  }
+
+  async getOrThrow(id: string): Promise<DecisionRecord> {
+    const record = await this.get(id);
+    if (!record) throw new ProblemError(404, `No decision with id ${id}`);
+    return record;
+  }
+
+  list(query: ListQuery) {
+    return this.options.projection.list(query);
+  }
+
+  /** Waits up to `timeoutMs` for the decision to finish; `finished` says whether it did. */
+  async wait(
+    id: string,
+    timeoutMs: number,
+  ): Promise<{ record: DecisionRecord; finished: boolean }> {
+    const record = await this.getOrThrow(id);
+    if (isTerminal(record.status)) return { record, finished: true };
+    const handle = this.options.client.workflow.getHandle(id);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      await this.options.client
+        .withAbortSignal(abort.signal, () => handle.result())
+        .catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+    // The workflow writes its final state to the projection before it completes.
+    const latest = await this.getOrThrow(id);
+    return { record: latest, finished: isTerminal(latest.status) };
+  }
+
+  /** Requests cancellation; the workflow records it and stops at its current phase. */
+  async cancel(id: string): Promise<void> {
+    const record = await this.getOrThrow(id);
+    if (isTerminal(record.status)) {
+      throw new ProblemError(409, `The decision has already ${record.status}`);
+    }
+    await this.options.client.workflow.getHandle(id).cancel();
+  }
+
+  /** Delivers a human review as a validated workflow update. */
+  async review(id: string, input: ReviewInput): Promise<ReviewState> {
+    const record = await this.getOrThrow(id);
+    if (isTerminal(record.status)) {
+      throw new ProblemError(409, `The decision has already ${record.status}; it takes no review`);
+    }
+    try {
+      return await this.options.client.workflow
+        .getHandle(id)
+        .executeUpdate(reviewUpdate, { args: [input] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw new ProblemError(409, err.cause?.message ?? err.message);
+      }
+      throw err;
+    }
+  }
+
+  /** A new decision that reuses the source's outputs for the phases before `from_phase`. */
+  async fork(id: string, request: ForkRequest): Promise<DecisionRecord> {
+    const source = await this.getOrThrow(id);
+    const before = PHASES.slice(
+      0,
+      PHASES.findIndex((p) => p.name === request.from_phase),
+    );
+    const outputs: PhaseOutputs = before.length ? await this.outputsOf(source) : {};
+    const missing = before.filter((p) => outputs[p.name] === undefined).map((p) => p.name);
+    if (missing.length > 0) {
+      throw new ProblemError(
+        409,
+        `Cannot fork from ${request.from_phase}: the source has no output yet for ${missing.join(', ')}`,
+      );
+    }
+    const reused = Object.fromEntries(before.map((p) => [p.name, outputs[p.name]]));
+    const { record } = await this.start(
+      {
+        query: request.query ?? source.query,
+        context: request.context ?? source.context,
+        metadata: source.metadata,
+      },
+      undefined,
+      { source_id: id, from_phase: request.from_phase, outputs: reused },
+    );
+    return record;
+  }
+
+  private async outputsOf(source: DecisionRecord): Promise<PhaseOutputs> {
+    if (source.result) return source.result.phases;
+    const handle = this.options.client.workflow.getHandle(source.process_id);
+    try {
+      return await this.options.client.connection.withDeadline(
+        Date.now() + (this.options.queryTimeoutMs ?? 2000) * 2,
+        () => handle.query(outputsQuery),
+      );
+    } catch (err) {
+      throw new ProblemError(
+        503,
+        `Could not read the source decision's outputs from a worker: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
 
   private async fromTemporal(id: string): Promise<DecisionRecord | null> {
@@ -98,7 +266,7 @@ export class DecisionService {
     result: () => Promise<unknown>,
   ): Promise<DecisionRecord> {
     const query = typeof description.memo?.query === 'string' ? description.memo.query : '';
-    const record = initialRecord(id, query, description.startTime.toISOString());
+    const record = initialRecord(id, { query }, description.startTime.toISOString());
     // An open workflow's own search attribute is finer than Temporal's RUNNING (it says pending).
     const indexed = description.typedSearchAttributes.get(DecisionStatusAttribute);
     const open = description.status.name === 'RUNNING';
@@ -120,11 +288,14 @@ export class DecisionService {
     }
     if (current) {
       const at = record.phases.findIndex((p) => p.name === current);
+      const status = record.status === 'awaiting_review' ? 'completed' : record.status;
       record.phases.forEach((p, i) => {
         if (i < at) p.status = 'completed';
-        if (i === at) p.status = record.status;
+        if (i === at) p.status = status;
       });
     }
     return record;
   }
 }
+
+const nowIso = () => new Date().toISOString();

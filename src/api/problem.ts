@@ -14,7 +14,12 @@ export interface Problem {
 
 const TITLES: Record<number, [string, string]> = {
   400: ['invalid-request', 'Invalid request'],
+  401: ['unauthorized', 'Unauthorized'],
+  403: ['forbidden', 'Forbidden'],
   404: ['not-found', 'Not found'],
+  409: ['conflict', 'Conflict'],
+  422: ['unprocessable', 'Unprocessable request'],
+  429: ['too-many-requests', 'Too many requests'],
   405: ['method-not-allowed', 'Method not allowed'],
   413: ['payload-too-large', 'Payload too large'],
   415: ['unsupported-media-type', 'Unsupported media type'],

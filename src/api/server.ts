@@ -1,7 +1,8 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
+import { parseApiKeys } from './middleware/auth';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { createApp } from './app';
@@ -15,7 +16,23 @@ export interface RunningApi {
 }
 
 /** Starts the HTTP API: one Temporal connection and one Redis client for the whole process. */
-export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
+export async function startApi(
+  config: Config,
+  logger: Logger,
+  options: { requireAuth: boolean },
+): Promise<RunningApi> {
+  const apiKeys = config.API_KEYS ? parseApiKeys(config.API_KEYS) : null;
+  if (!apiKeys) {
+    if (options.requireAuth && !config.AUTH_DISABLED) {
+      throw new ConfigError(
+        'API_KEYS is not set. Set API_KEYS=<key>=<scope>+<scope>,… (scopes: decisions:read, ' +
+          'decisions:write, decisions:admin), or AUTH_DISABLED=true to run without authentication.',
+      );
+    }
+    logger.warn(
+      '!!! AUTHENTICATION IS OFF: anyone who can reach this API can start, read and cancel decisions. Set API_KEYS to turn it on. !!!',
+    );
+  }
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   // Decisions start with DecisionStatus set, so the attribute must exist before the first one.
@@ -33,6 +50,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     client,
     projection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    reviewTimeoutMs: config.REVIEW_TIMEOUT_SECONDS * 1000,
     onProjectionError: (err) =>
       logger.warn({ err }, 'Projection read failed; reading from Temporal instead'),
   });
@@ -44,7 +62,16 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       temporalAddress: config.TEMPORAL_ADDRESS,
       redisUrl: config.REDIS_URL,
     }),
+    projection,
+    redis,
+    keyPrefix: config.REDIS_KEY_PREFIX,
     maxQueryChars: config.MAX_QUERY_CHARS,
+    maxWaitSeconds: config.MAX_WAIT_SECONDS,
+    apiKeys,
+    rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+    corsOrigins: config.CORS_ORIGINS.split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
     logger,
   });
 

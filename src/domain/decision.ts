@@ -4,6 +4,7 @@ import { PHASES, type PhaseName } from './phases';
 export const DECISION_STATUSES = [
   'pending',
   'running',
+  'awaiting_review',
   'completed',
   'failed',
   'cancelled',
@@ -45,6 +46,8 @@ export interface PhaseRecord {
   usage: TokenUsage | null;
   /** Time spent waiting for the model. */
   latency_ms: number | null;
+  /** Set when the output was taken from the decision this one was forked from, not computed. */
+  reused_from: string | null;
   error: DecisionError | null;
 }
 
@@ -71,6 +74,44 @@ export interface PhaseInput {
   outputs: PhaseOutputs;
   /** For retrieveInformation: the one information need this activity answers. */
   need?: InformationNeed;
+  /** Extra context the asker gave with the question. */
+  context?: string | null;
+  /** For updateDraft: what the human reviewer said, when the decision asked for review. */
+  review?: ReviewOutcome | null;
+}
+
+/** The review step of a decision created with `review: true`. */
+export type ReviewOutcome =
+  { kind: 'approved' } | { kind: 'feedback'; feedback: string } | { kind: 'timed_out' };
+
+export interface ReviewState {
+  requested: boolean;
+  status: 'not_requested' | 'pending' | 'awaiting' | 'approved' | 'feedback' | 'timed_out';
+  feedback: string | null;
+  requested_at: string | null;
+  answered_at: string | null;
+}
+
+/** What a reviewer sends: approve the draft, or give feedback for the revision. */
+export interface ReviewInput {
+  approve?: boolean;
+  feedback?: string;
+}
+
+/** One entry of a decision's event stream (type as in the API, data as JSON). */
+export interface DecisionEvent {
+  type:
+    | 'decision.started'
+    | 'phase.started'
+    | 'phase.completed'
+    | 'phase.failed'
+    | 'review.requested'
+    | 'review.received'
+    | 'review.timed_out'
+    | 'decision.completed'
+    | 'decision.failed'
+    | 'decision.cancelled';
+  data: Record<string, unknown>;
 }
 
 export type PhaseOutputs = Partial<PhaseOutputMap>;
@@ -96,6 +137,10 @@ export interface DecisionResult {
 export interface DecisionRecord {
   process_id: string;
   query: string;
+  context: string | null;
+  metadata: Record<string, string>;
+  review: ReviewState;
+  forked_from: { process_id: string; from_phase: PhaseName } | null;
   status: DecisionStatus;
   current_phase: PhaseName | null;
   phases: PhaseRecord[];
@@ -110,13 +155,35 @@ export interface DecisionRecord {
 
 export interface DecisionInput {
   query: string;
+  context?: string | null;
+  metadata?: Record<string, string> | null;
+  /** Pause after the draft for a human review, for at most this long. */
+  review?: { timeout_ms: number } | null;
+  /** Reuse another decision's outputs for the phases before `from_phase`. */
+  fork?: { source_id: string; from_phase: PhaseName; outputs: PhaseOutputs } | null;
 }
 
 /** A decision before its first phase has run: every phase pending. */
-export function initialRecord(processId: string, query: string, createdAt: string): DecisionRecord {
+export function initialRecord(
+  processId: string,
+  input: DecisionInput,
+  createdAt: string,
+): DecisionRecord {
   return {
     process_id: processId,
-    query,
+    query: input.query,
+    context: input.context ?? null,
+    metadata: input.metadata ?? {},
+    review: {
+      requested: Boolean(input.review),
+      status: input.review ? 'pending' : 'not_requested',
+      feedback: null,
+      requested_at: null,
+      answered_at: null,
+    },
+    forked_from: input.fork
+      ? { process_id: input.fork.source_id, from_phase: input.fork.from_phase }
+      : null,
     status: 'pending',
     current_phase: null,
     phases: PHASES.map((phase) => ({
@@ -131,6 +198,7 @@ export function initialRecord(processId: string, query: string, createdAt: strin
       model_calls: null,
       usage: null,
       latency_ms: null,
+      reused_from: null,
       error: null,
     })),
     result: null,

@@ -23,6 +23,7 @@ export const PhaseRecordSchema = z.object({
   model_calls: z.number().int().nullable(),
   usage: z.object({ input_tokens: z.number(), output_tokens: z.number() }).nullable(),
   latency_ms: z.number().nullable(),
+  reused_from: z.string().nullable(),
   error: DecisionErrorSchema.nullable(),
 });
 
@@ -38,9 +39,21 @@ export const DecisionResultSchema = z.object({
   }),
 });
 
+export const ReviewStateSchema = z.object({
+  requested: z.boolean(),
+  status: z.enum(['not_requested', 'pending', 'awaiting', 'approved', 'feedback', 'timed_out']),
+  feedback: z.string().nullable(),
+  requested_at: z.string().nullable(),
+  answered_at: z.string().nullable(),
+});
+
 export const DecisionRecordSchema = z.object({
   process_id: z.string(),
   query: z.string(),
+  context: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()),
+  review: ReviewStateSchema,
+  forked_from: z.object({ process_id: z.string(), from_phase: phaseName }).nullable(),
   status: z.enum(DECISION_STATUSES),
   current_phase: phaseName.nullable(),
   phases: z.array(PhaseRecordSchema),

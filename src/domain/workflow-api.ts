@@ -1,11 +1,17 @@
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { DecisionRecord } from './decision';
+import type { DecisionRecord, PhaseOutputs, ReviewInput, ReviewState } from './decision';
 
 /** Names shared by the workflow, the worker and the API. */
 export const DECISION_WORKFLOW_TYPE = 'decisionWorkflow';
 
 export const progressQuery = defineQuery<DecisionRecord>('progress');
+
+/** Every phase output so far (the record carries them only once the decision has completed). */
+export const outputsQuery = defineQuery<PhaseOutputs>('outputs');
+
+/** A human review of the draft; rejected unless the decision is awaiting one. */
+export const reviewUpdate = defineUpdate<ReviewState, [ReviewInput]>('review');
 
 export const DecisionStatusAttribute = defineSearchAttributeKey(
   'DecisionStatus',

@@ -250,10 +250,15 @@ const compose: Compose = {
       confidence: margin > 0.15 ? 'high' : margin > 0.05 ? 'medium' : 'low',
     };
   },
-  updateDraft: ({ outputs }): PhaseOutputMap['updateDraft'] => {
+  updateDraft: ({ outputs, review }): PhaseOutputMap['updateDraft'] => {
     const draft = outputs.draftDecision!;
     const unanswered = (outputs.retrieveInformation?.answers ?? []).filter((a) => !a.answered);
     const critique = [
+      ...(review?.kind === 'feedback' ? [`Reviewer feedback: ${review.feedback}`] : []),
+      ...(review?.kind === 'approved' ? ['A reviewer approved the draft.'] : []),
+      ...(review?.kind === 'timed_out'
+        ? ['No reviewer answered in time; this is self-critique.']
+        : []),
       'The draft names no success measure for the recommendation.',
       ...(unanswered.length
         ? [
@@ -267,6 +272,7 @@ const compose: Compose = {
       revised_recommendation: draft.recommended,
       revised_rationale: `${draft.rationale} Success is measured against the goals' metrics at a review point agreed before starting.`,
       changes: [
+        ...(review?.kind === 'feedback' ? ['Revised to address the reviewer feedback'] : []),
         'Added a success measure and a review point',
         ...(unanswered.length ? ['Listed the unanswered needs as open questions'] : []),
       ],

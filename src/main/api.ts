@@ -5,6 +5,6 @@ import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
-  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api'));
+  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api'), { requireAuth: true });
   return () => api.close();
 });

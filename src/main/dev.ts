@@ -31,13 +31,13 @@ runMain(async () => {
     const worker = await startWorker(config, logger);
     stops.push(() => worker.shutdown());
     worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
-    const api = await startApi(config, logger);
+    const api = await startApi(config, logger, { requireAuth: false });
     stops.push(() => api.close());
 
     const ui = temporal.uiUrl ?? `the Web UI of the server at ${temporal.address}`;
     say('');
     say(`  API:              ${api.url}`);
-    say(`  API docs (JSON):  ${api.url}/openapi.json`);
+    say(`  API docs:         ${api.url}/docs`);
     say(`  Temporal Web UI:  ${ui}`);
     say(
       `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,

@@ -1,19 +1,30 @@
 import type { Redis } from 'ioredis';
-import { isTerminal, type DecisionRecord } from '../domain/decision';
+import {
+  isTerminal,
+  type DecisionEvent,
+  type DecisionRecord,
+  type DecisionStatus,
+} from '../domain/decision';
+import type { PhaseName } from '../domain/phases';
 import { DecisionRecordSchema } from '../domain/schemas';
 
 // Applies a write only when its seq is newer than the stored one, so a retried, late or replayed
 // write never moves a decision backwards. Everything happens in one script, hence atomically.
-// KEYS: record hash, result, created index, completed index.
+// The events of a write are appended to the decision's stream only when the write applies, so each
+// state change is streamed exactly once however often the write is retried.
+// KEYS: record hash, result, created index, completed index, event stream.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
-// then the hash's field/value pairs.
+// events as a JSON array of [type, data JSON], then the hash's field/value pairs.
 const WRITE_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+for _, event in ipairs(cjson.decode(ARGV[8])) do
+  redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
+end
 if ARGV[4] ~= '' then
   if ARGV[7] ~= '' then
     redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[5])
@@ -22,6 +33,7 @@ if ARGV[4] ~= '' then
   end
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
   local cutoff = tonumber(ARGV[6]) - tonumber(ARGV[5]) * 1000
   local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', cutoff, 'LIMIT', 0, 100)
   if #expired > 0 then
@@ -30,6 +42,7 @@ if ARGV[4] ~= '' then
   end
 else
   redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[5])
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
@@ -61,7 +74,7 @@ export class DecisionProjection {
     private readonly options: ProjectionOptions,
   ) {
     if (!('writeDecision' in redis)) {
-      redis.defineCommand('writeDecision', { numberOfKeys: 4, lua: WRITE_SCRIPT });
+      redis.defineCommand('writeDecision', { numberOfKeys: 5, lua: WRITE_SCRIPT });
     }
     this.redis = redis as ProjectionRedis;
     this.now = options.now ?? Date.now;
@@ -79,18 +92,26 @@ export class DecisionProjection {
     return `${this.options.prefix}index:created`;
   }
 
+  eventsKey(id: string): string {
+    return `${this.options.prefix}decision:${id}:events`;
+  }
+
   get completedIndexKey(): string {
     return `${this.options.prefix}index:completed`;
   }
 
   /** Stores the record unless a newer one (higher seq) is already there; true when it was applied. */
-  async write(record: DecisionRecord): Promise<boolean> {
+  async write(record: DecisionRecord, events: readonly DecisionEvent[] = []): Promise<boolean> {
     const id = record.process_id;
     const terminal = isTerminal(record.status);
     const completedMs = terminal && record.completed_at ? Date.parse(record.completed_at) : null;
     const fields: Record<string, string> = {
       process_id: id,
       query: record.query,
+      context: record.context ?? '',
+      metadata: JSON.stringify(record.metadata),
+      review: JSON.stringify(record.review),
+      forked_from: record.forked_from ? JSON.stringify(record.forked_from) : '',
       status: record.status,
       current_phase: record.current_phase ?? '',
       phases: JSON.stringify(record.phases),
@@ -105,6 +126,7 @@ export class DecisionProjection {
       this.resultKey(id),
       this.createdIndexKey,
       this.completedIndexKey,
+      this.eventsKey(id),
       record.seq,
       id,
       Date.parse(record.created_at),
@@ -112,6 +134,7 @@ export class DecisionProjection {
       this.options.ttlSeconds,
       this.now(),
       record.result ? JSON.stringify(record.result) : '',
+      JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data)])),
       ...Object.entries(fields).flat(),
     );
     return applied === 1;
@@ -130,6 +153,10 @@ export class DecisionProjection {
     return DecisionRecordSchema.parse({
       process_id: hash.process_id,
       query: hash.query,
+      context: hash.context || null,
+      metadata: hash.metadata ? (JSON.parse(hash.metadata) as unknown) : {},
+      review: hash.review ? (JSON.parse(hash.review) as unknown) : undefined,
+      forked_from: hash.forked_from ? (JSON.parse(hash.forked_from) as unknown) : null,
       status: hash.status,
       current_phase: hash.current_phase || null,
       phases: JSON.parse(hash.phases ?? '[]') as unknown,
@@ -141,4 +168,145 @@ export class DecisionProjection {
       seq: Number(hash.seq),
     });
   }
+
+  /** Events after `afterId` (exclusive; from the start when null), oldest first. */
+  async readEvents(id: string, afterId: string | null, count = 500): Promise<StoredEvent[]> {
+    const start = afterId ? `(${afterId}` : '-';
+    const entries = await this.redis.xrange(this.eventsKey(id), start, '+', 'COUNT', count);
+    return entries.map(toEvent);
+  }
+
+  /**
+   * Waits up to `blockMs` for events after `afterId` on a connection of its own (XREAD BLOCK holds
+   * the connection), so one waiting stream never stalls other commands.
+   */
+  async waitForEvents(
+    blocking: Redis,
+    id: string,
+    afterId: string | null,
+    blockMs: number,
+  ): Promise<StoredEvent[]> {
+    const reply = await blocking.xread(
+      'COUNT',
+      500,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      this.eventsKey(id),
+      afterId ?? '0-0',
+    );
+    return (reply?.[0]?.[1] ?? []).map(toEvent);
+  }
+
+  /**
+   * Decisions newest first from the creation index, filtered by status and phase, a page at a
+   * time. The cursor is the last item's (creation ms, id); ties are ordered by id.
+   */
+  async list(query: ListQuery): Promise<{ items: DecisionSummary[]; next: ListCursor | null }> {
+    const items: DecisionSummary[] = [];
+    const min = query.createdAfter !== undefined ? `(${query.createdAfter}` : '-inf';
+    let max: string = query.createdBefore !== undefined ? `(${query.createdBefore}` : '+inf';
+    if (query.cursor) max = String(query.cursor.score);
+    const batch = Math.max(query.limit * 2, 50);
+    let offset = 0;
+    let last: ListCursor | null = null;
+    for (let scanned = 0; scanned < MAX_SCAN; scanned += batch, offset += batch) {
+      const flat = await this.redis.zrange(
+        this.createdIndexKey,
+        max,
+        min,
+        'BYSCORE',
+        'REV',
+        'LIMIT',
+        offset,
+        batch,
+        'WITHSCORES',
+      );
+      if (flat.length === 0) return { items, next: null };
+      const page: ListCursor[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const entry = { id: flat[i]!, score: Number(flat[i + 1]) };
+        const c = query.cursor;
+        if (c && entry.score === c.score && entry.id >= c.id) continue;
+        page.push(entry);
+      }
+      const pipeline = this.redis.pipeline();
+      for (const entry of page) pipeline.hmget(this.recordKey(entry.id), ...SUMMARY_FIELDS);
+      const rows = (await pipeline.exec()) ?? [];
+      for (const [i, entry] of page.entries()) {
+        last = entry;
+        const values = rows[i]?.[1] as (string | null)[] | undefined;
+        if (!values?.[0]) continue;
+        const summary = toSummary(values);
+        if (query.status && summary.status !== query.status) continue;
+        if (query.phase && summary.current_phase !== query.phase) continue;
+        items.push(summary);
+        if (items.length === query.limit) return { items, next: entry };
+      }
+      if (flat.length < batch * 2) return { items, next: null };
+    }
+    return { items, next: last };
+  }
+}
+
+const MAX_SCAN = 5000;
+
+const SUMMARY_FIELDS = [
+  'process_id',
+  'query',
+  'status',
+  'current_phase',
+  'created_at',
+  'updated_at',
+  'completed_at',
+] as const;
+
+export interface DecisionSummary {
+  process_id: string;
+  query: string;
+  status: DecisionStatus;
+  current_phase: PhaseName | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}
+
+function toSummary(values: (string | null)[]): DecisionSummary {
+  const [process_id, query, status, phase, created_at, updated_at, completed_at] = values;
+  return {
+    process_id: process_id!,
+    query: query ?? '',
+    status: (status ?? 'pending') as DecisionStatus,
+    current_phase: (phase || null) as PhaseName | null,
+    created_at: created_at ?? '',
+    updated_at: updated_at ?? '',
+    completed_at: completed_at || null,
+  };
+}
+
+export interface ListCursor {
+  score: number;
+  id: string;
+}
+
+export interface ListQuery {
+  status?: DecisionStatus;
+  phase?: PhaseName;
+  /** Creation time bounds in ms, both exclusive. */
+  createdAfter?: number;
+  createdBefore?: number;
+  limit: number;
+  cursor?: ListCursor;
+}
+
+/** One entry of a decision's event stream; `id` is the stream entry id (the SSE event id). */
+export interface StoredEvent {
+  id: string;
+  type: string;
+  data: unknown;
+}
+
+function toEvent([id, fields]: [string, string[]]): StoredEvent {
+  const get = (name: string) => fields[fields.indexOf(name) + 1];
+  return { id, type: get('type') ?? 'unknown', data: JSON.parse(get('data') ?? 'null') as unknown };
 }

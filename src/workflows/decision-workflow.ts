@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   log,
   patched,
@@ -15,12 +16,14 @@ import type { Activities, PhaseActivity } from '../activities';
 import {
   initialRecord,
   type DecisionError,
+  type DecisionEvent,
   type DecisionInput,
   type DecisionRecord,
   type PhaseInput,
   type PhaseOutputs,
-  type PhaseRecord,
   type PhaseResult,
+  type ReviewInput,
+  type ReviewOutcome,
 } from '../domain/decision';
 import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
 import { summarizeAnswers } from '../domain/retrieval';
@@ -28,7 +31,9 @@ import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DecisionPhaseAttribute,
   DecisionStatusAttribute,
+  outputsQuery,
   progressQuery,
+  reviewUpdate,
 } from '../domain/workflow-api';
 
 const phaseActivities = {} as Record<PhaseName, PhaseActivity>;
@@ -51,11 +56,40 @@ const { projectDecision } = proxyLocalActivities<Activities>({
 export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRecord> {
   const info = workflowInfo();
   const now = () => new Date().toISOString();
-  const record = initialRecord(info.workflowId, input.query, info.startTime.toISOString());
+  const record = initialRecord(info.workflowId, input, info.startTime.toISOString());
+  const outputs: PhaseOutputs = {};
+  const usage = { model_calls: 0, input_tokens: 0, output_tokens: 0, latency_ms: 0 };
+  let review: ReviewOutcome | null = null;
+
   setHandler(progressQuery, () => record);
+  setHandler(outputsQuery, () => outputs);
+  setHandler(
+    reviewUpdate,
+    (answer: ReviewInput) => {
+      review = answer.approve
+        ? { kind: 'approved' }
+        : { kind: 'feedback', feedback: answer.feedback!.trim() };
+      return record.review;
+    },
+    {
+      validator: (answer: ReviewInput) => {
+        if (record.status !== 'awaiting_review' || review !== null) {
+          throw new Error(
+            record.review.requested
+              ? `The decision is not awaiting review (review ${record.review.status})`
+              : 'The decision was not created with review: true',
+          );
+        }
+        const feedback = typeof answer?.feedback === 'string' ? answer.feedback.trim() : '';
+        if ((answer?.approve === true) === (feedback !== '')) {
+          throw new Error('Send either {"approve": true} or {"feedback": "..."}');
+        }
+      },
+    },
+  );
 
   let indexed = { status: '', phase: '' };
-  const publish = async (): Promise<void> => {
+  const publish = async (...events: DecisionEvent[]): Promise<void> => {
     // Workflow time only moves forward, also across resets, so seq stays monotonic for the
     // projection even when a reset run repeats a counter the old run already used.
     record.seq = Math.max(record.seq + 1, Date.now() * 1000);
@@ -69,48 +103,86 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       indexed = { status: record.status, phase };
     }
     try {
-      await projectDecision(record);
+      await projectDecision(record, events);
     } catch (err) {
       // Redis is a projection: the next write carries the whole state and repairs this one.
       log.warn('Projection write failed', { error: String(err), seq: record.seq });
     }
   };
 
-  const outputs: PhaseOutputs = {};
-  const usage = { model_calls: 0, input_tokens: 0, output_tokens: 0, latency_ms: 0 };
-  const begin = (phase: PhaseRecord) => {
+  const started = (index: number): DecisionEvent => {
+    const phase = record.phases[index]!;
     phase.status = 'running';
     phase.started_at = now();
     record.current_phase = phase.name;
+    return { type: 'phase.started', data: { phase: phase.name, title: phase.title, index } };
+  };
+  const completed = (index: number, output: unknown): DecisionEvent => {
+    const phase = record.phases[index]!;
+    (outputs as Record<PhaseName, unknown>)[phase.name] = output;
+    phase.status = 'completed';
+    phase.completed_at = now();
+    phase.duration_ms = Date.parse(phase.completed_at) - Date.parse(phase.started_at!);
+    return {
+      type: 'phase.completed',
+      data: {
+        phase: phase.name,
+        title: phase.title,
+        index,
+        duration_ms: phase.duration_ms,
+        reused_from: phase.reused_from,
+        output,
+      },
+    };
   };
 
   record.status = 'running';
-  begin(record.phases[0]!);
-  await publish();
+  const reuse = input.fork ? PHASES.findIndex((p) => p.name === input.fork!.from_phase) : 0;
+  const opening: DecisionEvent[] = [
+    { type: 'decision.started', data: { process_id: record.process_id, status: record.status } },
+  ];
+  // A fork takes the source's outputs for the phases before from_phase instead of running them.
+  for (let i = 0; i < reuse; i++) {
+    opening.push(started(i));
+    record.phases[i]!.reused_from = input.fork!.source_id;
+    opening.push(completed(i, input.fork!.outputs[record.phases[i]!.name]));
+  }
+  opening.push(started(reuse));
+  await publish(...opening);
 
-  for (const [index, phase] of record.phases.entries()) {
+  for (let index = reuse; index < record.phases.length; index++) {
+    const phase = record.phases[index]!;
+    let events: DecisionEvent[];
     try {
-      const input: PhaseInput = { decision_id: record.process_id, query: record.query, outputs };
+      const phaseInput: PhaseInput = {
+        decision_id: record.process_id,
+        query: record.query,
+        outputs,
+        ...(record.context ? { context: record.context } : {}),
+        ...(phase.name === 'updateDraft' && review ? { review } : {}),
+      };
       const result =
         phase.name === 'retrieveInformation' && patched(RETRIEVAL_FAN_OUT)
-          ? await retrieveInParallel(input)
-          : await phaseActivities[phase.name](input);
+          ? await retrieveInParallel(phaseInput)
+          : await phaseActivities[phase.name](phaseInput);
       // Results recorded by older workers may lack the usage fields.
       const calls = result.model_calls ?? 1;
       const tokens = result.usage ?? { input_tokens: 0, output_tokens: 0 };
-      (outputs as Record<PhaseName, unknown>)[phase.name] = result.output;
       usage.model_calls += calls;
       usage.input_tokens += tokens.input_tokens;
       usage.output_tokens += tokens.output_tokens;
       usage.latency_ms += result.latency_ms;
-      phase.status = 'completed';
-      phase.completed_at = now();
-      phase.duration_ms = Date.parse(phase.completed_at) - Date.parse(phase.started_at!);
       phase.attempts = result.attempt;
       phase.model = result.model;
       phase.model_calls = calls;
       phase.usage = tokens;
       phase.latency_ms = result.latency_ms;
+      events = [completed(index, result.output)];
+
+      if (phase.name === 'draftDecision' && input.review) {
+        await publish(...events);
+        events = await awaitReview(input.review.timeout_ms);
+      }
     } catch (err) {
       if (isCancellation(err)) {
         phase.status = 'cancelled';
@@ -121,7 +193,9 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
           type: 'Cancelled',
           message: 'The decision was cancelled',
         };
-        await CancellationScope.nonCancellable(publish);
+        await CancellationScope.nonCancellable(() =>
+          publish({ type: 'decision.cancelled', data: { status: 'cancelled', phase: phase.name } }),
+        );
         throw err;
       }
       const error = describeFailure(phase.name, err);
@@ -131,7 +205,10 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       record.status = 'failed';
       record.error = error;
       record.completed_at = phase.completed_at;
-      await publish();
+      await publish(
+        { type: 'phase.failed', data: { phase: phase.name, title: phase.title, index, error } },
+        { type: 'decision.failed', data: { status: 'failed', error } },
+      );
       throw ApplicationFailure.create({
         type: error.type,
         message: `Phase ${phase.name} failed: ${error.message}`,
@@ -140,23 +217,52 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       });
     }
 
-    const next = record.phases[index + 1];
-    if (next) {
-      begin(next);
-      await publish();
+    if (index + 1 < record.phases.length) {
+      await publish(...events, started(index + 1));
+    } else {
+      record.status = 'completed';
+      record.completed_at = now();
+      record.result = {
+        query: record.query,
+        decision: outputs.compileResult!,
+        phases: outputs as PhaseOutputMap,
+        usage,
+      };
+      await publish(...events, {
+        type: 'decision.completed',
+        data: { status: 'completed', result: record.result },
+      });
     }
   }
-
-  record.status = 'completed';
-  record.completed_at = now();
-  record.result = {
-    query: record.query,
-    decision: outputs.compileResult!,
-    phases: outputs as PhaseOutputMap,
-    usage,
-  };
-  await publish();
   return record;
+
+  /** Pauses for the reviewer's update, or until the review period passes. */
+  async function awaitReview(timeoutMs: number): Promise<DecisionEvent[]> {
+    record.status = 'awaiting_review';
+    record.review.status = 'awaiting';
+    record.review.requested_at = now();
+    await publish({
+      type: 'review.requested',
+      data: { phase: 'draftDecision', draft: outputs.draftDecision, timeout_ms: timeoutMs },
+    });
+    const answered = await condition(() => review !== null, timeoutMs);
+    record.status = 'running';
+    record.review.answered_at = now();
+    if (!answered) {
+      review = { kind: 'timed_out' };
+      record.review.status = 'timed_out';
+      return [{ type: 'review.timed_out', data: { timeout_ms: timeoutMs } }];
+    }
+    const outcome = review;
+    record.review.status = outcome?.kind === 'feedback' ? 'feedback' : 'approved';
+    record.review.feedback = outcome?.kind === 'feedback' ? outcome.feedback : null;
+    return [
+      {
+        type: 'review.received',
+        data: { approved: outcome?.kind === 'approved', feedback: record.review.feedback },
+      },
+    ];
+  }
 }
 
 // Retrieval answers each information need in its own activity, in parallel. Decisions started

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
-import { createHealthCheck } from '../../src/api/health';
+import { createHealthCheck, type HealthCheck } from '../../src/api/health';
 import { initialRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { services, testProjection, uniqueName } from '../support/context';
@@ -45,9 +45,17 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         temporalAddress: services.temporalAddress,
         redisUrl: services.redisUrl,
       }),
+      projection: store.projection,
+      redis: store.redis,
+      keyPrefix: store.prefix,
+      apiKeys: null,
       maxQueryChars: 50,
       maxBodyBytes: 1024,
-      logger: { error: (obj: unknown, msg?: string) => console.error(msg, obj) },
+      logger: {
+        error: (obj: unknown, msg?: string) => console.error(msg, obj),
+        info() {},
+        warn() {},
+      },
     });
   });
   afterAll(async () => {
@@ -72,12 +80,12 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
 
       const description = await client.workflow.getHandle(body.process_id as string).describe();
       expect(description.type).toBe('decisionWorkflow');
-      expect(description.memo).toEqual({ query: 'Should we?' });
+      expect(description.memo).toMatchObject({ query: 'Should we?' });
     });
 
     it('GET /decisions/status/{id} serves the projection in the seed shape', async () => {
       const record = {
-        ...initialRecord('projected-1', 'Should we?', '2026-01-01T00:00:00.000Z'),
+        ...initialRecord('projected-1', { query: 'Should we?' }, '2026-01-01T00:00:00.000Z'),
         status: 'running' as const,
         current_phase: 'identifyTrigger' as const,
         seq: 1,
@@ -216,6 +224,17 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   });
 
   describe('health', () => {
+    const healthApp = (health: HealthCheck) =>
+      createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys: null,
+        health,
+        maxQueryChars: 10,
+      });
+
     it('answers 200 when Temporal and Redis answer', async () => {
       const res = await app.request('/health');
       expect(res.status).toBe(200);
@@ -239,9 +258,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         redisUrl: 'redis://127.0.0.1:1',
         timeoutMs: 500,
       });
-      const res = await createApp({ decisions: {} as never, health, maxQueryChars: 10 }).request(
-        '/health',
-      );
+      const res = await healthApp(health).request('/health');
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({
         status: 'unavailable',
@@ -260,9 +277,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         redisUrl: services.redisUrl,
         timeoutMs: 500,
       });
-      const res = await createApp({ decisions: {} as never, health, maxQueryChars: 10 }).request(
-        '/health',
-      );
+      const res = await healthApp(health).request('/health');
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({
         status: 'unavailable',
@@ -281,6 +296,12 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/decisions/start',
       '/decisions/status/{process_id}',
       '/decisions/{process_id}',
+      '/decisions/{process_id}/cancel',
+      '/decisions/{process_id}/events',
+      '/decisions/{process_id}/fork',
+      '/decisions/{process_id}/result',
+      '/decisions/{process_id}/review',
+      '/decisions/{process_id}/wait',
       '/health',
     ]);
   });

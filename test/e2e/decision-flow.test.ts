@@ -8,6 +8,8 @@ import { freePort } from '../support/ports';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
 const root = resolve(__dirname, '../..');
+const API_KEY = 'e2e-test-key-0123';
+const auth = { Authorization: `Bearer ${API_KEY}` };
 
 /** Runs an entry point the way `npm run api` / `npm run worker` do, keeping its output. */
 function startRole(entry: string, env: NodeJS.ProcessEnv) {
@@ -48,6 +50,7 @@ describe('end to end: the real API and worker processes', () => {
       REDIS_KEY_PREFIX: store.prefix,
       PORT: String(port),
       LOG_LEVEL: 'warn',
+      API_KEYS: `${API_KEY}=decisions:admin`,
     };
     worker = startRole('src/main/worker.ts', { ...env, LOG_LEVEL: 'info' });
     api = startRole('src/main/api.ts', env);
@@ -76,14 +79,14 @@ describe('end to end: the real API and worker processes', () => {
   it('completes a decision asked over HTTP, with ten phases in the result and in Redis', async () => {
     const started = await fetch(`${baseUrl}/decisions/start`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...auth },
       body: JSON.stringify({ decision_query: 'Should we move billing to a managed Postgres?' }),
     });
     expect(started.status).toBe(200);
     const { process_id } = (await started.json()) as { process_id: string };
 
     const finished = await waitFor('the decision to complete', async () => {
-      const res = await fetch(`${baseUrl}/decisions/status/${process_id}`);
+      const res = await fetch(`${baseUrl}/decisions/status/${process_id}`, { headers: auth });
       const body = (await res.json()) as Omit<DecisionRecord, 'seq'>;
       if (body.status === 'failed')
         throw new Error(`decision failed: ${JSON.stringify(body.error)}`);
@@ -114,6 +117,20 @@ describe('end to end: the real API and worker processes', () => {
     expect(scheduled).toEqual(
       PHASE_NAMES.flatMap((p) => (p === 'retrieveInformation' ? answers.map(() => p) : [p])),
     );
+  });
+
+  it('refuses to start the production API without API keys, saying how to fix it', async () => {
+    const bare = startRole('src/main/api.ts', {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      REDIS_URL: services.redisUrl,
+      PORT: String(await freePort()),
+      API_KEYS: '',
+      AUTH_DISABLED: '',
+    });
+    const code = await new Promise<number | null>((done) => bare.child.once('exit', done));
+    expect(code).toBe(1);
+    expect(bare.output()).toContain('API_KEYS is not set');
+    expect(bare.output()).toContain('AUTH_DISABLED=true');
   });
 
   it('shuts both roles down cleanly on SIGTERM', async () => {

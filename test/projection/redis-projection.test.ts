@@ -4,7 +4,11 @@ import { CANNED } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
 
 function record(id: string, seq: number, patch: Partial<DecisionRecord> = {}): DecisionRecord {
-  return { ...initialRecord(id, 'Should we?', '2026-01-01T00:00:00.000Z'), seq, ...patch };
+  return {
+    ...initialRecord(id, { query: 'Should we?' }, '2026-01-01T00:00:00.000Z'),
+    seq,
+    ...patch,
+  };
 }
 
 const completed = (id: string, seq: number, completedAt = new Date().toISOString()) =>

@@ -1,15 +1,22 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { DecisionRecord } from '../../domain/decision';
+import type { Context } from 'hono';
+import { DECISION_STATUSES, type DecisionRecord } from '../../domain/decision';
 import { DecisionRecordSchema } from '../../domain/schemas';
+import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import type { DecisionService } from '../decision-service';
 import { ProblemError } from '../errors';
+import { requireScope, type AuthVariables } from '../middleware/auth';
 
-export type Decisions = Pick<DecisionService, 'start' | 'get'>;
+export type Decisions = Pick<
+  DecisionService,
+  'start' | 'get' | 'getOrThrow' | 'list' | 'wait' | 'cancel' | 'review' | 'fork'
+>;
+export type ApiEnv = { Variables: AuthVariables };
 
-const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true }).openapi('Decision');
+export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true }).openapi('Decision');
 type DecisionView = z.infer<typeof DecisionViewSchema>;
 
-const ProblemSchema = z
+export const ProblemSchema = z
   .object({
     type: z.string(),
     title: z.string(),
@@ -20,91 +27,158 @@ const ProblemSchema = z
   })
   .openapi('Problem');
 
-const problemResponses = {
-  400: {
-    description: 'Invalid JSON, or a question that is missing, empty or too long',
-    content: { 'application/problem+json': { schema: ProblemSchema } },
-  },
-  413: {
-    description: 'Body larger than the limit',
-    content: { 'application/problem+json': { schema: ProblemSchema } },
-  },
-  415: {
-    description: 'Body is not JSON',
-    content: { 'application/problem+json': { schema: ProblemSchema } },
-  },
-};
+const problemOf = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+});
 
-const notFound = {
-  404: {
-    description: 'No decision has this id',
-    content: { 'application/problem+json': { schema: ProblemSchema } },
-  },
+const COMMON = {
+  401: problemOf('No valid API key'),
+  403: problemOf('The API key lacks the scope'),
+  429: problemOf('Rate limited; see Retry-After'),
 };
+const BODY_PROBLEMS = {
+  400: problemOf('Invalid JSON, or a field that is missing, empty or too long'),
+  413: problemOf('Body larger than the limit'),
+  415: problemOf('Body is not JSON'),
+};
+const NOT_FOUND = { 404: problemOf('No decision has this id') };
+
+const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  body: { required: true, ...json(schema) },
+});
+
+/** "30s", "2m", "1500ms" or a number of seconds, in milliseconds. */
+export function parseDuration(text: string): number | null {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
+  if (!match) return null;
+  const n = Number(match[1]);
+  return Math.round(match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+function durationParam(maxSeconds: number) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const ms = parseDuration(value);
+      if (ms === null || ms > maxSeconds * 1000) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a duration such as 30s, 2m or 500ms, at most ${maxSeconds}s`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .openapi({ type: 'string', example: '30s' });
+}
+
+const encodeCursor = (c: { score: number; id: string }) =>
+  Buffer.from(JSON.stringify([c.score, c.id])).toString('base64url');
+
+function decodeCursor(text: string): { score: number; id: string } | null {
+  try {
+    const value = JSON.parse(Buffer.from(text, 'base64url').toString()) as unknown;
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
+      return { score: value[0], id: value[1] };
+    }
+  } catch {
+    // fall through: not a cursor this API issued
+  }
+  return null;
+}
 
 function view(record: DecisionRecord): DecisionView {
   const { seq: _seq, ...rest } = record;
   return rest;
 }
 
-/** Adds the decision routes: the seed's start/status pair and their resource-style twins. */
-export function registerDecisionRoutes(
-  app: OpenAPIHono,
-  deps: { decisions: Decisions; maxQueryChars: number },
-): void {
-  const question = z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-    .trim()
-    .min(1, 'must not be empty')
-    .max(deps.maxQueryChars, `must be at most ${deps.maxQueryChars} characters`)
-    .openapi({ example: 'Should we move billing to a managed Postgres?' });
+const idempotencyOf = (c: Context<ApiEnv>) => {
+  const key = c.req.header('Idempotency-Key');
+  if (key === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new ProblemError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  }
+  return { principal: c.get('principal'), key };
+};
 
+/** Adds the decision routes: the seed's start/status pair and the resource-style API. */
+export function registerDecisionRoutes(
+  app: OpenAPIHono<ApiEnv>,
+  deps: { decisions: Decisions; maxQueryChars: number; maxWaitSeconds: number },
+): void {
+  const { decisions } = deps;
+  const read = requireScope('decisions:read');
+  const write = requireScope('decisions:write');
+  const security = [{ bearer: [] }];
+
+  const text = (field: string, max: number) =>
+    z
+      .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
+      .trim()
+      .min(1, 'must not be empty')
+      .max(max, `must be at most ${max} characters`)
+      .describe(field);
+  const question = text('The decision question', deps.maxQueryChars).openapi({
+    example: 'Should we move billing to a managed Postgres?',
+  });
+  const CreateBody = z
+    .object({
+      query: question,
+      context: text('Background the agents should know', 20_000).optional(),
+      review: z.boolean().optional().describe('Pause after the draft for a human review'),
+      metadata: z
+        .record(z.string().max(100), z.string().max(500))
+        .refine((m) => Object.keys(m).length <= 20, 'must have at most 20 keys')
+        .optional(),
+    })
+    .openapi('CreateDecision');
   const idParam = z.object({
     process_id: z
       .string()
       .min(1)
-      .max(200)
+      .max(255)
       .openapi({ param: { name: 'process_id', in: 'path' } }),
   });
-
-  const get = async (id: string): Promise<DecisionView> => {
-    const record = await deps.decisions.get(id);
-    if (!record) throw new ProblemError(404, `No decision with id ${id}`);
-    return view(record);
-  };
+  const IdempotencyHeader = z.object({
+    'idempotency-key': z.string().optional().openapi({
+      description: 'A retried create with the same key returns the same decision',
+    }),
+  });
 
   app.openapi(
     createRoute({
       method: 'post',
       path: '/decisions/start',
       summary: 'Start a decision (seed-compatible)',
+      security,
+      middleware: [write],
       request: {
-        body: {
-          required: true,
-          content: {
-            'application/json': { schema: z.object({ decision_query: question }) },
-          },
-        },
+        headers: IdempotencyHeader,
+        ...jsonBody(z.object({ decision_query: question })),
       },
       responses: {
         200: {
           description: 'The decision was started',
-          content: {
-            'application/json': {
-              schema: z.object({
-                process_id: z.string(),
-                status: z.literal('started'),
-                message: z.string(),
-              }),
-            },
-          },
+          ...json(
+            z.object({
+              process_id: z.string(),
+              status: z.literal('started'),
+              message: z.string(),
+            }),
+          ),
         },
-        ...problemResponses,
+        ...BODY_PROBLEMS,
+        ...COMMON,
       },
     }),
     async (c) => {
       const { decision_query } = c.req.valid('json');
-      const record = await deps.decisions.start(decision_query);
+      const { record } = await decisions.start({ query: decision_query }, idempotencyOf(c));
       return c.json(
         {
           process_id: record.process_id,
@@ -118,44 +192,39 @@ export function registerDecisionRoutes(
 
   app.openapi(
     createRoute({
-      method: 'get',
-      path: '/decisions/status/{process_id}',
-      summary: 'Read a decision (seed-compatible)',
-      request: { params: idParam },
-      responses: {
-        200: {
-          description: 'The decision',
-          content: { 'application/json': { schema: DecisionViewSchema } },
-        },
-        ...notFound,
-      },
-    }),
-    async (c) => c.json(await get(c.req.valid('param').process_id), 200),
-  );
-
-  app.openapi(
-    createRoute({
       method: 'post',
       path: '/decisions',
       summary: 'Create a decision',
+      description:
+        'Starts a decision and answers 202 at once, or with `?wait=30s` waits for it to finish (200) ' +
+        'and answers 202 with its current state if it has not.',
+      security,
+      middleware: [write],
       request: {
-        body: {
-          required: true,
-          content: { 'application/json': { schema: z.object({ query: question }) } },
-        },
+        headers: IdempotencyHeader,
+        query: z.object({ wait: durationParam(deps.maxWaitSeconds) }),
+        ...jsonBody(CreateBody),
       },
       responses: {
+        200: { description: 'Created and finished within `wait`', ...json(DecisionViewSchema) },
         202: {
           description: 'Accepted; the decision runs in the background',
           headers: z.object({ Location: z.string() }),
-          content: { 'application/json': { schema: DecisionViewSchema } },
+          ...json(DecisionViewSchema),
         },
-        ...problemResponses,
+        422: problemOf('The Idempotency-Key was used with a different body'),
+        ...BODY_PROBLEMS,
+        ...COMMON,
       },
     }),
     async (c) => {
-      const record = await deps.decisions.start(c.req.valid('json').query);
+      const { record } = await decisions.start(c.req.valid('json'), idempotencyOf(c));
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
+      const wait = c.req.valid('query').wait;
+      if (wait !== undefined) {
+        const waited = await decisions.wait(record.process_id, wait);
+        return c.json(view(waited.record), waited.finished ? 200 : 202);
+      }
       return c.json(view(record), 202);
     },
   );
@@ -163,17 +232,238 @@ export function registerDecisionRoutes(
   app.openapi(
     createRoute({
       method: 'get',
-      path: '/decisions/{process_id}',
-      summary: 'Read a decision',
-      request: { params: idParam },
+      path: '/decisions',
+      summary: 'List decisions, newest first',
+      security,
+      middleware: [read],
+      request: {
+        query: z.object({
+          status: z.enum(DECISION_STATUSES).optional(),
+          phase: phaseName.optional(),
+          created_after: z.iso.datetime({ offset: true }).optional(),
+          created_before: z.iso.datetime({ offset: true }).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+          cursor: z.string().max(1000).optional(),
+        }),
+      },
       responses: {
         200: {
-          description: 'The decision',
-          content: { 'application/json': { schema: DecisionViewSchema } },
+          description: 'A page of decisions',
+          ...json(
+            z.object({
+              items: z.array(
+                DecisionViewSchema.pick({
+                  process_id: true,
+                  query: true,
+                  status: true,
+                  current_phase: true,
+                  created_at: true,
+                  updated_at: true,
+                  completed_at: true,
+                }),
+              ),
+              next_cursor: z.string().nullable(),
+            }),
+          ),
         },
-        ...notFound,
+        400: problemOf('A filter or the cursor is invalid'),
+        ...COMMON,
       },
     }),
-    async (c) => c.json(await get(c.req.valid('param').process_id), 200),
+    async (c) => {
+      const q = c.req.valid('query');
+      const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+      if (cursor === null) throw new ProblemError(400, 'cursor is not one this API issued');
+      const page = await decisions.list({
+        status: q.status,
+        phase: q.phase,
+        createdAfter: q.created_after ? Date.parse(q.created_after) : undefined,
+        createdBefore: q.created_before ? Date.parse(q.created_before) : undefined,
+        limit: q.limit,
+        cursor,
+      });
+      return c.json({ items: page.items, next_cursor: page.next && encodeCursor(page.next) }, 200);
+    },
+  );
+
+  // The seed's status route and the resource route serve the same document.
+  const reads = [
+    ['/decisions/{process_id}', 'Read a decision'],
+    ['/decisions/status/{process_id}', 'Read a decision (seed-compatible)'],
+  ] as const;
+  for (const [path, summary] of reads) {
+    app.openapi(
+      createRoute({
+        method: 'get',
+        path,
+        summary,
+        security,
+        middleware: [read],
+        request: { params: idParam },
+        responses: {
+          200: { description: 'The decision', ...json(DecisionViewSchema) },
+          ...NOT_FOUND,
+          ...COMMON,
+        },
+      }),
+      async (c) => c.json(view(await decisions.getOrThrow(c.req.valid('param').process_id)), 200),
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/decisions/{process_id}/result',
+      summary: "A completed decision's result only",
+      security,
+      middleware: [read],
+      request: { params: idParam },
+      responses: {
+        200: { description: 'The result', ...json(DecisionRecordSchema.shape.result.unwrap()) },
+        409: problemOf('The decision has not completed'),
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) => {
+      const record = await decisions.getOrThrow(c.req.valid('param').process_id);
+      if (!record.result) {
+        const why =
+          record.status === 'failed' && record.error
+            ? `failed in ${record.error.phase ?? 'the workflow'}: ${record.error.message}`
+            : `is ${record.status}`;
+        throw new ProblemError(409, `The decision ${why}; it has no result`);
+      }
+      return c.json(record.result, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/decisions/{process_id}/wait',
+      summary: 'Wait for a decision to finish',
+      security,
+      middleware: [read],
+      request: {
+        params: idParam,
+        query: z.object({ timeout: durationParam(deps.maxWaitSeconds) }),
+      },
+      responses: {
+        200: { description: 'The finished decision', ...json(DecisionViewSchema) },
+        202: { description: 'Still running when the timeout passed', ...json(DecisionViewSchema) },
+        400: problemOf('The timeout is invalid'),
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) => {
+      const { record, finished } = await decisions.wait(
+        c.req.valid('param').process_id,
+        c.req.valid('query').timeout ?? 30_000,
+      );
+      return c.json(view(record), finished ? 200 : 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/decisions/{process_id}/cancel',
+      summary: 'Cancel a decision',
+      security,
+      middleware: [write],
+      request: { params: idParam },
+      responses: {
+        200: { description: 'Cancelled', ...json(DecisionViewSchema) },
+        202: {
+          description: 'Cancellation requested; not yet recorded',
+          ...json(DecisionViewSchema),
+        },
+        409: problemOf('The decision has already finished'),
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) => {
+      const id = c.req.valid('param').process_id;
+      await decisions.cancel(id);
+      const { record } = await decisions.wait(id, 5000);
+      return c.json(view(record), record.status === 'cancelled' ? 200 : 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/decisions/{process_id}/review',
+      summary: 'Review the draft of a decision awaiting review',
+      security,
+      middleware: [write],
+      request: {
+        params: idParam,
+        ...jsonBody(
+          z
+            .union([
+              z.object({ approve: z.literal(true) }).strict(),
+              z.object({ feedback: text('What the revision must address', 10_000) }).strict(),
+            ])
+            .openapi('Review'),
+        ),
+      },
+      responses: {
+        200: {
+          description: 'The review was accepted; the decision continues',
+          ...json(DecisionViewSchema.shape.review),
+        },
+        409: problemOf('The decision is not awaiting review, or was reviewed already'),
+        ...BODY_PROBLEMS,
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) =>
+      c.json(await decisions.review(c.req.valid('param').process_id, c.req.valid('json')), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/decisions/{process_id}/fork',
+      summary: 'Fork a decision from a phase',
+      description:
+        'A new decision that reuses the source outputs for the phases before `from_phase` and runs ' +
+        'the rest, linked to its source by `forked_from`.',
+      security,
+      middleware: [write],
+      request: {
+        params: idParam,
+        ...jsonBody(
+          z
+            .object({
+              from_phase: phaseName,
+              query: question.optional(),
+              context: text('Background the agents should know', 20_000).optional(),
+            })
+            .openapi('Fork'),
+        ),
+      },
+      responses: {
+        202: {
+          description: 'The fork was started',
+          headers: z.object({ Location: z.string() }),
+          ...json(DecisionViewSchema),
+        },
+        409: problemOf('The source has no output yet for a phase before from_phase'),
+        ...BODY_PROBLEMS,
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) => {
+      const record = await decisions.fork(c.req.valid('param').process_id, c.req.valid('json'));
+      c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
+      return c.json(view(record), 202);
+    },
   );
 }

@@ -1,5 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { HealthCheck } from '../health';
+import type { ApiEnv } from './decisions';
 
 const Check = z.object({ ok: z.boolean(), detail: z.string() });
 const HealthSchema = z
@@ -10,7 +11,10 @@ const HealthSchema = z
   .openapi('Health');
 
 /** GET /health: 200 when Temporal and Redis answer, 503 naming the one that does not. */
-export function registerHealthRoutes(app: OpenAPIHono, deps: { health: HealthCheck }): void {
+export function registerHealthRoutes(
+  app: OpenAPIHono<ApiEnv>,
+  deps: { health: HealthCheck },
+): void {
   app.openapi(
     createRoute({
       method: 'get',

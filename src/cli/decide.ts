@@ -1,0 +1,412 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { MultiBar, type SingleBar } from 'cli-progress';
+import { Command, CommanderError } from 'commander';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
+import {
+  decisionPath,
+  describeEvent,
+  formatProblem,
+  isTerminalEvent,
+  parseEvent,
+  progressAfter,
+  renderCancelled,
+  renderFailure,
+  renderResult,
+  reviewInstructions,
+  toProblem,
+  type DecisionEvent,
+  type EventContext,
+  type Problem,
+  type TerminalEvent,
+} from './decide-render';
+
+export const DEFAULT_API = 'http://127.0.0.1:8001';
+const PHASE_COUNT = 10;
+const MAX_RECONNECTS = 5;
+/** A stream open this long was healthy: its end (the server rotates idle streams) is no failure. */
+const HEALTHY_STREAM_MS = 60_000;
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Whether stdout is a terminal: a live bar if so, plain lines if not. */
+  isTTY: boolean;
+  env?: Record<string, string | undefined>;
+  /** Aborting stops following (Ctrl-C); the decision itself keeps running on the server. */
+  signal?: AbortSignal;
+  /** Waits between reconnects; tests pass one that does not wait. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface Options {
+  api: string;
+  apiKey: string | undefined;
+  review: boolean;
+  context: string | undefined;
+  json: boolean;
+  follow: boolean;
+  question: string;
+}
+
+class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail ?? `HTTP ${problem.status}`);
+  }
+}
+
+/** The server sent something no reconnect can fix. */
+class ProtocolError extends Error {}
+
+function baseUrl(text: string): string | null {
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    return url.href.replace(/\/+$/, '');
+  } catch {
+    return null;
+  }
+}
+
+/** Parses the command line; a CommanderError means usage was shown (help) or was wrong. */
+function parseOptions(argv: readonly string[], io: Io): Options {
+  const env = io.env ?? process.env;
+  const program: Command = new Command('decide')
+    .description('Ask the decision backend a question and follow it through its ten phases.')
+    .argument('<question...>', 'the question to decide (quoted, or as several words)')
+    .option(
+      '--api <url>',
+      'API base URL (env DECISIONS_API_URL)',
+      env.DECISIONS_API_URL || DEFAULT_API,
+    )
+    .option('--api-key <key>', 'bearer token for the API (env DECISIONS_API_KEY)')
+    .option('--review', 'pause for a human review of the draft before the result is compiled')
+    .option('--context <text>', 'background the agents should take into account')
+    .option('--json', 'no progress; print only the final result as JSON (for scripts)')
+    .option('--no-follow', 'create the decision, print its id and return')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    });
+  program.parse(argv, { from: 'user' });
+
+  const opts = program.opts<{
+    api: string;
+    apiKey?: string;
+    review?: boolean;
+    context?: string;
+    json?: boolean;
+    follow: boolean;
+  }>();
+  const question = (program.processedArgs[0] as string[]).join(' ').trim();
+  if (!question) program.error('error: the question must not be empty');
+  const api = baseUrl(opts.api);
+  if (api === null) program.error(`error: --api must be an http(s) URL, got '${opts.api}'`);
+  const context = opts.context?.trim();
+  return {
+    api,
+    apiKey: opts.apiKey || env.DECISIONS_API_KEY || undefined,
+    review: opts.review === true,
+    context: context || undefined,
+    json: opts.json === true,
+    follow: opts.follow,
+    question,
+  };
+}
+
+class Api {
+  constructor(
+    private readonly base: string,
+    private readonly apiKey: string | undefined,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  async request(
+    path: string,
+    init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  ) {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
+    try {
+      return await fetch(`${this.base}${path}`, { ...init, headers, signal: this.signal });
+    } catch (err) {
+      if (this.signal?.aborted) throw err;
+      throw new Error(`cannot reach the API at ${this.base}: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  // fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, ...) in its cause.
+  const cause: unknown = err.cause;
+  return err instanceof TypeError && cause instanceof Error
+    ? `${err.message} (${cause.message})`
+    : err.message;
+}
+
+async function problemOf(response: Response): Promise<Problem> {
+  const body = await response.text().catch(() => '');
+  return toProblem(response.status, response.statusText, body);
+}
+
+interface Created {
+  process_id: string;
+  phases?: unknown[];
+  [key: string]: unknown;
+}
+
+async function createDecision(api: Api, options: Options): Promise<Created> {
+  const response = await api.request('/decisions', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({
+      query: options.question,
+      ...(options.review ? { review: true } : {}),
+      ...(options.context ? { context: options.context } : {}),
+    }),
+  });
+  if (!response.ok) throw new ApiError(await problemOf(response));
+  const body: unknown = await response.json().catch(() => null);
+  if (typeof body !== 'object' || body === null || !('process_id' in body)) {
+    throw new Error(`the API answered ${response.status} without a process_id`);
+  }
+  const created = body as Created;
+  if (typeof created.process_id !== 'string') {
+    throw new Error(`the API answered ${response.status} without a process_id`);
+  }
+  return created;
+}
+
+/**
+ * Follows the event stream to a terminal event. A dropped connection is resumed with
+ * Last-Event-ID; ids already seen are skipped too, in case a server replays more than asked.
+ */
+async function followEvents(
+  api: Api,
+  id: string,
+  handlers: { event: (event: DecisionEvent) => void; notice: (text: string) => void },
+  sleep: (ms: number) => Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<TerminalEvent> {
+  const seen = new Set<string>();
+  let lastId: string | undefined;
+  let failures = 0;
+  for (;;) {
+    let reason: string;
+    let opened: number | undefined;
+    try {
+      const response = await api.request(`/decisions/${encodeURIComponent(id)}/events`, {
+        headers: {
+          Accept: 'text/event-stream',
+          ...(lastId === undefined ? {} : { 'Last-Event-ID': lastId }),
+        },
+      });
+      if (!response.ok) {
+        const problem = await problemOf(response);
+        if (response.status < 500 && response.status !== 429) throw new ApiError(problem);
+        reason = `HTTP ${response.status}`;
+      } else if (!response.body) {
+        reason = 'empty response';
+      } else {
+        opened = Date.now();
+        const messages = response.body
+          .pipeThrough(new TextDecoderStream())
+          .pipeThrough(new EventSourceParserStream());
+        for await (const message of messages) {
+          if (message.id) {
+            if (seen.has(message.id)) continue;
+            seen.add(message.id);
+            lastId = message.id;
+          }
+          failures = 0;
+          let event: DecisionEvent | null;
+          try {
+            event = parseEvent(message.event, message.data);
+          } catch (err) {
+            throw new ProtocolError(describeError(err));
+          }
+          if (!event) continue;
+          handlers.event(event);
+          if (isTerminalEvent(event)) return event;
+        }
+        reason = 'the server closed the stream';
+      }
+    } catch (err) {
+      if (err instanceof ApiError || err instanceof ProtocolError || signal?.aborted) throw err;
+      reason = describeError(err);
+    }
+    if (opened !== undefined && Date.now() - opened >= HEALTHY_STREAM_MS) failures = 0;
+    failures += 1;
+    if (failures > MAX_RECONNECTS) {
+      throw new Error(`lost the event stream (${reason}); gave up after ${MAX_RECONNECTS} retries`);
+    }
+    handlers.notice(
+      `Event stream lost (${reason}); reconnecting (${failures}/${MAX_RECONNECTS})\n`,
+    );
+    await sleep(250 * 2 ** (failures - 1));
+  }
+}
+
+interface Progress {
+  event(event: DecisionEvent): void;
+  notice(text: string): void;
+  stop(): void;
+}
+
+/** The live bar; messages go through the bar's log so they print above it, not through it. */
+function barProgress(io: Io, ctx: EventContext): Progress {
+  const bars = new MultiBar({
+    stream: io.stdout,
+    format: ' {bar} {value}/{total} phases | {duration_formatted} | {label}',
+    barCompleteChar: '\u2588',
+    barIncompleteChar: '\u2591',
+    hideCursor: true,
+    // Trims the bar to the terminal width but lets logged lines (the review curl commands) wrap.
+    linewrap: true,
+    // Redraw every tick so the elapsed time moves and the bar comes back after a logged line.
+    forceRedraw: true,
+  });
+  let state = { value: 0, label: 'Waiting for the first phase' };
+  const bar: SingleBar = bars.create(ctx.total, 0, { label: state.label });
+  const log = (text: string) => {
+    bars.log(text);
+    bars.update();
+  };
+  return {
+    event(event) {
+      state = progressAfter(event, state, ctx.total);
+      bar.update(state.value, { label: state.label });
+      if (
+        event.type === 'phase.failed' ||
+        event.type === 'review.requested' ||
+        event.type === 'review.received' ||
+        event.type === 'review.timed_out'
+      ) {
+        const line = describeEvent(event, ctx);
+        if (line) log(line);
+      }
+    },
+    notice: log,
+    stop() {
+      bars.update();
+      bars.stop();
+    },
+  };
+}
+
+function lineProgress(io: Io, ctx: EventContext): Progress {
+  return {
+    event(event) {
+      const line = describeEvent(event, ctx);
+      if (line) io.stdout.write(line);
+    },
+    notice: (text) => io.stderr.write(text),
+    stop() {},
+  };
+}
+
+/** --json: stdout carries only the result, but a pending review must still reach the human. */
+function quietProgress(io: Io, ctx: EventContext): Progress {
+  return {
+    event(event) {
+      if (event.type === 'review.requested') {
+        io.stderr.write(
+          reviewInstructions(ctx.api, ctx.id, { auth: ctx.auth, draft: event.draft }),
+        );
+      }
+    },
+    notice: (text) => io.stderr.write(text),
+    stop() {},
+  };
+}
+
+/** Runs the client; resolves to the process exit code (0 done, 1 failed, 2 bad usage, 130 stopped). */
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(argv, io);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
+
+  const api = new Api(options.api, options.apiKey, io.signal);
+  const sleep = io.sleep ?? ((ms: number) => delay(ms, undefined, { signal: io.signal }));
+  let id: string | undefined;
+  let progress: Progress | undefined;
+  try {
+    const created = await createDecision(api, options);
+    id = created.process_id;
+    if (!options.follow) {
+      io.stdout.write(options.json ? `${JSON.stringify(created, null, 2)}\n` : `${id}\n`);
+      return 0;
+    }
+
+    const ctx: EventContext = {
+      api: options.api,
+      id,
+      total: created.phases?.length || PHASE_COUNT,
+      auth: options.apiKey !== undefined,
+    };
+    if (!options.json) io.stdout.write(`Decision ${id} created\n`);
+    progress = options.json
+      ? quietProgress(io, ctx)
+      : io.isTTY
+        ? barProgress(io, ctx)
+        : lineProgress(io, ctx);
+    const end = await followEvents(api, id, progress, sleep, io.signal);
+    progress.stop();
+    progress = undefined;
+
+    switch (end.type) {
+      case 'decision.completed':
+        io.stdout.write(
+          options.json
+            ? `${JSON.stringify(end.result ?? null, null, 2)}\n`
+            : `\n${renderResult(end.result)}`,
+        );
+        return 0;
+      case 'decision.failed':
+        io.stderr.write(renderFailure(id, end.error));
+        return 1;
+      case 'decision.cancelled':
+        io.stderr.write(renderCancelled(id));
+        return 1;
+    }
+  } catch (err) {
+    progress?.stop();
+    if (io.signal?.aborted) {
+      io.stderr.write(
+        id === undefined
+          ? 'Stopped\n'
+          : `Stopped following; decision ${id} keeps running: ${decisionPath(options.api, id)}\n`,
+      );
+      return 130;
+    }
+    if (err instanceof ApiError) io.stderr.write(formatProblem(err.problem));
+    else io.stderr.write(`Error: ${describeError(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  run(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    isTTY: process.stdout.isTTY === true,
+    signal: controller.signal,
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,531 @@
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { createApp, type AppDeps } from '../../src/api/app';
+import { DecisionService } from '../../src/api/decision-service';
+import { createHealthCheck } from '../../src/api/health';
+import { parseApiKeys } from '../../src/api/middleware/auth';
+import type { DecisionRecord } from '../../src/domain/decision';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import type { LanguageModel } from '../../src/llm/model';
+import { createOfflineModel } from '../../src/llm/offline';
+import { RedisResponseStore } from '../../src/llm/response-store';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+type View = Omit<DecisionRecord, 'seq'>;
+const json = { 'Content-Type': 'application/json' };
+
+/** The offline model, counting the calls each phase makes. */
+function countingModel() {
+  const inner = createOfflineModel();
+  const calls: Record<string, number> = {};
+  const model: LanguageModel = {
+    name: inner.name,
+    generate(request) {
+      calls[request.task] = (calls[request.task] ?? 0) + 1;
+      return inner.generate(request);
+    },
+  };
+  return { model, calls };
+}
+
+/** Reads an SSE response to its end, or until `stopAfter` events when given. */
+async function readEvents(res: Response, stopAfter?: number): Promise<EventSourceMessage[]> {
+  const events: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (e) => events.push(e) });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parser.feed(decoder.decode(value, { stream: true }));
+    if (stopAfter !== undefined && events.length >= stopAfter) {
+      await reader.cancel();
+      return events.slice(0, stopAfter);
+    }
+  }
+  return events;
+}
+
+describe('the decision API against a real worker', () => {
+  let native: NativeConnection;
+  let connection: Connection;
+  let client: Client;
+  let worker: Worker;
+  let running: Promise<void>;
+  let store: ReturnType<typeof testProjection>;
+  let counting: ReturnType<typeof countingModel>;
+  let base: Omit<AppDeps, 'decisions'>;
+  let taskQueue: string;
+  let app: ReturnType<typeof createApp>;
+
+  const service = (reviewTimeoutMs = 60_000) =>
+    new DecisionService({ client, projection: store.projection, taskQueue, reviewTimeoutMs });
+
+  beforeAll(async () => {
+    native = await NativeConnection.connect({ address: services.temporalAddress });
+    connection = await Connection.connect({ address: services.temporalAddress });
+    client = new Client({ connection });
+    store = testProjection();
+    counting = countingModel();
+    taskQueue = uniqueName('api');
+    worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: createActivities({
+        model: counting.model,
+        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+        knowledge: await KnowledgeBase.load(resolve(__dirname, '../../knowledge')),
+        projection: store.projection,
+      }),
+    });
+    running = worker.run();
+    base = {
+      health: createHealthCheck({
+        connection,
+        redis: store.redis,
+        temporalAddress: services.temporalAddress,
+        redisUrl: services.redisUrl,
+      }),
+      projection: store.projection,
+      redis: store.redis,
+      keyPrefix: store.prefix,
+      apiKeys: null,
+      maxQueryChars: 500,
+      eventBlockMs: 500,
+    };
+    app = createApp({ ...base, decisions: service() });
+  });
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await store?.cleanup();
+    await connection?.close();
+    await native?.close();
+  });
+
+  const create = async (body: object, headers: Record<string, string> = {}, target = app) => {
+    const res = await target.request('/decisions', {
+      method: 'POST',
+      headers: { ...json, ...headers },
+      body: JSON.stringify(body),
+    });
+    return { res, body: (await res.json()) as View };
+  };
+  const waitUntil = (id: string, status: string) =>
+    waitFor(`decision ${id} to be ${status}`, async () => {
+      const res = await app.request(`/decisions/${id}`);
+      const view = (await res.json()) as View;
+      return view.status === status ? view : undefined;
+    });
+
+  describe('create, wait, result', () => {
+    it('POST /decisions?wait= creates and waits: 200 with the finished decision', async () => {
+      const res = await app.request('/decisions?wait=60s', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ query: 'Should we move billing to a managed Postgres?' }),
+      });
+      expect(res.status).toBe(200);
+      const view = (await res.json()) as View;
+      expect(view.status).toBe('completed');
+      expect(res.headers.get('location')).toBe(`/decisions/${view.process_id}`);
+
+      const result = await app.request(`/decisions/${view.process_id}/result`);
+      expect(result.status).toBe(200);
+      expect(await result.json()).toEqual(view.result);
+    });
+
+    it('GET /wait answers 202 with the current state when the timeout passes first', async () => {
+      const { body } = await create({ query: 'Should we adopt a review step?', review: true });
+      await waitUntil(body.process_id, 'awaiting_review');
+      const res = await app.request(`/decisions/${body.process_id}/wait?timeout=200ms`);
+      expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({ status: 'awaiting_review' });
+
+      const result = await app.request(`/decisions/${body.process_id}/result`);
+      expect(result.status).toBe(409);
+      expect(await result.json()).toMatchObject({
+        detail: 'The decision is awaiting_review; it has no result',
+      });
+      const bad = await app.request(`/decisions/${body.process_id}/wait?timeout=soon`);
+      expect(bad.status).toBe(400);
+      await app.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+    });
+
+    it('keeps context and metadata on the decision and passes the context to the agents', async () => {
+      const res = await app.request('/decisions?wait=60s', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({
+          query: 'Should we hire two platform engineers?',
+          context: 'Budget is frozen until Q3.',
+          metadata: { team: 'platform' },
+        }),
+      });
+      const view = (await res.json()) as View;
+      expect(view).toMatchObject({
+        status: 'completed',
+        context: 'Budget is frozen until Q3.',
+        metadata: { team: 'platform' },
+      });
+    });
+  });
+
+  describe('idempotency', () => {
+    it('two concurrent creates with the same key yield one workflow and the same decision', async () => {
+      const key = uniqueName('idem');
+      const body = { query: 'Should we consolidate our queues?' };
+      const [a, b] = await Promise.all([
+        create(body, { 'Idempotency-Key': key }),
+        create(body, { 'Idempotency-Key': key }),
+      ]);
+      expect([a.res.status, b.res.status]).toEqual([202, 202]);
+      expect(a.body.process_id).toBe(b.body.process_id);
+      const runs = [];
+      for await (const run of client.workflow.list({
+        query: `WorkflowId = "${a.body.process_id}"`,
+      })) {
+        runs.push(run);
+      }
+      expect(runs).toHaveLength(1);
+
+      const again = await create(body, { 'Idempotency-Key': key });
+      expect(again.body.process_id).toBe(a.body.process_id);
+    });
+
+    it('answers 422 when the same key comes with a different body', async () => {
+      const key = uniqueName('idem');
+      await create({ query: 'Should we A?' }, { 'Idempotency-Key': key });
+      const { res, body } = await create({ query: 'Should we B?' }, { 'Idempotency-Key': key });
+      expect(res.status).toBe(422);
+      expect(body).toMatchObject({
+        detail: 'This Idempotency-Key was already used with a different request body',
+      });
+    });
+  });
+
+  describe('list', () => {
+    it('pages newest first with a cursor and filters by status and phase', async () => {
+      const listApp = createApp({ ...base, decisions: service() });
+      const ids: string[] = [];
+      for (const q of ['Should we list one?', 'Should we list two?', 'Should we list three?']) {
+        const res = await listApp.request('/decisions?wait=60s', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ query: q }),
+        });
+        ids.push(((await res.json()) as View).process_id);
+      }
+      const since = encodeURIComponent(new Date(Date.now() - 60_000).toISOString());
+      const page1 = (await (
+        await listApp.request(`/decisions?limit=2&status=completed&created_after=${since}`)
+      ).json()) as { items: View[]; next_cursor: string | null };
+      expect(page1.items).toHaveLength(2);
+      expect(page1.next_cursor).not.toBeNull();
+      const all: string[] = page1.items.map((i) => i.process_id);
+      let cursor = page1.next_cursor;
+      while (cursor) {
+        const page = (await (
+          await listApp.request(`/decisions?limit=2&status=completed&cursor=${cursor}`)
+        ).json()) as { items: View[]; next_cursor: string | null };
+        all.push(...page.items.map((i) => i.process_id));
+        cursor = page.next_cursor;
+      }
+      expect(new Set(all).size).toBe(all.length);
+      // Newest first: the three just made lead, in reverse order of creation.
+      expect(all.filter((id) => ids.includes(id))).toEqual([...ids].reverse());
+
+      const byPhase = (await (
+        await listApp.request('/decisions?phase=compileResult&limit=100')
+      ).json()) as { items: View[] };
+      expect(byPhase.items.every((i) => i.current_phase === 'compileResult')).toBe(true);
+
+      const none = (await (
+        await listApp.request('/decisions?status=cancelled&phase=identifyTrigger')
+      ).json()) as {
+        items: View[];
+      };
+      expect(none.items).toEqual([]);
+      for (const bad of [
+        'status=done',
+        'phase=thinking',
+        'limit=0',
+        'cursor=nope',
+        'created_after=yesterday',
+      ]) {
+        const res = await listApp.request(`/decisions?${bad}`);
+        expect(res.status, bad).toBe(400);
+      }
+    });
+  });
+
+  describe('events (SSE)', () => {
+    it('tells the whole story to a client that connects after the end', async () => {
+      const { body } = await create({ query: 'Should we stream events?' });
+      await waitUntil(body.process_id, 'completed');
+      const res = await app.request(`/decisions/${body.process_id}/events`);
+      expect(res.headers.get('content-type')).toContain('text/event-stream');
+      const events = await readEvents(res);
+
+      expect(events[0]).toMatchObject({ event: 'decision.started' });
+      expect(events.at(-1)).toMatchObject({ event: 'decision.completed' });
+      const completed = events.filter((e) => e.event === 'phase.completed');
+      expect(completed.map((e) => (JSON.parse(e.data) as { phase: string }).phase)).toEqual(
+        PHASE_NAMES,
+      );
+      expect(JSON.parse(completed[0]!.data)).toHaveProperty('output.trigger');
+      expect(events.filter((e) => e.event === 'phase.started')).toHaveLength(10);
+    });
+
+    it('resumes after Last-Event-ID with no gap and no duplicate', async () => {
+      const { body } = await create({ query: 'Should we resume streams?' });
+      const first = await readEvents(await app.request(`/decisions/${body.process_id}/events`), 5);
+      const rest = await readEvents(
+        await app.request(`/decisions/${body.process_id}/events`, {
+          headers: { 'Last-Event-ID': first.at(-1)!.id! },
+        }),
+      );
+      const whole = await readEvents(await app.request(`/decisions/${body.process_id}/events`));
+      expect([...first, ...rest].map((e) => e.id)).toEqual(whole.map((e) => e.id));
+      expect(whole.at(-1)!.event).toBe('decision.completed');
+
+      const bad = await app.request(`/decisions/${body.process_id}/events`, {
+        headers: { 'Last-Event-ID': 'not-an-id' },
+      });
+      expect(bad.status).toBe(400);
+      expect((await app.request('/decisions/unknown/events')).status).toBe(404);
+    });
+  });
+
+  describe('human review', () => {
+    it('pauses after the draft; feedback is delivered as an update and revises the draft', async () => {
+      const { body } = await create({
+        query: 'Should we move billing to a managed Postgres?',
+        review: true,
+      });
+      const paused = await waitUntil(body.process_id, 'awaiting_review');
+      expect(paused.current_phase).toBe('draftDecision');
+      expect(paused.review.status).toBe('awaiting');
+
+      for (const bad of [
+        {},
+        { approve: false },
+        { approve: true, feedback: 'x' },
+        { feedback: '  ' },
+      ]) {
+        const res = await app.request(`/decisions/${body.process_id}/review`, {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify(bad),
+        });
+        expect(res.status, JSON.stringify(bad)).toBe(400);
+      }
+      const review = await app.request(`/decisions/${body.process_id}/review`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ feedback: 'Check the month-end freeze before any cut-over.' }),
+      });
+      expect(review.status).toBe(200);
+      const second = await app.request(`/decisions/${body.process_id}/review`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ approve: true }),
+      });
+      expect(second.status).toBe(409);
+
+      const done = await waitUntil(body.process_id, 'completed');
+      expect(done.review).toMatchObject({
+        status: 'feedback',
+        feedback: 'Check the month-end freeze before any cut-over.',
+      });
+      expect(done.result!.phases.updateDraft.critique[0]).toBe(
+        'Reviewer feedback: Check the month-end freeze before any cut-over.',
+      );
+      const events = await readEvents(await app.request(`/decisions/${body.process_id}/events`));
+      const types = events.map((e) =>
+        `${e.event} ${(JSON.parse(e.data) as { phase?: string }).phase ?? ''}`.trim(),
+      );
+      const at = (t: string) => types.indexOf(t);
+      expect(at('phase.completed draftDecision')).toBeGreaterThan(-1);
+      expect(at('phase.completed draftDecision')).toBeLessThan(
+        at('review.requested draftDecision'),
+      );
+      expect(at('review.requested draftDecision')).toBeLessThan(at('review.received'));
+      expect(at('review.received')).toBeLessThan(at('phase.started updateDraft'));
+    });
+
+    it('rejects a review of a decision that did not ask for one, with 409', async () => {
+      const { body } = await create({ query: 'Should we skip review?' });
+      await waitUntil(body.process_id, 'completed');
+      const res = await app.request(`/decisions/${body.process_id}/review`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ approve: true }),
+      });
+      expect(res.status).toBe(409);
+    });
+
+    it('continues with self-critique when the review times out, and says so', async () => {
+      const quick = createApp({ ...base, decisions: service(1500) });
+      const { body } = await create(
+        { query: 'Should we wait for a reviewer?', review: true },
+        {},
+        quick,
+      );
+      const done = await waitUntil(body.process_id, 'completed');
+      expect(done.review.status).toBe('timed_out');
+      expect(done.result!.phases.updateDraft.critique).toContain(
+        'No reviewer answered in time; this is self-critique.',
+      );
+      const events = await readEvents(await app.request(`/decisions/${body.process_id}/events`));
+      expect(events.map((e) => e.event)).toContain('review.timed_out');
+    });
+  });
+
+  describe('cancel', () => {
+    it('cancels a running decision; a second cancel is a 409', async () => {
+      const { body } = await create({ query: 'Should we cancel this?', review: true });
+      await waitUntil(body.process_id, 'awaiting_review');
+      const res = await app.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'cancelled' });
+      const again = await app.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+      expect(again.status).toBe(409);
+      const events = await readEvents(await app.request(`/decisions/${body.process_id}/events`));
+      expect(events.at(-1)!.event).toBe('decision.cancelled');
+    });
+  });
+
+  describe('fork', () => {
+    it('reruns only the phases from from_phase, reusing the earlier outputs (counted)', async () => {
+      const source = (await (
+        await app.request('/decisions?wait=60s', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ query: 'Should we fork decisions?' }),
+        })
+      ).json()) as View;
+      const before = { ...counting.calls };
+      const res = await app.request(`/decisions/${source.process_id}/fork`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ from_phase: 'generateAlternatives' }),
+      });
+      expect(res.status).toBe(202);
+      const fork = (await res.json()) as View;
+      expect(fork.forked_from).toEqual({
+        process_id: source.process_id,
+        from_phase: 'generateAlternatives',
+      });
+      const done = await waitUntil(fork.process_id, 'completed');
+
+      const callsFor = (phase: string) => (counting.calls[phase] ?? 0) - (before[phase] ?? 0);
+      const reused = PHASE_NAMES.slice(0, PHASE_NAMES.indexOf('generateAlternatives'));
+      for (const phase of reused) expect(callsFor(phase), phase).toBe(0);
+      for (const phase of PHASE_NAMES.slice(reused.length)) expect(callsFor(phase), phase).toBe(1);
+      expect(
+        done.phases.filter((p) => p.reused_from === source.process_id).map((p) => p.name),
+      ).toEqual(reused);
+      for (const phase of reused)
+        expect(done.result!.phases[phase]).toEqual(source.result!.phases[phase]);
+
+      const bad = await app.request(`/decisions/${source.process_id}/fork`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ from_phase: 'nowhere' }),
+      });
+      expect(bad.status).toBe(400);
+    });
+  });
+
+  describe('auth, rate limits, CORS, docs', () => {
+    const keys = parseApiKeys(
+      'reader-key-1=decisions:read,writer-key-1=decisions:read+decisions:write,admin-key-1=decisions:admin',
+    );
+    const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
+
+    it('answers 401 without a valid key and 403 without the scope', async () => {
+      const secured = createApp({ ...base, apiKeys: keys, decisions: service() });
+      expect((await secured.request('/decisions')).status).toBe(401);
+      expect((await secured.request('/decisions', { headers: bearer('wrong-key-1') })).status).toBe(
+        401,
+      );
+      expect(
+        (await secured.request('/decisions', { headers: bearer('reader-key-1') })).status,
+      ).toBe(200);
+      const post = (key: string) =>
+        secured.request('/decisions', {
+          method: 'POST',
+          headers: { ...json, ...bearer(key) },
+          body: JSON.stringify({ query: 'Should we lock the API?' }),
+        });
+      const forbidden = await post('reader-key-1');
+      expect(forbidden.status).toBe(403);
+      expect(await forbidden.json()).toMatchObject({
+        detail: 'This API key lacks the decisions:write scope',
+      });
+      expect((await post('writer-key-1')).status).toBe(202);
+      expect((await post('admin-key-1')).status).toBe(202);
+      expect((await secured.request('/health')).status).toBe(200);
+      expect((await secured.request('/openapi.json')).status).toBe(200);
+    });
+
+    it('limits requests per key in Redis and answers 429 with Retry-After', async () => {
+      const limited = createApp({
+        ...base,
+        keyPrefix: `${store.prefix}${uniqueName('rl')}:`,
+        apiKeys: keys,
+        rateLimitPerMinute: 3,
+        decisions: service(),
+      });
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        statuses.push(
+          (await limited.request('/decisions', { headers: bearer('reader-key-1') })).status,
+        );
+      }
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const res = await limited.request('/decisions', { headers: bearer('reader-key-1') });
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Another key has its own budget.
+      expect((await limited.request('/decisions', { headers: bearer('admin-key-1') })).status).toBe(
+        200,
+      );
+    });
+
+    it('answers CORS preflights for configured origins only', async () => {
+      const withCors = createApp({
+        ...base,
+        corsOrigins: ['https://app.example'],
+        decisions: service(),
+      });
+      const ok = await withCors.request('/decisions', {
+        method: 'OPTIONS',
+        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+      });
+      expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      const other = await withCors.request('/decisions', {
+        method: 'OPTIONS',
+        headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' },
+      });
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    });
+
+    it('serves the docs page and its assets', async () => {
+      const page = await app.request('/docs');
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("url: '/openapi.json'");
+      const asset = await app.request('/docs/assets/swagger-ui-bundle.js');
+      expect(asset.status).toBe(200);
+      expect((await asset.text()).length).toBeGreaterThan(100_000);
+    });
+  });
+});
