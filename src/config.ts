@@ -48,6 +48,7 @@ export const ConfigSchema = z
     CORS_ORIGINS: z.string().default(''),
     REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),
     MAX_WAIT_SECONDS: z.coerce.number().int().positive().default(120),
+    WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   })
   .superRefine((c, ctx) => {
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {

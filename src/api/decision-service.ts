@@ -29,6 +29,7 @@ import {
 } from '../domain/workflow-api';
 import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
+import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
 import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
@@ -40,6 +41,8 @@ export interface DecisionServiceOptions {
   /** How long a status read waits for a worker to answer the progress query. */
   queryTimeoutMs?: number;
   onProjectionError?: (err: unknown) => void;
+  /** A running record not updated for this long is checked against Temporal on read. */
+  staleAfterMs?: number;
 }
 
 export interface CreateRequest {
@@ -129,11 +132,30 @@ export class DecisionService {
   async get(id: string): Promise<DecisionRecord | null> {
     try {
       const projected = await this.options.projection.get(id);
-      if (projected) return projected;
+      if (projected && !(await this.outlivedByTemporal(projected))) return projected;
     } catch (err) {
       this.options.onProjectionError?.(err);
     }
     return this.fromTemporal(id);
+  }
+
+  /**
+   * True when the projection says the decision is still going but Temporal has closed it: its
+   * last write was lost, or it was terminated from outside. Checked once a record is quiet.
+   */
+  private async outlivedByTemporal(record: DecisionRecord): Promise<boolean> {
+    if (isTerminal(record.status)) return false;
+    if (Date.now() - Date.parse(record.updated_at) < (this.options.staleAfterMs ?? 30_000)) {
+      return false;
+    }
+    try {
+      const description = await this.options.client.workflow
+        .getHandle(record.process_id)
+        .describe();
+      return description.status.name !== 'RUNNING';
+    } catch {
+      return false;
+    }
   }
 
   async getOrThrow(id: string): Promise<DecisionRecord> {
@@ -163,8 +185,12 @@ export class DecisionService {
     } finally {
       clearTimeout(timer);
     }
-    // The workflow writes its final state to the projection before it completes.
-    const latest = await this.getOrThrow(id);
+    // The workflow writes its final state to the projection before it completes; should that
+    // write have been lost, Temporal's own record says how it ended.
+    let latest = await this.getOrThrow(id);
+    if (!isTerminal(latest.status) && !abort.signal.aborted) {
+      latest = (await this.fromTemporal(id)) ?? latest;
+    }
     return { record: latest, finished: isTerminal(latest.status) };
   }
 
@@ -184,13 +210,25 @@ export class DecisionService {
       throw new ProblemError(409, `The decision has already ${record.status}; it takes no review`);
     }
     try {
-      return await this.options.client.workflow
-        .getHandle(id)
-        .executeUpdate(reviewUpdate, { args: [input] });
+      // Without a worker the update would wait for one indefinitely; answer within a minute.
+      return await this.options.client.connection.withDeadline(Date.now() + 60_000, () =>
+        this.options.client.workflow.getHandle(id).executeUpdate(reviewUpdate, { args: [input] }),
+      );
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         throw new ProblemError(409, err.cause?.message ?? err.message);
       }
+      throw err;
+    }
+  }
+
+  /** Retries from a phase (the failed one by default): a reset, earlier phases not run again. */
+  async retry(id: string, fromPhase?: PhaseName): Promise<RetryResult> {
+    await this.getOrThrow(id);
+    try {
+      return await retryDecision(this.options.client, id, fromPhase);
+    } catch (err) {
+      if (err instanceof RetryError) throw new ProblemError(409, err.message);
       throw err;
     }
   }
@@ -239,7 +277,8 @@ export class DecisionService {
     }
   }
 
-  private async fromTemporal(id: string): Promise<DecisionRecord | null> {
+  /** The decision as Temporal alone knows it (progress query, or description and result). */
+  async fromTemporal(id: string): Promise<DecisionRecord | null> {
     const { client } = this.options;
     const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
     let description: WorkflowExecutionDescription;

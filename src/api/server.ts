@@ -88,7 +88,10 @@ export async function startApi(
   return {
     url,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Event streams stay open for long; end them rather than wait for their clients.
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      await closed;
       await connection.close();
       redis.disconnect();
     },

@@ -63,7 +63,11 @@ export function withResponseStore(
         onStoreError(err);
         return null;
       });
-      if (stored) return { ...stored, reused: true };
+      if (stored) {
+        // A reused answer belongs to this attempt too: forget() must be able to drop it.
+        written.push(key);
+        return { ...stored, reused: true };
+      }
       const response = await model.generate(request);
       await store.put(key, response).then(
         () => written.push(key),

@@ -2,15 +2,22 @@ import { ConfigError } from '../config';
 
 /**
  * Runs an entry point: a start-up error ends the process with its message (not a stack for a bad
- * setting), and SIGINT/SIGTERM call `stop` once; a second signal exits at once.
+ * setting), and SIGINT/SIGTERM call `stop` once; a second signal exits at once. A signal during
+ * start-up stops what was started as soon as start-up returns.
  */
 export function runMain(start: () => Promise<() => Promise<void>>): void {
   let stopping = false;
+  let pending: NodeJS.Signals | null = null;
   let stop: (() => Promise<void>) | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping || !stop) {
+    if (stopping || pending) {
       process.stderr.write(`\n${signal} again: exiting without waiting\n`);
       process.exit(130);
+    }
+    if (!stop) {
+      pending = signal;
+      process.stderr.write(`\n${signal}: stopping once start-up finishes (again to exit now)…\n`);
+      return;
     }
     stopping = true;
     process.stderr.write(`\n${signal}: shutting down…\n`);
@@ -27,6 +34,11 @@ export function runMain(start: () => Promise<() => Promise<void>>): void {
   start().then(
     (stopFn) => {
       stop = stopFn;
+      if (pending) {
+        const signal = pending;
+        pending = null;
+        onSignal(signal);
+      }
     },
     (err: unknown) => {
       process.stderr.write(

@@ -18,6 +18,12 @@ import { DecisionRecordSchema } from '../domain/schemas';
 const WRITE_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+local was = redis.call('HGET', KEYS[1], 'status')
+local finished = ARGV[4] ~= ''
+if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled') then
+  -- A finished decision runs again (a reset): the old run's story, with its end, is over.
+  redis.call('DEL', KEYS[5])
+end
 local fields = {}
 for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -25,7 +31,7 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 for _, event in ipairs(cjson.decode(ARGV[8])) do
   redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
 end
-if ARGV[4] ~= '' then
+if finished then
   if ARGV[7] ~= '' then
     redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[5])
   else
@@ -205,36 +211,36 @@ export class DecisionProjection {
   async list(query: ListQuery): Promise<{ items: DecisionSummary[]; next: ListCursor | null }> {
     const items: DecisionSummary[] = [];
     const min = query.createdAfter !== undefined ? `(${query.createdAfter}` : '-inf';
-    let max: string = query.createdBefore !== undefined ? `(${query.createdBefore}` : '+inf';
-    if (query.cursor) max = String(query.cursor.score);
+    const top = query.createdBefore !== undefined ? `(${query.createdBefore}` : '+inf';
     const batch = Math.max(query.limit * 2, 50);
-    let offset = 0;
-    let last: ListCursor | null = null;
-    for (let scanned = 0; scanned < MAX_SCAN; scanned += batch, offset += batch) {
+    // Each batch starts at the last entry seen (inclusive, skipping what was seen), not at an
+    // offset, so decisions created while paging cannot shift entries into a page twice.
+    let after = query.cursor ?? null;
+    for (let scanned = 0; scanned < MAX_SCAN; scanned += batch) {
       const flat = await this.redis.zrange(
         this.createdIndexKey,
-        max,
+        after ? String(after.score) : top,
         min,
         'BYSCORE',
         'REV',
         'LIMIT',
-        offset,
+        0,
         batch,
         'WITHSCORES',
       );
-      if (flat.length === 0) return { items, next: null };
       const page: ListCursor[] = [];
       for (let i = 0; i < flat.length; i += 2) {
         const entry = { id: flat[i]!, score: Number(flat[i + 1]) };
-        const c = query.cursor;
-        if (c && entry.score === c.score && entry.id >= c.id) continue;
+        // Equal scores come in descending id order: those at or above the bound were seen.
+        if (after && entry.score === after.score && entry.id >= after.id) continue;
         page.push(entry);
       }
+      if (page.length === 0) return { items, next: null };
       const pipeline = this.redis.pipeline();
       for (const entry of page) pipeline.hmget(this.recordKey(entry.id), ...SUMMARY_FIELDS);
       const rows = (await pipeline.exec()) ?? [];
       for (const [i, entry] of page.entries()) {
-        last = entry;
+        after = entry;
         const values = rows[i]?.[1] as (string | null)[] | undefined;
         if (!values?.[0]) continue;
         const summary = toSummary(values);
@@ -243,9 +249,8 @@ export class DecisionProjection {
         items.push(summary);
         if (items.length === query.limit) return { items, next: entry };
       }
-      if (flat.length < batch * 2) return { items, next: null };
     }
-    return { items, next: last };
+    return { items, next: after };
   }
 }
 

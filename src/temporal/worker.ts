@@ -50,6 +50,8 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     // Workflows are registered by path: they run bundled, in a separate deterministic context.
     workflowsPath: require.resolve('../workflows'),
+    // On shutdown, activities in flight get this long to finish before they are cancelled.
+    shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
     activities: createActivities({
       model,
       responses: new RedisResponseStore(

@@ -15,6 +15,7 @@ import {
 import type { Activities, PhaseActivity } from '../activities';
 import {
   initialRecord,
+  isTerminal,
   type DecisionError,
   type DecisionEvent,
   type DecisionInput,
@@ -52,6 +53,13 @@ const { projectDecision } = proxyLocalActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', maximumAttempts: 5 },
 });
 
+// No later write repairs the final one, so it keeps trying for longer before the decision ends.
+const { projectDecision: projectFinalState } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
+});
+
 /** Runs the ten phases of a decision in order, projecting every state change to Redis. */
 export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRecord> {
   const info = workflowInfo();
@@ -66,9 +74,13 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   setHandler(
     reviewUpdate,
     (answer: ReviewInput) => {
-      review = answer.approve
+      const outcome: ReviewOutcome = answer.approve
         ? { kind: 'approved' }
         : { kind: 'feedback', feedback: answer.feedback!.trim() };
+      review = outcome;
+      record.review.status = outcome.kind;
+      record.review.feedback = outcome.kind === 'feedback' ? outcome.feedback : null;
+      record.review.answered_at = now();
       return record.review;
     },
     {
@@ -89,6 +101,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   );
 
   let indexed = { status: '', phase: '' };
+  let unsent: DecisionEvent[] = [];
   const publish = async (...events: DecisionEvent[]): Promise<void> => {
     // Workflow time only moves forward, also across resets, so seq stays monotonic for the
     // projection even when a reset run repeats a counter the old run already used.
@@ -102,8 +115,12 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       ]);
       indexed = { status: record.status, phase };
     }
+    // Events of a failed write ride along with the next one; a write that arrives twice is
+    // ignored by its seq, so none is stored twice.
+    unsent.push(...events);
     try {
-      await projectDecision(record, events);
+      await (isTerminal(record.status) ? projectFinalState : projectDecision)(record, unsent);
+      unsent = [];
     } catch (err) {
       // Redis is a projection: the next write carries the whole state and repairs this one.
       log.warn('Projection write failed', { error: String(err), seq: record.seq });
@@ -247,19 +264,16 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     });
     const answered = await condition(() => review !== null, timeoutMs);
     record.status = 'running';
-    record.review.answered_at = now();
     if (!answered) {
       review = { kind: 'timed_out' };
       record.review.status = 'timed_out';
+      record.review.answered_at = now();
       return [{ type: 'review.timed_out', data: { timeout_ms: timeoutMs } }];
     }
-    const outcome = review;
-    record.review.status = outcome?.kind === 'feedback' ? 'feedback' : 'approved';
-    record.review.feedback = outcome?.kind === 'feedback' ? outcome.feedback : null;
     return [
       {
         type: 'review.received',
-        data: { approved: outcome?.kind === 'approved', feedback: record.review.feedback },
+        data: { approved: review?.kind === 'approved', feedback: record.review.feedback },
       },
     ];
   }

@@ -297,6 +297,12 @@ describe('the decision API against a real worker', () => {
       expect([...first, ...rest].map((e) => e.id)).toEqual(whole.map((e) => e.id));
       expect(whole.at(-1)!.event).toBe('decision.completed');
 
+      // Resuming after the end: 204, so an EventSource stops reconnecting.
+      const after = await app.request(`/decisions/${body.process_id}/events`, {
+        headers: { 'Last-Event-ID': whole.at(-1)!.id! },
+      });
+      expect(after.status).toBe(204);
+
       const bad = await app.request(`/decisions/${body.process_id}/events`, {
         headers: { 'Last-Event-ID': 'not-an-id' },
       });
@@ -334,6 +340,10 @@ describe('the decision API against a real worker', () => {
         body: JSON.stringify({ feedback: 'Check the month-end freeze before any cut-over.' }),
       });
       expect(review.status).toBe(200);
+      expect(await review.json()).toMatchObject({
+        status: 'feedback',
+        feedback: 'Check the month-end freeze before any cut-over.',
+      });
       const second = await app.request(`/decisions/${body.process_id}/review`, {
         method: 'POST',
         headers: json,
@@ -446,6 +456,63 @@ describe('the decision API against a real worker', () => {
     });
   });
 
+  describe('a projection that missed the end', () => {
+    it('reads from Temporal when a quiet running record belongs to a closed workflow', async () => {
+      const done = (await (
+        await app.request('/decisions?wait=60s', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ query: 'Should we trust a stale projection?' }),
+        })
+      ).json()) as View;
+      // As if the final write had been lost: the record says running, and has for a while.
+      await store.redis.hset(store.projection.recordKey(done.process_id), {
+        status: 'running',
+        updated_at: new Date(Date.now() - 3_600_000).toISOString(),
+      });
+      const read = (await (await app.request(`/decisions/${done.process_id}`)).json()) as View;
+      expect(read.status).toBe('completed');
+      const cancel = await app.request(`/decisions/${done.process_id}/cancel`, { method: 'POST' });
+      expect(cancel.status).toBe(409);
+    });
+  });
+
+  describe('retry', () => {
+    it('POST /retry reruns from a named phase (admin) and 409s without one on a completed decision', async () => {
+      const done = (await (
+        await app.request('/decisions?wait=60s', {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ query: 'Should we retry over HTTP?' }),
+        })
+      ).json()) as View;
+      const nothing = await app.request(`/decisions/${done.process_id}/retry`, { method: 'POST' });
+      expect(nothing.status).toBe(409);
+      const before = counting.calls.compileResult ?? 0;
+      const res = await app.request(`/decisions/${done.process_id}/retry`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ from_phase: 'compileResult' }),
+      });
+      expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({
+        process_id: done.process_id,
+        from_phase: 'compileResult',
+      });
+      await waitFor('the retried run to finish', async () => {
+        const view = (await (await app.request(`/decisions/${done.process_id}`)).json()) as View;
+        return view.status === 'completed' && (counting.calls.compileResult ?? 0) > before
+          ? view
+          : undefined;
+      });
+      expect(counting.calls.compileResult).toBe(before + 1);
+      // The event stream now tells the new run's story: the old run's end is gone.
+      const events = await readEvents(await app.request(`/decisions/${done.process_id}/events`));
+      expect(events.filter((e) => e.event === 'decision.completed')).toHaveLength(1);
+      expect(events.map((e) => e.event)).toContain('phase.completed');
+    });
+  });
+
   describe('auth, rate limits, CORS, docs', () => {
     const keys = parseApiKeys(
       'reader-key-1=decisions:read,writer-key-1=decisions:read+decisions:write,admin-key-1=decisions:admin',
@@ -474,6 +541,14 @@ describe('the decision API against a real worker', () => {
       });
       expect((await post('writer-key-1')).status).toBe(202);
       expect((await post('admin-key-1')).status).toBe(202);
+      const retry = await secured.request('/decisions/any-id/retry', {
+        method: 'POST',
+        headers: bearer('writer-key-1'),
+      });
+      expect(retry.status).toBe(403);
+      expect(await retry.json()).toMatchObject({
+        detail: 'This API key lacks the decisions:admin scope',
+      });
       expect((await secured.request('/health')).status).toBe(200);
       expect((await secured.request('/openapi.json')).status).toBe(200);
     });

@@ -300,6 +300,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/decisions/{process_id}/events',
       '/decisions/{process_id}/fork',
       '/decisions/{process_id}/result',
+      '/decisions/{process_id}/retry',
       '/decisions/{process_id}/review',
       '/decisions/{process_id}/wait',
       '/health',

@@ -5,7 +5,7 @@ import { problem, problemResponse } from '../problem';
 import type { AuthVariables } from './auth';
 
 /**
- * Limits each principal (API key, or client address without auth) to `perMinute` requests,
+ * Limits each principal (API key, or the connection's address without auth) to `perMinute` requests,
  * counted in Redis so the limit holds across API replicas. 429 with Retry-After past it. When
  * Redis does not answer, requests pass: the limit protects the service, it must not stop it.
  */
@@ -23,12 +23,9 @@ export function rateLimit(deps: {
   });
   return async (c, next) => {
     const principal = c.get('principal');
+    // The socket's address, not X-Forwarded-For: a client could send a new one with each request.
     const who =
-      principal && principal !== 'anonymous'
-        ? principal
-        : (c.req.header('X-Forwarded-For')?.split(',')[0]?.trim() ??
-          clientAddress(c.env) ??
-          'unknown');
+      principal && principal !== 'anonymous' ? principal : (clientAddress(c.env) ?? 'unknown');
     try {
       const res = await limiter.consume(who);
       c.header('RateLimit-Limit', String(deps.perMinute));

@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { DECISION_STATUSES, type DecisionRecord } from '../../domain/decision';
+import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import type { DecisionService } from '../decision-service';
@@ -9,7 +10,7 @@ import { requireScope, type AuthVariables } from '../middleware/auth';
 
 export type Decisions = Pick<
   DecisionService,
-  'start' | 'get' | 'getOrThrow' | 'list' | 'wait' | 'cancel' | 'review' | 'fork'
+  'start' | 'get' | 'getOrThrow' | 'list' | 'wait' | 'cancel' | 'review' | 'fork' | 'retry'
 >;
 export type ApiEnv = { Variables: AuthVariables };
 
@@ -49,14 +50,6 @@ const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json
 const jsonBody = <T extends z.ZodType>(schema: T) => ({
   body: { required: true, ...json(schema) },
 });
-
-/** "30s", "2m", "1500ms" or a number of seconds, in milliseconds. */
-export function parseDuration(text: string): number | null {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim());
-  if (!match) return null;
-  const n = Number(match[1]);
-  return Math.round(match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1000);
-}
 
 function durationParam(maxSeconds: number) {
   return z
@@ -464,6 +457,47 @@ export function registerDecisionRoutes(
       const record = await decisions.fork(c.req.valid('param').process_id, c.req.valid('json'));
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
       return c.json(view(record), 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/decisions/{process_id}/retry',
+      summary: 'Retry a decision from a phase (admin)',
+      description:
+        'Resets the workflow to just before `from_phase` (default: the phase that failed); the ' +
+        'phases before it are not run again. The decision keeps its id and runs on.',
+      security,
+      middleware: [requireScope('decisions:admin')],
+      request: {
+        params: idParam,
+        body: {
+          required: false,
+          ...json(z.object({ from_phase: phaseName.optional() }).openapi('Retry')),
+        },
+      },
+      responses: {
+        202: {
+          description: 'The decision runs again from the phase',
+          ...json(
+            z.object({
+              process_id: z.string(),
+              from_phase: phaseName,
+              reset_event_id: z.number(),
+              old_run_id: z.string(),
+              new_run_id: z.string(),
+            }),
+          ),
+        },
+        409: problemOf('Still running, or nothing to retry from'),
+        ...NOT_FOUND,
+        ...COMMON,
+      },
+    }),
+    async (c) => {
+      const body = c.req.header('Content-Type') ? c.req.valid('json') : {};
+      return c.json(await decisions.retry(c.req.valid('param').process_id, body.from_phase), 202);
     },
   );
 }

@@ -60,6 +60,12 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     if (resumeFrom !== null && !/^\d+-\d+$/.test(resumeFrom)) {
       throw new ProblemError(400, 'Last-Event-ID must be the id of an event this API sent');
     }
+    const story = await deps.projection.readEvents(id, null);
+    const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
+    if (resumeFrom !== null && end && compareIds(end.id, resumeFrom) <= 0) {
+      // The client has seen the end already: 204 tells EventSource not to reconnect.
+      return c.body(null, 204);
+    }
     return streamSSE(c, async (stream) => {
       const blocking = deps.redis.duplicate();
       blocking.on('error', () => undefined);
@@ -79,7 +85,9 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
         return false;
       };
       try {
-        if (await send(await deps.projection.readEvents(id, last))) return;
+        const replay =
+          resumeFrom === null ? story : story.filter((e) => compareIds(e.id, resumeFrom) > 0);
+        if (await send(replay)) return;
         while (!stream.aborted && Date.now() < deadline) {
           const events = await deps.projection.waitForEvents(blocking, id, last, blockMs);
           if (await send(events)) return;
@@ -89,7 +97,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           const record = await deps.decisions.get(id);
           if (record && isTerminal(record.status)) {
             if (!(await send(await deps.projection.readEvents(id, last)))) {
-              await stream.writeSSE(synthesizedEnd(record));
+              await stream.writeSSE({ id: last ?? '0-0', ...synthesizedEnd(record) });
             }
             return;
           }
@@ -100,6 +108,13 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       }
     });
   });
+}
+
+/** Orders Redis stream ids ("ms-seq"). */
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
 }
 
 function synthesizedEnd(record: DecisionRecord) {

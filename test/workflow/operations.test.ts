@@ -1,0 +1,242 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { DecisionService } from '../../src/api/decision-service';
+import { type DecisionRecord } from '../../src/domain/decision';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import type { LanguageModel } from '../../src/llm/model';
+import { createOfflineModel } from '../../src/llm/offline';
+import { RedisResponseStore } from '../../src/llm/response-store';
+import { lastPhaseFailure } from '../../src/operations/history';
+import { reconcile } from '../../src/operations/reconcile';
+import { replayHistories } from '../../src/operations/replay';
+import { retryDecision, RetryError } from '../../src/operations/retry';
+import type { decisionWorkflow } from '../../src/workflows';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+const root = resolve(__dirname, '../..');
+
+describe('operations: retry from a phase, replay, reconcile', () => {
+  let native: NativeConnection;
+  let connection: Connection;
+  let client: Client;
+  let worker: Worker;
+  let running: Promise<void>;
+  let store: ReturnType<typeof testProjection>;
+  let taskQueue: string;
+  const calls: Record<string, number> = {};
+  let broken = false;
+
+  beforeAll(async () => {
+    native = await NativeConnection.connect({ address: services.temporalAddress });
+    connection = await Connection.connect({ address: services.temporalAddress });
+    client = new Client({ connection });
+    store = testProjection();
+    taskQueue = uniqueName('ops');
+    const offline = createOfflineModel();
+    // The offline model, counting calls, and refusing generateAlternatives while `broken`.
+    const model: LanguageModel = {
+      name: offline.name,
+      generate(request) {
+        calls[request.task] = (calls[request.task] ?? 0) + 1;
+        if (broken && request.task === 'generateAlternatives') {
+          return Promise.reject(
+            ApplicationFailure.create({
+              type: 'ModelAuthenticationError',
+              message: 'the model provider rejected the API key',
+              nonRetryable: true,
+            }),
+          );
+        }
+        return offline.generate(request);
+      },
+    };
+    worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: createActivities({
+        model,
+        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+        knowledge: await KnowledgeBase.load(resolve(root, 'knowledge')),
+        projection: store.projection,
+      }),
+    });
+    running = worker.run();
+  });
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await store?.cleanup();
+    await connection?.close();
+    await native?.close();
+  });
+
+  async function decide(query: string): Promise<{ id: string; error: unknown }> {
+    const id = uniqueName('ops');
+    const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: id,
+      args: [{ query }],
+      memo: { query },
+    });
+    return {
+      id,
+      error: await handle.result().then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    };
+  }
+  const snapshot = () => ({ ...calls });
+  const delta = (before: Record<string, number>) =>
+    Object.fromEntries(PHASE_NAMES.map((p) => [p, (calls[p] ?? 0) - (before[p] ?? 0)]));
+
+  it('retries a decision that failed in phase 7 from phase 7: phases 1–6 are not run again', async () => {
+    broken = true;
+    const { id, error } = await decide('Should we move billing to a managed Postgres?');
+    broken = false;
+    expect(error).not.toBeNull();
+    const failure = lastPhaseFailure(await client.workflow.getHandle(id).fetchHistory());
+    expect(failure).toEqual({
+      phase: 'generateAlternatives',
+      type: 'ModelAuthenticationError',
+      message: 'the model provider rejected the API key',
+      attempts: 1,
+    });
+    expect((await store.projection.get(id))?.status).toBe('failed');
+
+    const before = snapshot();
+    const retried = await retryDecision(client, id);
+    expect(retried).toMatchObject({ process_id: id, from_phase: 'generateAlternatives' });
+    expect(retried.new_run_id).not.toBe(retried.old_run_id);
+    const record: DecisionRecord = await client.workflow
+      .getHandle<typeof decisionWorkflow>(id)
+      .result();
+
+    expect(record.status).toBe('completed');
+    const rerun = delta(before);
+    for (const p of PHASE_NAMES.slice(0, 6)) expect(rerun[p], p).toBe(0);
+    for (const p of PHASE_NAMES.slice(6)) expect(rerun[p], p).toBe(1);
+    expect(await store.projection.get(id)).toMatchObject({ status: 'completed', error: null });
+    // The earlier phases keep the timings of the first run: they come from its history.
+    expect(record.phases.slice(0, 6).every((p) => p.status === 'completed')).toBe(true);
+  });
+
+  it('retries a completed decision from a named phase', async () => {
+    const { id } = await decide('Should we retry compiled results?');
+    const before = snapshot();
+    await retryDecision(client, id, 'compileResult');
+    const record: DecisionRecord = await client.workflow
+      .getHandle<typeof decisionWorkflow>(id)
+      .result();
+    expect(record.status).toBe('completed');
+    expect(delta(before)).toEqual({
+      ...Object.fromEntries(PHASE_NAMES.map((p) => [p, 0])),
+      compileResult: 1,
+    });
+  });
+
+  it('refuses to retry a completed decision without --from-phase, saying why', async () => {
+    const { id } = await decide('Should we refuse retries?');
+    await expect(retryDecision(client, id)).rejects.toThrow(RetryError);
+    await expect(retryDecision(client, id)).rejects.toThrow(/no failed phase.*--from-phase/);
+  });
+
+  it('replays a retried history cleanly against the current code', async () => {
+    const { id } = await decide('Should we replay retried decisions?');
+    await retryDecision(client, id, 'draftDecision');
+    await client.workflow.getHandle(id).result();
+    const histories = [
+      { workflowId: id, history: await client.workflow.getHandle(id).fetchHistory() },
+    ];
+    const outcomes = await replayHistories(histories, {
+      workflowBundle: { codePath: services.workflowBundlePath },
+    });
+    expect(outcomes).toEqual([expect.objectContaining({ workflowId: id, ok: true, error: null })]);
+  });
+
+  it('reconcile restores a flushed projection from Temporal, and a second run changes nothing', async () => {
+    const ids = [
+      (await decide('Should we reconcile one?')).id,
+      (await decide('Should we reconcile two?')).id,
+    ];
+    const expected = await Promise.all(ids.map((id) => store.projection.get(id)));
+    await store.redis.del(...ids.map((id) => store.projection.recordKey(id)));
+    expect(await store.projection.get(ids[0]!)).toBeNull();
+
+    const service = new DecisionService({ client, projection: store.projection, taskQueue });
+    const run = () =>
+      reconcile({
+        client,
+        projection: store.projection,
+        readFromTemporal: (id) => service.fromTemporal(id),
+        since: new Date(Date.now() - 3_600_000),
+        filter: `TaskQueue = "${taskQueue}"`,
+      });
+    const first = await waitForVisibility(ids, run);
+    expect(first.restored).toEqual(expect.arrayContaining(ids));
+    expect(first.failed).toEqual([]);
+    expect(await Promise.all(ids.map((id) => store.projection.get(id)))).toEqual(expected);
+
+    const second = await run();
+    expect(second.restored).toEqual([]);
+    expect(second.updated).toEqual([]);
+    expect(second.unchanged).toBe(second.checked);
+  });
+
+  it('the decisions command shows a failure in plain words and replays with exit code 0', async () => {
+    broken = true;
+    const { id } = await decide('Should we show failures?');
+    broken = false;
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      REDIS_URL: services.redisUrl,
+    };
+    const cli = (...args: string[]) =>
+      spawnSync(resolve(root, 'node_modules/.bin/tsx'), ['src/cli/decisions.ts', ...args], {
+        cwd: root,
+        env,
+        encoding: 'utf8',
+      });
+    const show = cli('show', id);
+    expect(show.status).toBe(0);
+    expect(show.stdout).toContain('FAILED');
+    expect(show.stdout).toContain(
+      'Failed in generateAlternatives after 1 attempt: ModelAuthenticationError',
+    );
+    expect(show.stdout).toContain(`decisions retry ${id}`);
+    const replay = cli('replay', id);
+    expect(replay.stdout).toContain(`ok      ${id}`);
+    expect(replay.status).toBe(0);
+    const missing = cli('show', 'no-such-decision');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('No decision with id no-such-decision');
+    const help = cli('retry', '--help');
+    expect(help.stdout).toContain('--from-phase');
+  });
+});
+
+/** Visibility is eventually consistent: run again until every id has been restored once. */
+async function waitForVisibility<T extends { restored: string[]; failed: unknown[] }>(
+  ids: string[],
+  run: () => Promise<T>,
+): Promise<{ restored: string[]; failed: unknown[] }> {
+  const restored = new Set<string>();
+  const failed: unknown[] = [];
+  return waitFor('reconcile to see every decision', async () => {
+    const report = await run();
+    report.restored.forEach((id) => restored.add(id));
+    failed.push(...report.failed);
+    return ids.every((id) => restored.has(id)) ? { restored: [...restored], failed } : undefined;
+  });
+}
