@@ -14,6 +14,12 @@ export const services = {
   get workflowBundlePath() {
     return inject('workflowBundlePath');
   },
+  get temporalCliPath() {
+    return inject('temporalCliPath');
+  },
+  get chromiumPath() {
+    return inject('chromiumPath');
+  },
 };
 
 export function uniqueName(prefix: string): string {

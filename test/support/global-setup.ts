@@ -6,6 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { ensureLocalRedis, redisAnswers } from '../../src/projection/redis-dev';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { ensureChromium } from './chromium';
 import { freePort } from './ports';
 
 declare module 'vitest' {
@@ -13,6 +14,8 @@ declare module 'vitest' {
     temporalAddress: string;
     redisUrl: string;
     workflowBundlePath: string;
+    temporalCliPath: string;
+    chromiumPath: string;
   }
 }
 
@@ -70,6 +73,8 @@ export default async function setup(project: TestProject) {
     project.provide('temporalAddress', server.address);
     project.provide('redisUrl', redisUrl);
     project.provide('workflowBundlePath', workflowBundlePath);
+    project.provide('temporalCliPath', cliPath);
+    project.provide('chromiumPath', ensureChromium(log));
   } catch (err) {
     await teardown();
     throw err;

@@ -1,0 +1,131 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import type { LanguageModel } from '../../src/llm/model';
+import { createOfflineModel } from '../../src/llm/offline';
+import { RedisResponseStore } from '../../src/llm/response-store';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import type { decisionWorkflow } from '../../src/workflows';
+import { services, testProjection, uniqueName } from '../support/context';
+import { freePort } from '../support/ports';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+const root = resolve(__dirname, '../..');
+export const SCREENSHOT = resolve(root, 'test-results/web-ui-failed-decisions.png');
+
+describe('the Temporal Web UI finds failed decisions by one filter', () => {
+  let server: DevServer;
+  let browser: Browser;
+  let store: ReturnType<typeof testProjection>;
+
+  beforeAll(async () => {
+    // A dev server of its own, with the Web UI on (the suite's shared one is headless).
+    server = await startDevServer({
+      cliPath: services.temporalCliPath,
+      address: `127.0.0.1:${await freePort()}`,
+      namespace: 'default',
+      uiPort: await freePort(),
+      dbFile: null,
+    });
+    store = testProjection();
+    browser = await chromium.launch({
+      executablePath: services.chromiumPath,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await store?.cleanup();
+    await server?.stop();
+  });
+
+  it('shows the decision that failed in generateAlternatives under DecisionStatus="failed"', async () => {
+    const native = await NativeConnection.connect({ address: server.address });
+    const connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection });
+    const offline = createOfflineModel();
+    const model: LanguageModel = {
+      name: offline.name,
+      generate: (request) =>
+        request.task === 'generateAlternatives'
+          ? Promise.reject(
+              ApplicationFailure.create({
+                type: 'ModelAuthenticationError',
+                message: 'the model provider rejected the API key',
+                nonRetryable: true,
+              }),
+            )
+          : offline.generate(request),
+    };
+    const taskQueue = uniqueName('ui');
+    const worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: createActivities({
+        model,
+        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 600),
+        knowledge: await KnowledgeBase.load(resolve(root, 'knowledge')),
+        projection: store.projection,
+      }),
+    });
+    const failedId = `decision-${uniqueName('failed')}`;
+    const runId = await worker.runUntil(async () => {
+      const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: failedId,
+        args: [{ query: 'Should we move billing to a managed Postgres?' }],
+        memo: { query: 'Should we move billing to a managed Postgres?' },
+      });
+      await handle.result().catch(() => undefined);
+      return handle.firstExecutionRunId;
+    });
+    await connection.close();
+    await native.close();
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+    const query = encodeURIComponent('DecisionStatus="failed"');
+    await page.goto(`${server.uiUrl}/namespaces/default/workflows?query=${query}`, {
+      waitUntil: 'networkidle',
+    });
+    // Visibility is eventually consistent: reload until the filtered list shows the decision.
+    const row = page.getByText(failedId).first();
+    for (let attempt = 1; ; attempt++) {
+      const shown = await row.waitFor({ state: 'visible', timeout: 3000 }).then(
+        () => true,
+        () => false,
+      );
+      if (shown || attempt === 10) break;
+      await page.reload({ waitUntil: 'networkidle' });
+    }
+    mkdirSync(resolve(root, 'test-results'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+    await expect(row.isVisible()).resolves.toBe(true);
+
+    // The decision's page shows the failure as the workflow wrote it: phase, cause.
+    await page.goto(`${server.uiUrl}/namespaces/default/workflows/${failedId}/${runId}/history`, {
+      waitUntil: 'networkidle',
+    });
+    const failure = page
+      .getByText('Phase generateAlternatives failed: the model provider rejected the API key')
+      .first();
+    await failure.waitFor({ state: 'visible', timeout: 15_000 });
+    await page.screenshot({ path: SCREENSHOT.replace('.png', '-detail.png'), fullPage: true });
+  });
+});
