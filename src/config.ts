@@ -49,6 +49,17 @@ export const ConfigSchema = z
     REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),
     MAX_WAIT_SECONDS: z.coerce.number().int().positive().default(120),
     WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
+    WORKER_HTTP_PORT: z
+      .string()
+      .default('8002')
+      .transform((v) => (v === 'off' ? null : Number(v)))
+      .pipe(z.number().int().min(0).max(65535).nullable()),
+    WORKER_SDK_METRICS_ADDRESS: z
+      .string()
+      .regex(/^(.+:\d+|off)$/, 'must be host:port or off')
+      .default('127.0.0.1:9464')
+      .transform((v) => (v === 'off' ? null : v)),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   })
   .superRefine((c, ctx) => {
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {

@@ -11,6 +11,7 @@ import { summarizeAnswers } from '../domain/retrieval';
 import type { KnowledgeBase } from '../knowledge/knowledge-base';
 import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
+import type { DecisionMetrics } from '../observability/metrics';
 import type { DecisionProjection } from '../projection/redis-projection';
 
 export interface ActivityDeps {
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   /** How many passages each information need is answered from. */
   passagesPerNeed?: number;
   heartbeatIntervalMs?: number;
+  /** Counts decision events once per applied projection write. */
+  metrics?: DecisionMetrics;
   logger?: Pick<Logger, 'warn'>;
 }
 
@@ -112,6 +115,13 @@ export function createActivities(deps: ActivityDeps) {
           ctx.cancellationSignal,
         );
       }
+      // The activity logger adds workflowId, runId and the activity (phase) to the line.
+      ctx.log.info('Phase completed', {
+        model: run.model,
+        model_calls: run.model_calls,
+        latency_ms: run.latency_ms,
+        attempt,
+      });
       return { ...run, attempt };
     } finally {
       clearInterval(heartbeat);
@@ -124,7 +134,8 @@ export function createActivities(deps: ActivityDeps) {
     ...phases,
     /** Writes the decision's state to the Redis projection; a stale write is ignored there. */
     async projectDecision(record: DecisionRecord, events: DecisionEvent[] = []): Promise<void> {
-      await deps.projection.write(record, events);
+      const applied = await deps.projection.write(record, events);
+      if (applied) deps.metrics?.record(events);
     },
   };
 }

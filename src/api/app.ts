@@ -5,6 +5,8 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { httpMetrics } from '../observability/metrics';
 import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
 import type { HealthCheck } from './health';
@@ -35,8 +37,12 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** How long one blocking event read waits before a keep-alive. */
   eventBlockMs?: number;
+  /** Serves /metrics and counts requests when given. */
+  metrics?: Registry;
   logger?: Pick<Logger, 'error' | 'info' | 'warn'>;
 }
+
+const DECISION_ID = /^\/decisions\/(?:status\/)?([^/]+)/;
 
 /** The HTTP API as a Hono app: routes, validation, auth, limits, one problem+json error mapping. */
 export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
@@ -54,6 +60,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
 
   app.use(requestId());
+  if (deps.metrics) {
+    const registry = deps.metrics;
+    app.use(httpMetrics(registry));
+    app.get('/metrics', async (c) =>
+      c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }),
+    );
+  }
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
@@ -65,6 +78,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
         status: c.res.status,
         ms: Math.round(performance.now() - started),
         principal: c.get('principal'),
+        process_id: DECISION_ID.exec(c.req.path)?.[1],
       },
       'request',
     );

@@ -2,6 +2,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../config';
+import { createRegistry } from '../observability/metrics';
 import { parseApiKeys } from './middleware/auth';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
@@ -72,6 +73,7 @@ export async function startApi(
     corsOrigins: config.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),
+    metrics: createRegistry('api'),
     logger,
   });
 

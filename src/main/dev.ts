@@ -1,7 +1,7 @@
-import { Runtime } from '@temporalio/worker';
 import { startApi } from '../api/server';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
+import { installTemporalRuntime } from '../observability/temporal-runtime';
 import { ensureLocalRedis } from '../projection/redis-dev';
 import { ensureLocalTemporal } from '../temporal/local';
 import { startWorker } from '../temporal/worker';
@@ -27,7 +27,7 @@ runMain(async () => {
         ? `Using the Redis already answering at ${config.REDIS_URL}`
         : `Started redis-server (pid ${redis.pid}) at ${config.REDIS_URL}, data in ${config.REDIS_DATA_DIR}`,
     );
-    Runtime.install({ shutdownSignals: [] });
+    installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
     const worker = await startWorker(config, logger);
     stops.push(() => worker.shutdown());
     worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
@@ -39,6 +39,7 @@ runMain(async () => {
     say(`  API:              ${api.url}`);
     say(`  API docs:         ${api.url}/docs`);
     say(`  Temporal Web UI:  ${ui}`);
+    if (worker.httpUrl) say(`  Worker metrics:   ${worker.httpUrl}/metrics`);
     say(
       `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,
     );

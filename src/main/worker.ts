@@ -1,14 +1,13 @@
-import { Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
+import { installTemporalRuntime } from '../observability/temporal-runtime';
 import { startWorker } from '../temporal/worker';
 import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
-  // Shutdown is ours (runMain), so the SDK does not install its own signal handlers.
-  Runtime.install({ shutdownSignals: [] });
+  installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
   const worker = await startWorker(config, logger);
   worker.done.catch((err: unknown) => {
     logger.fatal({ err }, 'Worker failed');

@@ -1,11 +1,15 @@
+import { serve, type ServerType } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { createHealthCheck } from '../api/health';
 import type { Config } from '../config';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { createModel } from '../llm';
 import { RedisResponseStore } from '../llm/response-store';
+import { createRegistry, decisionMetrics } from '../observability/metrics';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
@@ -14,19 +18,18 @@ export interface RunningWorker {
   worker: Worker;
   /** Settles when the worker has stopped polling and finished its in-flight tasks. */
   done: Promise<void>;
+  /** The worker's own HTTP endpoints (/health, /ready, /metrics), when enabled. */
+  httpUrl: string | null;
   shutdown(): Promise<void>;
 }
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
 export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
-  // The worker's NativeConnection has no operator service; a short-lived client connection does.
-  const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  try {
-    const added = await ensureSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
-    if (added.length > 0) logger.info({ added }, 'Registered search attributes');
-  } finally {
-    await admin.close();
-  }
+  // The worker's NativeConnection has no operator service; a client connection does, and it
+  // also answers the readiness checks.
+  const client = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const added = await ensureSearchAttributes(client, config.TEMPORAL_NAMESPACE);
+  if (added.length > 0) logger.info({ added }, 'Registered search attributes');
 
   const knowledge = await KnowledgeBase.load(config.KNOWLEDGE_DIR).catch((err: unknown) => {
     throw new Error(`Cannot load the knowledge base from KNOWLEDGE_DIR=${config.KNOWLEDGE_DIR}`, {
@@ -39,10 +42,12 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     'Model and knowledge base ready',
   );
   const redis = createRedis(config.REDIS_URL);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   const projection = new DecisionProjection(redis, {
     prefix: config.REDIS_KEY_PREFIX,
     ttlSeconds: config.DECISION_TTL_SECONDS,
   });
+  const registry = createRegistry('worker');
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
@@ -61,20 +66,73 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
       ),
       knowledge,
       projection,
+      metrics: decisionMetrics(registry),
       logger,
     }),
   });
+
+  const health = createHealthCheck({
+    connection: client,
+    redis,
+    temporalAddress: config.TEMPORAL_ADDRESS,
+    redisUrl: config.REDIS_URL,
+  });
+  const app = new Hono();
+  app.get('/health', (c) => {
+    const state = worker.getState();
+    return c.json(
+      { status: state === 'RUNNING' ? 'ok' : 'unavailable', worker: state },
+      state === 'RUNNING' ? 200 : 503,
+    );
+  });
+  app.get('/ready', async (c) => {
+    const report = await health();
+    const ok = report.ok && worker.getState() === 'RUNNING';
+    return c.json(
+      { status: ok ? 'ok' : 'unavailable', worker: worker.getState(), checks: report.checks },
+      ok ? 200 : 503,
+    );
+  });
+  app.get('/metrics', async (c) => {
+    const own = await registry.metrics();
+    // The SDK serves its metrics (task slots, polls, latencies) on its own port; one scrape
+    // target per worker is simpler to operate, so they are served here together.
+    const sdk = config.WORKER_SDK_METRICS_ADDRESS
+      ? await fetch(`http://${config.WORKER_SDK_METRICS_ADDRESS}/metrics`).then(
+          (r) => (r.ok ? r.text() : ''),
+          () => '',
+        )
+      : '';
+    return c.text(`${own}\n${sdk}`, 200, { 'Content-Type': registry.contentType });
+  });
+  let server: ServerType | null = null;
+  let httpUrl: string | null = null;
+  if (config.WORKER_HTTP_PORT !== null) {
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve(
+        { fetch: app.fetch, hostname: config.HOST, port: config.WORKER_HTTP_PORT! },
+        () => resolve(s),
+      );
+      s.once('error', reject);
+    });
+    const address = server.address();
+    httpUrl = `http://${config.HOST}:${typeof address === 'object' && address ? address.port : config.WORKER_HTTP_PORT}`;
+  }
+
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE },
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, http: httpUrl },
     'Worker polling',
   );
   const done = worker.run().finally(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await connection.close();
+    await client.close();
     redis.disconnect();
   });
   return {
     worker,
     done,
+    httpUrl,
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;

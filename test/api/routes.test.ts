@@ -304,6 +304,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/decisions/{process_id}/review',
       '/decisions/{process_id}/wait',
       '/health',
+      '/ready',
     ]);
   });
 

@@ -36,6 +36,7 @@ describe('end to end: the real API and worker processes', () => {
   let api: ReturnType<typeof startRole>;
   let worker: ReturnType<typeof startRole>;
   let baseUrl: string;
+  let workerUrl: string;
   let store: ReturnType<typeof testProjection>;
   let connection: Connection;
 
@@ -43,6 +44,8 @@ describe('end to end: the real API and worker processes', () => {
     store = testProjection();
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
+    const workerPort = await freePort();
+    workerUrl = `http://127.0.0.1:${workerPort}`;
     const env = {
       TEMPORAL_ADDRESS: services.temporalAddress,
       TEMPORAL_TASK_QUEUE: uniqueName('e2e'),
@@ -52,8 +55,13 @@ describe('end to end: the real API and worker processes', () => {
       LOG_LEVEL: 'warn',
       API_KEYS: `${API_KEY}=decisions:admin`,
     };
-    worker = startRole('src/main/worker.ts', { ...env, LOG_LEVEL: 'info' });
-    api = startRole('src/main/api.ts', env);
+    worker = startRole('src/main/worker.ts', {
+      ...env,
+      LOG_LEVEL: 'info',
+      WORKER_HTTP_PORT: String(workerPort),
+      WORKER_SDK_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    });
+    api = startRole('src/main/api.ts', { ...env, LOG_LEVEL: 'info' });
     connection = await Connection.connect({ address: services.temporalAddress });
     await waitFor(
       'the worker to poll',
@@ -117,6 +125,54 @@ describe('end to end: the real API and worker processes', () => {
     expect(scheduled).toEqual(
       PHASE_NAMES.flatMap((p) => (p === 'retrieveInformation' ? answers.map(() => p) : [p])),
     );
+  });
+
+  it('exposes metrics, readiness and JSON logs that carry the decision id on both roles', async () => {
+    const started = await fetch(`${baseUrl}/decisions?wait=60s`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...auth },
+      body: JSON.stringify({ query: 'Should we measure everything?' }),
+    });
+    const { process_id } = (await started.json()) as { process_id: string };
+
+    const workerMetrics = await (await fetch(`${workerUrl}/metrics`)).text();
+    expect(workerMetrics).toMatch(/decisions_started_total\{role="worker"\} [1-9]/);
+    expect(workerMetrics).toMatch(
+      /decisions_finished_total\{status="completed",phase="",role="worker"\} [1-9]/,
+    );
+    expect(workerMetrics).toMatch(
+      /decision_phase_duration_seconds_count\{[^}]*phase="identifyTrigger"\} [1-9]/,
+    );
+    expect(workerMetrics).toMatch(/^temporal_\w+/m); // the SDK's own metrics, served alongside
+    const apiMetrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(apiMetrics).toMatch(
+      /http_requests_total\{method="POST",route="\/decisions",status="200",role="api"\} 1/,
+    );
+
+    for (const url of [`${workerUrl}/health`, `${workerUrl}/ready`, `${baseUrl}/ready`]) {
+      expect((await fetch(url)).status, url).toBe(200);
+    }
+    const lines = worker
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const phaseLine = lines.find(
+      (l) =>
+        l.msg === 'Phase completed' && l.process_id === process_id && l.phase === 'identifyTrigger',
+    );
+    expect(phaseLine).toMatchObject({ run_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    await fetch(`${baseUrl}/decisions/${process_id}`, { headers: auth });
+    // The line is written after the response; wait for it to reach us.
+    const apiLine = await waitFor('the API request log line', () =>
+      api
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.msg === 'request' && l.process_id === process_id),
+    );
+    expect(apiLine).toMatchObject({ requestId: expect.any(String), status: 200 });
   });
 
   it('refuses to start the production API without API keys, saying how to fix it', async () => {

@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { HealthCheck } from '../health';
 import type { ApiEnv } from './decisions';
 
@@ -15,11 +16,11 @@ export function registerHealthRoutes(
   app: OpenAPIHono<ApiEnv>,
   deps: { health: HealthCheck },
 ): void {
-  app.openapi(
+  const route = (path: string, summary: string) =>
     createRoute({
       method: 'get',
-      path: '/health',
-      summary: 'Whether Temporal and Redis answer',
+      path,
+      summary,
       responses: {
         200: {
           description: 'Both answer',
@@ -30,11 +31,14 @@ export function registerHealthRoutes(
           content: { 'application/json': { schema: HealthSchema } },
         },
       },
-    }),
-    async (c) => {
-      const report = await deps.health();
-      if (report.ok) return c.json({ status: 'ok' as const, checks: report.checks }, 200);
-      return c.json({ status: 'unavailable' as const, checks: report.checks }, 503);
-    },
-  );
+    });
+  const handler = async (c: Context) => {
+    const report = await deps.health();
+    if (report.ok) return c.json({ status: 'ok' as const, checks: report.checks }, 200);
+    return c.json({ status: 'unavailable' as const, checks: report.checks }, 503);
+  };
+  // The seed's /health already reports both dependencies; /ready is the same check under the
+  // name load balancers and orchestrators expect for readiness.
+  app.openapi(route('/health', 'Whether Temporal and Redis answer'), handler);
+  app.openapi(route('/ready', 'Readiness: Temporal and Redis answer'), handler);
 }
