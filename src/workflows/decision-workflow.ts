@@ -38,11 +38,13 @@ import {
 } from '../domain/workflow-api';
 
 const phaseActivities = {} as Record<PhaseName, PhaseActivity>;
-for (const phase of PHASES) {
+for (const [index, phase] of PHASES.entries()) {
   phaseActivities[phase.name] = proxyActivities<Activities>({
     startToCloseTimeout: phase.startToCloseTimeout,
     heartbeatTimeout: phase.heartbeatTimeout,
     retry: phase.retry,
+    // Shown next to the activity in the Web UI's event history.
+    summary: `Phase ${index + 1}/${PHASES.length}: ${phase.title}`,
   })[phase.name];
 }
 

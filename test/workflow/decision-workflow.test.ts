@@ -291,6 +291,12 @@ describe('decisionWorkflow on a real Temporal server', () => {
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a?.activityType?.name === 'retrieveInformation');
     expect(scheduled).toHaveLength(3);
+    // Each activity carries a summary the Web UI shows next to it.
+    const summaries = (history.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => Buffer.from(e.userMetadata?.summary?.data ?? []).toString());
+    expect(summaries[0]).toBe('"Phase 1/10: Identify trigger"');
+    expect(summaries.filter((t) => t === '"Phase 6/10: Retrieve information"')).toHaveLength(3);
     expect(record.result!.phases.retrieveInformation.answers.map((a) => a.need_id)).toEqual([
       'N1',
       'N2',

@@ -4,6 +4,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
+import { replayHistories } from '../../src/operations/replay';
 import { services } from '../support/context';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -39,5 +40,12 @@ describe('saved histories replay against the current workflow code', () => {
     await expect(
       Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed-v2.json')),
     ).rejects.toBeInstanceOf(DeterminismViolationError);
+    // What `decisions replay` reports for such a build: not ok, with the determinism error.
+    const outcomes = await replayHistories(
+      histories.map((file) => ({ workflowId: file, history: load(file) })),
+      { workflowBundle: bundle },
+    );
+    expect(outcomes.every((o) => !o.ok)).toBe(true);
+    expect(outcomes[0]!.error).toMatch(/^DeterminismViolationError: /);
   });
 });
