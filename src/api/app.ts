@@ -7,6 +7,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { httpMetrics } from '../observability/metrics';
+import { tracingMiddleware } from '../observability/tracing';
+import type { Tracer } from '@opentelemetry/api';
 import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
 import type { HealthCheck } from './health';
@@ -39,6 +41,8 @@ export interface AppDeps {
   eventBlockMs?: number;
   /** Serves /metrics and counts requests when given. */
   metrics?: Registry;
+  /** A span per request when tracing is on. */
+  tracer?: Tracer;
   logger?: Pick<Logger, 'error' | 'info' | 'warn'>;
 }
 
@@ -60,6 +64,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
 
   app.use(requestId());
+  if (deps.tracer) app.use(tracingMiddleware(deps.tracer));
   if (deps.metrics) {
     const registry = deps.metrics;
     app.use(httpMetrics(registry));

@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../config';
 import { createRegistry } from '../observability/metrics';
+import type { Tracing } from '../observability/tracing';
 import { parseApiKeys } from './middleware/auth';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
@@ -20,8 +21,9 @@ export interface RunningApi {
 export async function startApi(
   config: Config,
   logger: Logger,
-  options: { requireAuth: boolean },
+  options: { requireAuth: boolean; tracing?: Tracing | null },
 ): Promise<RunningApi> {
+  const tracing = options.tracing ?? null;
   const apiKeys = config.API_KEYS ? parseApiKeys(config.API_KEYS) : null;
   if (!apiKeys) {
     if (options.requireAuth && !config.AUTH_DISABLED) {
@@ -35,7 +37,11 @@ export async function startApi(
     );
   }
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const client = new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    plugins: tracing ? [tracing.plugin] : [],
+  });
   // Decisions start with DecisionStatus set, so the attribute must exist before the first one.
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE).then(
     (added) => added.length > 0 && logger.info({ added }, 'Registered search attributes'),
@@ -74,6 +80,7 @@ export async function startApi(
       .map((o) => o.trim())
       .filter(Boolean),
     metrics: createRegistry('api'),
+    tracer: tracing?.tracer,
     logger,
   });
 
@@ -96,6 +103,7 @@ export async function startApi(
       await closed;
       await connection.close();
       redis.disconnect();
+      await tracing?.shutdown();
     },
   };
 }

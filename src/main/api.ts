@@ -1,10 +1,14 @@
 import { startApi } from '../api/server';
+import { startTracing } from '../observability/tracing';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
-  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api'), { requireAuth: true });
+  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api'), {
+    requireAuth: true,
+    tracing: startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-api'),
+  });
   return () => api.close();
 });

@@ -2,6 +2,7 @@ import { startApi } from '../api/server';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { installTemporalRuntime } from '../observability/temporal-runtime';
+import { startTracing } from '../observability/tracing';
 import { ensureLocalRedis } from '../projection/redis-dev';
 import { ensureLocalTemporal } from '../temporal/local';
 import { startWorker } from '../temporal/worker';
@@ -28,10 +29,11 @@ runMain(async () => {
         : `Started redis-server (pid ${redis.pid}) at ${config.REDIS_URL}, data in ${config.REDIS_DATA_DIR}`,
     );
     installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
-    const worker = await startWorker(config, logger);
+    const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-dev');
+    const worker = await startWorker(config, logger, tracing);
     stops.push(() => worker.shutdown());
     worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
-    const api = await startApi(config, logger, { requireAuth: false });
+    const api = await startApi(config, logger, { requireAuth: false, tracing });
     stops.push(() => api.close());
 
     const ui = temporal.uiUrl ?? `the Web UI of the server at ${temporal.address}`;

@@ -2,13 +2,18 @@ import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { installTemporalRuntime } from '../observability/temporal-runtime';
 import { startWorker } from '../temporal/worker';
+import { startTracing } from '../observability/tracing';
 import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
   installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
-  const worker = await startWorker(config, logger);
+  const worker = await startWorker(
+    config,
+    logger,
+    startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-worker'),
+  );
   worker.done.catch((err: unknown) => {
     logger.fatal({ err }, 'Worker failed');
     process.exit(1);

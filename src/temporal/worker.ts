@@ -10,6 +10,7 @@ import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { createModel } from '../llm';
 import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics } from '../observability/metrics';
+import type { Tracing } from '../observability/tracing';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
@@ -24,7 +25,11 @@ export interface RunningWorker {
 }
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
-export async function startWorker(config: Config, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  tracing: Tracing | null = null,
+): Promise<RunningWorker> {
   // The worker's NativeConnection has no operator service; a client connection does, and it
   // also answers the readiness checks.
   const client = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -57,6 +62,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     workflowsPath: require.resolve('../workflows'),
     // On shutdown, activities in flight get this long to finish before they are cancelled.
     shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
+    plugins: tracing ? [tracing.plugin] : [],
     activities: createActivities({
       model,
       responses: new RedisResponseStore(
@@ -128,6 +134,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
     await connection.close();
     await client.close();
     redis.disconnect();
+    await tracing?.shutdown();
   });
   return {
     worker,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,11 +38,13 @@ describe('end to end: the real API and worker processes', () => {
   let worker: ReturnType<typeof startRole>;
   let baseUrl: string;
   let workerUrl: string;
+  let collector: Awaited<ReturnType<typeof startSpanCollector>>;
   let store: ReturnType<typeof testProjection>;
   let connection: Connection;
 
   beforeAll(async () => {
     store = testProjection();
+    collector = await startSpanCollector();
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     const workerPort = await freePort();
@@ -54,6 +57,7 @@ describe('end to end: the real API and worker processes', () => {
       PORT: String(port),
       LOG_LEVEL: 'warn',
       API_KEYS: `${API_KEY}=decisions:admin`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
     };
     worker = startRole('src/main/worker.ts', {
       ...env,
@@ -82,6 +86,7 @@ describe('end to end: the real API and worker processes', () => {
     await Promise.all([api && stopRole(api.child), worker && stopRole(worker.child)]);
     await store?.cleanup();
     await connection?.close();
+    await collector?.close();
   });
 
   it('completes a decision asked over HTTP, with ten phases in the result and in Redis', async () => {
@@ -175,6 +180,37 @@ describe('end to end: the real API and worker processes', () => {
     expect(apiLine).toMatchObject({ requestId: expect.any(String), status: 200 });
   });
 
+  it('exports one trace per decision over OTLP: API request, workflow, activities', async () => {
+    const res = await fetch(`${baseUrl}/decisions?wait=60s`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...auth },
+      body: JSON.stringify({ query: 'Should we trace decisions?' }),
+    });
+    const { process_id } = (await res.json()) as { process_id: string };
+    const trace = await waitFor('the decision trace', () => {
+      const api = collector.spans.find(
+        (s) => s.name === 'POST /decisions' && s.service === 'decision-api',
+      );
+      if (!api) return undefined;
+      const same = collector.spans.filter((s) => s.traceId === api.traceId);
+      return same.some((s) => s.name === 'RunActivity:compileResult') ? same : undefined;
+    });
+    const names = trace.map((s) => s.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'POST /decisions',
+        'StartWorkflow:decisionWorkflow',
+        'RunWorkflow:decisionWorkflow',
+        'StartActivity:identifyTrigger',
+        'RunActivity:identifyTrigger',
+      ]),
+    );
+    expect(new Set(trace.map((s) => s.service))).toEqual(
+      new Set(['decision-api', 'decision-worker']),
+    );
+    expect(process_id).toBeTruthy();
+  });
+
   it('refuses to start the production API without API keys, saying how to fix it', async () => {
     const bare = startRole('src/main/api.ts', {
       TEMPORAL_ADDRESS: services.temporalAddress,
@@ -194,3 +230,43 @@ describe('end to end: the real API and worker processes', () => {
     expect(await stopRole(api.child)).toBe(0);
   });
 });
+
+interface CollectedSpan {
+  traceId: string;
+  name: string;
+  service: string;
+}
+
+/** A local OTLP/HTTP receiver that keeps the spans it is sent (JSON encoding). */
+async function startSpanCollector() {
+  const spans: CollectedSpan[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      const payload = JSON.parse(body) as {
+        resourceSpans?: {
+          resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
+          scopeSpans?: { spans?: { traceId: string; name: string }[] }[];
+        }[];
+      };
+      for (const rs of payload.resourceSpans ?? []) {
+        const service =
+          rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+        for (const ss of rs.scopeSpans ?? []) {
+          for (const span of ss.spans ?? [])
+            spans.push({ traceId: span.traceId, name: span.name, service });
+        }
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    spans,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
