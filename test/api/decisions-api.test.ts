@@ -1,39 +1,20 @@
-import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
 import { createHealthCheck } from '../../src/api/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import type { LanguageModel } from '../../src/llm/model';
-import { createOfflineModel } from '../../src/llm/offline';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
+import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
 type View = Omit<DecisionRecord, 'seq'>;
 const json = { 'Content-Type': 'application/json' };
-
-/** The offline model, counting the calls each phase makes. */
-function countingModel() {
-  const inner = createOfflineModel();
-  const calls: Record<string, number> = {};
-  const model: LanguageModel = {
-    name: inner.name,
-    generate(request) {
-      calls[request.task] = (calls[request.task] ?? 0) + 1;
-      return inner.generate(request);
-    },
-  };
-  return { model, calls };
-}
 
 /** Reads an SSE response to its end, or until `stopAfter` events when given. */
 async function readEvents(res: Response, stopAfter?: number): Promise<EventSourceMessage[]> {
@@ -57,10 +38,9 @@ describe('the decision API against a real worker', () => {
   let native: NativeConnection;
   let connection: Connection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: Awaited<ReturnType<typeof startOfflineWorker>>;
   let store: ReturnType<typeof testProjection>;
-  let counting: ReturnType<typeof countingModel>;
+  const counting = scriptedOfflineModel();
   let base: Omit<AppDeps, 'decisions'>;
   let taskQueue: string;
   let app: ReturnType<typeof createApp>;
@@ -73,20 +53,8 @@ describe('the decision API against a real worker', () => {
     connection = await Connection.connect({ address: services.temporalAddress });
     client = new Client({ connection });
     store = testProjection();
-    counting = countingModel();
-    taskQueue = uniqueName('api');
-    worker = await Worker.create({
-      connection: native,
-      taskQueue,
-      workflowBundle: { codePath: services.workflowBundlePath },
-      activities: createActivities({
-        model: counting.model,
-        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-        knowledge: await KnowledgeBase.load(resolve(__dirname, '../../knowledge')),
-        projection: store.projection,
-      }),
-    });
-    running = worker.run();
+    worker = await startOfflineWorker(native, store, counting.model);
+    taskQueue = worker.taskQueue;
     base = {
       health: createHealthCheck({
         connection,
@@ -104,8 +72,7 @@ describe('the decision API against a real worker', () => {
     app = createApp({ ...base, decisions: service() });
   });
   afterAll(async () => {
-    worker?.shutdown();
-    await running;
+    await worker?.stop();
     await store?.cleanup();
     await connection?.close();
     await native?.close();

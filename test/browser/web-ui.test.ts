@@ -1,19 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
-import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import type { LanguageModel } from '../../src/llm/model';
-import { createOfflineModel } from '../../src/llm/offline';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName } from '../support/context';
+import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 import { freePort } from '../support/ports';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -59,43 +54,19 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
     const native = await NativeConnection.connect({ address: server.address });
     const connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
-    const offline = createOfflineModel();
-    const model: LanguageModel = {
-      name: offline.name,
-      generate: (request) =>
-        request.task === 'generateAlternatives'
-          ? Promise.reject(
-              ApplicationFailure.create({
-                type: 'ModelAuthenticationError',
-                message: 'the model provider rejected the API key',
-                nonRetryable: true,
-              }),
-            )
-          : offline.generate(request),
-    };
-    const taskQueue = uniqueName('ui');
-    const worker = await Worker.create({
-      connection: native,
-      taskQueue,
-      workflowBundle: { codePath: services.workflowBundlePath },
-      activities: createActivities({
-        model,
-        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 600),
-        knowledge: await KnowledgeBase.load(resolve(root, 'knowledge')),
-        projection: store.projection,
-      }),
-    });
+    const scripted = scriptedOfflineModel();
+    scripted.failIn('generateAlternatives');
+    const worker = await startOfflineWorker(native, store, scripted.model);
     const failedId = `decision-${uniqueName('failed')}`;
-    const runId = await worker.runUntil(async () => {
-      const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId: failedId,
-        args: [{ query: 'Should we move billing to a managed Postgres?' }],
-        memo: { query: 'Should we move billing to a managed Postgres?' },
-      });
-      await handle.result().catch(() => undefined);
-      return handle.firstExecutionRunId;
+    const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue: worker.taskQueue,
+      workflowId: failedId,
+      args: [{ query: 'Should we move billing to a managed Postgres?' }],
+      memo: { query: 'Should we move billing to a managed Postgres?' },
     });
+    await handle.result().catch(() => undefined);
+    const runId = handle.firstExecutionRunId;
+    await worker.stop();
     await connection.close();
     await native.close();
 

@@ -1,24 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { DecisionService } from '../../src/api/decision-service';
 import { type DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
-import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import type { LanguageModel } from '../../src/llm/model';
-import { createOfflineModel } from '../../src/llm/offline';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { lastPhaseFailure } from '../../src/operations/history';
 import { reconcile } from '../../src/operations/reconcile';
 import { replayHistories } from '../../src/operations/replay';
 import { retryDecision, RetryError } from '../../src/operations/retry';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
+import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -28,53 +23,22 @@ describe('operations: retry from a phase, replay, reconcile', () => {
   let native: NativeConnection;
   let connection: Connection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: Awaited<ReturnType<typeof startOfflineWorker>>;
   let store: ReturnType<typeof testProjection>;
   let taskQueue: string;
-  const calls: Record<string, number> = {};
-  let broken = false;
+  const scripted = scriptedOfflineModel();
+  const calls = scripted.calls;
 
   beforeAll(async () => {
     native = await NativeConnection.connect({ address: services.temporalAddress });
     connection = await Connection.connect({ address: services.temporalAddress });
     client = new Client({ connection });
     store = testProjection();
-    taskQueue = uniqueName('ops');
-    const offline = createOfflineModel();
-    // The offline model, counting calls, and refusing generateAlternatives while `broken`.
-    const model: LanguageModel = {
-      name: offline.name,
-      generate(request) {
-        calls[request.task] = (calls[request.task] ?? 0) + 1;
-        if (broken && request.task === 'generateAlternatives') {
-          return Promise.reject(
-            ApplicationFailure.create({
-              type: 'ModelAuthenticationError',
-              message: 'the model provider rejected the API key',
-              nonRetryable: true,
-            }),
-          );
-        }
-        return offline.generate(request);
-      },
-    };
-    worker = await Worker.create({
-      connection: native,
-      taskQueue,
-      workflowBundle: { codePath: services.workflowBundlePath },
-      activities: createActivities({
-        model,
-        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-        knowledge: await KnowledgeBase.load(resolve(root, 'knowledge')),
-        projection: store.projection,
-      }),
-    });
-    running = worker.run();
+    worker = await startOfflineWorker(native, store, scripted.model);
+    taskQueue = worker.taskQueue;
   });
   afterAll(async () => {
-    worker?.shutdown();
-    await running;
+    await worker?.stop();
     await store?.cleanup();
     await connection?.close();
     await native?.close();
@@ -101,9 +65,9 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     Object.fromEntries(PHASE_NAMES.map((p) => [p, (calls[p] ?? 0) - (before[p] ?? 0)]));
 
   it('retries a decision that failed in phase 7 from phase 7: phases 1–6 are not run again', async () => {
-    broken = true;
+    scripted.failIn('generateAlternatives');
     const { id, error } = await decide('Should we move billing to a managed Postgres?');
-    broken = false;
+    scripted.failIn(null);
     expect(error).not.toBeNull();
     const failure = lastPhaseFailure(await client.workflow.getHandle(id).fetchHistory());
     expect(failure).toEqual({
@@ -194,9 +158,9 @@ describe('operations: retry from a phase, replay, reconcile', () => {
   });
 
   it('the decisions command shows a failure in plain words and replays with exit code 0', async () => {
-    broken = true;
+    scripted.failIn('generateAlternatives');
     const { id } = await decide('Should we show failures?');
-    broken = false;
+    scripted.failIn(null);
     const env = {
       ...process.env,
       TEMPORAL_ADDRESS: services.temporalAddress,
