@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+
+/** Settings that may be given as NAME_FILE, a path to a file holding the value. */
+const SECRETS = ['LLM_API_KEY', 'API_KEYS', 'REDIS_URL'] as const;
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -60,6 +64,10 @@ export const ConfigSchema = z
       .default('127.0.0.1:9464')
       .transform((v) => (v === 'off' ? null : v)),
     OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+    WORKER_MAX_ACTIVITIES: z.coerce.number().int().positive().default(100),
+    WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
+    WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
+    WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {
@@ -87,9 +95,20 @@ export class ConfigError extends Error {
 
 /** Validates the environment; a bad value stops start-up with every problem named. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = ConfigSchema.safeParse(
-    Object.fromEntries(Object.entries(env).filter(([, value]) => value !== '')),
-  );
+  const values = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  // Secrets may come from files (Docker and Kubernetes secrets): NAME_FILE holds NAME.
+  for (const name of SECRETS) {
+    const file = values[`${name}_FILE`];
+    if (!file) continue;
+    try {
+      values[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(
+        `Invalid configuration:\n  ${name}_FILE: cannot read ${file} (${(err as Error).message})`,
+      );
+    }
+  }
+  const parsed = ConfigSchema.safeParse(values);
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
       (issue) => `  ${issue.path.join('.')}: ${issue.message}`,

@@ -58,11 +58,21 @@ export async function startWorker(
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    // Workflows are registered by path: they run bundled, in a separate deterministic context.
-    workflowsPath: require.resolve('../workflows'),
+    // Workflows run bundled, in a separate deterministic context: prebuilt (images bundle at
+    // build time, so workers start fast), or bundled now from their path.
+    ...(config.WORKFLOW_BUNDLE_PATH
+      ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } }
+      : { workflowsPath: require.resolve('../workflows') }),
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     // On shutdown, activities in flight get this long to finish before they are cancelled.
     shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
     plugins: tracing ? [tracing.plugin] : [],
+    // A prebuilt bundle carries the tracing interceptors; with tracing off they export nowhere.
+    ...(config.WORKFLOW_BUNDLE_PATH && !tracing
+      ? { sinks: { exporter: { export: { fn: () => undefined } } } }
+      : {}),
     activities: createActivities({
       model,
       responses: new RedisResponseStore(

@@ -1,6 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecisionRecord } from '../../src/domain/decision';
@@ -39,12 +41,20 @@ describe('end to end: the real API and worker processes', () => {
   let baseUrl: string;
   let workerUrl: string;
   let collector: Awaited<ReturnType<typeof startSpanCollector>>;
+  let bundlePath: string;
   let store: ReturnType<typeof testProjection>;
   let connection: Connection;
 
   beforeAll(async () => {
     store = testProjection();
     collector = await startSpanCollector();
+    bundlePath = join(mkdtempSync(join(tmpdir(), 'bundle-')), 'workflow-bundle.js');
+    const bundled = spawnSync(
+      resolve(root, 'node_modules/.bin/tsx'),
+      ['src/cli/bundle-workflows.ts', bundlePath],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(bundled.status, bundled.stderr).toBe(0);
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     const workerPort = await freePort();
@@ -64,6 +74,8 @@ describe('end to end: the real API and worker processes', () => {
       LOG_LEVEL: 'info',
       WORKER_HTTP_PORT: String(workerPort),
       WORKER_SDK_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+      // As in the worker image: a bundle made ahead of time, not bundling at start.
+      WORKFLOW_BUNDLE_PATH: bundlePath,
     });
     api = startRole('src/main/api.ts', { ...env, LOG_LEVEL: 'info' });
     connection = await Connection.connect({ address: services.temporalAddress });

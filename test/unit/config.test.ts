@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config';
 
@@ -46,5 +49,30 @@ describe('loadConfig for model providers', () => {
 
   it('rejects an unknown provider', () => {
     expect(() => loadConfig({ LLM_PROVIDER: 'magic' })).toThrow(/LLM_PROVIDER/);
+  });
+});
+
+describe('loadConfig for deployment', () => {
+  it('reads a secret from NAME_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-'));
+    const file = join(dir, 'api-keys');
+    writeFileSync(file, 'file-key-0123=decisions:admin\n');
+    expect(loadConfig({ API_KEYS_FILE: file }).API_KEYS).toBe('file-key-0123=decisions:admin');
+    expect(() => loadConfig({ LLM_API_KEY_FILE: join(dir, 'missing') })).toThrow(
+      /LLM_API_KEY_FILE: cannot read/,
+    );
+  });
+
+  it('exposes the worker concurrency knobs with defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      WORKER_MAX_ACTIVITIES: 100,
+      WORKER_MAX_WORKFLOW_TASKS: 40,
+      WORKER_MAX_CACHED_WORKFLOWS: 1000,
+      WORKER_HTTP_PORT: 8002,
+    });
+    expect(loadConfig({ WORKER_HTTP_PORT: 'off' }).WORKER_HTTP_PORT).toBeNull();
+    expect(() => loadConfig({ WORKER_MAX_WORKFLOW_TASKS: '1' })).toThrow(
+      /WORKER_MAX_WORKFLOW_TASKS/,
+    );
   });
 });
