@@ -136,7 +136,12 @@ export async function startWorker(
   }
 
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, http: httpUrl },
+    {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      namespace: config.TEMPORAL_NAMESPACE,
+      identity: worker.options.identity,
+      http: httpUrl,
+    },
     'Worker polling',
   );
   const done = worker.run().finally(async () => {

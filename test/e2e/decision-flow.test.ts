@@ -1,39 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
-import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { freePort } from '../support/ports';
+import { prebuiltBundle, startRole, stopRole } from '../support/processes';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
-const root = resolve(__dirname, '../..');
 const API_KEY = 'e2e-test-key-0123';
 const auth = { Authorization: `Bearer ${API_KEY}` };
-
-/** Runs an entry point the way `npm run api` / `npm run worker` do, keeping its output. */
-function startRole(entry: string, env: NodeJS.ProcessEnv) {
-  const child = spawn(resolve(root, 'node_modules/.bin/tsx'), [entry], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return { child, output: () => output };
-}
-
-function stopRole(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((done) => {
-    child.once('exit', (code) => done(code));
-    child.kill('SIGTERM');
-  });
-}
 
 describe('end to end: the real API and worker processes', () => {
   let api: ReturnType<typeof startRole>;
@@ -48,13 +23,7 @@ describe('end to end: the real API and worker processes', () => {
   beforeAll(async () => {
     store = testProjection();
     collector = await startSpanCollector();
-    bundlePath = join(mkdtempSync(join(tmpdir(), 'bundle-')), 'workflow-bundle.js');
-    const bundled = spawnSync(
-      resolve(root, 'node_modules/.bin/tsx'),
-      ['src/cli/bundle-workflows.ts', bundlePath],
-      { cwd: root, encoding: 'utf8' },
-    );
-    expect(bundled.status, bundled.stderr).toBe(0);
+    bundlePath = prebuiltBundle();
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     const workerPort = await freePort();
