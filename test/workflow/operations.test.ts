@@ -182,6 +182,9 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     const replay = cli('replay', id);
     expect(replay.stdout).toContain(`ok      ${id}`);
     expect(replay.status).toBe(0);
+    const failed = cli('replay', '--failed', '--since', '1h');
+    expect(failed.status, failed.stdout + failed.stderr).toBe(0);
+    expect(failed.stdout).toContain(`ok      ${id}`);
     const missing = cli('show', 'no-such-decision');
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('No decision with id no-such-decision');
