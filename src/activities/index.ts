@@ -7,7 +7,7 @@ import { runAgent, type AgentRun } from '../agents/runner';
 import type { DecisionEvent, DecisionRecord, PhaseInput, PhaseResult } from '../domain/decision';
 import type { InformationNeed, RetrievalAnswer } from '../domain/outputs';
 import { PHASE_NAMES, type PhaseName } from '../domain/phases';
-import { summarizeAnswers } from '../domain/retrieval';
+import { combineRetrievals } from '../domain/retrieval';
 import type { KnowledgeBase } from '../knowledge/knowledge-base';
 import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
@@ -91,17 +91,7 @@ export function createActivities(deps: ActivityDeps) {
         const runs: AgentRun<RetrievalAnswer>[] = [];
         for (const need of needs)
           runs.push(await answerNeed(input.query, need, model, ctx.cancellationSignal));
-        const answers = runs.map((r) => r.output);
-        run = {
-          output: { summary: summarizeAnswers(answers), answers },
-          model: model.name,
-          model_calls: runs.reduce((n, r) => n + r.model_calls, 0),
-          usage: {
-            input_tokens: runs.reduce((n, r) => n + r.usage.input_tokens, 0),
-            output_tokens: runs.reduce((n, r) => n + r.usage.output_tokens, 0),
-          },
-          latency_ms: runs.reduce((n, r) => n + r.latency_ms, 0),
-        };
+        run = { ...combineRetrievals(runs), model: model.name };
       } else {
         run = await runAgent(
           AGENTS[phase],

@@ -1,35 +1,26 @@
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   initialRecord,
-  isDecisionStatus,
   isTerminal,
   type DecisionInput,
   type DecisionRecord,
-  type DecisionStatus,
   type PhaseOutputs,
   type ReviewInput,
   type ReviewState,
 } from '../domain/decision';
-import { isPhaseName, PHASES, type PhaseName } from '../domain/phases';
+import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DECISION_WORKFLOW_TYPE,
-  DecisionPhaseAttribute,
   DecisionStatusAttribute,
   outputsQuery,
-  progressQuery,
   reviewUpdate,
 } from '../domain/workflow-api';
 import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
 import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
+import { readDecisionFromTemporal } from '../temporal/read-decision';
 import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
@@ -63,16 +54,6 @@ export interface Idempotency {
   principal: string;
   key: string;
 }
-
-const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
-  RUNNING: 'running',
-  CONTINUED_AS_NEW: 'running',
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  TIMED_OUT: 'failed',
-  TERMINATED: 'failed',
-  CANCELLED: 'cancelled',
-};
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -278,62 +259,8 @@ export class DecisionService {
   }
 
   /** The decision as Temporal alone knows it (progress query, or description and result). */
-  async fromTemporal(id: string): Promise<DecisionRecord | null> {
-    const { client } = this.options;
-    const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
-    let description: WorkflowExecutionDescription;
-    try {
-      description = await handle.describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
-      throw err;
-    }
-    if (description.type !== DECISION_WORKFLOW_TYPE) return null;
-    if (description.status.name === 'COMPLETED') return handle.result();
-    try {
-      const deadline = Date.now() + (this.options.queryTimeoutMs ?? 2000);
-      return await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
-    } catch {
-      // No worker answered in time: what Temporal itself records is still the truth, only coarser.
-    }
-    return this.fromDescription(id, description, () => handle.result());
-  }
-
-  private async fromDescription(
-    id: string,
-    description: WorkflowExecutionDescription,
-    result: () => Promise<unknown>,
-  ): Promise<DecisionRecord> {
-    const query = typeof description.memo?.query === 'string' ? description.memo.query : '';
-    const record = initialRecord(id, { query }, description.startTime.toISOString());
-    // An open workflow's own search attribute is finer than Temporal's RUNNING (it says pending).
-    const indexed = description.typedSearchAttributes.get(DecisionStatusAttribute);
-    const open = description.status.name === 'RUNNING';
-    record.status =
-      open && indexed && isDecisionStatus(indexed)
-        ? indexed
-        : (STATUS_FROM_TEMPORAL[description.status.name] ?? 'running');
-    record.completed_at = description.closeTime?.toISOString() ?? null;
-    const phase = description.typedSearchAttributes.get(DecisionPhaseAttribute);
-    const current = phase && isPhaseName(phase) ? phase : null;
-    record.current_phase = current;
-    if (record.status === 'failed') {
-      const message = await result().then(
-        () => 'The workflow failed',
-        (err: unknown) =>
-          err instanceof WorkflowFailedError && err.cause ? err.cause.message : String(err),
-      );
-      record.error = { phase: current, type: description.status.name, message };
-    }
-    if (current) {
-      const at = record.phases.findIndex((p) => p.name === current);
-      const status = record.status === 'awaiting_review' ? 'completed' : record.status;
-      record.phases.forEach((p, i) => {
-        if (i < at) p.status = 'completed';
-        if (i === at) p.status = status;
-      });
-    }
-    return record;
+  fromTemporal(id: string): Promise<DecisionRecord | null> {
+    return readDecisionFromTemporal(this.options.client, id, this.options.queryTimeoutMs);
   }
 }
 

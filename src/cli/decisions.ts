@@ -3,7 +3,6 @@ import { basename } from 'node:path';
 import { Client, Connection, type HistoryAndWorkflowId } from '@temporalio/client';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DecisionService } from '../api/decision-service';
 import { loadConfig, type Config } from '../config';
 import { DECISION_STATUSES, type DecisionRecord } from '../domain/decision';
 import { parseDuration } from '../domain/duration';
@@ -14,6 +13,7 @@ import { decisionsQuery, reconcile } from '../operations/reconcile';
 import { replayHistories } from '../operations/replay';
 import { retryDecision } from '../operations/retry';
 import { createRedis } from '../projection/redis-client';
+import { readDecisionFromTemporal } from '../temporal/read-decision';
 import { DecisionProjection } from '../projection/redis-projection';
 
 /** A failure the operator can act on: printed as one line, exit code 1. */
@@ -37,18 +37,6 @@ async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>)
   } finally {
     await connection.close();
   }
-}
-
-function decisionService(client: Client, config: Config) {
-  return new DecisionService({
-    client,
-    // Operators read Temporal itself; the projection is what they may be repairing.
-    projection: {
-      get: () => Promise.resolve(null),
-      list: () => Promise.reject(new Error('unused')),
-    },
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-  });
 }
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -139,8 +127,8 @@ export function program(): Command {
     .argument('<id>', 'the decision id (process_id)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
-      await withClient(async (client, config) => {
-        const record = await decisionService(client, config).fromTemporal(id);
+      await withClient(async (client) => {
+        const record = await readDecisionFromTemporal(client, id);
         if (!record) throw new CliError(`No decision with id ${id}`);
         const failure =
           record.status === 'failed'
@@ -246,11 +234,10 @@ export function program(): Command {
             prefix: config.REDIS_KEY_PREFIX,
             ttlSeconds: config.DECISION_TTL_SECONDS,
           });
-          const service = decisionService(client, config);
           const report = await reconcile({
             client,
             projection,
-            readFromTemporal: (id) => service.fromTemporal(id),
+            readFromTemporal: (id) => readDecisionFromTemporal(client, id),
             since: opts.since ?? null,
           });
           if (opts.json) return json(report);

@@ -1,7 +1,30 @@
+import type { TokenUsage } from './decision';
 import type { RetrievalAnswer } from './outputs';
 
 /** One line on how many information needs the knowledge base answered. */
 export function summarizeAnswers(answers: readonly RetrievalAnswer[]): string {
   const answered = answers.filter((a) => a.answered).length;
   return `${answered} of ${answers.length} information needs answered from the knowledge base.`;
+}
+
+interface NeedAnswer {
+  output: unknown;
+  model_calls: number;
+  usage: TokenUsage;
+  latency_ms: number;
+}
+
+/** The retrieval phase's output and usage, from the answers to its information needs, in order. */
+export function combineRetrievals(parts: readonly NeedAnswer[]) {
+  const answers = parts.map((p) => p.output as RetrievalAnswer);
+  const sum = (pick: (p: NeedAnswer) => number) => parts.reduce((n, p) => n + pick(p), 0);
+  return {
+    output: { summary: summarizeAnswers(answers), answers },
+    model_calls: sum((p) => p.model_calls),
+    usage: {
+      input_tokens: sum((p) => p.usage.input_tokens),
+      output_tokens: sum((p) => p.usage.output_tokens),
+    },
+    latency_ms: sum((p) => p.latency_ms),
+  };
 }

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { startChildService } from '../process/child-service';
 
 /** True when a Redis server answers PING at the URL. */
 export async function redisAnswers(url: string): Promise<boolean> {
@@ -53,40 +53,20 @@ export async function ensureLocalRedis(
   } else {
     args.push('--appendonly', 'no');
   }
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
-  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === 'ENOENT'
-          ? new Error(
-              `Nothing answers at REDIS_URL=${url} and redis-server is not on PATH. ` +
-                'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running one.',
-            )
-          : err,
-      ),
-    );
-    child.once('exit', (code) =>
-      reject(new Error(`redis-server exited (code ${code}):\n${output}`)),
-    );
+  const service = await startChildService({
+    name: `redis-server at ${url}`,
+    command: 'redis-server',
+    args,
+    answers: () => redisAnswers(url),
+    timeoutMs,
+    pollMs: 100,
+    onSpawnError: (err) =>
+      err.code === 'ENOENT'
+        ? new Error(
+            `Nothing answers at REDIS_URL=${url} and redis-server is not on PATH. ` +
+              'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running one.',
+          )
+        : err,
   });
-  failed.catch(() => undefined);
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((done) => child.once('exit', () => done()));
-    child.kill('SIGTERM');
-    await gone;
-  };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await Promise.race([redisAnswers(url), failed])) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`redis-server did not answer at ${url} in time:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, pid: child.pid ?? null, stop };
+  return { url, pid: service.process.pid ?? null, stop: service.stop };
 }

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
+import { startChildService } from '../process/child-service';
 import { searchAttributeFlags } from './search-attributes';
 
 export interface DevServerOptions {
@@ -92,56 +93,18 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     args.push('--db-filename', options.dbFile);
   }
 
-  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString();
-    tail = (tail + text).slice(-4000);
-    options.output?.(text);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<never>((_, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      reject(
-        new Error(
-          `temporal server start-dev exited (${signal ?? `code ${code}`}) before it answered:\n${tail}`,
-        ),
-      ),
-    );
+  const service = await startChildService({
+    name: `temporal dev server at ${options.address}`,
+    command: options.cliPath,
+    args,
+    answers: () => temporalAnswers(options.address, 1000),
+    timeoutMs: options.startTimeoutMs ?? 60_000,
+    output: options.output,
   });
-  exited.catch(() => undefined);
-
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await gone;
-    clearTimeout(timer);
-  };
-
-  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
-  try {
-    for (;;) {
-      const ready = await Promise.race([temporalAnswers(options.address, 1000), exited]);
-      if (ready) break;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `temporal dev server did not answer at ${options.address} in time:\n${tail}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
   return {
     address: options.address,
     uiUrl: options.uiPort === null ? null : `http://${host}:${options.uiPort}`,
-    process: child,
-    stop,
+    process: service.process,
+    stop: service.stop,
   };
 }

@@ -26,8 +26,8 @@ import {
   type ReviewInput,
   type ReviewOutcome,
 } from '../domain/decision';
-import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
-import { summarizeAnswers } from '../domain/retrieval';
+import type { PhaseOutputMap } from '../domain/outputs';
+import { combineRetrievals } from '../domain/retrieval';
 import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DecisionPhaseAttribute,
@@ -290,16 +290,9 @@ async function retrieveInParallel(input: PhaseInput): Promise<PhaseResult> {
   const results = await Promise.all(
     needs.map((need) => phaseActivities.retrieveInformation({ ...input, need })),
   );
-  const answers = results.map((r) => r.output as RetrievalAnswer);
   return {
-    output: { summary: summarizeAnswers(answers), answers },
+    ...combineRetrievals(results),
     model: results[0]?.model ?? 'none',
-    model_calls: results.reduce((n, r) => n + r.model_calls, 0),
-    usage: {
-      input_tokens: results.reduce((n, r) => n + r.usage.input_tokens, 0),
-      output_tokens: results.reduce((n, r) => n + r.usage.output_tokens, 0),
-    },
-    latency_ms: results.reduce((n, r) => n + r.latency_ms, 0),
     attempt: Math.max(1, ...results.map((r) => r.attempt)),
   };
 }

@@ -1,0 +1,66 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface ChildService {
+  process: ChildProcess;
+  /** SIGTERM, then SIGKILL if it has not exited within ten seconds. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a local server process and resolves once `answers()` says it is up. Fails with the
+ * process's last output when it exits first or does not answer in time; `onSpawnError` words a
+ * failure to start it at all (a missing binary, say).
+ */
+export async function startChildService(options: {
+  name: string;
+  command: string;
+  args: string[];
+  answers: () => Promise<boolean>;
+  timeoutMs: number;
+  pollMs?: number;
+  onSpawnError?: (err: NodeJS.ErrnoException) => Error;
+  output?: (chunk: string) => void;
+}): Promise<ChildService> {
+  const child = spawn(options.command, options.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString();
+    tail = (tail + text).slice(-4000);
+    options.output?.(text);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<never>((_, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) => reject(options.onSpawnError?.(err) ?? err));
+    child.once('exit', (code, signal) =>
+      reject(
+        new Error(
+          `${options.name} exited (${signal ?? `code ${code}`}) before it answered:\n${tail}`,
+        ),
+      ),
+    );
+  });
+  exited.catch(() => undefined);
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + options.timeoutMs;
+  try {
+    while (!(await Promise.race([options.answers(), exited]))) {
+      if (Date.now() > deadline)
+        throw new Error(`${options.name} did not answer in time:\n${tail}`);
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { process: child, stop };
+}
