@@ -1,10 +1,41 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { DecisionLimits } from './domain/decision';
+import { isPhaseName, PHASE_NAMES, type PhaseName } from './domain/phases';
 
 /** Settings that may be given as NAME_FILE, a path to a file holding the value. */
 const SECRETS = ['LLM_API_KEY', 'API_KEYS', 'REDIS_URL'] as const;
 
 const port = z.coerce.number().int().min(0).max(65535);
+const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * `LLM_MAX_COMPLETION_TOKENS`: one number for every phase, or `phase=N` pairs separated by
+ * commas; a phase not named keeps the cap derived from its answer schema.
+ */
+function parseTokenCaps(
+  value: string | undefined,
+  ctx: z.RefinementCtx,
+): Partial<Record<PhaseName, number>> {
+  if (value === undefined) return {};
+  const positive = (text: string) => (/^\d+$/.test(text) && Number(text) > 0 ? Number(text) : null);
+  const all = positive(value.trim());
+  if (all !== null) return Object.fromEntries(PHASE_NAMES.map((p) => [p, all]));
+  const caps: Partial<Record<PhaseName, number>> = {};
+  for (const pair of value.split(',')) {
+    const [phase = '', n = ''] = pair.split('=').map((s) => s.trim());
+    const cap = positive(n);
+    if (!isPhaseName(phase) || cap === null) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${pair.trim()}" is not phase=N (a phase name and a positive number of tokens)`,
+      });
+      continue;
+    }
+    caps[phase] = cap;
+  }
+  return caps;
+}
 
 /** Every setting the processes read, with its default. Read once at start-up, then passed down. */
 export const ConfigSchema = z
@@ -31,12 +62,29 @@ export const ConfigSchema = z
     LOG_LEVEL: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
-    LLM_PROVIDER: z.enum(['offline', 'openai']).default('offline'),
+    /** Unset means the offline stand-in, with a loud warning: production names its provider. */
+    LLM_PROVIDER: z.enum(['offline', 'openai']).optional(),
     LLM_MODEL: z.string().min(1).optional(),
     LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     LLM_API_KEY: z.string().min(1).optional(),
     LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
     LLM_RESPONSE_FORMAT: z.enum(['json_schema', 'json_object']).default('json_schema'),
+    LLM_STRICT_SCHEMA: flag.default(true),
+    LLM_TOKEN_LIMIT_FIELD: z
+      .enum(['max_completion_tokens', 'max_tokens'])
+      .default('max_completion_tokens'),
+    LLM_MAX_COMPLETION_TOKENS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => parseTokenCaps(value, ctx)),
+    DECISION_MAX_MODEL_CALLS: z.coerce.number().int().positive().default(60),
+    DECISION_MAX_TOKENS: z.coerce.number().int().positive().default(400_000),
+    PHASE_PAYLOAD_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(16 * 1024)
+      .max(1024 * 1024)
+      .default(256 * 1024),
     LLM_RESPONSE_TTL_SECONDS: z.coerce
       .number()
       .int()
@@ -44,10 +92,7 @@ export const ConfigSchema = z
       .default(7 * 24 * 3600),
     KNOWLEDGE_DIR: z.string().min(1).default('knowledge'),
     API_KEYS: z.string().optional(),
-    AUTH_DISABLED: z
-      .enum(['true', 'false'])
-      .default('false')
-      .transform((v) => v === 'true'),
+    AUTH_DISABLED: flag.default(false),
     RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(120),
     CORS_ORIGINS: z.string().default(''),
     REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),
@@ -116,4 +161,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   }
   return parsed.data;
+}
+
+/** The limits every new decision gets from the configuration. */
+export function decisionLimits(config: Config): DecisionLimits {
+  return {
+    budget: {
+      max_model_calls: config.DECISION_MAX_MODEL_CALLS,
+      max_tokens: config.DECISION_MAX_TOKENS,
+    },
+    model_timeout_ms: config.LLM_TIMEOUT_MS,
+    payload_max_bytes: config.PHASE_PAYLOAD_MAX_BYTES,
+  };
 }

@@ -4,11 +4,20 @@ import { AGENTS } from '../agents';
 import type { AgentContext } from '../agents/context';
 import { retrieveInformation, unansweredNeed } from '../agents/retrieve-information';
 import { runAgent, type AgentRun } from '../agents/runner';
-import type { DecisionEvent, DecisionRecord, PhaseInput, PhaseResult } from '../domain/decision';
-import type { InformationNeed, RetrievalAnswer } from '../domain/outputs';
+import {
+  DEFAULT_LIMITS,
+  type DecisionBudget,
+  type DecisionEvent,
+  type DecisionRecord,
+  type PhaseInput,
+  type PhaseResult,
+} from '../domain/decision';
+import { checkPayload } from '../domain/payload';
+import { MAX_ITEMS, type InformationNeed, type RetrievalAnswer } from '../domain/outputs';
 import { PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { combineRetrievals } from '../domain/retrieval';
 import type { KnowledgeBase } from '../knowledge/knowledge-base';
+import { withBudget, type BudgetLedger } from '../llm/budget';
 import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionMetrics } from '../observability/metrics';
@@ -18,6 +27,12 @@ export interface ActivityDeps {
   model: LanguageModel;
   /** Model answers kept so that a retried activity does not pay for them again. */
   responses: ResponseStore;
+  /** What each decision has spent; its phases make no call past their budget. */
+  budget: BudgetLedger;
+  /** The budget of decisions started before budgets were set at creation. */
+  defaultBudget?: DecisionBudget;
+  /** Token caps that replace the ones derived from the answer schemas. */
+  maxCompletionTokens?: Partial<Record<PhaseName, number>>;
   knowledge: KnowledgeBase;
   projection: Pick<DecisionProjection, 'write'>;
   /** How many passages each information need is answered from. */
@@ -44,7 +59,10 @@ export function createActivities(deps: ActivityDeps) {
     model: StoredModel,
     signal: AbortSignal,
   ): Promise<AgentRun<RetrievalAnswer>> => {
-    const hits = deps.knowledge.search(need.question, passagesPerNeed);
+    const hits = deps.knowledge.search(
+      need.question,
+      Math.min(passagesPerNeed, MAX_ITEMS.passages),
+    );
     const ctx: AgentContext = {
       query,
       outputs: {},
@@ -57,11 +75,15 @@ export function createActivities(deps: ActivityDeps) {
         output: unansweredNeed(ctx),
         model: model.name,
         model_calls: 0,
+        repair_rounds: 0,
         usage,
         latency_ms: 0,
       };
     }
-    return runAgent(retrieveInformation, ctx, model, signal);
+    return runAgent(retrieveInformation, ctx, model, {
+      signal,
+      maxOutputTokens: deps.maxCompletionTokens?.retrieveInformation,
+    });
   };
 
   const runPhase = async (phase: PhaseName, input: PhaseInput): Promise<PhaseResult> => {
@@ -70,10 +92,16 @@ export function createActivities(deps: ActivityDeps) {
     }
     const ctx = Context.current();
     const { workflowExecution, activityId, attempt } = ctx.info;
+    const runScope = `${workflowExecution?.workflowId}:${workflowExecution?.runId}`;
+    const budget = input.budget ?? {
+      ...(deps.defaultBudget ?? DEFAULT_LIMITS.budget),
+      spent: { model_calls: 0, tokens: 0 },
+    };
+    // The store is outside the budget: an answer reused from it was paid for and counted once.
     const model = withResponseStore(
-      deps.model,
+      withBudget(deps.model, deps.budget, runScope, budget),
       deps.responses,
-      `${workflowExecution?.workflowId}:${workflowExecution?.runId}:${activityId}`,
+      `${runScope}:${activityId}`,
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),
     );
     // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, and deliver
@@ -102,13 +130,16 @@ export function createActivities(deps: ActivityDeps) {
             review: input.review ?? null,
           },
           model,
-          ctx.cancellationSignal,
+          { signal: ctx.cancellationSignal, maxOutputTokens: deps.maxCompletionTokens?.[phase] },
         );
       }
+      // What goes back into the decision's history is measured before it goes.
+      checkPayload(phase, 'output', run.output, input.payload_max_bytes);
       // The activity logger adds workflowId, runId and the activity (phase) to the line.
       ctx.log.info('Phase completed', {
         model: run.model,
         model_calls: run.model_calls,
+        repair_rounds: run.repair_rounds,
         latency_ms: run.latency_ms,
         attempt,
       });

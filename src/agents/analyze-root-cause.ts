@@ -1,9 +1,15 @@
-import { AnalyzeRootCauseOutput } from '../domain/outputs';
+import { z } from 'zod';
+import { item, list, paragraph } from './answers';
 import { bullets, earlier, question, type Agent } from './context';
 
-export const analyzeRootCause: Agent<typeof AnalyzeRootCauseOutput> = {
+const Answer = z.strictObject({
+  summary: paragraph,
+  root_cause: paragraph.describe('The underlying problem behind the trigger'),
+  contributing_factors: list(item, 1),
+});
+
+export const analyzeRootCause: Agent<typeof Answer> = {
   phase: 'analyzeRootCause',
-  schema: AnalyzeRootCauseOutput,
   system:
     'You analyse root causes. Look past the trigger to the underlying problem the decision must ' +
     'solve, and list the factors that contribute to it.',
@@ -16,4 +22,6 @@ export const analyzeRootCause: Agent<typeof AnalyzeRootCauseOutput> = {
       'What is the underlying problem behind this trigger, and what contributes to it?',
     ].join('\n\n');
   },
+  answer: () => Answer,
+  finish: (answer) => answer,
 };

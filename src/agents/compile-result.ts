@@ -1,13 +1,24 @@
-import { CompileResultOutput } from '../domain/outputs';
+import { z } from 'zod';
+import { boundedText, MAX_ITEMS, type PhaseOutputMap } from '../domain/outputs';
+import { item, list, long, paragraph, risk } from './answers';
 import { bullets, earlier, question, type Agent } from './context';
 
-export const compileResult: Agent<typeof CompileResultOutput> = {
+const Answer = z.strictObject({
+  title: boundedText(160),
+  decision: paragraph.describe('The decision in one sentence'),
+  summary: paragraph,
+  rationale: long,
+  risks: list(risk, 0, MAX_ITEMS.risks),
+  next_steps: list(item, 1),
+  open_questions: list(item, 0),
+});
+
+export const compileResult: Agent<typeof Answer, PhaseOutputMap['compileResult']> = {
   phase: 'compileResult',
-  schema: CompileResultOutput,
   system:
     'You compile the final decision record from the analysis: a title, the decision in one ' +
-    'sentence, a summary, the rationale, the alternatives considered with their scores, the ' +
-    'risks, concrete next steps, and the questions that remain open.',
+    'sentence, a summary, the rationale, the risks, concrete next steps, and the questions that ' +
+    'remain open.',
   prompt: (ctx) => {
     const trigger = earlier(ctx, 'identifyTrigger');
     const cause = earlier(ctx, 'analyzeRootCause');
@@ -28,13 +39,19 @@ export const compileResult: Agent<typeof CompileResultOutput> = {
       'Compile the final decision record.',
     ].join('\n\n');
   },
-  check: (output, ctx) => {
-    const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
-    const unknown = output.alternatives_considered.filter((a) => !names.includes(a.name));
-    return unknown.length
-      ? [
-          `alternatives_considered names unknown alternatives: ${unknown.map((a) => a.name).join(', ')}`,
-        ]
-      : [];
-  },
+  answer: () => Answer,
+  // The alternatives and their scores are copied, not retold.
+  finish: (answer, ctx) => ({
+    title: answer.title,
+    decision: answer.decision,
+    summary: answer.summary,
+    rationale: answer.rationale,
+    alternatives_considered: earlier(ctx, 'generateAlternatives').alternatives.map((a) => ({
+      name: a.name,
+      weighted_score: a.weighted_score ?? 0,
+    })),
+    risks: answer.risks,
+    next_steps: answer.next_steps,
+    open_questions: answer.open_questions,
+  }),
 };

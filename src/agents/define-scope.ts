@@ -1,9 +1,16 @@
-import { DefineScopeOutput } from '../domain/outputs';
+import { z } from 'zod';
+import { item, list, paragraph } from './answers';
 import { bullets, earlier, question, type Agent } from './context';
 
-export const defineScope: Agent<typeof DefineScopeOutput> = {
+const Answer = z.strictObject({
+  summary: paragraph,
+  in_scope: list(item, 1),
+  out_of_scope: list(item, 0),
+  constraints: list(item, 0),
+});
+
+export const defineScope: Agent<typeof Answer> = {
   phase: 'defineScope',
-  schema: DefineScopeOutput,
   system:
     'You define the scope of a decision: what it covers, what it explicitly does not, and the ' +
     'constraints any option must respect.',
@@ -18,4 +25,6 @@ export const defineScope: Agent<typeof DefineScopeOutput> = {
       'Define what is in scope, what is out of scope, and the constraints.',
     ].join('\n\n');
   },
+  answer: () => Answer,
+  finish: (answer) => answer,
 };

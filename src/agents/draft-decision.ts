@@ -1,9 +1,21 @@
-import { DraftDecisionOutput } from '../domain/outputs';
-import { bullets, earlier, question, type Agent } from './context';
+import { z } from 'zod';
+import { MAX_ITEMS } from '../domain/outputs';
+import { list, long, oneOf, paragraph, risk } from './answers';
+import { bullets, earlier, question, type Agent, type AgentContext } from './context';
 
-export const draftDecision: Agent<typeof DraftDecisionOutput> = {
+function answerSchema(ctx: AgentContext) {
+  const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
+  return z.strictObject({
+    summary: paragraph,
+    recommended: oneOf(names).describe('The name of one of the alternatives'),
+    rationale: long,
+    risks: list(risk, 1, MAX_ITEMS.risks),
+    confidence: z.enum(['low', 'medium', 'high']),
+  });
+}
+
+export const draftDecision: Agent<ReturnType<typeof answerSchema>> = {
   phase: 'draftDecision',
-  schema: DraftDecisionOutput,
   system:
     'You draft a decision: recommend exactly one of the alternatives by its name, explain why ' +
     'against the criteria and the evidence, and name the main risks with mitigations.',
@@ -24,10 +36,6 @@ export const draftDecision: Agent<typeof DraftDecisionOutput> = {
       'Recommend one alternative.',
     ].join('\n\n');
   },
-  check: (output, ctx) => {
-    const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
-    return names.includes(output.recommended)
-      ? []
-      : [`recommended must be one of: ${names.map((n) => `"${n}"`).join(', ')}`];
-  },
+  answer: answerSchema,
+  finish: (answer) => answer,
 };

@@ -1,13 +1,51 @@
-import { GenerateAlternativesOutput } from '../domain/outputs';
-import { bullets, earlier, question, type Agent } from './context';
+import { z } from 'zod';
+import { MAX_ITEMS, type CriterionOutput, type PhaseOutputMap } from '../domain/outputs';
+import { item, list, name, paragraph } from './answers';
+import { bullets, earlier, question, uniqueNames, type Agent, type AgentContext } from './context';
 
-export const generateAlternatives: Agent<typeof GenerateAlternativesOutput> = {
+function answerSchema(ctx: AgentContext) {
+  const criteria = earlier(ctx, 'establishGoals').criteria;
+  // One required key per criterion, exactly as named: a score cannot be missing or misnamed.
+  const scores = z.strictObject(
+    Object.fromEntries(
+      criteria.map((c) => [c.name, z.int().min(1).max(5).describe(c.description)]),
+    ),
+  );
+  return z.strictObject({
+    summary: paragraph,
+    alternatives: list(
+      z.strictObject({
+        name,
+        description: paragraph,
+        scores: scores.describe('A score from 1 (poor) to 5 (excellent) on every criterion'),
+        pros: list(item, 0, MAX_ITEMS.prosCons),
+        cons: list(item, 0, MAX_ITEMS.prosCons),
+      }),
+      3,
+      MAX_ITEMS.alternatives,
+    ),
+  });
+}
+
+/** The weighted score from 0 to 1: each 1–5 score mapped to 0–1, weighted by its criterion. */
+export function weightedScore(
+  scores: Record<string, number>,
+  criteria: readonly CriterionOutput[],
+): number {
+  const totalWeight = criteria.reduce((sum, c) => sum + c.weight, 0);
+  const sum = criteria.reduce((n, c) => n + (c.weight * ((scores[c.name] ?? 1) - 1)) / 4, 0);
+  return Math.round((sum / totalWeight) * 1000) / 1000;
+}
+
+export const generateAlternatives: Agent<
+  ReturnType<typeof answerSchema>,
+  PhaseOutputMap['generateAlternatives']
+> = {
   phase: 'generateAlternatives',
-  schema: GenerateAlternativesOutput,
   system:
     'You generate distinct options for a decision (including doing nothing or deferring where ' +
     'that is a real option) and score each from 1 (poor) to 5 (excellent) on every criterion, ' +
-    'using the evidence gathered. Use the criteria names exactly as given.',
+    'using the evidence gathered.',
   prompt: (ctx) => {
     const scope = earlier(ctx, 'defineScope');
     const goals = earlier(ctx, 'establishGoals');
@@ -23,33 +61,16 @@ export const generateAlternatives: Agent<typeof GenerateAlternativesOutput> = {
       'Propose 3 to 6 alternatives with pros, cons and a score per criterion.',
     ].join('\n\n');
   },
-  check: (output, ctx) => {
-    const criteria = earlier(ctx, 'establishGoals').criteria.map((c) => c.name);
-    const problems: string[] = [];
-    for (const alt of output.alternatives) {
-      const missing = criteria.filter((name) => !(name in alt.scores));
-      if (missing.length) problems.push(`"${alt.name}" has no score for: ${missing.join(', ')}`);
-    }
-    const names = output.alternatives.map((a) => a.name.toLowerCase());
-    if (new Set(names).size !== names.length) problems.push('alternative names must be unique');
-    return problems;
-  },
-  finish: (output, ctx) => {
+  answer: answerSchema,
+  finish: (answer, ctx) => {
     const criteria = earlier(ctx, 'establishGoals').criteria;
-    const totalWeight = criteria.reduce((sum, c) => sum + c.weight, 0);
+    const names = uniqueNames(answer.alternatives.map((a) => a.name));
     return {
-      ...output,
-      alternatives: output.alternatives.map((alt) => ({
+      ...answer,
+      alternatives: answer.alternatives.map((alt, i) => ({
         ...alt,
-        weighted_score:
-          Math.round(
-            (criteria.reduce(
-              (sum, c) => sum + (c.weight * ((alt.scores[c.name] ?? 1) - 1)) / 4,
-              0,
-            ) /
-              totalWeight) *
-              1000,
-          ) / 1000,
+        name: names[i]!,
+        weighted_score: weightedScore(alt.scores, criteria),
       })),
     };
   },

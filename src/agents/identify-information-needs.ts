@@ -1,12 +1,21 @@
-import { IdentifyInformationNeedsOutput } from '../domain/outputs';
+import { z } from 'zod';
+import { MAX_ITEMS, type PhaseOutputMap } from '../domain/outputs';
+import { item, list, paragraph } from './answers';
 import { bullets, earlier, question, type Agent } from './context';
 
-export const identifyInformationNeeds: Agent<typeof IdentifyInformationNeedsOutput> = {
+const Answer = z.strictObject({
+  summary: paragraph,
+  needs: list(z.strictObject({ question: item, why: item }), 1, MAX_ITEMS.needs),
+});
+
+export const identifyInformationNeeds: Agent<
+  typeof Answer,
+  PhaseOutputMap['identifyInformationNeeds']
+> = {
   phase: 'identifyInformationNeeds',
-  schema: IdentifyInformationNeedsOutput,
   system:
     'You decide what must be known before a decision can be made well. Ask specific, answerable ' +
-    'questions that a knowledge base of internal documents could answer. Give each an id N1, N2, ….',
+    'questions that a knowledge base of internal documents could answer.',
   prompt: (ctx) => {
     const scope = earlier(ctx, 'defineScope');
     const goals = earlier(ctx, 'establishGoals');
@@ -18,8 +27,10 @@ export const identifyInformationNeeds: Agent<typeof IdentifyInformationNeedsOutp
       'List 1 to 6 information needs: the questions to answer before choosing.',
     ].join('\n\n');
   },
-  check: (output) => {
-    const ids = output.needs.map((n) => n.id);
-    return new Set(ids).size === ids.length ? [] : ['information need ids must be unique'];
-  },
+  answer: () => Answer,
+  // Ids are code's: N1, N2, … in the order given.
+  finish: (answer) => ({
+    ...answer,
+    needs: answer.needs.map((n, i) => ({ id: `N${i + 1}`, question: n.question, why: n.why })),
+  }),
 };

@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { RetrievalAnswer } from '../domain/outputs';
+import { z } from 'zod';
+import type { RetrievalAnswer } from '../domain/outputs';
+import { long, oneOf } from './answers';
 import { question, type Agent, type AgentContext } from './context';
 
 function needOf(ctx: AgentContext) {
@@ -13,14 +15,27 @@ function needOf(ctx: AgentContext) {
   return ctx.need;
 }
 
+function answerSchema(ctx: AgentContext) {
+  const refs = (ctx.passages ?? []).map((p) => p.ref);
+  return z.strictObject({
+    need_id: z.literal(needOf(ctx).id),
+    answered: z.boolean().describe('True only when the passages answer the question'),
+    answer: long,
+    confidence: z.enum(['none', 'low', 'medium', 'high']),
+    citations: z
+      .array(oneOf(refs))
+      .max(refs.length)
+      .describe('The refs of the passages the answer uses'),
+  });
+}
+
 /** Answers one information need from the passages the knowledge-base search found. */
-export const retrieveInformation: Agent<typeof RetrievalAnswer> = {
+export const retrieveInformation: Agent<ReturnType<typeof answerSchema>, RetrievalAnswer> = {
   phase: 'retrieveInformation',
-  schema: RetrievalAnswer,
   system:
     'You answer one question strictly from the passages given. Cite every passage you use by its ' +
-    'ref (P1, P2, …) and source. If the passages do not answer the question, set answered to ' +
-    'false, confidence to "none", and say so; never use outside knowledge or invent sources.',
+    'ref (P1, P2, …). If the passages do not answer the question, set answered to false, ' +
+    'confidence to "none", and say so; never use outside knowledge.',
   prompt: (ctx) => {
     const need = needOf(ctx);
     const passages = (ctx.passages ?? [])
@@ -33,24 +48,23 @@ export const retrieveInformation: Agent<typeof RetrievalAnswer> = {
       `Answer need ${need.id} from these passages only.`,
     ].join('\n\n');
   },
-  check: (output, ctx) => {
+  answer: answerSchema,
+  // Sources come from the passages, never from the model; an answer that cites nothing is not
+  // an answer from the knowledge base.
+  finish: (answer, ctx) => {
     const need = needOf(ctx);
-    const refs = new Map((ctx.passages ?? []).map((p) => [p.ref, p.source]));
-    const problems: string[] = [];
-    if (output.need_id !== need.id) problems.push(`need_id must be "${need.id}"`);
-    for (const c of output.citations) {
-      if (!refs.has(c.passage_id)) {
-        problems.push(`citation ${c.passage_id} is not one of the passages given`);
-      } else if (refs.get(c.passage_id) !== c.source) {
-        problems.push(`citation ${c.passage_id} has source "${refs.get(c.passage_id)}"`);
-      }
-    }
-    if (output.answered && output.citations.length === 0) {
-      problems.push('an answered need must cite at least one passage');
-    }
-    return problems;
+    const sources = new Map((ctx.passages ?? []).map((p) => [p.ref, p.source]));
+    const cited = [...new Set(answer.citations)];
+    const answered = answer.answered && cited.length > 0;
+    return {
+      need_id: need.id,
+      question: need.question,
+      answered,
+      answer: answer.answer,
+      confidence: answered ? answer.confidence : 'none',
+      citations: cited.map((ref) => ({ passage_id: ref, source: sources.get(ref)! })),
+    };
   },
-  finish: (output, ctx) => ({ ...output, question: needOf(ctx).question }),
 };
 
 /** The answer when the search found nothing: said plainly, no model call, no sources. */

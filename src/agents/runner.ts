@@ -1,6 +1,9 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { TokenUsage } from '../domain/decision';
-import { ModelErrorType, retryable } from '../llm/errors';
+import { PHASE_OUTPUT_SCHEMAS } from '../domain/outputs';
+import { ModelErrorType, outputTooLarge, retryable } from '../llm/errors';
+import { maxInstanceChars, type JsonSchema } from '../llm/json-schema';
 import type { ChatMessage, LanguageModel } from '../llm/model';
 import type { Agent, AgentContext } from './context';
 
@@ -9,20 +12,44 @@ export interface AgentRun<O> {
   model: string;
   /** Calls that reached the model (answers reused from the response store are not counted). */
   model_calls: number;
+  /** Second calls made because the first answer did not validate. */
+  repair_rounds: number;
   usage: TokenUsage;
   latency_ms: number;
 }
 
-const JSON_RULES =
-  'Reply with one JSON object that matches the JSON Schema below, and nothing else: no prose, ' +
-  'no Markdown fences.';
+/** How big one phase's answer may be: its JSON schema, its token cap and its character limit. */
+export interface AnswerBounds {
+  jsonSchema: JsonSchema;
+  /** The longest compact JSON instance of the schema. */
+  maxInstanceChars: number;
+  maxOutputTokens: number;
+  maxAnswerChars: number;
+}
+
+/**
+ * The bounds of an answer schema. The token cap allows about two characters per token over the
+ * longest instance; the character limit doubles it for whitespace and escapes. Both are far above
+ * what a model that follows its schema writes, and both are finite for every phase.
+ */
+export function answerBounds(schema: z.ZodType, maxOutputTokens?: number): AnswerBounds {
+  const { $schema: _, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input' }) as JsonSchema;
+  const longest = maxInstanceChars(jsonSchema);
+  if (!Number.isFinite(longest))
+    throw new Error('An answer schema must bound every string and list');
+  return {
+    jsonSchema,
+    maxInstanceChars: longest,
+    maxOutputTokens: maxOutputTokens ?? Math.ceil(longest / 2) + 256,
+    maxAnswerChars: 2 * longest + 2048,
+  };
+}
 
 /** Parses the model's text as JSON (tolerating a Markdown fence) and validates it. */
 export function validateAnswer<S extends z.ZodType>(
-  agent: Agent<S>,
+  schema: S,
   text: string,
-  ctx: AgentContext,
-): { ok: true; output: z.infer<S> } | { ok: false; problems: string[] } {
+): { ok: true; answer: z.infer<S> } | { ok: false; problems: string[] } {
   const body = text
     .trim()
     .replace(/^```(?:json)?\s*/i, '')
@@ -33,7 +60,7 @@ export function validateAnswer<S extends z.ZodType>(
   } catch {
     return { ok: false, problems: ['the answer is not valid JSON'] };
   }
-  const parsed = agent.schema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     return {
       ok: false,
@@ -42,23 +69,29 @@ export function validateAnswer<S extends z.ZodType>(
       ),
     };
   }
-  const problems = agent.check?.(parsed.data, ctx) ?? [];
-  return problems.length ? { ok: false, problems } : { ok: true, output: parsed.data };
+  return { ok: true, answer: parsed.data };
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Overrides the token cap derived from the answer schema. */
+  maxOutputTokens?: number;
 }
 
 /**
- * Runs one agent: asks the model for structured output, validates it, and on invalid output asks
- * once more with the problems listed (a repair round). Still invalid → a retryable failure that
- * names the phase and what was wrong; the activity's retry policy takes over.
+ * Runs one agent: asks the model for an answer to this call's schema, validates it, and on an
+ * invalid answer asks once more with the problems listed (a repair round). Still invalid → a
+ * retryable failure that names the phase and what was wrong; the activity's retry policy takes
+ * over. An answer past its bounds fails at once (`OutputTooLarge`).
  */
-export async function runAgent<S extends z.ZodType>(
-  agent: Agent<S>,
+export async function runAgent<A extends z.ZodType, O>(
+  agent: Agent<A, O>,
   ctx: AgentContext,
   model: LanguageModel & { forget?: () => Promise<void> },
-  signal?: AbortSignal,
-): Promise<AgentRun<z.infer<S>>> {
-  const jsonSchema = z.toJSONSchema(agent.schema, { io: 'input' }) as Record<string, unknown>;
-  const system = `${agent.system}\n\n${JSON_RULES}\n\n${JSON.stringify(jsonSchema)}`;
+  options: RunOptions = {},
+): Promise<AgentRun<O>> {
+  const schema = agent.answer(ctx);
+  const bounds = answerBounds(schema, options.maxOutputTokens);
   const messages: ChatMessage[] = [{ role: 'user', content: agent.prompt(ctx) }];
   const usage: TokenUsage = { input_tokens: 0, output_tokens: 0 };
   let calls = 0;
@@ -69,12 +102,14 @@ export async function runAgent<S extends z.ZodType>(
     const started = performance.now();
     const response = await model.generate({
       task: agent.phase,
-      system,
+      system: agent.system,
       messages,
       schemaName: agent.phase,
-      jsonSchema,
+      jsonSchema: bounds.jsonSchema,
+      maxOutputTokens: bounds.maxOutputTokens,
+      maxAnswerChars: bounds.maxAnswerChars,
       context: ctx,
-      signal,
+      signal: options.signal,
     });
     if (!response.reused) {
       calls += 1;
@@ -82,13 +117,20 @@ export async function runAgent<S extends z.ZodType>(
       usage.input_tokens += response.usage?.input_tokens ?? 0;
       usage.output_tokens += response.usage?.output_tokens ?? 0;
     }
-    const result = validateAnswer(agent, response.text, ctx);
+    if (response.text.length > bounds.maxAnswerChars) {
+      await model.forget?.();
+      throw outputTooLarge(agent.phase, response.model, {
+        chars: response.text.length,
+        maxChars: bounds.maxAnswerChars,
+      });
+    }
+    const result = validateAnswer(schema, response.text);
     if (result.ok) {
-      const output = agent.finish ? agent.finish(result.output, ctx) : result.output;
       return {
-        output,
+        output: storedOutput(agent, agent.finish(result.answer, ctx)),
         model: response.model,
         model_calls: calls,
+        repair_rounds: round,
         usage,
         latency_ms: Math.round(latency),
       };
@@ -108,4 +150,19 @@ export async function runAgent<S extends z.ZodType>(
     ModelErrorType.InvalidOutput,
     `${agent.phase}: the model's answer was still invalid after a repair round: ${problems.join('; ')}`,
   );
+}
+
+/** The finished output, checked against the phase's contract: a miss here is a bug in code. */
+function storedOutput<O>(agent: Agent<z.ZodType, O>, output: O): O {
+  const schema =
+    agent.phase === 'retrieveInformation'
+      ? PHASE_OUTPUT_SCHEMAS.retrieveInformation.shape.answers.element
+      : PHASE_OUTPUT_SCHEMAS[agent.phase];
+  const parsed = schema.safeParse(output);
+  if (parsed.success) return output;
+  throw ApplicationFailure.create({
+    type: 'InvalidPhaseOutput',
+    message: `${agent.phase}: the output computed from a valid answer breaks the phase's contract: ${parsed.error.message}`,
+    nonRetryable: true,
+  });
 }

@@ -1,5 +1,17 @@
-import { UpdateDraftOutput } from '../domain/outputs';
+import { z } from 'zod';
+import { item, list, long, oneOf, paragraph } from './answers';
 import { bullets, earlier, question, type Agent, type AgentContext } from './context';
+
+function answerSchema(ctx: AgentContext) {
+  const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
+  return z.strictObject({
+    summary: paragraph,
+    critique: list(item, 1),
+    revised_recommendation: oneOf(names).describe('The name of one of the alternatives'),
+    revised_rationale: long,
+    changes: list(item, 0),
+  });
+}
 
 function reviewInstruction(ctx: AgentContext): string {
   switch (ctx.review?.kind) {
@@ -14,9 +26,8 @@ function reviewInstruction(ctx: AgentContext): string {
   }
 }
 
-export const updateDraft: Agent<typeof UpdateDraftOutput> = {
+export const updateDraft: Agent<ReturnType<typeof answerSchema>> = {
   phase: 'updateDraft',
-  schema: UpdateDraftOutput,
   system:
     'You critique a draft decision as a sceptical reviewer: unsupported claims, unanswered ' +
     'information needs, risks without mitigation, goals the recommendation does not serve. Then ' +
@@ -38,10 +49,6 @@ export const updateDraft: Agent<typeof UpdateDraftOutput> = {
       reviewInstruction(ctx),
     ].join('\n\n');
   },
-  check: (output, ctx) => {
-    const names = earlier(ctx, 'generateAlternatives').alternatives.map((a) => a.name);
-    return names.includes(output.revised_recommendation)
-      ? []
-      : [`revised_recommendation must be one of: ${names.map((n) => `"${n}"`).join(', ')}`];
-  },
+  answer: answerSchema,
+  finish: (answer) => answer,
 };

@@ -1,3 +1,4 @@
+import { DEFAULT_LIMITS, type DecisionBudget } from '../domain/decision';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -29,6 +30,8 @@ export interface AppDeps {
   keyPrefix: string;
   maxQueryChars: number;
   maxWaitSeconds?: number;
+  /** The most a decision may spend; requests may ask for less. */
+  maxBudget?: DecisionBudget;
   /** Null runs without authentication: every caller has every scope. */
   apiKeys: ApiKey[] | null;
   /** Requests per minute per key (or client address); 0 turns the limit off. */
@@ -155,6 +158,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     decisions: deps.decisions,
     maxQueryChars: deps.maxQueryChars,
     maxWaitSeconds: deps.maxWaitSeconds ?? 120,
+    maxBudget: deps.maxBudget ?? DEFAULT_LIMITS.budget,
   });
 
   app.notFound((c) =>

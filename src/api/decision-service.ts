@@ -1,10 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import stableStringify from 'safe-stable-stringify';
 import {
+  DEFAULT_LIMITS,
   initialRecord,
   isTerminal,
+  type DecisionBudget,
   type DecisionInput,
+  type DecisionLimits,
   type DecisionRecord,
   type PhaseOutputs,
   type ReviewInput,
@@ -34,6 +38,8 @@ export interface DecisionServiceOptions {
   onProjectionError?: (err: unknown) => void;
   /** A running record not updated for this long is checked against Temporal on read. */
   staleAfterMs?: number;
+  /** The server's limits; a request's budget may only lower them. */
+  limits?: DecisionLimits;
 }
 
 export interface CreateRequest {
@@ -41,6 +47,8 @@ export interface CreateRequest {
   context?: string | null;
   review?: boolean;
   metadata?: Record<string, string>;
+  /** Lower than the server's maximum only; unset parts take the maximum. */
+  budget?: Partial<DecisionBudget>;
 }
 
 export interface ForkRequest {
@@ -77,14 +85,27 @@ export class DecisionService {
     fork?: DecisionInput['fork'],
   ): Promise<{ record: DecisionRecord; created: boolean }> {
     const id = idempotency ? idempotentId(idempotency) : randomUUID();
+    const limits = this.options.limits ?? DEFAULT_LIMITS;
     const input: DecisionInput = {
       query: request.query,
       context: request.context ?? null,
       metadata: request.metadata ?? null,
       review: request.review ? { timeout_ms: this.options.reviewTimeoutMs ?? 86_400_000 } : null,
       fork: fork ?? null,
+      limits: {
+        ...limits,
+        budget: {
+          max_model_calls: Math.min(
+            request.budget?.max_model_calls ?? Infinity,
+            limits.budget.max_model_calls,
+          ),
+          max_tokens: Math.min(request.budget?.max_tokens ?? Infinity, limits.budget.max_tokens),
+        },
+      },
     };
-    const requestHash = sha256(JSON.stringify([request, fork?.source_id, fork?.from_phase]));
+    // Key order carries no meaning in JSON: a reordered, identical body is the same request.
+    const described = [request, fork?.source_id, fork?.from_phase];
+    const requestHash = sha256(stableStringify(described) ?? '');
     try {
       await this.options.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue: this.options.taskQueue,
@@ -98,7 +119,9 @@ export class DecisionService {
     } catch (err) {
       if (!(idempotency && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       const description = await this.options.client.workflow.getHandle(id).describe();
-      if (description.memo?.request_hash !== requestHash) {
+      // Decisions created before the hash ignored key order hold the plain JSON's hash.
+      const stored = description.memo?.request_hash;
+      if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
         throw new ProblemError(
           422,
           'This Idempotency-Key was already used with a different request body',
@@ -235,6 +258,7 @@ export class DecisionService {
         query: request.query ?? source.query,
         context: request.context ?? source.context,
         metadata: source.metadata,
+        ...(source.budget ? { budget: source.budget } : {}),
       },
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },

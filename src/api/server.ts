@@ -1,7 +1,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { ConfigError, type Config } from '../config';
+import { ConfigError, decisionLimits, type Config } from '../config';
 import { createRegistry } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
 import { parseApiKeys } from './middleware/auth';
@@ -58,6 +58,7 @@ export async function startApi(
     projection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     reviewTimeoutMs: config.REVIEW_TIMEOUT_SECONDS * 1000,
+    limits: decisionLimits(config),
     onProjectionError: (err) =>
       logger.warn({ err }, 'Projection read failed; reading from Temporal instead'),
   });
@@ -74,6 +75,7 @@ export async function startApi(
     keyPrefix: config.REDIS_KEY_PREFIX,
     maxQueryChars: config.MAX_QUERY_CHARS,
     maxWaitSeconds: config.MAX_WAIT_SECONDS,
+    maxBudget: decisionLimits(config).budget,
     apiKeys,
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     corsOrigins: config.CORS_ORIGINS.split(',')

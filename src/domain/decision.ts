@@ -42,6 +42,8 @@ export interface PhaseRecord {
   attempts: number | null;
   model: string | null;
   model_calls: number | null;
+  /** Second calls made because an answer did not validate (null in older decisions). */
+  repair_rounds: number | null;
   /** Tokens the provider reported, summed over the phase's model calls. */
   usage: TokenUsage | null;
   /** Time spent waiting for the model. */
@@ -62,16 +64,44 @@ export interface PhaseResult<O = unknown> {
   model: string;
   /** Model calls this attempt made (a repair round makes two); answers reused from the store count 0. */
   model_calls: number;
+  /** Second calls made because an answer did not validate (absent from older workers' results). */
+  repair_rounds?: number;
   usage: TokenUsage;
   latency_ms: number;
   attempt: number;
 }
 
-/** What one phase activity receives: the question and every earlier phase's output. */
+/** The most a whole decision may spend, across retries, repair rounds and the fan-out. */
+export interface DecisionBudget {
+  max_model_calls: number;
+  max_tokens: number;
+}
+
+/** What bounds a decision, fixed when it is created. */
+export interface DecisionLimits {
+  budget: DecisionBudget;
+  /** How long one model call may take: a phase attempt gets this per call it may make. */
+  model_timeout_ms: number;
+  /** The most bytes a phase's input or output may take in the decision's history. */
+  payload_max_bytes: number;
+}
+
+/** Limits of decisions started before they were set at creation. */
+export const DEFAULT_LIMITS: DecisionLimits = {
+  budget: { max_model_calls: 60, max_tokens: 400_000 },
+  model_timeout_ms: 60_000,
+  payload_max_bytes: 256 * 1024,
+};
+
+/** What one phase activity receives: the question and the earlier fields its prompt reads. */
 export interface PhaseInput {
   decision_id: string;
   query: string;
   outputs: PhaseOutputs;
+  /** The most bytes the phase's output may take (absent in older decisions: the default). */
+  payload_max_bytes?: number;
+  /** The decision's budget and what its completed phases spent (absent in older decisions). */
+  budget?: DecisionBudget & { spent: { model_calls: number; tokens: number } };
   /** For retrieveInformation: the one information need this activity answers. */
   need?: InformationNeed;
   /** Extra context the asker gave with the question. */
@@ -118,6 +148,8 @@ export type PhaseOutputs = Partial<PhaseOutputMap>;
 
 export interface DecisionUsage extends TokenUsage {
   model_calls: number;
+  /** Absent in older decisions. */
+  repair_rounds?: number;
   latency_ms: number;
 }
 
@@ -141,6 +173,8 @@ export interface DecisionRecord {
   metadata: Record<string, string>;
   review: ReviewState;
   forked_from: { process_id: string; from_phase: PhaseName } | null;
+  /** The most the decision may spend (null in decisions started before budgets). */
+  budget: DecisionBudget | null;
   status: DecisionStatus;
   current_phase: PhaseName | null;
   phases: PhaseRecord[];
@@ -161,6 +195,8 @@ export interface DecisionInput {
   review?: { timeout_ms: number } | null;
   /** Reuse another decision's outputs for the phases before `from_phase`. */
   fork?: { source_id: string; from_phase: PhaseName; outputs: PhaseOutputs } | null;
+  /** Budget and bounds; decisions started before they existed use DEFAULT_LIMITS. */
+  limits?: DecisionLimits | null;
 }
 
 /** A decision before its first phase has run: every phase pending. */
@@ -184,6 +220,7 @@ export function initialRecord(
     forked_from: input.fork
       ? { process_id: input.fork.source_id, from_phase: input.fork.from_phase }
       : null,
+    budget: input.limits?.budget ?? null,
     status: 'pending',
     current_phase: null,
     phases: PHASES.map((phase) => ({
@@ -196,6 +233,7 @@ export function initialRecord(
       attempts: null,
       model: null,
       model_calls: null,
+      repair_rounds: null,
       usage: null,
       latency_ms: null,
       reused_from: null,

@@ -1,12 +1,25 @@
 import type { Duration, RetryPolicy } from '@temporalio/common';
 
-/** How one phase runs as an activity: its timeouts and its retry policy. */
+/** Model calls one phase attempt may make: the answer, and one repair round. */
+export const MODEL_CALLS_PER_ATTEMPT = 2;
+
+/** Time for the store, the budget and the knowledge base around the model calls. */
+const ATTEMPT_OVERHEAD_MS = 10_000;
+
+/**
+ * How long one attempt may run: each model call it may make gets the model timeout
+ * (LLM_TIMEOUT_MS), so an attempt is never cut short while a call is still within its own.
+ */
+export function attemptTimeoutMs(modelTimeoutMs: number, calls = MODEL_CALLS_PER_ATTEMPT): number {
+  return modelTimeoutMs * calls + ATTEMPT_OVERHEAD_MS;
+}
+
+/** How one phase runs as an activity: its heartbeat timeout and its retry policy. */
 export interface PhaseSpec {
   /** The activity type name, used everywhere a phase is named (API, history, search attributes). */
   readonly name: string;
   readonly title: string;
   readonly description: string;
-  readonly startToCloseTimeout: Duration;
   /** A worker that stops heartbeating for this long is taken as dead and the attempt retried. */
   readonly heartbeatTimeout: Duration;
   readonly retry: RetryPolicy;
@@ -19,6 +32,10 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'ModelInvalidRequest',
   'ModelNotFound',
   'ModelContentRefused',
+  'OutputTooLarge',
+  'PayloadTooLarge',
+  'BudgetExceeded',
+  'InvalidPhaseOutput',
 ];
 
 const modelRetry: RetryPolicy = {
@@ -35,7 +52,6 @@ export const PHASES = [
     name: 'identifyTrigger',
     title: 'Identify trigger',
     description: 'What prompted the decision, its urgency and its stakeholders.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -43,7 +59,6 @@ export const PHASES = [
     name: 'analyzeRootCause',
     title: 'Root cause analysis',
     description: 'The underlying problem behind the trigger.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -51,7 +66,6 @@ export const PHASES = [
     name: 'defineScope',
     title: 'Scope definition',
     description: 'What is in and out of scope, and the constraints.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -59,7 +73,6 @@ export const PHASES = [
     name: 'establishGoals',
     title: 'Establish goals',
     description: 'Measurable goals and weighted criteria.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -67,7 +80,6 @@ export const PHASES = [
     name: 'identifyInformationNeeds',
     title: 'Information needs',
     description: 'The questions that must be answered before deciding.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -75,7 +87,6 @@ export const PHASES = [
     name: 'retrieveInformation',
     title: 'Retrieve information',
     description: 'Answers to the information needs from the knowledge base.',
-    startToCloseTimeout: '3 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -83,7 +94,6 @@ export const PHASES = [
     name: 'generateAlternatives',
     title: 'Generate alternatives',
     description: 'Three or more options, each scored against the criteria.',
-    startToCloseTimeout: '3 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -91,7 +101,6 @@ export const PHASES = [
     name: 'draftDecision',
     title: 'Draft decision',
     description: 'The recommended option with its rationale and risks.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -99,7 +108,6 @@ export const PHASES = [
     name: 'updateDraft',
     title: 'Update draft',
     description: 'The draft revised by critique.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },
@@ -107,7 +115,6 @@ export const PHASES = [
     name: 'compileResult',
     title: 'Compile result',
     description: 'The final decision record.',
-    startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '30 seconds',
     retry: modelRetry,
   },

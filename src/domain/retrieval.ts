@@ -10,6 +10,7 @@ export function summarizeAnswers(answers: readonly RetrievalAnswer[]): string {
 interface NeedAnswer {
   output: unknown;
   model_calls: number;
+  repair_rounds?: number;
   usage: TokenUsage;
   latency_ms: number;
 }
@@ -21,6 +22,7 @@ export function combineRetrievals(parts: readonly NeedAnswer[]) {
   return {
     output: { summary: summarizeAnswers(answers), answers },
     model_calls: sum((p) => p.model_calls),
+    repair_rounds: sum((p) => p.repair_rounds ?? 0),
     usage: {
       input_tokens: sum((p) => p.usage.input_tokens),
       output_tokens: sum((p) => p.usage.output_tokens),

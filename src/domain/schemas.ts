@@ -5,6 +5,11 @@ import { PHASE_NAMES, type PhaseName } from './phases';
 
 const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 
+export const DecisionBudgetSchema = z.object({
+  max_model_calls: z.number().int().positive(),
+  max_tokens: z.number().int().positive(),
+});
+
 export const DecisionErrorSchema = z.object({
   phase: phaseName.nullable(),
   type: z.string(),
@@ -21,6 +26,7 @@ export const PhaseRecordSchema = z.object({
   attempts: z.number().int().nullable(),
   model: z.string().nullable(),
   model_calls: z.number().int().nullable(),
+  repair_rounds: z.number().int().nullable().default(null),
   usage: z.object({ input_tokens: z.number(), output_tokens: z.number() }).nullable(),
   latency_ms: z.number().nullable(),
   reused_from: z.string().nullable(),
@@ -33,6 +39,7 @@ export const DecisionResultSchema = z.object({
   phases: z.object(PHASE_OUTPUT_SCHEMAS),
   usage: z.object({
     model_calls: z.number(),
+    repair_rounds: z.number().optional(),
     input_tokens: z.number(),
     output_tokens: z.number(),
     latency_ms: z.number(),
@@ -54,6 +61,7 @@ export const DecisionRecordSchema = z.object({
   metadata: z.record(z.string(), z.string()),
   review: ReviewStateSchema,
   forked_from: z.object({ process_id: z.string(), from_phase: phaseName }).nullable(),
+  budget: DecisionBudgetSchema.nullable().default(null),
   status: z.enum(DECISION_STATUSES),
   current_phase: phaseName.nullable(),
   phases: z.array(PhaseRecordSchema),

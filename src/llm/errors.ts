@@ -14,6 +14,7 @@ export const ModelErrorType = {
   NotFound: 'ModelNotFound',
   ContentRefused: 'ModelContentRefused',
   Cancelled: 'ModelCallCancelled',
+  OutputTooLarge: 'OutputTooLarge',
 } as const;
 
 export function retryable(type: string, message: string, nextRetryDelayMs?: number) {
@@ -27,6 +28,24 @@ export function retryable(type: string, message: string, nextRetryDelayMs?: numb
 
 export function permanent(type: string, message: string) {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/**
+ * An answer past its phase's bounds fails the attempt for good: the bounds come from the schema
+ * with room to spare, so a model that passes them ignores its schema, and another attempt would
+ * pay for the same. `truncated`: the provider stopped at the token cap.
+ */
+export function outputTooLarge(
+  phase: string,
+  model: string,
+  size: { chars: number; maxChars: number } | { maxTokens: number },
+) {
+  return permanent(
+    ModelErrorType.OutputTooLarge,
+    'chars' in size
+      ? `${phase}: the answer of ${model} is ${size.chars} characters, over the phase's limit of ${size.maxChars}`
+      : `${phase}: ${model} reached the phase's cap of ${size.maxTokens} output tokens before finishing its answer (raise it with LLM_MAX_COMPLETION_TOKENS)`,
+  );
 }
 
 /** Seconds or an HTTP date in Retry-After (or OpenAI's retry-after-ms), as milliseconds. */

@@ -5,7 +5,7 @@ import { createOpenAIModel } from './openai';
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
 export function createModel(config: Config): LanguageModel {
-  if (config.LLM_PROVIDER === 'offline') return createOfflineModel();
+  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
   return createOpenAIModel({
     model: config.LLM_MODEL!,
     // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.
@@ -13,5 +13,7 @@ export function createModel(config: Config): LanguageModel {
     baseURL: config.LLM_BASE_URL,
     timeoutMs: config.LLM_TIMEOUT_MS,
     responseFormat: config.LLM_RESPONSE_FORMAT,
+    strict: config.LLM_STRICT_SCHEMA,
+    tokenLimitField: config.LLM_TOKEN_LIMIT_FIELD,
   });
 }

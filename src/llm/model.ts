@@ -1,5 +1,6 @@
 import type { TokenUsage } from '../domain/decision';
 import type { AgentContext } from '../agents/context';
+import type { JsonSchema } from './json-schema';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -12,9 +13,13 @@ export interface ModelRequest {
   task: string;
   system: string;
   messages: ChatMessage[];
-  /** Name and JSON Schema of the expected answer, for providers that enforce structure. */
+  /** Name and JSON Schema of this call's answer, with its length limits. */
   schemaName: string;
-  jsonSchema: Record<string, unknown>;
+  jsonSchema: JsonSchema;
+  /** The most tokens the answer may take (`max_completion_tokens`). */
+  maxOutputTokens: number;
+  /** An answer longer than this many characters is not stored or parsed: `OutputTooLarge`. */
+  maxAnswerChars: number;
   /** The structured facts the prompt was written from. Not sent to remote models. */
   context: AgentContext;
   signal?: AbortSignal;

@@ -2,6 +2,7 @@ import type { AgentContext, PromptPassage } from '../agents/context';
 import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
 import type { PhaseName } from '../domain/phases';
 import { searchTerms } from '../knowledge/knowledge-base';
+import type { JsonSchema } from './json-schema';
 import type { LanguageModel, ModelRequest, ModelResponse } from './model';
 
 export const OFFLINE_MODEL = 'offline-heuristic-v1';
@@ -58,7 +59,41 @@ function overlap(a: string, terms: Set<string>): number {
   return searchTerms(a).filter((t) => terms.has(t)).length;
 }
 
-function answerFromPassages(ctx: AgentContext): RetrievalAnswer {
+/**
+ * The answer cut to the limits of the schema it was asked for (strings to their maxLength, lists
+ * to their maxItems), as a model that follows its schema writes it: long questions are quoted in
+ * many fields.
+ */
+export function fitToSchema(value: unknown, schema: JsonSchema): unknown {
+  if (typeof value === 'string' && typeof schema.maxLength === 'number') {
+    return value.length <= schema.maxLength
+      ? value
+      : `${value.slice(0, schema.maxLength - 1).trimEnd()}…`;
+  }
+  if (Array.isArray(value)) {
+    const items = schema.items as JsonSchema | undefined;
+    const kept = typeof schema.maxItems === 'number' ? value.slice(0, schema.maxItems) : value;
+    return items ? kept.map((v) => fitToSchema(v, items)) : kept;
+  }
+  if (value && typeof value === 'object') {
+    const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, properties[k] ? fitToSchema(v, properties[k]) : v]),
+    );
+  }
+  return value;
+}
+
+/** The offline model's answer to a retrieval call: the answer schema's shape, refs as citations. */
+interface RetrievalReply {
+  need_id: string;
+  answered: boolean;
+  answer: string;
+  confidence: RetrievalAnswer['confidence'];
+  citations: string[];
+}
+
+function answerFromPassages(ctx: AgentContext): RetrievalReply {
   const need = ctx.need!;
   const terms = new Set(searchTerms(need.question));
   const scored = (ctx.passages ?? [])
@@ -68,7 +103,6 @@ function answerFromPassages(ctx: AgentContext): RetrievalAnswer {
   if (scored.length === 0) {
     return {
       need_id: need.id,
-      question: need.question,
       answered: false,
       answer: 'The passages found do not address this question.',
       confidence: 'none',
@@ -78,11 +112,10 @@ function answerFromPassages(ctx: AgentContext): RetrievalAnswer {
   const used = scored.slice(0, 2);
   return {
     need_id: need.id,
-    question: need.question,
     answered: true,
     answer: used.map((u) => `${u.best.text} [${u.p.ref}]`).join(' '),
     confidence: used.length > 1 && used[0]!.best.score >= 2 ? 'high' : 'medium',
-    citations: used.map((u) => ({ passage_id: u.p.ref, source: u.p.source })),
+    citations: used.map((u) => u.p.ref),
   };
 }
 
@@ -131,7 +164,7 @@ const compose: Compose = {
       ],
     };
   },
-  establishGoals: ({ query }): PhaseOutputMap['establishGoals'] => {
+  establishGoals: ({ query }) => {
     const topic = topicsOf(query)[0] ?? 'the outcome';
     return {
       summary: `Choose the option that best balances risk, cost, time to value and impact on ${topic}.`,
@@ -141,32 +174,33 @@ const compose: Compose = {
         { goal: `Improve ${topic}`, metric: `a measured ${topic} indicator agreed up front` },
       ],
       criteria: [
-        { name: 'Risk', weight: 0.35, description: 'How safe the option is; 5 is safest' },
-        { name: 'Cost', weight: 0.25, description: 'Total cost; 5 is cheapest' },
-        { name: 'Time to value', weight: 0.2, description: 'How soon it pays off; 5 is soonest' },
-        { name: `Impact on ${topic}`, weight: 0.2, description: `How much it improves ${topic}` },
+        { name: 'Risk', importance: 5, description: 'How safe the option is; 5 is safest' },
+        { name: 'Cost', importance: 4, description: 'Total cost; 5 is cheapest' },
+        { name: 'Time to value', importance: 3, description: 'How soon it pays off; 5 is soonest' },
+        {
+          name: `Impact on ${topic}`,
+          importance: 3,
+          description: `How much it improves ${topic}`,
+        },
       ],
     };
   },
-  identifyInformationNeeds: ({ query }): PhaseOutputMap['identifyInformationNeeds'] => {
+  identifyInformationNeeds: ({ query }) => {
     const subject = subjectOf(query);
     const topic = topicsOf(query)[0] ?? 'this area';
     return {
       summary: `Four questions must be answered before deciding whether to ${subject}.`,
       needs: [
-        { id: 'N1', question: `What would it cost to ${subject}?`, why: 'Cost is a criterion.' },
+        { question: `What would it cost to ${subject}?`, why: 'Cost is a criterion.' },
         {
-          id: 'N2',
           question: `What are the risks and failure modes if we ${subject}?`,
           why: 'Risk carries the most weight.',
         },
         {
-          id: 'N3',
           question: `What problems has the current approach to ${topic} caused?`,
           why: 'The baseline to compare against.',
         },
         {
-          id: 'N4',
           question: `How much effort and time would it take to ${subject}?`,
           why: 'Time to value is a criterion.',
         },
@@ -278,7 +312,7 @@ const compose: Compose = {
       ],
     };
   },
-  compileResult: ({ query, outputs }): PhaseOutputMap['compileResult'] => {
+  compileResult: ({ query, outputs }) => {
     const revised = outputs.updateDraft!;
     const alts = outputs.generateAlternatives?.alternatives ?? [];
     return {
@@ -287,10 +321,6 @@ const compose: Compose = {
         `${revised.revised_recommendation}: ${alts.find((a) => a.name === revised.revised_recommendation)?.description ?? ''}`.trim(),
       summary: revised.summary,
       rationale: revised.revised_rationale,
-      alternatives_considered: alts.map((a) => ({
-        name: a.name,
-        weighted_score: a.weighted_score ?? 0,
-      })),
       risks: outputs.draftDecision?.risks ?? [],
       next_steps: [
         'Agree the success measure and review date',
@@ -316,7 +346,7 @@ export function createOfflineModel(): LanguageModel {
       return new Promise((resolve) => {
         const rules = compose[request.task as PhaseName];
         if (!rules) throw new Error(`The offline model has no rules for "${request.task}"`);
-        const text = JSON.stringify(rules(request.context));
+        const text = JSON.stringify(fitToSchema(rules(request.context), request.jsonSchema));
         const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
         resolve({
           text,

@@ -5,7 +5,8 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createHealthCheck } from '../api/health';
-import type { Config } from '../config';
+import { decisionLimits, type Config } from '../config';
+import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { createModel } from '../llm';
 import { RedisResponseStore } from '../llm/response-store';
@@ -42,8 +43,13 @@ export async function startWorker(
     });
   });
   const model = createModel(config);
+  if (!config.LLM_PROVIDER) {
+    logger.warn(
+      '!!! LLM_PROVIDER IS NOT SET: decisions are made by the offline stand-in, a fixed-rule heuristic, not a language model. Set LLM_PROVIDER=openai (with LLM_MODEL and LLM_BASE_URL or LLM_API_KEY) for real answers, or LLM_PROVIDER=offline to choose the stand-in on purpose. !!!',
+    );
+  }
   logger.info(
-    { model: model.name, provider: config.LLM_PROVIDER, passages: knowledge.size },
+    { model: model.name, provider: config.LLM_PROVIDER ?? 'offline', passages: knowledge.size },
     'Model and knowledge base ready',
   );
   const redis = createRedis(config.REDIS_URL);
@@ -80,6 +86,13 @@ export async function startWorker(
         `${config.REDIS_KEY_PREFIX}llm:`,
         config.LLM_RESPONSE_TTL_SECONDS,
       ),
+      budget: new RedisBudgetLedger(
+        redis,
+        `${config.REDIS_KEY_PREFIX}budget:`,
+        config.DECISION_TTL_SECONDS,
+      ),
+      defaultBudget: decisionLimits(config).budget,
+      maxCompletionTokens: config.LLM_MAX_COMPLETION_TOKENS,
       knowledge,
       projection,
       metrics: decisionMetrics(registry),

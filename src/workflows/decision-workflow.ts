@@ -14,6 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, PhaseActivity } from '../activities';
 import {
+  DEFAULT_LIMITS,
   initialRecord,
   isTerminal,
   type DecisionError,
@@ -28,7 +29,14 @@ import {
 } from '../domain/decision';
 import type { PhaseOutputMap } from '../domain/outputs';
 import { combineRetrievals } from '../domain/retrieval';
-import { PHASES, type PhaseName } from '../domain/phases';
+import { checkPayload } from '../domain/payload';
+import { selectInputs } from '../domain/phase-inputs';
+import {
+  attemptTimeoutMs,
+  MODEL_CALLS_PER_ATTEMPT,
+  PHASES,
+  type PhaseName,
+} from '../domain/phases';
 import {
   DecisionPhaseAttribute,
   DecisionStatusAttribute,
@@ -37,15 +45,24 @@ import {
   reviewUpdate,
 } from '../domain/workflow-api';
 
-const phaseActivities = {} as Record<PhaseName, PhaseActivity>;
-for (const [index, phase] of PHASES.entries()) {
-  phaseActivities[phase.name] = proxyActivities<Activities>({
-    startToCloseTimeout: phase.startToCloseTimeout,
+/**
+ * A phase's activity, its attempt timeout derived from the decision's model timeout and the
+ * calls an attempt may make.
+ */
+function phaseActivity(
+  name: PhaseName,
+  modelTimeoutMs: number,
+  calls = MODEL_CALLS_PER_ATTEMPT,
+): PhaseActivity {
+  const index = PHASES.findIndex((p) => p.name === name);
+  const phase = PHASES[index]!;
+  return proxyActivities<Activities>({
+    startToCloseTimeout: attemptTimeoutMs(modelTimeoutMs, calls),
     heartbeatTimeout: phase.heartbeatTimeout,
     retry: phase.retry,
     // Shown next to the activity in the Web UI's event history.
     summary: `Phase ${index + 1}/${PHASES.length}: ${phase.title}`,
-  })[phase.name];
+  })[name];
 }
 
 // The projection write is a local activity: it is short, needs no queue round trip, and shows in
@@ -68,7 +85,14 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   const now = () => new Date().toISOString();
   const record = initialRecord(info.workflowId, input, info.startTime.toISOString());
   const outputs: PhaseOutputs = {};
-  const usage = { model_calls: 0, input_tokens: 0, output_tokens: 0, latency_ms: 0 };
+  const limits = input.limits ?? DEFAULT_LIMITS;
+  const usage = {
+    model_calls: 0,
+    repair_rounds: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    latency_ms: 0,
+  };
   let review: ReviewOutcome | null = null;
 
   setHandler(progressQuery, () => record);
@@ -173,27 +197,47 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     const phase = record.phases[index]!;
     let events: DecisionEvent[];
     try {
+      // Each activity gets only the earlier fields its prompt reads, measured before it is sent.
       const phaseInput: PhaseInput = {
         decision_id: record.process_id,
         query: record.query,
-        outputs,
+        outputs: selectInputs(phase.name, outputs),
         ...(record.context ? { context: record.context } : {}),
         ...(phase.name === 'updateDraft' && review ? { review } : {}),
+        payload_max_bytes: limits.payload_max_bytes,
+        budget: {
+          ...limits.budget,
+          spent: {
+            model_calls: usage.model_calls,
+            tokens: usage.input_tokens + usage.output_tokens,
+          },
+        },
       };
-      const result =
-        phase.name === 'retrieveInformation' && patched(RETRIEVAL_FAN_OUT)
-          ? await retrieveInParallel(phaseInput)
-          : await phaseActivities[phase.name](phaseInput);
+      let result: PhaseResult;
+      if (phase.name === 'retrieveInformation' && patched(RETRIEVAL_FAN_OUT)) {
+        result = await retrieveInParallel(phaseInput, limits.model_timeout_ms);
+      } else {
+        checkPayload(phase.name, 'input', phaseInput, limits.payload_max_bytes);
+        // Decisions started before the fan-out answer every need in one activity.
+        const calls =
+          phase.name === 'retrieveInformation'
+            ? MODEL_CALLS_PER_ATTEMPT *
+              Math.max(1, outputs.identifyInformationNeeds?.needs?.length ?? 1)
+            : MODEL_CALLS_PER_ATTEMPT;
+        result = await phaseActivity(phase.name, limits.model_timeout_ms, calls)(phaseInput);
+      }
       // Results recorded by older workers may lack the usage fields.
       const calls = result.model_calls ?? 1;
       const tokens = result.usage ?? { input_tokens: 0, output_tokens: 0 };
       usage.model_calls += calls;
+      usage.repair_rounds += result.repair_rounds ?? 0;
       usage.input_tokens += tokens.input_tokens;
       usage.output_tokens += tokens.output_tokens;
       usage.latency_ms += result.latency_ms;
       phase.attempts = result.attempt;
       phase.model = result.model;
       phase.model_calls = calls;
+      phase.repair_rounds = result.repair_rounds ?? null;
       phase.usage = tokens;
       phase.latency_ms = result.latency_ms;
       events = [completed(index, result.output)];
@@ -285,11 +329,14 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
 // before this change replay the single-activity path (see docs/ARCHITECTURE.md, versioning).
 const RETRIEVAL_FAN_OUT = 'retrieval-fan-out';
 
-async function retrieveInParallel(input: PhaseInput): Promise<PhaseResult> {
+async function retrieveInParallel(input: PhaseInput, modelTimeoutMs: number): Promise<PhaseResult> {
   const needs = input.outputs.identifyInformationNeeds?.needs ?? [];
-  const results = await Promise.all(
-    needs.map((need) => phaseActivities.retrieveInformation({ ...input, need })),
-  );
+  const retrieve = phaseActivity('retrieveInformation', modelTimeoutMs);
+  // Each activity gets its need only; it finds its passages itself.
+  const inputs = needs.map((need): PhaseInput => ({ ...input, outputs: {}, need }));
+  for (const one of inputs)
+    checkPayload('retrieveInformation', 'input', one, input.payload_max_bytes);
+  const results = await Promise.all(inputs.map((one) => retrieve(one)));
   return {
     ...combineRetrievals(results),
     model: results[0]?.model ?? 'none',

@@ -1,3 +1,4 @@
+import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -168,6 +169,21 @@ describe('the decision API against a real worker', () => {
       expect(again.body.process_id).toBe(a.body.process_id);
     });
 
+    it('takes a body whose metadata keys come in another order as the same request', async () => {
+      const key = uniqueName('idem');
+      const first = await create(
+        { query: 'Should we A?', metadata: { team: 'billing', owner: 'ana' } },
+        { 'Idempotency-Key': key },
+      );
+      const again = await create(
+        { metadata: { owner: 'ana', team: 'billing' }, query: 'Should we A?' },
+        { 'Idempotency-Key': key },
+      );
+      expect(first.res.status).toBe(202);
+      expect(again.res.status).toBe(202);
+      expect(again.body.process_id).toBe(first.body.process_id);
+    });
+
     it('answers 422 when the same key comes with a different body', async () => {
       const key = uniqueName('idem');
       await create({ query: 'Should we A?' }, { 'Idempotency-Key': key });
@@ -176,6 +192,55 @@ describe('the decision API against a real worker', () => {
       expect(body).toMatchObject({
         detail: 'This Idempotency-Key was already used with a different request body',
       });
+    });
+  });
+
+  describe('budget', () => {
+    it('fails the decision at the call that would pass its budget, which is never made', async () => {
+      // A worker and a model of its own, so that the model's count is this decision's alone.
+      const own = scriptedOfflineModel();
+      const ownWorker = await startOfflineWorker(native, store, own.model);
+      const ownApp = createApp({
+        ...base,
+        decisions: new DecisionService({
+          client,
+          projection: store.projection,
+          taskQueue: ownWorker.taskQueue,
+        }),
+      });
+      const calls = (phase: string) => own.calls[phase] ?? 0;
+      const { res, body } = await create(
+        { query: 'Should we move billing to a managed Postgres?', budget: { max_model_calls: 2 } },
+        {},
+        ownApp,
+      );
+      expect(res.status).toBe(202);
+      expect(body.budget).toEqual({
+        max_model_calls: 2,
+        max_tokens: DEFAULT_LIMITS.budget.max_tokens,
+      });
+      const failed = await waitUntil(body.process_id, 'failed');
+      expect(failed.error).toMatchObject({
+        phase: 'defineScope',
+        type: 'BudgetExceeded',
+        message: expect.stringContaining('spent 2 of 2 model calls'),
+      });
+      // The model's own count: two calls made, none for the phase that would have passed it.
+      expect([calls('identifyTrigger'), calls('analyzeRootCause'), calls('defineScope')]).toEqual([
+        1, 1, 0,
+      ]);
+      await ownWorker.stop();
+    });
+
+    it('refuses a budget above the server maximum with a 400 that names it', async () => {
+      const { res, body } = await create({
+        query: 'Should we?',
+        budget: { max_model_calls: DEFAULT_LIMITS.budget.max_model_calls + 1 },
+      });
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(body)).toContain(
+        `must be at most ${DEFAULT_LIMITS.budget.max_model_calls}, this server's maximum (DECISION_MAX_MODEL_CALLS)`,
+      );
     });
   });
 

@@ -25,8 +25,8 @@ export const CANNED: PhaseOutputMap = {
     summary: 'Fewer outages at acceptable cost.',
     goals: [{ goal: 'GOAL-MARK: recover in minutes', metric: 'failover time' }],
     criteria: [
-      { name: 'Reliability', weight: 0.6, description: 'How safe' },
-      { name: 'Cost', weight: 0.4, description: 'How cheap' },
+      { name: 'Reliability', importance: 3, weight: 0.6, description: 'How safe' },
+      { name: 'Cost', importance: 2, weight: 0.4, description: 'How cheap' },
     ],
   },
   identifyInformationNeeds: {

@@ -1,32 +1,64 @@
 import type { AgentContext } from '../../src/agents/context';
-import type { RetrievalAnswer } from '../../src/domain/outputs';
 import type { PhaseName } from '../../src/domain/phases';
 import type { LanguageModel, ModelRequest, ModelResponse } from '../../src/llm/model';
 import { CANNED } from './canned-outputs';
 
-/** The canned answer for a phase; for retrieval, one that cites the first passage given. */
+/**
+ * The model's answer that gives the canned output: what each phase's answer schema asks for, the
+ * fields code computes left out. For retrieval, one that cites the first passage given.
+ */
 export function cannedAnswer(task: string, ctx: Pick<AgentContext, 'need' | 'passages'>): unknown {
-  if (task !== 'retrieveInformation') return CANNED[task as PhaseName];
-  const need = ctx.need!;
-  const first = ctx.passages?.[0];
-  const answer: RetrievalAnswer = first
-    ? {
-        need_id: need.id,
-        question: need.question,
-        answered: true,
-        answer: `From ${first.source}: ${first.text.slice(0, 80)}`,
-        confidence: 'medium',
-        citations: [{ passage_id: first.ref, source: first.source }],
-      }
-    : {
-        need_id: need.id,
-        question: need.question,
-        answered: false,
-        answer: 'Nothing found.',
-        confidence: 'none',
-        citations: [],
+  switch (task as PhaseName) {
+    case 'establishGoals':
+      return {
+        ...CANNED.establishGoals,
+        criteria: CANNED.establishGoals.criteria.map(({ name, importance, description }) => ({
+          name,
+          importance,
+          description,
+        })),
       };
-  return answer;
+    case 'identifyInformationNeeds':
+      return {
+        ...CANNED.identifyInformationNeeds,
+        needs: CANNED.identifyInformationNeeds.needs.map(({ question, why }) => ({
+          question,
+          why,
+        })),
+      };
+    case 'retrieveInformation': {
+      const need = ctx.need!;
+      const first = ctx.passages?.[0];
+      return first
+        ? {
+            need_id: need.id,
+            answered: true,
+            answer: `From ${first.source}: ${first.text.slice(0, 80)}`,
+            confidence: 'medium',
+            citations: [first.ref],
+          }
+        : {
+            need_id: need.id,
+            answered: false,
+            answer: 'Nothing found.',
+            confidence: 'none',
+            citations: [],
+          };
+    }
+    case 'generateAlternatives':
+      return {
+        ...CANNED.generateAlternatives,
+        alternatives: CANNED.generateAlternatives.alternatives.map(
+          ({ weighted_score: _, ...alternative }) => alternative,
+        ),
+      };
+    case 'compileResult': {
+      const { alternatives_considered: _, ...answer } = CANNED.compileResult;
+      return answer;
+    }
+    default:
+      return CANNED[task as PhaseName];
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { createActivities } from '../../src/activities';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import type { LanguageModel } from '../../src/llm/model';
 import { createOfflineModel } from '../../src/llm/offline';
+import { RedisBudgetLedger } from '../../src/llm/budget';
 import { RedisResponseStore } from '../../src/llm/response-store';
 import { services, uniqueName, type testProjection } from './context';
 
@@ -55,6 +56,7 @@ export async function startOfflineWorker(
     activities: createActivities({
       model,
       responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+      budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
       knowledge: await KnowledgeBase.load(resolve(__dirname, '../../knowledge')),
       projection: store.projection,
     }),

@@ -1,16 +1,22 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { compileResult } from '../../src/agents/compile-result';
+import { identifyInformationNeeds } from '../../src/agents/identify-information-needs';
+import { updateDraft } from '../../src/agents/update-draft';
 import { AGENTS } from '../../src/agents';
 import type { AgentContext } from '../../src/agents/context';
 import { draftDecision } from '../../src/agents/draft-decision';
-import { establishGoals } from '../../src/agents/establish-goals';
+import { establishGoals, normaliseWeights } from '../../src/agents/establish-goals';
 import { generateAlternatives } from '../../src/agents/generate-alternatives';
 import { retrieveInformation } from '../../src/agents/retrieve-information';
-import { runAgent, validateAnswer } from '../../src/agents/runner';
+import { answerBounds, runAgent, validateAnswer } from '../../src/agents/runner';
 import type { PhaseOutputs } from '../../src/domain/decision';
+import { selectInputs } from '../../src/domain/phase-inputs';
+import { createOfflineModel } from '../../src/llm/offline';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
-import { FakeModel } from '../support/fake-model';
+import { cannedAnswer, FakeModel } from '../support/fake-model';
 
 const passages = [
   {
@@ -69,10 +75,19 @@ describe('agents', () => {
       expect(request.task).toBe(phase);
       for (const text of EXPECTED_IN_PROMPT[phase])
         expect(request.messages[0]!.content).toContain(text);
-      expect(request.system).toContain('"type":"object"');
+      expect(request.jsonSchema).toMatchObject({ type: 'object', additionalProperties: false });
+      expect(run.output).toEqual(
+        phase === 'retrieveInformation'
+          ? expect.objectContaining({
+              need_id: 'N1',
+              citations: [{ passage_id: 'P1', source: 'a.md' }],
+            })
+          : CANNED[phase],
+      );
       expect(run).toMatchObject({
         model: 'fake-model',
         model_calls: 1,
+        repair_rounds: 0,
         usage: { input_tokens: 10, output_tokens: 5 },
       });
     },
@@ -90,6 +105,7 @@ describe('agents', () => {
     expect(repair[2]!.content).toContain('trigger:');
     expect(run.output).toEqual(CANNED.identifyTrigger);
     expect(run.model_calls).toBe(2);
+    expect(run.repair_rounds).toBe(1);
     expect(run.usage).toEqual({ input_tokens: 20, output_tokens: 10 });
   });
 
@@ -118,77 +134,187 @@ describe('agents', () => {
   });
 
   it('accepts an answer wrapped in a Markdown fence', () => {
-    const text = '```json\n' + JSON.stringify(CANNED.identifyTrigger) + '\n```';
-    expect(validateAnswer(AGENTS.identifyTrigger, text, contextFor('identifyTrigger'))).toEqual({
-      ok: true,
-      output: CANNED.identifyTrigger,
-    });
+    const answer = cannedAnswer('identifyTrigger', {});
+    const text = '```json\n' + JSON.stringify(answer) + '\n```';
+    const schema = AGENTS.identifyTrigger.answer(contextFor('identifyTrigger'));
+    expect(validateAnswer(schema, text)).toEqual({ ok: true, answer });
   });
 
-  describe('checks beyond the schema', () => {
-    const problems = (result: ReturnType<typeof validateAnswer>) =>
-      result.ok ? [] : result.problems;
+  it('fails an answer past its bounds at once, for good, without a repair round', async () => {
+    const model = new FakeModel(() => JSON.stringify({ summary: 'x'.repeat(200_000) }));
+    const err = await runAgent(AGENTS.identifyTrigger, contextFor('identifyTrigger'), model).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      type: 'OutputTooLarge',
+      nonRetryable: true,
+      message: expect.stringMatching(
+        /^identifyTrigger: the answer of fake-model is 2000\d\d characters, over the phase's limit of \d+$/,
+      ),
+    });
+    expect(model.requests).toHaveLength(1);
+  });
 
-    it('criteria weights must add up to 1', () => {
-      const output = {
-        ...CANNED.establishGoals,
-        criteria: CANNED.establishGoals.criteria.map((c) => ({ ...c, weight: 0.2 })),
+  describe('per-call schemas: what earlier phases fixed, the schema enforces', () => {
+    const problems = <S extends z.ZodType>(schema: S, answer: unknown) => {
+      const result = validateAnswer(schema, JSON.stringify(answer));
+      return result.ok ? [] : result.problems;
+    };
+
+    it('scores: exactly one required integer 1–5 per criterion, by name', () => {
+      const ctx = contextFor('generateAlternatives');
+      const schema = generateAlternatives.answer(ctx);
+      const answer = cannedAnswer('generateAlternatives', {}) as {
+        alternatives: { scores: Record<string, number> }[];
       };
-      expect(
-        problems(
-          validateAnswer(establishGoals, JSON.stringify(output), contextFor('establishGoals')),
-        ),
-      ).toEqual(['criteria weights add up to 0.40; they must add up to 1']);
+      const withScores = (scores: Record<string, number>) => ({
+        ...answer,
+        alternatives: answer.alternatives.map((a, i) => (i === 0 ? { ...a, scores } : a)),
+      });
+      expect(problems(schema, answer)).toEqual([]);
+      expect(problems(schema, withScores({ Reliability: 5 }))).toEqual([
+        expect.stringMatching(/^alternatives\.0\.scores\.Cost: /),
+      ]);
+      expect(problems(schema, withScores({ Reliability: 5, Cost: 3, Speed: 2 }))).toEqual([
+        expect.stringMatching(/^alternatives\.0\.scores: Unrecognized key: "Speed"/),
+      ]);
+      expect(problems(schema, withScores({ Reliability: 6, Cost: 3 }))).toHaveLength(1);
+      const json = z.toJSONSchema(schema) as unknown as {
+        properties: { alternatives: { items: { properties: { scores: { required: string[] } } } } };
+      };
+      expect(json.properties.alternatives.items.properties.scores.required).toEqual([
+        'Reliability',
+        'Cost',
+      ]);
     });
 
-    it('every alternative must be scored on every criterion', () => {
-      const alternatives = CANNED.generateAlternatives.alternatives.map((a, i) =>
-        i === 0 ? { ...a, scores: { Reliability: 5 } } : a,
-      );
-      expect(
-        problems(
-          validateAnswer(
-            generateAlternatives,
-            JSON.stringify({ ...CANNED.generateAlternatives, alternatives }),
-            contextFor('generateAlternatives'),
-          ),
-        ),
-      ).toEqual(['"Migrate" has no score for: Cost']);
+    it('the recommendation is one of the alternatives, by name', () => {
+      for (const agent of [draftDecision, updateDraft]) {
+        const ctx = contextFor(agent.phase);
+        const answer = cannedAnswer(agent.phase, {}) as Record<string, unknown>;
+        const field = agent === draftDecision ? 'recommended' : 'revised_recommendation';
+        expect(problems(agent.answer(ctx), answer)).toEqual([]);
+        expect(problems(agent.answer(ctx), { ...answer, [field]: 'Something else' })).toEqual([
+          expect.stringMatching(new RegExp(`^${field}: .*"Migrate"\\|"Pilot"\\|"Stay"`)),
+        ]);
+      }
     });
 
-    it('the recommendation must name one of the alternatives', () => {
-      const output = { ...CANNED.draftDecision, recommended: 'Something else' };
-      expect(
-        problems(
-          validateAnswer(draftDecision, JSON.stringify(output), contextFor('draftDecision')),
-        ),
-      ).toEqual(['recommended must be one of: "Migrate", "Pilot", "Stay"']);
-    });
-
-    it('citations must be passages that were given, with their real source', () => {
+    it('retrieval: the need id is a constant and citations are refs of the passages given', () => {
       const ctx = contextFor('retrieveInformation');
-      const output = {
+      const schema = retrieveInformation.answer(ctx);
+      const answer = {
         need_id: 'N1',
-        question: 'q',
         answered: true,
         answer: 'a',
         confidence: 'high',
-        citations: [
-          { passage_id: 'P9', source: 'invented.md' },
-          { passage_id: 'P1', source: 'elsewhere.md' },
-        ],
+        citations: ['P1'],
       };
-      expect(problems(validateAnswer(retrieveInformation, JSON.stringify(output), ctx))).toEqual([
-        'citation P9 is not one of the passages given',
-        'citation P1 has source "a.md"',
+      expect(problems(schema, answer)).toEqual([]);
+      expect(problems(schema, { ...answer, need_id: 'N2' })).toEqual([
+        expect.stringMatching(/^need_id: /),
+      ]);
+      expect(problems(schema, { ...answer, citations: ['P9'] })).toEqual([
+        expect.stringMatching(/^citations\.0: /),
       ]);
     });
   });
 
-  it('computes weighted scores in code from the scores and the weights', () => {
-    const ctx = contextFor('generateAlternatives');
-    const out = generateAlternatives.finish!(CANNED.generateAlternatives, ctx);
-    // Migrate: 0.6 × (5−1)/4 + 0.4 × (3−1)/4 = 0.8; Stay: 0.6 × 0.25 + 0.4 × 0.75 = 0.45
-    expect(out.alternatives.map((a) => a.weighted_score)).toEqual([0.8, 0.75, 0.45]);
+  describe('what code computes', () => {
+    it('criteria weights: the importances normalised to add up to 1', () => {
+      expect(normaliseWeights([3, 2])).toEqual([0.6, 0.4]);
+      expect(normaliseWeights([3, 3, 3]).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+      const out = establishGoals.finish(
+        {
+          summary: 's',
+          goals: [{ goal: 'g', metric: 'm' }],
+          criteria: [
+            { name: 'Risk', importance: 5, description: 'd' },
+            { name: 'risk', importance: 4, description: 'd' },
+            { name: 'Cost', importance: 1, description: 'd' },
+          ],
+        },
+        contextFor('establishGoals'),
+      );
+      expect(out.criteria.map((c) => [c.name, c.weight])).toEqual([
+        ['Risk', 0.5],
+        ['risk (2)', 0.4],
+        ['Cost', 0.1],
+      ]);
+    });
+
+    it('information need ids, in order', () => {
+      const out = identifyInformationNeeds.finish(
+        {
+          summary: 's',
+          needs: [
+            { question: 'a', why: 'b' },
+            { question: 'c', why: 'd' },
+          ],
+        },
+        contextFor('identifyInformationNeeds'),
+      );
+      expect(out.needs.map((n) => n.id)).toEqual(['N1', 'N2']);
+    });
+
+    it('citation sources from the passages; an answer that cites nothing is unanswered', () => {
+      const ctx = contextFor('retrieveInformation');
+      const answer = { need_id: 'N1', answered: true, answer: 'a', confidence: 'high' as const };
+      expect(retrieveInformation.finish({ ...answer, citations: ['P1', 'P1'] }, ctx)).toMatchObject(
+        {
+          question: 'What would a managed Postgres cost for billing?',
+          answered: true,
+          citations: [{ passage_id: 'P1', source: 'a.md' }],
+        },
+      );
+      expect(retrieveInformation.finish({ ...answer, citations: [] }, ctx)).toMatchObject({
+        answered: false,
+        confidence: 'none',
+        citations: [],
+      });
+    });
+
+    it('weighted scores from the scores and the weights', () => {
+      const ctx = contextFor('generateAlternatives');
+      const answer = cannedAnswer('generateAlternatives', {}) as Parameters<
+        typeof generateAlternatives.finish
+      >[0];
+      const out = generateAlternatives.finish(answer, ctx);
+      // Migrate: 0.6 × (5−1)/4 + 0.4 × (3−1)/4 = 0.8; Stay: 0.6 × 0.25 + 0.4 × 0.75 = 0.45
+      expect(out.alternatives.map((a) => a.weighted_score)).toEqual([0.8, 0.75, 0.45]);
+    });
+
+    it('the alternatives considered, copied with their scores', () => {
+      const out = compileResult.finish(
+        cannedAnswer('compileResult', {}) as Parameters<typeof compileResult.finish>[0],
+        contextFor('compileResult'),
+      );
+      expect(out.alternatives_considered).toEqual(CANNED.compileResult.alternatives_considered);
+    });
+  });
+
+  it.each(PHASE_NAMES.filter((p) => p !== 'retrieveInformation'))(
+    '%s reads nothing outside its selected inputs: prompt, schema, output and offline answer alike',
+    async (phase) => {
+      const full = contextFor(phase);
+      const selected = { ...full, outputs: selectInputs(phase, full.outputs) };
+      const agent = AGENTS[phase];
+      expect(agent.prompt(selected)).toBe(agent.prompt(full));
+      const schema = z.toJSONSchema(agent.answer(full));
+      expect(z.toJSONSchema(agent.answer(selected))).toEqual(schema);
+      const answer = cannedAnswer(phase, {});
+      expect(agent.finish(answer, selected)).toEqual(agent.finish(answer, full));
+      const offline = (ctx: AgentContext) => runAgent(agent, ctx, createOfflineModel());
+      expect((await offline(selected)).output).toEqual((await offline(full)).output);
+    },
+  );
+
+  it('every phase has finite answer bounds and a token cap', () => {
+    for (const phase of PHASE_NAMES) {
+      const bounds = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+      expect(bounds.maxInstanceChars, phase).toBeLessThan(60_000);
+      expect(bounds.maxOutputTokens, phase).toBeGreaterThan(bounds.maxInstanceChars / 4);
+      expect(bounds.maxAnswerChars, phase).toBeGreaterThan(bounds.maxInstanceChars);
+    }
   });
 });

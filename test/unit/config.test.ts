@@ -2,7 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
+import { DEFAULT_LIMITS } from '../../src/domain/decision';
+import { createModel } from '../../src/llm';
+import { OFFLINE_MODEL } from '../../src/llm/offline';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -28,8 +31,42 @@ describe('loadConfig', () => {
 });
 
 describe('loadConfig for model providers', () => {
-  it('defaults to the offline model', () => {
-    expect(loadConfig({}).LLM_PROVIDER).toBe('offline');
+  it('runs the offline model when LLM_PROVIDER is unset, and keeps it unset for the warning', () => {
+    const config = loadConfig({});
+    expect(config.LLM_PROVIDER).toBeUndefined();
+    expect(createModel(config).name).toBe(OFFLINE_MODEL);
+    expect(createModel(loadConfig({ LLM_PROVIDER: 'offline' })).name).toBe(OFFLINE_MODEL);
+  });
+
+  it('reads token caps as one number for every phase, or phase=N pairs', () => {
+    expect(loadConfig({}).LLM_MAX_COMPLETION_TOKENS).toEqual({});
+    const all = loadConfig({ LLM_MAX_COMPLETION_TOKENS: '4000' }).LLM_MAX_COMPLETION_TOKENS;
+    expect(Object.keys(all)).toHaveLength(10);
+    expect(all.compileResult).toBe(4000);
+    expect(
+      loadConfig({ LLM_MAX_COMPLETION_TOKENS: 'draftDecision=900, compileResult=1200' })
+        .LLM_MAX_COMPLETION_TOKENS,
+    ).toEqual({ draftDecision: 900, compileResult: 1200 });
+    expect(() => loadConfig({ LLM_MAX_COMPLETION_TOKENS: 'draft=900' })).toThrow(
+      /LLM_MAX_COMPLETION_TOKENS: "draft=900" is not phase=N/,
+    );
+  });
+
+  it('gives every new decision the configured limits', () => {
+    expect(
+      decisionLimits(
+        loadConfig({
+          DECISION_MAX_MODEL_CALLS: '12',
+          DECISION_MAX_TOKENS: '5000',
+          LLM_TIMEOUT_MS: '1500',
+        }),
+      ),
+    ).toEqual({
+      budget: { max_model_calls: 12, max_tokens: 5000 },
+      model_timeout_ms: 1500,
+      payload_max_bytes: 256 * 1024,
+    });
+    expect(decisionLimits(loadConfig({}))).toEqual(DEFAULT_LIMITS);
   });
 
   it('asks for a model and a key (or a base URL) with LLM_PROVIDER=openai', () => {

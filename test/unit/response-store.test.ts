@@ -25,6 +25,8 @@ const request = (content: string) => ({
   messages: [{ role: 'user' as const, content }],
   schemaName: 'identifyTrigger',
   jsonSchema: {},
+  maxOutputTokens: 100,
+  maxAnswerChars: 1000,
   context: { query: 'q', outputs: {} } as AgentContext,
 });
 

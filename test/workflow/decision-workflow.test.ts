@@ -1,3 +1,4 @@
+import { PHASE_READS } from '../../src/domain/phase-inputs';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
@@ -102,7 +103,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     });
   }
 
-  it('runs the ten phases in order, passing every earlier output forward', async () => {
+  it('runs the ten phases in order, sending each only the earlier fields its prompt reads', async () => {
     const mock = mockPhases();
     const record = await run(mock.phases, (id) =>
       client.workflow.getHandle<typeof decisionWorkflow>(id).result(),
@@ -113,10 +114,24 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(mock.calls.map((c) => c.phase)).toEqual(expectedCalls);
     for (const call of mock.calls) {
       expect(call.input.query).toBe(CANNED_QUERY);
-      const before = PHASE_NAMES.slice(0, PHASE_NAMES.indexOf(call.phase));
-      expect(Object.keys(call.input.outputs)).toEqual(before);
-      for (const p of before) expect(call.input.outputs[p]).toEqual(CANNED[p]);
+      if (call.phase === 'retrieveInformation') {
+        // Each retrieval gets its need, not the earlier outputs.
+        expect(call.input.outputs).toEqual({});
+        continue;
+      }
+      const reads = Object.entries(PHASE_READS[call.phase]);
+      expect(Object.keys(call.input.outputs).sort()).toEqual(reads.map(([p]) => p).sort());
+      for (const [p, fields] of reads) {
+        const full = CANNED[p as PhaseName] as Record<string, unknown>;
+        expect(call.input.outputs[p as PhaseName]).toEqual(
+          Object.fromEntries(fields.map((f) => [f, full[f]])),
+        );
+      }
     }
+    // Never more than the prompt reads: the trigger's summary stays out of later inputs.
+    expect(JSON.stringify(mock.calls.map((c) => c.input))).not.toContain(
+      CANNED.identifyTrigger.summary,
+    );
     expect(
       mock.calls
         .filter((c) => c.phase === 'retrieveInformation')

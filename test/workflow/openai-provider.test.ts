@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { createOpenAIModel } from '../../src/llm/openai';
+import { RedisBudgetLedger } from '../../src/llm/budget';
 import { RedisResponseStore } from '../../src/llm/response-store';
 import { CANNED_QUERY } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
@@ -42,10 +43,13 @@ describe('the openai provider against a local Chat Completions server', () => {
       baseURL: server.baseURL,
       timeoutMs: 1000,
       responseFormat: 'json_schema',
+      strict: true,
+      tokenLimitField: 'max_completion_tokens',
     });
     const activities = createActivities({
       model,
       responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+      budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
       knowledge,
       projection: store.projection,
     });

@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { DECISION_STATUSES, type DecisionRecord } from '../../domain/decision';
+import { DECISION_STATUSES, type DecisionBudget, type DecisionRecord } from '../../domain/decision';
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
@@ -102,7 +102,13 @@ const idempotencyOf = (c: Context<ApiEnv>) => {
 /** Adds the decision routes: the seed's start/status pair and the resource-style API. */
 export function registerDecisionRoutes(
   app: OpenAPIHono<ApiEnv>,
-  deps: { decisions: Decisions; maxQueryChars: number; maxWaitSeconds: number },
+  deps: {
+    decisions: Decisions;
+    maxQueryChars: number;
+    maxWaitSeconds: number;
+    /** The server's budget per decision: a request may ask for less, never more. */
+    maxBudget: DecisionBudget;
+  },
 ): void {
   const { decisions } = deps;
   const read = requireScope('decisions:read');
@@ -116,6 +122,14 @@ export function registerDecisionRoutes(
       .min(1, 'must not be empty')
       .max(max, `must be at most ${max} characters`)
       .describe(field);
+  const limit = (max: number, setting: string, description: string) =>
+    z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .positive('must be positive')
+      .max(max, `must be at most ${max}, this server's maximum (${setting})`)
+      .optional()
+      .describe(description);
   const question = text('The decision question', deps.maxQueryChars).openapi({
     example: 'Should we move billing to a managed Postgres?',
   });
@@ -128,6 +142,22 @@ export function registerDecisionRoutes(
         .record(z.string().max(100), z.string().max(500))
         .refine((m) => Object.keys(m).length <= 20, 'must have at most 20 keys')
         .optional(),
+      budget: z
+        .object({
+          max_model_calls: limit(
+            deps.maxBudget.max_model_calls,
+            'DECISION_MAX_MODEL_CALLS',
+            'Model calls the decision may make, across retries, repair rounds and the fan-out',
+          ),
+          max_tokens: limit(
+            deps.maxBudget.max_tokens,
+            'DECISION_MAX_TOKENS',
+            'Input and output tokens the decision may spend',
+          ),
+        })
+        .strict()
+        .optional()
+        .describe('Spend less than the server allows; a call that would pass it is not made'),
     })
     .openapi('CreateDecision');
   const idParam = z.object({

@@ -1,0 +1,134 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { Redis } from 'ioredis';
+import type { PhaseInput } from '../domain/decision';
+import type { LanguageModel, ModelRequest } from './model';
+
+export type BudgetLimits = NonNullable<PhaseInput['budget']>;
+
+export interface Spent {
+  model_calls: number;
+  tokens: number;
+}
+
+/** What a decision has spent, shared by every attempt and every parallel activity of a run. */
+export interface BudgetLedger {
+  /**
+   * Counts one call and reserves `tokens` for it when both stay within the budget; else changes
+   * nothing. A ledger seen for the first time starts at `limits.spent`.
+   */
+  reserve(
+    scope: string,
+    limits: BudgetLimits,
+    tokens: number,
+  ): Promise<{ ok: boolean; spent: Spent }>;
+  /** Corrects a reservation by `delta` tokens once the call's real usage is known. */
+  settle(scope: string, delta: number): Promise<void>;
+}
+
+// KEYS: the ledger hash. ARGV: max calls, max tokens, tokens to reserve, ttl s, calls and tokens
+// spent before this run's first call (from the workflow's history).
+const RESERVE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'calls', ARGV[5], 'tokens', ARGV[6])
+end
+local calls = tonumber(redis.call('HGET', KEYS[1], 'calls'))
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if calls + 1 > tonumber(ARGV[1]) or tokens + tonumber(ARGV[3]) > tonumber(ARGV[2]) then
+  return {0, calls, tokens}
+end
+redis.call('HINCRBY', KEYS[1], 'calls', 1)
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
+return {1, calls + 1, tokens + tonumber(ARGV[3])}
+`;
+
+type LedgerRedis = Redis & {
+  reserveBudget(...args: (string | number)[]): Promise<[number, number, number]>;
+};
+
+/** The ledger in Redis: one hash per decision run, updated by one script, hence atomically. */
+export class RedisBudgetLedger implements BudgetLedger {
+  private readonly redis: LedgerRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+  ) {
+    if (!('reserveBudget' in redis)) {
+      redis.defineCommand('reserveBudget', { numberOfKeys: 1, lua: RESERVE_SCRIPT });
+    }
+    this.redis = redis as LedgerRedis;
+  }
+
+  async reserve(scope: string, limits: BudgetLimits, tokens: number) {
+    const [ok, calls, spentTokens] = await this.redis.reserveBudget(
+      this.prefix + scope,
+      limits.max_model_calls,
+      limits.max_tokens,
+      tokens,
+      this.ttlSeconds,
+      limits.spent.model_calls,
+      limits.spent.tokens,
+    );
+    return { ok: ok === 1, spent: { model_calls: calls, tokens: spentTokens } };
+  }
+
+  async settle(scope: string, delta: number): Promise<void> {
+    if (delta !== 0) await this.redis.hincrby(this.prefix + scope, 'tokens', delta);
+  }
+}
+
+/** A rough count of the tokens a request sends: about four characters a token. */
+export function estimateInputTokens(request: ModelRequest): number {
+  const chars =
+    request.system.length +
+    request.messages.reduce((n, m) => n + m.content.length, 0) +
+    JSON.stringify(request.jsonSchema).length;
+  return Math.ceil(chars / 4);
+}
+
+/**
+ * Wraps a model so that no call passes the decision's budget: each call first reserves one call
+ * and its worst case in tokens (the input estimate plus the output cap), and the reservation is
+ * corrected to the reported usage afterwards. A call that would pass the budget is not made: the
+ * phase fails with `BudgetExceeded`, for good.
+ */
+export function withBudget(
+  model: LanguageModel,
+  ledger: BudgetLedger,
+  scope: string,
+  limits: BudgetLimits,
+): LanguageModel {
+  return {
+    name: model.name,
+    async generate(request) {
+      const reserved = estimateInputTokens(request) + request.maxOutputTokens;
+      const { ok, spent } = await ledger.reserve(scope, limits, reserved).catch((err: unknown) => {
+        throw ApplicationFailure.create({
+          type: 'BudgetUnavailable',
+          message: `${request.task}: the decision's budget could not be checked, so no model call was made: ${String(err)}`,
+          nonRetryable: false,
+        });
+      });
+      if (!ok) {
+        throw ApplicationFailure.create({
+          type: 'BudgetExceeded',
+          message:
+            `${request.task}: the next model call would pass the decision's budget ` +
+            `(spent ${spent.model_calls} of ${limits.max_model_calls} model calls and ` +
+            `${spent.tokens} of ${limits.max_tokens} tokens; this call may take up to ${reserved})`,
+          nonRetryable: true,
+        });
+      }
+      // A failed call keeps its whole reservation: what it cost is unknown, and a cost guard
+      // errs on the side of spending less.
+      const response = await model.generate(request);
+      if (response.usage) {
+        const used = response.usage.input_tokens + response.usage.output_tokens;
+        await ledger.settle(scope, used - reserved).catch(() => undefined);
+      }
+      return response;
+    },
+  };
+}

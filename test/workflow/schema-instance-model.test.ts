@@ -1,0 +1,224 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { DecisionService } from '../../src/api/decision-service';
+import {
+  DEFAULT_LIMITS,
+  type DecisionLimits,
+  type DecisionRecord,
+} from '../../src/domain/decision';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import { RedisBudgetLedger } from '../../src/llm/budget';
+import { createOpenAIModel } from '../../src/llm/openai';
+import { RedisResponseStore } from '../../src/llm/response-store';
+import { retryDecision } from '../../src/operations/retry';
+import type { decisionWorkflow } from '../../src/workflows';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
+import { startSchemaInstanceServer } from '../support/schema-instance-server';
+import { strictSchemaProblems } from '../support/strict-schema-rules';
+import { connectTemporal, type TemporalTestClients } from '../support/temporal';
+
+Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+
+// A model that reads no prompt and answers each call with the dumbest instance of the schema it
+// was sent: every enum its first value, every number the middle of its range, every string a
+// label of its path. Whatever such a model cannot get wrong, the schemas must enforce.
+describe('a model that only follows the schemas it is sent', () => {
+  let t: TemporalTestClients;
+  let store: ReturnType<typeof testProjection>;
+  let server: Awaited<ReturnType<typeof startSchemaInstanceServer>>;
+  let worker: Worker;
+  let running: Promise<void>;
+  let decisions: DecisionService;
+  const taskQueue = uniqueName('schema-instance');
+
+  beforeAll(async () => {
+    t = await connectTemporal();
+    store = testProjection();
+    server = await startSchemaInstanceServer();
+    // The model's information needs read "value of needs 1 question"; a passage that shares the
+    // words makes retrieval call the model too.
+    const dir = mkdtempSync(join(tmpdir(), 'knowledge-'));
+    writeFileSync(
+      join(dir, 'needs.md'),
+      '# Value of needs\n\nThe value of each need depends on the question it asks and who needs the answer.\n',
+    );
+    worker = await Worker.create({
+      connection: t.native,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: createActivities({
+        model: createOpenAIModel({
+          model: 'schema-instance',
+          apiKey: 'test-key',
+          baseURL: server.baseURL,
+          timeoutMs: 5000,
+          responseFormat: 'json_schema',
+          strict: true,
+          tokenLimitField: 'max_completion_tokens',
+        }),
+        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+        budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
+        knowledge: await KnowledgeBase.load(dir),
+        projection: store.projection,
+      }),
+    });
+    running = worker.run();
+    decisions = new DecisionService({
+      client: t.client,
+      projection: store.projection,
+      taskQueue,
+      limits: DEFAULT_LIMITS,
+    });
+  });
+  afterAll(async () => {
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    await server?.close();
+    await store?.cleanup();
+    await t?.close();
+  });
+
+  async function decide(limits: Partial<DecisionLimits> = {}) {
+    const workflowId = uniqueName('decision');
+    const handle = await t.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId,
+      args: [
+        {
+          query: 'Should we move billing to a managed Postgres?',
+          limits: { ...DEFAULT_LIMITS, ...limits },
+        },
+      ],
+    });
+    return handle.result().then(
+      (record) => ({ handle, record, error: null }),
+      (error: unknown) => ({ handle, record: null as DecisionRecord | null, error }),
+    );
+  }
+
+  it('completes all ten phases with zero repair rounds, one call per model-made output', async () => {
+    server.reset();
+    const { record, error } = await decide();
+    expect(error).toBeNull();
+    expect(record!.status).toBe('completed');
+    expect(record!.phases.map((p) => [p.name, p.status, p.repair_rounds])).toEqual(
+      PHASE_NAMES.map((name) => [name, 'completed', 0]),
+    );
+    // The server's own count: nine phases and one retrieval per need, no repair, no retry.
+    const needs = record!.result!.phases.identifyInformationNeeds.needs.length;
+    expect(server.requests).toHaveLength(9 + needs);
+    expect(record!.result!.usage).toMatchObject({ model_calls: 9 + needs, repair_rounds: 0 });
+    // What code computed from the answers: weights that add up to 1, scores, a cited source.
+    const weights = record!.result!.phases.establishGoals.criteria.map((c) => c.weight);
+    expect(weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+    expect(record!.result!.phases.retrieveInformation.answers[0]).toMatchObject({
+      need_id: 'N1',
+      answered: true,
+      citations: [{ passage_id: 'P1', source: 'needs.md' }],
+    });
+    expect(record!.result!.decision.alternatives_considered).toHaveLength(3);
+  });
+
+  it('sends every phase a token cap and a schema that passes the strict-mode rules', async () => {
+    server.reset();
+    await decide();
+    expect(new Set(server.requests.map((r) => r.task))).toEqual(new Set(PHASE_NAMES));
+    for (const { task, body } of server.requests) {
+      expect(body.max_completion_tokens, task).toEqual(expect.any(Number));
+      expect(body.max_completion_tokens, task).toBeGreaterThan(0);
+      expect(body.response_format?.json_schema?.strict, task).toBe(true);
+      expect(strictSchemaProblems(body.response_format?.json_schema?.schema), task).toEqual([]);
+    }
+  });
+
+  it('fails fast on answers far past their bounds: failed, not terminated, history small', async () => {
+    server.reset({ padStrings: 300 * 1024 });
+    const { handle, error } = await decide();
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toMatchObject({
+      type: 'OutputTooLarge',
+      message: expect.stringMatching(
+        /^Phase identifyTrigger failed: identifyTrigger: the answer of schema-instance is \d+ characters, over the phase's limit of \d+$/,
+      ),
+    });
+    // One call, no retry: the bounds are far above what a model that follows them writes.
+    expect(server.requests).toHaveLength(1);
+    expect((await handle.describe()).status.name).toBe('FAILED');
+    expect(await store.projection.get(handle.workflowId)).toMatchObject({
+      status: 'failed',
+      error: { phase: 'identifyTrigger', type: 'OutputTooLarge' },
+    });
+    const history = await handle.fetchHistory();
+    const bytes = temporal.api.history.v1.History.encode(history).finish().length;
+    expect(bytes).toBeLessThan(64 * 1024);
+
+    // Retried from the failed phase once the model behaves, the decision completes.
+    server.reset();
+    await retryDecision(t.client, handle.workflowId);
+    const record = await t.client.workflow
+      .getHandle<typeof decisionWorkflow>(handle.workflowId)
+      .result();
+    expect(record.status).toBe('completed');
+    expect(server.requests.map((r) => r.task)[0]).toBe('identifyTrigger');
+  });
+
+  it('forks from a phase, calling the model for the later phases only', async () => {
+    server.reset();
+    const { record: source } = await decide();
+    server.reset();
+    const fork = await decisions.fork(source!.process_id, { from_phase: 'generateAlternatives' });
+    const record = await t.client.workflow
+      .getHandle<typeof decisionWorkflow>(fork.process_id)
+      .result();
+    expect(record.status).toBe('completed');
+    expect(server.requests.map((r) => r.task)).toEqual([
+      'generateAlternatives',
+      'draftDecision',
+      'updateDraft',
+      'compileResult',
+    ]);
+    expect(record.phases.slice(0, 6).every((p) => p.reused_from === source!.process_id)).toBe(true);
+  });
+
+  it('stops at the budget of model calls: the call that would pass it is never made', async () => {
+    server.reset();
+    const { error, handle } = await decide({
+      budget: { max_model_calls: 3, max_tokens: 400_000 },
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toMatchObject({
+      type: 'BudgetExceeded',
+      message: expect.stringMatching(
+        /^Phase establishGoals failed: establishGoals: the next model call would pass the decision's budget \(spent 3 of 3 model calls and \d+ of 400000 tokens/,
+      ),
+    });
+    expect(server.requests.map((r) => r.task)).toEqual([
+      'identifyTrigger',
+      'analyzeRootCause',
+      'defineScope',
+    ]);
+    const projected = await waitFor('the failed decision in the projection', async () => {
+      const r = await store.projection.get(handle.workflowId);
+      return r?.status === 'failed' ? r : undefined;
+    });
+    expect(projected.error).toMatchObject({ phase: 'establishGoals', type: 'BudgetExceeded' });
+  });
+
+  it('stops at the token budget before a call whose worst case would pass it', async () => {
+    server.reset();
+    const { error } = await decide({ budget: { max_model_calls: 60, max_tokens: 1000 } });
+    expect((error as WorkflowFailedError).cause).toMatchObject({
+      type: 'BudgetExceeded',
+      message: expect.stringMatching(/spent 0 of 60 model calls and 0 of 1000 tokens/),
+    });
+    expect(server.requests).toHaveLength(0);
+  });
+});
