@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import type { DecisionLimits } from './domain/decision';
+import { DEFAULT_LIMITS, type DecisionLimits } from './domain/decision';
 import { isPhaseName, PHASE_NAMES, type PhaseName } from './domain/phases';
 
 /** Settings that may be given as NAME_FILE, a path to a file holding the value. */
@@ -67,7 +67,7 @@ export const ConfigSchema = z
     LLM_MODEL: z.string().min(1).optional(),
     LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     LLM_API_KEY: z.string().min(1).optional(),
-    LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+    LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.model_timeout_ms),
     LLM_RESPONSE_FORMAT: z.enum(['json_schema', 'json_object']).default('json_schema'),
     LLM_STRICT_SCHEMA: flag.default(true),
     LLM_TOKEN_LIMIT_FIELD: z
@@ -77,14 +77,22 @@ export const ConfigSchema = z
       .string()
       .optional()
       .transform((value, ctx) => parseTokenCaps(value, ctx)),
-    DECISION_MAX_MODEL_CALLS: z.coerce.number().int().positive().default(60),
-    DECISION_MAX_TOKENS: z.coerce.number().int().positive().default(400_000),
+    DECISION_MAX_MODEL_CALLS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(DEFAULT_LIMITS.budget.max_model_calls),
+    DECISION_MAX_TOKENS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(DEFAULT_LIMITS.budget.max_tokens),
     PHASE_PAYLOAD_MAX_BYTES: z.coerce
       .number()
       .int()
       .min(16 * 1024)
       .max(1024 * 1024)
-      .default(256 * 1024),
+      .default(DEFAULT_LIMITS.payload_max_bytes),
     LLM_RESPONSE_TTL_SECONDS: z.coerce
       .number()
       .int()

@@ -1,11 +1,16 @@
-import { PHASE_READS } from '../../src/domain/phase-inputs';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities, PhaseActivity } from '../../src/activities';
-import type { DecisionRecord, PhaseInput } from '../../src/domain/decision';
+import {
+  DEFAULT_LIMITS,
+  type DecisionInput,
+  type DecisionRecord,
+  type PhaseInput,
+} from '../../src/domain/decision';
+import { PHASE_READS } from '../../src/domain/phase-inputs';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { DECISION_WORKFLOW_TYPE, progressQuery } from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
@@ -78,6 +83,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
   async function run<T>(
     phases: Record<PhaseName, PhaseActivity>,
     body: (workflowId: string) => Promise<T>,
+    input: Partial<DecisionInput> = {},
   ): Promise<T> {
     const taskQueue = uniqueName('wf');
     const activities: Activities = {
@@ -97,7 +103,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
       await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue,
         workflowId,
-        args: [{ query: CANNED_QUERY }],
+        args: [{ query: CANNED_QUERY, ...input }],
       });
       return body(workflowId);
     });
@@ -156,6 +162,56 @@ describe('decisionWorkflow on a real Temporal server', () => {
 
     const projected = await store.projection.get(record.process_id);
     expect(projected).toEqual(record);
+  });
+
+  it('gives each phase attempt the model timeout once per call it may make', async () => {
+    const mock = mockPhases();
+    const history = await run(
+      mock.phases,
+      async (id) => {
+        await client.workflow.getHandle(id).result();
+        return client.workflow.getHandle(id).fetchHistory();
+      },
+      { limits: { ...DEFAULT_LIMITS, model_timeout_ms: 7000 } },
+    );
+    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes);
+    expect(scheduled.length).toBeGreaterThanOrEqual(PHASE_NAMES.length);
+    for (const e of scheduled) {
+      // An answer and a repair round, 7 s each, and 10 s around them.
+      expect(Number(e.activityTaskScheduledEventAttributes!.startToCloseTimeout!.seconds)).toBe(24);
+    }
+  });
+
+  it('fails a phase whose input is over the payload limit before scheduling it', async () => {
+    const mock = mockPhases();
+    const { err, history } = await run(
+      mock.phases,
+      async (id) => ({
+        err: await client.workflow
+          .getHandle(id)
+          .result()
+          .then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        history: await client.workflow.getHandle(id).fetchHistory(),
+      }),
+      {
+        context: 'x'.repeat(20_000),
+        limits: { ...DEFAULT_LIMITS, payload_max_bytes: 16 * 1024 },
+      },
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toMatchObject({
+      type: 'PayloadTooLarge',
+      message: expect.stringMatching(
+        /^Phase identifyTrigger failed: identifyTrigger: its input is 20\d{3} bytes, over the 16384-byte limit/,
+      ),
+    });
+    // Temporal's history: the decision failed, and no phase was ever scheduled.
+    expect(history.events!.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+    expect(history.events!.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
+    expect(mock.calls).toHaveLength(0);
   });
 
   it('retries a phase that fails once, then completes (two calls, attempts = 2)', async () => {

@@ -7,7 +7,9 @@ import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { createOpenAIModel } from '../../src/llm/openai';
 import { RedisBudgetLedger } from '../../src/llm/budget';
 import { RedisResponseStore } from '../../src/llm/response-store';
-import { CANNED_QUERY } from '../support/canned-outputs';
+import { AGENTS } from '../../src/agents';
+import { runAgent } from '../../src/agents/runner';
+import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
 import { startFakeOpenAI, type Fault } from '../support/fake-openai-server';
 import { connectTemporal, runDecision, type TemporalTestClients } from '../support/temporal';
@@ -88,6 +90,48 @@ describe('the openai provider against a local Chat Completions server', () => {
     expect(server.requests.filter((r) => r.task === 'defineScope')).toHaveLength(2);
     expect(record!.phases.find((p) => p.name === 'defineScope')!.attempts).toBe(2);
   });
+
+  it.each([
+    ['json_schema', 'max_completion_tokens', true],
+    ['json_object', 'max_tokens', false],
+  ] as const)(
+    'in %s mode sends the cap as %s, and the schema in the prompt only when not strict',
+    async (responseFormat, tokenLimitField, strict) => {
+      server.reset(() => undefined);
+      const model = createOpenAIModel({
+        model: 'test-model',
+        apiKey: 'test-key',
+        baseURL: server.baseURL,
+        timeoutMs: 1000,
+        responseFormat,
+        strict: true,
+        tokenLimitField,
+      });
+      // This server names its canned answer by the schema's name, which json_object mode lacks.
+      const run = await runAgent(
+        AGENTS.identifyTrigger,
+        { query: CANNED_QUERY, outputs: {} },
+        model,
+      ).catch(() => null);
+      expect(run?.output ?? null).toEqual(strict ? CANNED.identifyTrigger : null);
+      const body = server.requests[0]!.body as unknown as Record<string, unknown> & {
+        messages: { role: string; content: string }[];
+        response_format: { type: string; json_schema?: { strict: boolean; schema: object } };
+      };
+      const other = tokenLimitField === 'max_tokens' ? 'max_completion_tokens' : 'max_tokens';
+      expect(body[tokenLimitField]).toBeGreaterThan(0);
+      expect(body).not.toHaveProperty(other);
+      expect(body.response_format.type).toBe(responseFormat);
+      const system = body.messages[0]!.content;
+      if (strict) {
+        expect(body.response_format.json_schema!.strict).toBe(true);
+        expect(JSON.stringify(body.response_format.json_schema!.schema)).not.toContain('maxLength');
+        expect(system).not.toContain('"maxLength"');
+      } else {
+        expect(system).toContain('"maxLength":600');
+      }
+    },
+  );
 
   it('honours Retry-After on a 429 before retrying, then completes', async () => {
     const { record, error } = await decideWith({

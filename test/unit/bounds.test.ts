@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { AGENTS } from '../../src/agents';
+import type { AgentContext } from '../../src/agents/context';
+import { answerBounds } from '../../src/agents/runner';
+import type { PhaseOutputs } from '../../src/domain/decision';
+import { checkPayload, payloadBytes } from '../../src/domain/payload';
+import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
+import { maxInstanceChars, toStrictSchema, type JsonSchema } from '../../src/llm/json-schema';
+import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
+import { strictSchemaProblems } from '../support/strict-schema-rules';
+
+function contextFor(phase: PhaseName): AgentContext {
+  const outputs: PhaseOutputs = {};
+  for (const p of PHASE_NAMES.slice(0, PHASE_NAMES.indexOf(phase))) {
+    (outputs as Record<string, unknown>)[p] = CANNED[p];
+  }
+  const passages = [1, 2, 3, 4].map((n) => ({
+    ref: `P${n}`,
+    id: `a.md#${n}`,
+    source: 'a.md',
+    heading: 'h',
+    text: 't',
+  }));
+  return {
+    query: CANNED_QUERY,
+    outputs,
+    need: CANNED.identifyInformationNeeds.needs[0]!,
+    passages,
+  };
+}
+
+/** The biggest instance: every string at its maxLength (of a 2-byte-in-JSON character), every list full. */
+function largest(schema: JsonSchema): unknown {
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum)) {
+    return [...schema.enum].sort((a, b) => JSON.stringify(b).length - JSON.stringify(a).length)[0];
+  }
+  const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+  switch (type) {
+    case 'object':
+      return Object.fromEntries(
+        Object.entries(schema.properties as Record<string, JsonSchema>).map(([k, v]) => [
+          k,
+          largest(v),
+        ]),
+      );
+    case 'array':
+      return Array.from({ length: schema.maxItems as number }, () =>
+        largest(schema.items as JsonSchema),
+      );
+    case 'string':
+      return 'é'.repeat(schema.maxLength as number);
+    case 'integer':
+      return schema.maximum;
+    case 'boolean':
+      return false;
+    default:
+      return 0.123456789;
+  }
+}
+
+describe('answer bounds', () => {
+  it.each(PHASE_NAMES)('%s: no instance of its answer schema is longer than its bound', (phase) => {
+    const bounds = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+    const text = JSON.stringify(largest(bounds.jsonSchema));
+    expect(text.length).toBeLessThanOrEqual(bounds.maxInstanceChars);
+    // The bound is tight: within a few characters a field of the largest instance.
+    expect(text.length).toBeGreaterThan(bounds.maxInstanceChars * 0.9);
+    expect(bounds.maxAnswerChars).toBeGreaterThan(2 * text.length);
+  });
+
+  it.each(PHASE_NAMES)(
+    '%s: the strict form of its schema passes the strict-mode rules',
+    (phase) => {
+      const { jsonSchema } = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+      const strict = toStrictSchema(jsonSchema);
+      expect(strictSchemaProblems(strict)).toEqual([]);
+      // The lengths it no longer enforces are still said, in the descriptions.
+      expect(JSON.stringify(strict)).toMatch(/At most \d+ characters/);
+    },
+  );
+
+  it('is infinite for a string or a list without a maximum', () => {
+    expect(maxInstanceChars({ type: 'string' })).toBe(Infinity);
+    expect(maxInstanceChars({ type: 'array', items: { type: 'boolean' } })).toBe(Infinity);
+    expect(maxInstanceChars({ type: 'array', maxItems: 2, items: { type: 'boolean' } })).toBe(14);
+  });
+});
+
+describe('payload guard', () => {
+  it('measures JSON in UTF-8 bytes, as Temporal stores it', () => {
+    for (const value of [{ a: 'plain' }, { a: 'é€', b: ['😀', 'x'] }, 'naïve', [1, null, true]]) {
+      expect(payloadBytes(value)).toBe(Buffer.byteLength(JSON.stringify(value), 'utf8'));
+    }
+  });
+
+  it('fails for good, naming the phase, what, the size and the limit', () => {
+    let thrown: unknown;
+    try {
+      checkPayload('draftDecision', 'output', { a: 'x'.repeat(100) }, 50);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({
+      type: 'PayloadTooLarge',
+      nonRetryable: true,
+      message:
+        'draftDecision: its output is 108 bytes, over the 50-byte limit for one phase (PHASE_PAYLOAD_MAX_BYTES)',
+    });
+    expect(() => checkPayload('draftDecision', 'output', { a: 'x' }, 50)).not.toThrow();
+  });
+});
