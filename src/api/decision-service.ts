@@ -55,6 +55,8 @@ export interface ForkRequest {
   from_phase: PhaseName;
   query?: string;
   context?: string;
+  /** The fork's budget; unset takes the source's. */
+  budget?: Partial<DecisionBudget>;
 }
 
 /** Who asks, and the key that makes a retried create return the same decision. */
@@ -258,7 +260,7 @@ export class DecisionService {
         query: request.query ?? source.query,
         context: request.context ?? source.context,
         metadata: source.metadata,
-        ...(source.budget ? { budget: source.budget } : {}),
+        ...((request.budget ?? source.budget) ? { budget: request.budget ?? source.budget! } : {}),
       },
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },

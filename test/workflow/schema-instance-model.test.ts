@@ -170,11 +170,14 @@ describe('a model that only follows the schemas it is sent', () => {
     expect(server.requests.map((r) => r.task)[0]).toBe('identifyTrigger');
   });
 
-  it('forks from a phase, calling the model for the later phases only', async () => {
+  it('forks from a phase with a budget of its own, calling the model for the later phases only', async () => {
     server.reset();
     const { record: source } = await decide();
     server.reset();
-    const fork = await decisions.fork(source!.process_id, { from_phase: 'generateAlternatives' });
+    const fork = await decisions.fork(source!.process_id, {
+      from_phase: 'generateAlternatives',
+      budget: { max_model_calls: 10 },
+    });
     const record = await t.client.workflow
       .getHandle<typeof decisionWorkflow>(fork.process_id)
       .result();

@@ -133,6 +133,22 @@ export function registerDecisionRoutes(
   const question = text('The decision question', deps.maxQueryChars).openapi({
     example: 'Should we move billing to a managed Postgres?',
   });
+  const Budget = z
+    .object({
+      max_model_calls: limit(
+        deps.maxBudget.max_model_calls,
+        'DECISION_MAX_MODEL_CALLS',
+        'Model calls the decision may make, across retries, repair rounds and the fan-out',
+      ),
+      max_tokens: limit(
+        deps.maxBudget.max_tokens,
+        'DECISION_MAX_TOKENS',
+        'Input and output tokens the decision may spend',
+      ),
+    })
+    .strict()
+    .optional()
+    .describe('Spend less than the server allows; a call that would pass it is not made');
   const CreateBody = z
     .object({
       query: question,
@@ -142,22 +158,7 @@ export function registerDecisionRoutes(
         .record(z.string().max(100), z.string().max(500))
         .refine((m) => Object.keys(m).length <= 20, 'must have at most 20 keys')
         .optional(),
-      budget: z
-        .object({
-          max_model_calls: limit(
-            deps.maxBudget.max_model_calls,
-            'DECISION_MAX_MODEL_CALLS',
-            'Model calls the decision may make, across retries, repair rounds and the fan-out',
-          ),
-          max_tokens: limit(
-            deps.maxBudget.max_tokens,
-            'DECISION_MAX_TOKENS',
-            'Input and output tokens the decision may spend',
-          ),
-        })
-        .strict()
-        .optional()
-        .describe('Spend less than the server allows; a call that would pass it is not made'),
+      budget: Budget,
     })
     .openapi('CreateDecision');
   const idParam = z.object({
@@ -467,6 +468,7 @@ export function registerDecisionRoutes(
               from_phase: phaseName,
               query: question.optional(),
               context: text('Background the agents should know', 20_000).optional(),
+              budget: Budget,
             })
             .openapi('Fork'),
         ),
