@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_LIMITS, type DecisionLimits } from './domain/decision';
+import { DEFAULT_LIMITS, MIN_TOKEN_BUDGET, type DecisionLimits } from './domain/decision';
 import { isPhaseName, PHASE_NAMES, type PhaseName } from './domain/phases';
 
 /** Settings that may be given as NAME_FILE, a path to a file holding the value. */
@@ -85,7 +85,7 @@ export const ConfigSchema = z
     DECISION_MAX_TOKENS: z.coerce
       .number()
       .int()
-      .positive()
+      .min(MIN_TOKEN_BUDGET)
       .default(DEFAULT_LIMITS.budget.max_tokens),
     PHASE_PAYLOAD_MAX_BYTES: z.coerce
       .number()

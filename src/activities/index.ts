@@ -31,6 +31,8 @@ export interface ActivityDeps {
   budget: BudgetLedger;
   /** The budget of decisions started before budgets were set at creation. */
   defaultBudget?: DecisionBudget;
+  /** The payload limit of decisions started before it was set at creation. */
+  payloadMaxBytes?: number;
   /** Token caps that replace the ones derived from the answer schemas. */
   maxCompletionTokens?: Partial<Record<PhaseName, number>>;
   knowledge: KnowledgeBase;
@@ -99,7 +101,12 @@ export function createActivities(deps: ActivityDeps) {
     };
     // The store is outside the budget: an answer reused from it was paid for and counted once.
     const model = withResponseStore(
-      withBudget(deps.model, deps.budget, runScope, budget),
+      withBudget(deps.model, deps.budget, runScope, budget, (err) =>
+        deps.logger?.warn(
+          { err, phase },
+          'Budget ledger unavailable; checking the budget against what this attempt knows',
+        ),
+      ),
       deps.responses,
       `${runScope}:${activityId}`,
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),
@@ -134,7 +141,7 @@ export function createActivities(deps: ActivityDeps) {
         );
       }
       // What goes back into the decision's history is measured before it goes.
-      checkPayload(phase, 'output', run.output, input.payload_max_bytes);
+      checkPayload(phase, 'output', run.output, input.payload_max_bytes ?? deps.payloadMaxBytes);
       // The activity logger adds workflowId, runId and the activity (phase) to the line.
       ctx.log.info('Phase completed', {
         model: run.model,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { boundedText, MAX_ITEMS, type PhaseOutputMap } from '../domain/outputs';
-import { item, list, long, paragraph, risk } from './answers';
+import { MAX_ITEMS, type PhaseOutputMap } from '../domain/outputs';
+import { boundedText, item, list, long, paragraph, risk } from './answers';
 import { bullets, earlier, question, type Agent } from './context';
 
 const Answer = z.strictObject({

@@ -27,10 +27,14 @@ export interface AnswerBounds {
   maxAnswerChars: number;
 }
 
+/** Output tokens a model may spend reasoning before it answers, on top of the answer itself. */
+export const REASONING_ALLOWANCE_TOKENS = 4096;
+
 /**
- * The bounds of an answer schema. The token cap allows about two characters per token over the
- * longest instance; the character limit doubles it for whitespace and escapes. Both are far above
- * what a model that follows its schema writes, and both are finite for every phase.
+ * The bounds of an answer schema. The token cap allows a token per character of the longest
+ * instance (text in non-Latin scripts runs close to that) plus room to reason; the character
+ * limit doubles the longest instance for whitespace and escapes. Both are far above what a model
+ * that follows its schema writes, and both are finite for every phase.
  */
 export function answerBounds(schema: z.ZodType, maxOutputTokens?: number): AnswerBounds {
   const { $schema: _, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input' }) as JsonSchema;
@@ -40,7 +44,7 @@ export function answerBounds(schema: z.ZodType, maxOutputTokens?: number): Answe
   return {
     jsonSchema,
     maxInstanceChars: longest,
-    maxOutputTokens: maxOutputTokens ?? Math.ceil(longest / 2) + 256,
+    maxOutputTokens: maxOutputTokens ?? longest + REASONING_ALLOWANCE_TOKENS,
     maxAnswerChars: 2 * longest + 2048,
   };
 }

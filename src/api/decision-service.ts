@@ -260,7 +260,8 @@ export class DecisionService {
         query: request.query ?? source.query,
         context: request.context ?? source.context,
         metadata: source.metadata,
-        ...((request.budget ?? source.budget) ? { budget: request.budget ?? source.budget! } : {}),
+        // What the fork's budget does not name, it keeps from the source's.
+        budget: { ...source.budget, ...request.budget },
       },
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },

@@ -86,6 +86,12 @@ export interface DecisionLimits {
   payload_max_bytes: number;
 }
 
+/**
+ * The smallest token budget a decision may be given: the largest reservation one call can make
+ * (generateAlternatives at its token cap with its longest input) fits in it.
+ */
+export const MIN_TOKEN_BUDGET = 50_000;
+
 /** Limits of decisions started before they were set at creation. */
 export const DEFAULT_LIMITS: DecisionLimits = {
   budget: { max_model_calls: 60, max_tokens: 400_000 },

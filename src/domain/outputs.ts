@@ -1,11 +1,11 @@
 import { z } from 'zod';
 
-// The contract between phases: each phase's stored output. Later prompts use these fields. Every
-// string and list is bounded: the same limits go into the schemas the models are sent
-// (src/agents/answers.ts), so an answer that fits its schema fits here, and a decision's history
-// has a known maximum size (docs/ARCHITECTURE.md, payload budget).
+// The contract between phases: each phase's stored output. Later prompts use these fields. The
+// shapes are checked here; the sizes are bounded where the model writes them, in the answer
+// schemas (src/agents/answers.ts, with the limits below), so decisions stored before the bounds
+// existed still read.
 
-/** Longest text, in characters, of each kind of field. */
+/** Longest text, in characters, of each kind of field a model writes. */
 export const MAX_CHARS = {
   /** Names that later phases repeat: criteria, alternatives, stakeholders. */
   name: 80,
@@ -30,33 +30,31 @@ export const MAX_ITEMS = {
   passages: 6,
 } as const;
 
-export const boundedText = (max: number) => z.string().trim().min(1).max(max);
-export const boundedList = <T extends z.ZodType>(item: T, min: number, max: number) =>
-  z.array(item).min(min).max(max);
-
-const name = boundedText(MAX_CHARS.name);
-const item = boundedText(MAX_CHARS.item);
-const paragraph = boundedText(MAX_CHARS.paragraph);
-const long = boundedText(MAX_CHARS.long);
+const text = z.string().trim().min(1);
+const list = <T extends z.ZodType>(item: T, min: number) => z.array(item).min(min);
+const name = text;
+const item = text;
+const paragraph = text;
+const long = text;
 
 export const IdentifyTriggerOutput = z.object({
   summary: paragraph,
   trigger: paragraph.describe('What prompted the decision now'),
   urgency: z.enum(['low', 'medium', 'high', 'critical']),
-  stakeholders: boundedList(name, 1, MAX_ITEMS.list),
+  stakeholders: list(name, 1),
 });
 
 export const AnalyzeRootCauseOutput = z.object({
   summary: paragraph,
   root_cause: paragraph.describe('The underlying problem behind the trigger'),
-  contributing_factors: boundedList(item, 1, MAX_ITEMS.list),
+  contributing_factors: list(item, 1),
 });
 
 export const DefineScopeOutput = z.object({
   summary: paragraph,
-  in_scope: boundedList(item, 1, MAX_ITEMS.list),
-  out_of_scope: boundedList(item, 0, MAX_ITEMS.list),
-  constraints: boundedList(item, 0, MAX_ITEMS.list),
+  in_scope: list(item, 1),
+  out_of_scope: list(item, 0),
+  constraints: list(item, 0),
 });
 
 export const Criterion = z.object({
@@ -70,19 +68,19 @@ export const Criterion = z.object({
 
 export const EstablishGoalsOutput = z.object({
   summary: paragraph,
-  goals: boundedList(z.object({ goal: item, metric: item }), 1, MAX_ITEMS.goals),
-  criteria: boundedList(Criterion, 2, MAX_ITEMS.criteria),
+  goals: list(z.object({ goal: item, metric: item }), 1),
+  criteria: list(Criterion, 2),
 });
 
 export const InformationNeed = z.object({
-  id: z.string().min(1).max(8).describe('Given by code: N1, N2, …'),
+  id: text.describe('Given by code: N1, N2, …'),
   question: item,
   why: item,
 });
 
 export const IdentifyInformationNeedsOutput = z.object({
   summary: paragraph,
-  needs: boundedList(InformationNeed, 1, MAX_ITEMS.needs),
+  needs: list(InformationNeed, 1),
 });
 
 export const Citation = z.object({
@@ -101,27 +99,27 @@ export const RetrievalAnswer = z.object({
   answered: z.boolean(),
   answer: long,
   confidence: z.enum(['none', 'low', 'medium', 'high']),
-  citations: boundedList(Citation, 0, MAX_ITEMS.passages),
+  citations: list(Citation, 0),
 });
 
 export const RetrieveInformationOutput = z.object({
   summary: paragraph,
-  answers: boundedList(RetrievalAnswer, 0, MAX_ITEMS.needs),
+  answers: list(RetrievalAnswer, 0),
 });
 
 export const Alternative = z.object({
   name,
   description: paragraph,
   scores: z.record(z.string(), z.number().int().min(1).max(5)),
-  pros: boundedList(item, 0, MAX_ITEMS.prosCons),
-  cons: boundedList(item, 0, MAX_ITEMS.prosCons),
+  pros: list(item, 0),
+  cons: list(item, 0),
   /** Computed from the scores and the criteria weights, not by the model. */
   weighted_score: z.number().min(0).max(1).optional(),
 });
 
 export const GenerateAlternativesOutput = z.object({
   summary: paragraph,
-  alternatives: boundedList(Alternative, 3, MAX_ITEMS.alternatives),
+  alternatives: list(Alternative, 3),
 });
 
 export const Risk = z.object({ risk: item, mitigation: item });
@@ -130,32 +128,28 @@ export const DraftDecisionOutput = z.object({
   summary: paragraph,
   recommended: name.describe('The name of one of the alternatives'),
   rationale: long,
-  risks: boundedList(Risk, 1, MAX_ITEMS.risks),
+  risks: list(Risk, 1),
   confidence: z.enum(['low', 'medium', 'high']),
 });
 
 export const UpdateDraftOutput = z.object({
   summary: paragraph,
-  critique: boundedList(item, 1, MAX_ITEMS.list),
+  critique: list(item, 1),
   revised_recommendation: name.describe('The name of one of the alternatives'),
   revised_rationale: long,
-  changes: boundedList(item, 0, MAX_ITEMS.list),
+  changes: list(item, 0),
 });
 
 export const CompileResultOutput = z.object({
-  title: boundedText(160),
+  title: text,
   decision: paragraph,
   summary: paragraph,
   rationale: long,
   /** Copied by code from the alternatives and their weighted scores. */
-  alternatives_considered: boundedList(
-    z.object({ name, weighted_score: z.number() }),
-    1,
-    MAX_ITEMS.alternatives,
-  ),
-  risks: boundedList(Risk, 0, MAX_ITEMS.risks),
-  next_steps: boundedList(item, 1, MAX_ITEMS.list),
-  open_questions: boundedList(item, 0, MAX_ITEMS.list),
+  alternatives_considered: list(z.object({ name, weighted_score: z.number() }), 1),
+  risks: list(Risk, 0),
+  next_steps: list(item, 1),
+  open_questions: list(item, 0),
 });
 
 export const PHASE_OUTPUT_SCHEMAS = {

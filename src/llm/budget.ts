@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Redis } from 'ioredis';
 import type { PhaseInput } from '../domain/decision';
+import { ModelErrorType } from './errors';
 import type { LanguageModel, ModelRequest } from './model';
 
 export type BudgetLimits = NonNullable<PhaseInput['budget']>;
@@ -31,8 +32,8 @@ const RESERVE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'calls', ARGV[5], 'tokens', ARGV[6])
 end
-local calls = tonumber(redis.call('HGET', KEYS[1], 'calls'))
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+local calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if calls + 1 > tonumber(ARGV[1]) or tokens + tonumber(ARGV[3]) > tonumber(ARGV[2]) then
   return {0, calls, tokens}
@@ -42,8 +43,16 @@ redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
 return {1, calls + 1, tokens + tonumber(ARGV[3])}
 `;
 
+// Corrects a reservation, only while the ledger exists: a correction must not recreate an
+// expired ledger without its call count and its TTL.
+const SETTLE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1]) end
+return 1
+`;
+
 type LedgerRedis = Redis & {
   reserveBudget(...args: (string | number)[]): Promise<[number, number, number]>;
+  settleBudget(key: string, delta: number): Promise<number>;
 };
 
 /** The ledger in Redis: one hash per decision run, updated by one script, hence atomically. */
@@ -57,6 +66,7 @@ export class RedisBudgetLedger implements BudgetLedger {
   ) {
     if (!('reserveBudget' in redis)) {
       redis.defineCommand('reserveBudget', { numberOfKeys: 1, lua: RESERVE_SCRIPT });
+      redis.defineCommand('settleBudget', { numberOfKeys: 1, lua: SETTLE_SCRIPT });
     }
     this.redis = redis as LedgerRedis;
   }
@@ -75,7 +85,7 @@ export class RedisBudgetLedger implements BudgetLedger {
   }
 
   async settle(scope: string, delta: number): Promise<void> {
-    if (delta !== 0) await this.redis.hincrby(this.prefix + scope, 'tokens', delta);
+    if (delta !== 0) await this.redis.settleBudget(this.prefix + scope, delta);
   }
 }
 
@@ -88,46 +98,78 @@ export function estimateInputTokens(request: ModelRequest): number {
   return Math.ceil(chars / 4);
 }
 
+// Answers that providers do not bill: the request was refused or never reached the model.
+const UNBILLED = new Set<string>([
+  ModelErrorType.RateLimited,
+  ModelErrorType.Unavailable,
+  ModelErrorType.Connection,
+  ModelErrorType.InvalidRequest,
+  ModelErrorType.Authentication,
+  ModelErrorType.NotFound,
+]);
+
+function exceeded(task: string, limits: BudgetLimits, spent: Spent, reserved: number) {
+  return ApplicationFailure.create({
+    type: 'BudgetExceeded',
+    message:
+      `${task}: the next model call would pass the decision's budget ` +
+      `(spent ${spent.model_calls} of ${limits.max_model_calls} model calls and ` +
+      `${spent.tokens} of ${limits.max_tokens} tokens; this call may take up to ${reserved})`,
+    nonRetryable: true,
+  });
+}
+
 /**
  * Wraps a model so that no call passes the decision's budget: each call first reserves one call
  * and its worst case in tokens (the input estimate plus the output cap), and the reservation is
  * corrected to the reported usage afterwards. A call that would pass the budget is not made: the
- * phase fails with `BudgetExceeded`, for good.
+ * phase fails with `BudgetExceeded`, for good. While the ledger cannot be reached, the call is
+ * checked against what the workflow knows was spent plus this attempt's own calls, with a warning:
+ * a Redis outage must not fail decisions.
  */
 export function withBudget(
   model: LanguageModel,
   ledger: BudgetLedger,
   scope: string,
   limits: BudgetLimits,
+  onLedgerError: (err: unknown) => void = () => {},
 ): LanguageModel {
+  // This attempt's own spending, for the check without the ledger.
+  const own: Spent = { model_calls: 0, tokens: 0 };
   return {
     name: model.name,
     async generate(request) {
       const reserved = estimateInputTokens(request) + request.maxOutputTokens;
+      let ledgered = true;
       const { ok, spent } = await ledger.reserve(scope, limits, reserved).catch((err: unknown) => {
-        throw ApplicationFailure.create({
-          type: 'BudgetUnavailable',
-          message: `${request.task}: the decision's budget could not be checked, so no model call was made: ${String(err)}`,
-          nonRetryable: false,
-        });
+        onLedgerError(err);
+        ledgered = false;
+        const known = {
+          model_calls: limits.spent.model_calls + own.model_calls,
+          tokens: limits.spent.tokens + own.tokens,
+        };
+        const fits =
+          known.model_calls + 1 <= limits.max_model_calls &&
+          known.tokens + reserved <= limits.max_tokens;
+        return { ok: fits, spent: known };
       });
-      if (!ok) {
-        throw ApplicationFailure.create({
-          type: 'BudgetExceeded',
-          message:
-            `${request.task}: the next model call would pass the decision's budget ` +
-            `(spent ${spent.model_calls} of ${limits.max_model_calls} model calls and ` +
-            `${spent.tokens} of ${limits.max_tokens} tokens; this call may take up to ${reserved})`,
-          nonRetryable: true,
-        });
+      if (!ok) throw exceeded(request.task, limits, spent, reserved);
+      own.model_calls += 1;
+      own.tokens += reserved;
+      const settle = async (used: number) => {
+        own.tokens += used - reserved;
+        if (ledgered) await ledger.settle(scope, used - reserved).catch(onLedgerError);
+      };
+      let response;
+      try {
+        response = await model.generate(request);
+      } catch (err) {
+        // A call that failed keeps its reservation (what it cost is unknown) unless the provider
+        // refused it outright; it still counts as a call.
+        if (err instanceof ApplicationFailure && UNBILLED.has(err.type ?? '')) await settle(0);
+        throw err;
       }
-      // A failed call keeps its whole reservation: what it cost is unknown, and a cost guard
-      // errs on the side of spending less.
-      const response = await model.generate(request);
-      if (response.usage) {
-        const used = response.usage.input_tokens + response.usage.output_tokens;
-        await ledger.settle(scope, used - reserved).catch(() => undefined);
-      }
+      if (response.usage) await settle(response.usage.input_tokens + response.usage.output_tokens);
       return response;
     },
   };

@@ -92,6 +92,7 @@ export async function startWorker(
         config.DECISION_TTL_SECONDS,
       ),
       defaultBudget: decisionLimits(config).budget,
+      payloadMaxBytes: config.PHASE_PAYLOAD_MAX_BYTES,
       maxCompletionTokens: config.LLM_MAX_COMPLETION_TOKENS,
       knowledge,
       projection,

@@ -86,6 +86,9 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   const record = initialRecord(info.workflowId, input, info.startTime.toISOString());
   const outputs: PhaseOutputs = {};
   const limits = input.limits ?? DEFAULT_LIMITS;
+  // Decisions started before the guard replay without it: over the limit, their history has the
+  // activity scheduled, not the phase failed.
+  const guardPayloads = patched(PAYLOAD_GUARD);
   const usage = {
     model_calls: 0,
     repair_rounds: 0,
@@ -215,9 +218,9 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       };
       let result: PhaseResult;
       if (phase.name === 'retrieveInformation' && patched(RETRIEVAL_FAN_OUT)) {
-        result = await retrieveInParallel(phaseInput, limits.model_timeout_ms);
+        result = await retrieveInParallel(phaseInput, limits.model_timeout_ms, guardPayloads);
       } else {
-        checkPayload(phase.name, 'input', phaseInput, limits.payload_max_bytes);
+        if (guardPayloads) checkPayload(phase.name, 'input', phaseInput, limits.payload_max_bytes);
         // Decisions started before the fan-out answer every need in one activity.
         const calls =
           phase.name === 'retrieveInformation'
@@ -329,13 +332,23 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
 // before this change replay the single-activity path (see docs/ARCHITECTURE.md, versioning).
 const RETRIEVAL_FAN_OUT = 'retrieval-fan-out';
 
-async function retrieveInParallel(input: PhaseInput, modelTimeoutMs: number): Promise<PhaseResult> {
+// Each phase's input is measured before it is scheduled (see src/domain/payload.ts).
+const PAYLOAD_GUARD = 'payload-guard';
+
+async function retrieveInParallel(
+  input: PhaseInput,
+  modelTimeoutMs: number,
+  guardPayloads: boolean,
+): Promise<PhaseResult> {
   const needs = input.outputs.identifyInformationNeeds?.needs ?? [];
   const retrieve = phaseActivity('retrieveInformation', modelTimeoutMs);
   // Each activity gets its need only; it finds its passages itself.
   const inputs = needs.map((need): PhaseInput => ({ ...input, outputs: {}, need }));
-  for (const one of inputs)
-    checkPayload('retrieveInformation', 'input', one, input.payload_max_bytes);
+  if (guardPayloads) {
+    for (const one of inputs) {
+      checkPayload('retrieveInformation', 'input', one, input.payload_max_bytes);
+    }
+  }
   const results = await Promise.all(inputs.map((one) => retrieve(one)));
   return {
     ...combineRetrievals(results),

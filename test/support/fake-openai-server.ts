@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { AGENTS } from '../../src/agents';
 import type { PromptPassage } from '../../src/agents/context';
+import { PHASE_NAMES } from '../../src/domain/phases';
 import { cannedAnswer } from './fake-model';
 
 export interface ChatRequest {
@@ -15,6 +17,12 @@ export type Fault =
   | { kind: 'status'; status: number; headers?: Record<string, string>; message: string }
   | { kind: 'hang' }
   | { kind: 'malformed' };
+
+/** The phase whose system prompt opens the request (json_object mode sends no schema name). */
+function phaseOfSystemPrompt(messages: { role: string; content: string }[]): string {
+  const system = messages.find((m) => m.role === 'system')?.content ?? '';
+  return PHASE_NAMES.find((phase) => system.startsWith(AGENTS[phase].system)) ?? 'unknown';
+}
 
 /** Recovers the need and passages a retrieval prompt carries, as the canned answer needs them. */
 function retrievalContext(prompt: string) {
@@ -45,7 +53,7 @@ export async function startFakeOpenAI() {
         response_format?: { json_schema?: { name?: string } };
       };
       const request: ChatRequest = {
-        task: body.response_format?.json_schema?.name ?? 'unknown',
+        task: body.response_format?.json_schema?.name ?? phaseOfSystemPrompt(body.messages),
         body,
         at: Date.now(),
       };

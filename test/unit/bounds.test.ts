@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { AGENTS } from '../../src/agents';
 import type { AgentContext } from '../../src/agents/context';
 import { answerBounds } from '../../src/agents/runner';
-import type { PhaseOutputs } from '../../src/domain/decision';
+import { MIN_TOKEN_BUDGET, type PhaseOutputs } from '../../src/domain/decision';
+import { MAX_CHARS, MAX_ITEMS } from '../../src/domain/outputs';
+import { estimateInputTokens } from '../../src/llm/budget';
 import { checkPayload, payloadBytes } from '../../src/domain/payload';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { maxInstanceChars, toStrictSchema, type JsonSchema } from '../../src/llm/json-schema';
@@ -79,6 +81,44 @@ describe('answer bounds', () => {
       expect(JSON.stringify(strict)).toMatch(/At most \d+ characters/);
     },
   );
+
+  it('no call can reserve more than the smallest token budget allowed', () => {
+    const criteria = Array.from({ length: MAX_ITEMS.criteria }, (_, i) => ({
+      name: `${i}`.padEnd(MAX_CHARS.name, 'c'),
+      importance: 1,
+      weight: 1 / MAX_ITEMS.criteria,
+      description: 'd'.repeat(MAX_CHARS.item),
+    }));
+    const alternatives = Array.from({ length: MAX_ITEMS.alternatives }, (_, i) => ({
+      name: `${i}`.padEnd(MAX_CHARS.name, 'a'),
+    }));
+    const ctx = {
+      ...contextFor('compileResult'),
+      outputs: {
+        ...contextFor('compileResult').outputs,
+        establishGoals: { ...CANNED.establishGoals, criteria },
+        generateAlternatives: { ...CANNED.generateAlternatives, alternatives },
+      },
+    } as AgentContext;
+    // The longest input the API accepts: a question and a context at their limits, and every
+    // earlier field a prompt reads at its own (about 75,000 characters for compileResult).
+    const longestPrompt = 'x'.repeat(80_000);
+    for (const phase of PHASE_NAMES) {
+      const bounds = answerBounds(AGENTS[phase].answer(ctx));
+      const reserved =
+        estimateInputTokens({
+          task: phase,
+          system: AGENTS[phase].system,
+          messages: [{ role: 'user', content: longestPrompt }],
+          schemaName: phase,
+          jsonSchema: bounds.jsonSchema,
+          maxOutputTokens: bounds.maxOutputTokens,
+          maxAnswerChars: bounds.maxAnswerChars,
+          context: ctx,
+        }) + bounds.maxOutputTokens;
+      expect(reserved, phase).toBeLessThan(MIN_TOKEN_BUDGET);
+    }
+  });
 
   it('is infinite for a string or a list without a maximum', () => {
     expect(maxInstanceChars({ type: 'string' })).toBe(Infinity);

@@ -57,12 +57,12 @@ describe('loadConfig for model providers', () => {
       decisionLimits(
         loadConfig({
           DECISION_MAX_MODEL_CALLS: '12',
-          DECISION_MAX_TOKENS: '5000',
+          DECISION_MAX_TOKENS: '60000',
           LLM_TIMEOUT_MS: '1500',
         }),
       ),
     ).toEqual({
-      budget: { max_model_calls: 12, max_tokens: 5000 },
+      budget: { max_model_calls: 12, max_tokens: 60000 },
       model_timeout_ms: 1500,
       payload_max_bytes: 256 * 1024,
     });

@@ -109,7 +109,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     });
   }
 
-  it('runs the ten phases in order, sending each only the earlier fields its prompt reads', async () => {
+  it('runs the ten phases in order, sending each exactly the earlier fields PHASE_READS names', async () => {
     const mock = mockPhases();
     const record = await run(mock.phases, (id) =>
       client.workflow.getHandle<typeof decisionWorkflow>(id).result(),
@@ -134,7 +134,8 @@ describe('decisionWorkflow on a real Temporal server', () => {
         );
       }
     }
-    // Never more than the prompt reads: the trigger's summary stays out of later inputs.
+    // That these are all a prompt reads is proven per agent in test/unit/agents.test.ts. No later
+    // phase reads the trigger's summary, so it never travels again.
     expect(JSON.stringify(mock.calls.map((c) => c.input))).not.toContain(
       CANNED.identifyTrigger.summary,
     );

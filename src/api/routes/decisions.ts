@@ -1,6 +1,11 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { DECISION_STATUSES, type DecisionBudget, type DecisionRecord } from '../../domain/decision';
+import {
+  DECISION_STATUSES,
+  MIN_TOKEN_BUDGET,
+  type DecisionBudget,
+  type DecisionRecord,
+} from '../../domain/decision';
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
@@ -122,11 +127,11 @@ export function registerDecisionRoutes(
       .min(1, 'must not be empty')
       .max(max, `must be at most ${max} characters`)
       .describe(field);
-  const limit = (max: number, setting: string, description: string) =>
+  const limit = (min: number, max: number, setting: string, description: string) =>
     z
       .number({ error: 'must be a number' })
       .int('must be a whole number')
-      .positive('must be positive')
+      .min(min, `must be at least ${min}`)
       .max(max, `must be at most ${max}, this server's maximum (${setting})`)
       .optional()
       .describe(description);
@@ -136,14 +141,16 @@ export function registerDecisionRoutes(
   const Budget = z
     .object({
       max_model_calls: limit(
+        1,
         deps.maxBudget.max_model_calls,
         'DECISION_MAX_MODEL_CALLS',
         'Model calls the decision may make, across retries, repair rounds and the fan-out',
       ),
       max_tokens: limit(
+        MIN_TOKEN_BUDGET,
         deps.maxBudget.max_tokens,
         'DECISION_MAX_TOKENS',
-        'Input and output tokens the decision may spend',
+        `Input and output tokens the decision may spend; at least ${MIN_TOKEN_BUDGET}, the most one call may reserve`,
       ),
     })
     .strict()
