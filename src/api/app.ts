@@ -13,7 +13,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
 import type { HealthCheck } from './health';
-import { authenticate, type ApiKey } from './middleware/auth';
+import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
@@ -71,7 +71,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   if (deps.metrics) {
     const registry = deps.metrics;
     app.use(httpMetrics(registry));
-    app.get('/metrics', async (c) =>
+    // Metrics name routes, counts and failures: for operators (decisions:admin) only.
+    app.get('/metrics', authenticate(deps.apiKeys), requireScope('decisions:admin'), async (c) =>
       c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }),
     );
   }

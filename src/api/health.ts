@@ -25,13 +25,15 @@ async function probe(what: () => Promise<unknown>, timeoutMs: number): Promise<s
   }
 }
 
-/** Checks that Temporal and Redis both answer, each within the timeout. */
+/**
+ * Checks that Temporal and Redis both answer, each within the timeout. The report says only
+ * which answers: addresses and error text go to `onFailure` (the log), not to whoever asks.
+ */
 export function createHealthCheck(deps: {
   connection: Connection;
   redis: Redis;
-  temporalAddress: string;
-  redisUrl: string;
   timeoutMs?: number;
+  onFailure?: (dependency: 'temporal' | 'redis', error: string) => void;
 }): HealthCheck {
   const timeoutMs = deps.timeoutMs ?? 2000;
   return async () => {
@@ -45,16 +47,15 @@ export function createHealthCheck(deps: {
       ),
       probe(() => deps.redis.ping(), timeoutMs),
     ]);
-    const redisHost = new URL(deps.redisUrl).host;
+    if (temporal !== null) deps.onFailure?.('temporal', temporal);
+    if (redis !== null) deps.onFailure?.('redis', redis);
+    const check = (error: string | null) => ({
+      ok: error === null,
+      detail: error === null ? 'answering' : 'not answering',
+    });
     return {
       ok: temporal === null && redis === null,
-      checks: {
-        temporal: {
-          ok: temporal === null,
-          detail: temporal ?? `answering at ${deps.temporalAddress}`,
-        },
-        redis: { ok: redis === null, detail: redis ?? `answering at ${redisHost}` },
-      },
+      checks: { temporal: check(temporal), redis: check(redis) },
     };
   };
 }

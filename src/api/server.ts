@@ -67,8 +67,8 @@ export async function startApi(
     health: createHealthCheck({
       connection,
       redis,
-      temporalAddress: config.TEMPORAL_ADDRESS,
-      redisUrl: config.REDIS_URL,
+      onFailure: (dependency, error) =>
+        logger.warn({ dependency, error }, 'Health check: a dependency does not answer'),
     }),
     projection,
     redis,

@@ -1,21 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { ModelErrorType } from '../domain/failures';
 
-/** Failure types a model call ends in; the non-retryable ones fail the decision at once. */
-export const ModelErrorType = {
-  RateLimited: 'ModelRateLimited',
-  Unavailable: 'ModelUnavailable',
-  Timeout: 'ModelTimeout',
-  Connection: 'ModelConnectionError',
-  BadResponse: 'ModelBadResponse',
-  InvalidOutput: 'InvalidModelOutput',
-  InvalidRequest: 'ModelInvalidRequest',
-  Authentication: 'ModelAuthenticationError',
-  NotFound: 'ModelNotFound',
-  ContentRefused: 'ModelContentRefused',
-  Cancelled: 'ModelCallCancelled',
-  OutputTooLarge: 'OutputTooLarge',
-} as const;
+export { ModelErrorType } from '../domain/failures';
 
 export function retryable(type: string, message: string, nextRetryDelayMs?: number) {
   return ApplicationFailure.create({
@@ -60,40 +47,72 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** What the provider said, for the log only: its text can quote the request, even a key. */
+export interface ProviderErrorReport {
+  model: string;
+  type: string;
+  status?: number;
+  providerMessage: string;
+}
+
+const HTTP_MEANING: Record<string, string> = {
+  [ModelErrorType.RateLimited]: 'rate limited',
+  [ModelErrorType.Authentication]: 'the API key was refused (check LLM_API_KEY)',
+  [ModelErrorType.NotFound]: 'no such model or endpoint (check LLM_MODEL and LLM_BASE_URL)',
+  [ModelErrorType.InvalidRequest]: 'the request was refused as invalid',
+  [ModelErrorType.Unavailable]: 'the server is unavailable',
+};
+
 /**
  * Maps a provider error to a Temporal failure: 429 (honouring Retry-After), 5xx, timeouts and
- * connection errors are retried; 400, 401, 403, 404 and refusals fail the decision at once.
+ * connection errors are retried; 400, 401, 403, 404 and refusals fail the decision at once. The
+ * failure's message, which every reader of the decision sees, is written here from the status
+ * alone; the provider's own words go to `report` (the log).
  */
-export function classifyModelError(err: unknown, model: string): ApplicationFailure {
+export function classifyModelError(
+  err: unknown,
+  model: string,
+  report: (r: ProviderErrorReport) => void = () => {},
+): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
+  const raw = err instanceof Error ? err.message : String(err);
+  const fail = (
+    make: typeof retryable | typeof permanent,
+    type: string,
+    message: string,
+    status?: number,
+    delayMs?: number,
+  ) => {
+    report({ model, type, status, providerMessage: raw });
+    return make === retryable ? retryable(type, message, delayMs) : permanent(type, message);
+  };
   if (err instanceof APIUserAbortError) {
     return retryable(ModelErrorType.Cancelled, `The call to ${model} was cancelled`);
   }
   if (err instanceof APIConnectionTimeoutError) {
-    return retryable(ModelErrorType.Timeout, `${model} did not answer in time`);
+    return fail(retryable, ModelErrorType.Timeout, `${model} did not answer in time`);
   }
   if (err instanceof APIConnectionError) {
-    return retryable(ModelErrorType.Connection, `Could not reach ${model}: ${err.message}`);
+    return fail(retryable, ModelErrorType.Connection, `Could not reach ${model}'s server`);
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const status = err.status;
-    // The SDK's message starts with the status again; the provider's own words are what matter.
-    const detail = `${model} answered HTTP ${status}: ${err.message.replace(/^\d{3}\s+/, '')}`;
-    if (status === 429) {
-      return retryable(
-        ModelErrorType.RateLimited,
-        detail,
-        retryAfterMs(err.headers as Headers | undefined),
-      );
+    const type =
+      status === 429
+        ? ModelErrorType.RateLimited
+        : status === 401 || status === 403
+          ? ModelErrorType.Authentication
+          : status === 404
+            ? ModelErrorType.NotFound
+            : status === 408 || status === 409 || status >= 500
+              ? ModelErrorType.Unavailable
+              : ModelErrorType.InvalidRequest;
+    const message = `${model} answered HTTP ${status}: ${HTTP_MEANING[type]}`;
+    if (type === ModelErrorType.RateLimited) {
+      const delay = retryAfterMs(err.headers as Headers | undefined);
+      return fail(retryable, type, message, status, delay);
     }
-    if (status === 401 || status === 403) return permanent(ModelErrorType.Authentication, detail);
-    if (status === 404) return permanent(ModelErrorType.NotFound, detail);
-    if (status === 400 || status === 422) return permanent(ModelErrorType.InvalidRequest, detail);
-    if (status === 408 || status === 409 || status >= 500) {
-      return retryable(ModelErrorType.Unavailable, detail);
-    }
-    return permanent(ModelErrorType.InvalidRequest, detail);
+    return fail(type === ModelErrorType.Unavailable ? retryable : permanent, type, message, status);
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return retryable(ModelErrorType.BadResponse, `Unusable answer from ${model}: ${message}`);
+  return fail(retryable, ModelErrorType.BadResponse, `Unusable answer from ${model}`);
 }

@@ -1,10 +1,14 @@
 import type { Config } from '../config';
+import type { ProviderErrorReport } from './errors';
 import type { LanguageModel } from './model';
 import { createOfflineModel } from './offline';
 import { createOpenAIModel } from './openai';
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
-export function createModel(config: Config): LanguageModel {
+export function createModel(
+  config: Config,
+  onProviderError?: (report: ProviderErrorReport) => void,
+): LanguageModel {
   if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
   return createOpenAIModel({
     model: config.LLM_MODEL!,
@@ -15,5 +19,6 @@ export function createModel(config: Config): LanguageModel {
     responseFormat: config.LLM_RESPONSE_FORMAT,
     strict: config.LLM_STRICT_SCHEMA,
     tokenLimitField: config.LLM_TOKEN_LIMIT_FIELD,
+    onProviderError,
   });
 }

@@ -1,5 +1,12 @@
 import OpenAI from 'openai';
-import { classifyModelError, ModelErrorType, outputTooLarge, permanent, retryable } from './errors';
+import {
+  classifyModelError,
+  ModelErrorType,
+  outputTooLarge,
+  permanent,
+  retryable,
+  type ProviderErrorReport,
+} from './errors';
 import { toStrictSchema } from './json-schema';
 import type { LanguageModel, ModelRequest, ModelResponse } from './model';
 
@@ -15,6 +22,8 @@ export interface OpenAIModelOptions {
   strict: boolean;
   /** The request field that carries the token cap; older servers know only `max_tokens`. */
   tokenLimitField: 'max_completion_tokens' | 'max_tokens';
+  /** Where the provider's own error text goes: the log, never the decision's record. */
+  onProviderError?: (report: ProviderErrorReport) => void;
 }
 
 const JSON_RULES =
@@ -70,7 +79,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): LanguageModel {
         if (choice.message.refusal || choice.finish_reason === 'content_filter') {
           throw permanent(
             ModelErrorType.ContentRefused,
-            `${options.model} refused to answer: ${choice.message.refusal ?? 'content filter'}`,
+            `${options.model} refused to answer: ${(choice.message.refusal ?? 'content filter').slice(0, 200)}`,
           );
         }
         const text = choice.message.content ?? '';
@@ -97,7 +106,7 @@ export function createOpenAIModel(options: OpenAIModelOptions): LanguageModel {
             : null,
         };
       } catch (err) {
-        throw classifyModelError(err, options.model);
+        throw classifyModelError(err, options.model, options.onProviderError);
       }
     },
   };

@@ -42,7 +42,9 @@ export async function startWorker(
       cause: err,
     });
   });
-  const model = createModel(config);
+  const model = createModel(config, (report) =>
+    logger.warn(report, 'The model provider answered with an error'),
+  );
   if (!config.LLM_PROVIDER) {
     logger.warn(
       '!!! LLM_PROVIDER IS NOT SET: decisions are made by the offline stand-in, a fixed-rule heuristic, not a language model. Set LLM_PROVIDER=openai (with LLM_MODEL and LLM_BASE_URL or LLM_API_KEY) for real answers, or LLM_PROVIDER=offline to choose the stand-in on purpose. !!!',
@@ -104,8 +106,8 @@ export async function startWorker(
   const health = createHealthCheck({
     connection: client,
     redis,
-    temporalAddress: config.TEMPORAL_ADDRESS,
-    redisUrl: config.REDIS_URL,
+    onFailure: (dependency, error) =>
+      logger.warn({ dependency, error }, 'Health check: a dependency does not answer'),
   });
   const app = new Hono();
   app.get('/health', (c) => {

@@ -29,6 +29,7 @@ import {
 } from '../domain/decision';
 import type { PhaseOutputMap } from '../domain/outputs';
 import { combineRetrievals } from '../domain/retrieval';
+import { OWN_FAILURE_TYPES } from '../domain/failures';
 import { checkPayload } from '../domain/payload';
 import { selectInputs } from '../domain/phase-inputs';
 import {
@@ -362,7 +363,16 @@ function describeFailure(phase: PhaseName, err: unknown): DecisionError {
   let cause: unknown = err;
   if (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   if (cause instanceof ApplicationFailure) {
-    return { phase, type: cause.type ?? 'ApplicationFailure', message: cause.message };
+    const type = cause.type ?? 'ApplicationFailure';
+    // Only messages this project wrote reach readers: another library's may carry addresses,
+    // request text or key fragments, and stays in the worker's log.
+    return OWN_FAILURE_TYPES.has(type)
+      ? { phase, type, message: cause.message }
+      : {
+          phase,
+          type,
+          message: `${phase} failed unexpectedly (${type}); the worker's log has the details`,
+        };
   }
   if (cause instanceof Error) return { phase, type: cause.name, message: cause.message };
   return { phase, type: 'Error', message: String(cause) };

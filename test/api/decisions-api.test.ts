@@ -60,8 +60,6 @@ describe('the decision API against a real worker', () => {
       health: createHealthCheck({
         connection,
         redis: store.redis,
-        temporalAddress: services.temporalAddress,
-        redisUrl: services.redisUrl,
       }),
       projection: store.projection,
       redis: store.redis,

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
 import { createHealthCheck, type HealthCheck } from '../../src/api/health';
+import { parseApiKeys } from '../../src/api/middleware/auth';
+import { createRegistry } from '../../src/observability/metrics';
 import { initialRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { services, testProjection, uniqueName } from '../support/context';
@@ -42,8 +44,6 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       health: createHealthCheck({
         connection,
         redis: store.redis,
-        temporalAddress: services.temporalAddress,
-        redisUrl: services.redisUrl,
       }),
       projection: store.projection,
       redis: store.redis,
@@ -223,6 +223,40 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
+  describe('public surface', () => {
+    it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'missing.js'])(
+      'answers 404 for the docs asset %s',
+      async (file) => {
+        const res = await app.request(`/docs/assets/${file}`);
+        expect(res.status).toBe(404);
+      },
+    );
+
+    it('serves /metrics to the admin scope only', async () => {
+      const registry = createRegistry('api');
+      const keys = parseApiKeys(
+        'read-key-0123456789abcdefghij=decisions:read,admin-key-0123456789abcdefghi=decisions:admin',
+      );
+      const metricsApp = createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys: keys,
+        health: () => Promise.reject(new Error('unused')),
+        maxQueryChars: 10,
+        metrics: registry,
+      });
+      const get = (key?: string) =>
+        metricsApp.request('/metrics', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
+      expect((await get()).status).toBe(401);
+      expect((await get('read-key-0123456789abcdefghij')).status).toBe(403);
+      const res = await get('admin-key-0123456789abcdefghi');
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('http_requests_total');
+    });
+  });
+
   describe('health', () => {
     const healthApp = (health: HealthCheck) =>
       createApp({
@@ -235,13 +269,20 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         maxQueryChars: 10,
       });
 
-    it('answers 200 when Temporal and Redis answer', async () => {
+    it('answers 200 when Temporal and Redis answer, naming no address', async () => {
       const res = await app.request('/health');
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({
         status: 'ok',
-        checks: { temporal: { ok: true }, redis: { ok: true } },
+        checks: {
+          temporal: { ok: true, detail: 'answering' },
+          redis: { ok: true, detail: 'answering' },
+        },
       });
+      for (const address of [services.temporalAddress, new URL(services.redisUrl).host]) {
+        expect(text).not.toContain(address);
+      }
     });
 
     it('answers 503 naming Redis when Redis does not answer', async () => {
@@ -251,19 +292,23 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         retryStrategy: () => null,
       });
       deadRedis.on('error', () => undefined);
+      const logged: [string, string][] = [];
       const health = createHealthCheck({
         connection,
         redis: deadRedis,
-        temporalAddress: services.temporalAddress,
-        redisUrl: 'redis://127.0.0.1:1',
+        onFailure: (dependency, error) => logged.push([dependency, error]),
         timeoutMs: 500,
       });
       const res = await healthApp(health).request('/health');
       expect(res.status).toBe(503);
-      expect(await res.json()).toMatchObject({
+      const text = await res.text();
+      expect(JSON.parse(text)).toMatchObject({
         status: 'unavailable',
-        checks: { temporal: { ok: true }, redis: { ok: false } },
+        checks: { temporal: { ok: true }, redis: { ok: false, detail: 'not answering' } },
       });
+      // The error (with its address) goes to the log, not to the caller.
+      expect(text).not.toContain('127.0.0.1:1');
+      expect(logged).toEqual([['redis', expect.any(String)]]);
       deadRedis.disconnect();
     });
 
@@ -273,8 +318,6 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       const health = createHealthCheck({
         connection: deadTemporal,
         redis: store.redis,
-        temporalAddress: '127.0.0.1:1',
-        redisUrl: services.redisUrl,
         timeoutMs: 500,
       });
       const res = await healthApp(health).request('/health');

@@ -130,7 +130,8 @@ describe('end to end: the real API and worker processes', () => {
       /decision_phase_duration_seconds_count\{[^}]*phase="identifyTrigger"\} [1-9]/,
     );
     expect(workerMetrics).toMatch(/^temporal_\w+/m); // the SDK's own metrics, served alongside
-    const apiMetrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect((await fetch(`${baseUrl}/metrics`)).status).toBe(401);
+    const apiMetrics = await (await fetch(`${baseUrl}/metrics`, { headers: auth })).text();
     expect(apiMetrics).toMatch(
       /http_requests_total\{method="POST",route="\/decisions",status="200",role="api"\} 1/,
     );

@@ -27,6 +27,31 @@ describe('classifyModelError', () => {
     expect(failure.message).toContain(`m answered HTTP ${status}`);
   });
 
+  it('writes the message from the status alone; the provider text goes to the report', () => {
+    const leaky = APIError.generate(
+      401,
+      { error: { message: 'Incorrect API key provided: sk-proj-abcd****************wxyz' } },
+      undefined,
+      new Headers(),
+    );
+    const reports: unknown[] = [];
+    const failure = classifyModelError(leaky, 'm', (r) => reports.push(r));
+    expect(failure.message).toBe(
+      'm answered HTTP 401: the API key was refused (check LLM_API_KEY)',
+    );
+    expect(failure.message).not.toContain('sk-');
+    expect(reports).toEqual([
+      {
+        model: 'm',
+        type: 'ModelAuthenticationError',
+        status: 401,
+        providerMessage: expect.stringContaining('sk-proj-abcd'),
+      },
+    ]);
+    const garbled = classifyModelError(new SyntaxError('Unexpected token s in "sk-1234"'), 'm');
+    expect(garbled.message).toBe('Unusable answer from m');
+  });
+
   it('passes Retry-After on as the next retry delay', () => {
     expect(classifyModelError(apiError(429, { 'retry-after': '7' }), 'm').nextRetryDelay).toBe(
       7000,

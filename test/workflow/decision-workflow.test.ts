@@ -235,6 +235,32 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(record.result!.phases.defineScope.summary).toBe('recovered');
   });
 
+  it("shows readers no other library's error text: the type, and where to look", async () => {
+    const mock = mockPhases({
+      defineScope: () => {
+        throw ApplicationFailure.create({
+          type: 'ReplyError',
+          message: 'NOAUTH redis://:hunter2@10.1.2.3:6379 refused',
+          nonRetryable: true,
+        });
+      },
+    });
+    const workflowId = await run(mock.phases, async (id) => {
+      await client.workflow
+        .getHandle(id)
+        .result()
+        .catch(() => undefined);
+      return id;
+    });
+    const projected = await store.projection.get(workflowId);
+    expect(projected!.error).toEqual({
+      phase: 'defineScope',
+      type: 'ReplyError',
+      message: "defineScope failed unexpectedly (ReplyError); the worker's log has the details",
+    });
+    expect(JSON.stringify(projected)).not.toContain('hunter2');
+  });
+
   it('fails the decision on a permanent error, with the error in the projection', async () => {
     const mock = mockPhases({
       generateAlternatives: () => {

@@ -157,7 +157,8 @@ describe('the openai provider against a local Chat Completions server', () => {
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).cause).toMatchObject({
       type: 'ModelAuthenticationError',
-      message: 'Phase defineScope failed: test-model answered HTTP 401: Incorrect API key provided',
+      message:
+        'Phase defineScope failed: test-model answered HTTP 401: the API key was refused (check LLM_API_KEY)',
     });
     expect(server.requests.filter((r) => r.task === 'defineScope')).toHaveLength(1);
     expect(server.requests.map((r) => r.task)).not.toContain('establishGoals');

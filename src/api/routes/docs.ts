@@ -32,8 +32,9 @@ export function registerDocsRoutes<E extends Env>(app: Hono<E>): void {
   app.get('/docs', (c) => c.html(PAGE));
   app.get('/docs/assets/:file', async (c) => {
     const file = c.req.param('file');
-    const type = ASSETS[file];
-    if (!type) return c.notFound();
+    // Own properties only: `constructor` or `__proto__` name no asset.
+    if (!Object.hasOwn(ASSETS, file)) return c.notFound();
+    const type = ASSETS[file]!;
     const body = await readFile(join(dir, file));
     return c.body(body, 200, { 'Content-Type': type, 'Cache-Control': 'public, max-age=86400' });
   });
