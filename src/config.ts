@@ -4,7 +4,7 @@ import { DEFAULT_LIMITS, MIN_TOKEN_BUDGET, type DecisionLimits } from './domain/
 import { isPhaseName, PHASE_NAMES, type PhaseName } from './domain/phases';
 
 /** Settings that may be given as NAME_FILE, a path to a file holding the value. */
-const SECRETS = ['LLM_API_KEY', 'API_KEYS', 'REDIS_URL'] as const;
+const SECRETS = ['LLM_API_KEY', 'API_KEYS', 'API_KEY_SECRET', 'REDIS_URL'] as const;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -101,6 +101,9 @@ export const ConfigSchema = z
     KNOWLEDGE_DIR: z.string().min(1).default('knowledge'),
     API_KEYS: z.string().optional(),
     AUTH_DISABLED: flag.default(false),
+    API_KEY_SECRET: z.string().min(16, 'must have at least 16 characters').optional(),
+    AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(20),
+    TRUST_PROXY: flag.default(false),
     RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(120),
     CORS_ORIGINS: z.string().default(''),
     REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),

@@ -14,7 +14,7 @@ import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
 import type { HealthCheck } from './health';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
-import { rateLimit } from './middleware/rate-limit';
+import { attemptLimiter, rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
 import { registerDocsRoutes } from './routes/docs';
@@ -36,6 +36,10 @@ export interface AppDeps {
   apiKeys: ApiKey[] | null;
   /** Requests per minute per key (or client address); 0 turns the limit off. */
   rateLimitPerMinute?: number;
+  /** Failed authentications per minute per client address before it is refused; 0 for no limit. */
+  authFailuresPerMinute?: number;
+  /** Take the client's address from X-Forwarded-For (set only behind a proxy that adds it). */
+  trustProxy?: boolean;
   /** Allowed CORS origins; `*` for any; empty for no CORS headers. */
   corsOrigins?: string[];
   /** Largest request body accepted, in bytes. */
@@ -66,13 +70,24 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
 
+  const failures =
+    deps.authFailuresPerMinute === 0
+      ? undefined
+      : attemptLimiter({
+          redis: deps.redis,
+          prefix: deps.keyPrefix,
+          perMinute: deps.authFailuresPerMinute ?? 20,
+          onError: (err) => deps.logger?.warn({ err }, 'Authentication limiter unavailable'),
+        });
+  const auth = authenticate(deps.apiKeys, { failures, trustProxy: deps.trustProxy });
+
   app.use(requestId());
   if (deps.tracer) app.use(tracingMiddleware(deps.tracer));
   if (deps.metrics) {
     const registry = deps.metrics;
     app.use(httpMetrics(registry));
     // Metrics name routes, counts and failures: for operators (decisions:admin) only.
-    app.get('/metrics', authenticate(deps.apiKeys), requireScope('decisions:admin'), async (c) =>
+    app.get('/metrics', auth, requireScope('decisions:admin'), async (c) =>
       c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }),
     );
   }
@@ -139,12 +154,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
 
   // `/decisions/*` matches `/decisions` itself too.
-  app.use('/decisions/*', authenticate(deps.apiKeys));
+  app.use('/decisions/*', auth);
   if (deps.rateLimitPerMinute) {
     const limit = rateLimit({
       redis: deps.redis,
       prefix: deps.keyPrefix,
       perMinute: deps.rateLimitPerMinute,
+      trustProxy: deps.trustProxy,
       onError: (err) => deps.logger?.warn({ err }, 'Rate limiter unavailable; request let through'),
     });
     app.use('/decisions/*', limit);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ConfigError, decisionLimits, type Config } from '../config';
 import { createRegistry } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
-import { parseApiKeys } from './middleware/auth';
+import { parseApiKeys, type ApiKey } from './middleware/auth';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { createApp } from './app';
@@ -24,7 +24,18 @@ export async function startApi(
   options: { requireAuth: boolean; tracing?: Tracing | null },
 ): Promise<RunningApi> {
   const tracing = options.tracing ?? null;
-  const apiKeys = config.API_KEYS ? parseApiKeys(config.API_KEYS) : null;
+  let apiKeys: ApiKey[] | null;
+  try {
+    apiKeys = config.API_KEYS
+      ? parseApiKeys(config.API_KEYS, {
+          // Keys guessed over the network must be out of reach: 24 characters and up in production.
+          minLength: options.requireAuth ? 24 : 8,
+          secret: config.API_KEY_SECRET,
+        })
+      : null;
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  ${(err as Error).message}`);
+  }
   if (!apiKeys) {
     if (options.requireAuth && !config.AUTH_DISABLED) {
       throw new ConfigError(
@@ -76,6 +87,8 @@ export async function startApi(
     maxQueryChars: config.MAX_QUERY_CHARS,
     maxWaitSeconds: config.MAX_WAIT_SECONDS,
     maxBudget: decisionLimits(config).budget,
+    authFailuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
+    trustProxy: config.TRUST_PROXY,
     apiKeys,
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     corsOrigins: config.CORS_ORIGINS.split(',')

@@ -583,6 +583,29 @@ describe('the decision API against a real worker', () => {
       expect((await secured.request('/openapi.json')).status).toBe(200);
     });
 
+    it('refuses an address every attempt once it failed too often, a valid key included', async () => {
+      const guarded = createApp({
+        ...base,
+        keyPrefix: `${store.prefix}${uniqueName('af')}:`,
+        apiKeys: keys,
+        authFailuresPerMinute: 3,
+        trustProxy: true,
+        decisions: service(),
+      });
+      const from = (address: string, key: string) =>
+        guarded.request('/decisions', {
+          headers: { ...bearer(key), 'X-Forwarded-For': `203.0.113.9, ${address}` },
+        });
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++)
+        statuses.push((await from('198.51.100.1', `guess-${i}-xx`)).status);
+      const refused = await from('198.51.100.1', 'reader-key-1');
+      expect([...statuses, refused.status]).toEqual([401, 401, 401, 429]);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Another address is not held back; and the first hop, which a client writes, counts for nothing.
+      expect((await from('198.51.100.2', 'reader-key-1')).status).toBe(200);
+    });
+
     it('limits requests per key in Redis and answers 429 with Retry-After', async () => {
       const limited = createApp({
         ...base,

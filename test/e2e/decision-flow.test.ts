@@ -7,7 +7,7 @@ import { freePort } from '../support/ports';
 import { prebuiltBundle, startRole, stopRole } from '../support/processes';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
-const API_KEY = 'e2e-test-key-0123';
+const API_KEY = 'e2e-test-key-0123456789abcdef';
 const auth = { Authorization: `Bearer ${API_KEY}` };
 
 describe('end to end: the real API and worker processes', () => {
@@ -205,6 +205,20 @@ describe('end to end: the real API and worker processes', () => {
     expect(code).toBe(1);
     expect(bare.output()).toContain('API_KEYS is not set');
     expect(bare.output()).toContain('AUTH_DISABLED=true');
+  });
+
+  it('refuses keys shorter than 24 characters, saying so without printing them', async () => {
+    const short = startRole('src/main/api.ts', {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      REDIS_URL: services.redisUrl,
+      PORT: String(await freePort()),
+      API_KEYS: `${API_KEY}=decisions:admin,Short-Secret-77=decisions:read`,
+    });
+    const code = await new Promise<number | null>((done) => short.child.once('exit', done));
+    expect(code).toBe(1);
+    expect(short.output()).toContain('API_KEYS entry 2: keys must have at least 24 characters');
+    expect(short.output()).not.toMatch(/Shor|Secret-77/);
+    expect(short.output()).not.toMatch(/\n\s+at /); // a configuration error, not a stack trace
   });
 
   it('shuts both roles down cleanly on SIGTERM', async () => {

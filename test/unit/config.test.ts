@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { parseApiKeys } from '../../src/api/middleware/auth';
 import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/llm';
@@ -86,6 +88,45 @@ describe('loadConfig for model providers', () => {
 
   it('rejects an unknown provider', () => {
     expect(() => loadConfig({ LLM_PROVIDER: 'magic' })).toThrow(/LLM_PROVIDER/);
+  });
+});
+
+describe('API keys', () => {
+  const KEY = 'k'.repeat(30);
+
+  it('names a key by an HMAC with the server secret, never by a plain hash of it', () => {
+    const [a] = parseApiKeys(`${KEY}=decisions:read`, { secret: 'secret-one-0123456789' });
+    const [b] = parseApiKeys(`${KEY}=decisions:read`, { secret: 'secret-two-0123456789' });
+    const plain = createHash('sha256').update(KEY).digest('hex');
+    expect(a!.id).toMatch(/^key-[0-9a-f]{16}$/);
+    expect(a!.id).not.toBe(b!.id);
+    expect(plain).not.toContain(a!.id.slice(4, 12));
+    expect(parseApiKeys(`${KEY}=decisions:read`, { secret: 'secret-one-0123456789' })[0]!.id).toBe(
+      a!.id,
+    );
+  });
+
+  it('takes a name for the key, which survives rotating it', () => {
+    const [named] = parseApiKeys(`${KEY}=decisions:read+decisions:write@billing-team`);
+    expect(named).toMatchObject({ id: 'billing-team' });
+    expect([...named!.scopes]).toEqual(['decisions:read', 'decisions:write']);
+  });
+
+  it('names a bad entry by its position, never by its characters', () => {
+    for (const value of [
+      `${KEY}=decisions:read,Zq7short=decisions:read`,
+      `${KEY}=decisions:read,Zq7${KEY}=decisions:fly`,
+      `Zq7${KEY}`,
+    ]) {
+      let message = '';
+      try {
+        parseApiKeys(value, { minLength: 24 });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/^API_KEYS entry \d/);
+      expect(message).not.toContain('Zq7');
+    }
   });
 });
 

@@ -1,46 +1,76 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { problem, problemResponse } from '../problem';
+import { clientAddress } from './client-address';
+import type { AttemptLimiter } from './rate-limit';
 
 export const SCOPES = ['decisions:read', 'decisions:write', 'decisions:admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKey {
-  /** A short, non-secret name for logs and rate limits: the first characters of the key's hash. */
+  /**
+   * Who the key is: its given name, or `key-` and an HMAC of the key with the server secret. It
+   * names the key in logs and rate limits and owns the decisions the key creates; it never lets
+   * anyone who reads it test guesses of the key.
+   */
   id: string;
   digest: Buffer;
   scopes: Set<Scope>;
 }
 
 const digest = (key: string) => createHash('sha256').update(key).digest();
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Parses API_KEYS: `<key>=<scope>+<scope>,…`, for example `k1=decisions:read+decisions:write`. */
-export function parseApiKeys(value: string): ApiKey[] {
-  return value
+export interface ParseOptions {
+  /** Shortest key accepted: `npm run api` asks for 24 characters. */
+  minLength?: number;
+  /**
+   * Keys the HMAC that names unnamed keys (API_KEY_SECRET). Without one, the secret is derived
+   * from all the keys together: stable while the key set is, unknowable from any one of them.
+   */
+  secret?: string;
+}
+
+/**
+ * Parses API_KEYS: `<key>=<scope>+<scope>[@<name>],…`, for example
+ * `k1=decisions:read+decisions:write@billing-team`. Errors name an entry by its position, never
+ * by any of its characters.
+ */
+export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[] {
+  const minLength = options.minLength ?? 8;
+  const entries = value
     .split(',')
     .map((entry) => entry.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const at = entry.lastIndexOf('=');
-      const key = entry.slice(0, at);
-      if (at <= 0 || key.length < 8) {
-        throw new Error(
-          `API_KEYS: "${entry.slice(0, 4)}…" must be <key>=<scopes>, keys of 8+ characters`,
-        );
+    .filter(Boolean);
+  const secret =
+    options.secret ??
+    createHash('sha256')
+      .update([...entries].sort().join('\n'))
+      .digest('hex');
+  const ids = new Set<string>();
+  return entries.map((entry, index) => {
+    const where = `API_KEYS entry ${index + 1}`;
+    const at = entry.lastIndexOf('=');
+    const key = entry.slice(0, at);
+    if (at <= 0) throw new Error(`${where} must be <key>=<scopes>[@<name>]`);
+    if (key.length < minLength) {
+      throw new Error(`${where}: keys must have at least ${minLength} characters`);
+    }
+    const [scopeList = '', name, ...extra] = entry.slice(at + 1).split('@');
+    const scopes = scopeList.split('+');
+    for (const scope of scopes) {
+      if (!(SCOPES as readonly string[]).includes(scope)) {
+        throw new Error(`${where}: unknown scope "${scope}" (known: ${SCOPES.join(', ')})`);
       }
-      const scopes = entry.slice(at + 1).split('+');
-      for (const scope of scopes) {
-        if (!(SCOPES as readonly string[]).includes(scope)) {
-          throw new Error(`API_KEYS: unknown scope "${scope}" (known: ${SCOPES.join(', ')})`);
-        }
-      }
-      const hash = digest(key);
-      return {
-        id: `key-${hash.toString('hex').slice(0, 8)}`,
-        digest: hash,
-        scopes: new Set(scopes as Scope[]),
-      };
-    });
+    }
+    if (extra.length > 0 || (name !== undefined && !NAME.test(name))) {
+      throw new Error(`${where}: a name is 1 to 64 letters, digits, '.', '_' or '-'`);
+    }
+    const id = name ?? `key-${createHmac('sha256', secret).update(key).digest('hex').slice(0, 16)}`;
+    if (ids.has(id)) throw new Error(`${where}: the name ${id} is given twice`);
+    ids.add(id);
+    return { id, digest: digest(key), scopes: new Set(scopes as Scope[]) };
+  });
 }
 
 export interface AuthVariables {
@@ -51,21 +81,29 @@ export interface AuthVariables {
 
 /**
  * Resolves `Authorization: Bearer <key>` to a principal and its scopes; 401 without a valid key.
- * With no keys configured (auth disabled) every caller is `anonymous` with every scope.
+ * With no keys configured (auth disabled) every caller is `anonymous` with every scope. Failed
+ * attempts are counted per client address: past the limit, the address gets 429 for every
+ * attempt, right or wrong, so guessing learns nothing.
  */
 export function authenticate(
   keys: ApiKey[] | null,
+  options: { failures?: AttemptLimiter; trustProxy?: boolean } = {},
 ): MiddlewareHandler<{ Variables: AuthVariables }> {
+  const { failures } = options;
   return async (c, next) => {
     if (!keys) {
       c.set('principal', 'anonymous');
       c.set('scopes', new Set(SCOPES));
       return next();
     }
+    const address = clientAddress(c, options.trustProxy);
+    const blocked = await failures?.blocked(address);
+    if (blocked) return failures!.refuse(c, blocked);
     const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('Authorization') ?? '');
     const presented = match ? digest(match[1]!) : null;
     const key = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
     if (!key) {
+      if (match) await failures?.count(address);
       c.header('WWW-Authenticate', 'Bearer realm="decisions"');
       return problemResponse(
         c,

@@ -1,47 +1,61 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { problem, problemResponse } from '../problem';
 import type { AuthVariables } from './auth';
+import { clientAddress } from './client-address';
 
 /**
- * Limits each principal (API key, or the connection's address without auth) to `perMinute` requests,
- * counted in Redis so the limit holds across API replicas. 429 with Retry-After past it. When
- * Redis does not answer, requests pass: the limit protects the service, it must not stop it.
+ * A limiter counted in Redis, so that the limit holds across API replicas, with an in-memory
+ * limiter of the same size standing in while Redis does not answer: the limit protects the
+ * service, and a Redis outage must neither lift it nor stop requests.
+ */
+function limiter(redis: Redis, keyPrefix: string, points: number): RateLimiterRedis {
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix,
+    points,
+    duration: 60,
+    insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration: 60 }),
+  });
+}
+
+function tooMany(c: Context, limit: number, msBeforeNext: number, what: string) {
+  const seconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  c.header('Retry-After', String(seconds));
+  c.header('RateLimit-Limit', String(limit));
+  c.header('RateLimit-Remaining', '0');
+  return problemResponse(
+    c,
+    problem(429, `More than ${limit} ${what} a minute; retry in ${seconds} s`, {
+      instance: c.req.path,
+    }),
+  );
+}
+
+/**
+ * Limits each principal (API key, or the client's address without auth) to `perMinute` requests.
+ * 429 with Retry-After past it.
  */
 export function rateLimit(deps: {
   redis: Redis;
   prefix: string;
   perMinute: number;
+  trustProxy?: boolean;
   onError?: (err: unknown) => void;
 }): MiddlewareHandler<{ Variables: AuthVariables }> {
-  const limiter = new RateLimiterRedis({
-    storeClient: deps.redis,
-    keyPrefix: `${deps.prefix}ratelimit`,
-    points: deps.perMinute,
-    duration: 60,
-  });
+  const requests = limiter(deps.redis, `${deps.prefix}ratelimit`, deps.perMinute);
   return async (c, next) => {
     const principal = c.get('principal');
-    // The socket's address, not X-Forwarded-For: a client could send a new one with each request.
     const who =
-      principal && principal !== 'anonymous' ? principal : (clientAddress(c.env) ?? 'unknown');
+      principal && principal !== 'anonymous' ? principal : clientAddress(c, deps.trustProxy);
     try {
-      const res = await limiter.consume(who);
+      const res = await requests.consume(who);
       c.header('RateLimit-Limit', String(deps.perMinute));
       c.header('RateLimit-Remaining', String(res.remainingPoints));
     } catch (err) {
       if (err instanceof RateLimiterRes) {
-        const seconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-        c.header('Retry-After', String(seconds));
-        c.header('RateLimit-Limit', String(deps.perMinute));
-        c.header('RateLimit-Remaining', '0');
-        return problemResponse(
-          c,
-          problem(429, `More than ${deps.perMinute} requests a minute; retry in ${seconds} s`, {
-            instance: c.req.path,
-          }),
-        );
+        return tooMany(c, deps.perMinute, err.msBeforeNext, 'requests');
       }
       deps.onError?.(err);
     }
@@ -49,8 +63,32 @@ export function rateLimit(deps: {
   };
 }
 
-function clientAddress(env: unknown): string | undefined {
-  const incoming = (env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
-    ?.incoming;
-  return incoming?.socket?.remoteAddress;
+/** Counts failed attempts per client address; past the limit the address is refused a while. */
+export interface AttemptLimiter {
+  /** How long the address must still wait, in ms, or 0 when it may try. */
+  blocked(address: string): Promise<number>;
+  count(address: string): Promise<void>;
+  refuse(c: Context, msBeforeNext: number): Response;
+}
+
+export function attemptLimiter(deps: {
+  redis: Redis;
+  prefix: string;
+  perMinute: number;
+  onError?: (err: unknown) => void;
+}): AttemptLimiter {
+  const failures = limiter(deps.redis, `${deps.prefix}authfail`, deps.perMinute);
+  return {
+    async blocked(address) {
+      const res = await failures.get(address).catch((err: unknown) => {
+        deps.onError?.(err);
+        return null;
+      });
+      return res && res.consumedPoints >= deps.perMinute ? Math.max(1, res.msBeforeNext) : 0;
+    },
+    async count(address) {
+      await failures.penalty(address, 1).catch((err: unknown) => deps.onError?.(err));
+    },
+    refuse: (c, ms) => tooMany(c, deps.perMinute, ms, 'failed authentications'),
+  };
 }
