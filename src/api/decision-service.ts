@@ -17,6 +17,7 @@ import {
 import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DECISION_WORKFLOW_TYPE,
+  DecisionOwnerAttribute,
   DecisionStatusAttribute,
   outputsQuery,
   reviewUpdate,
@@ -85,11 +86,13 @@ export class DecisionService {
     request: CreateRequest,
     idempotency?: Idempotency,
     fork?: DecisionInput['fork'],
+    owner: string | null = null,
   ): Promise<{ record: DecisionRecord; created: boolean }> {
     const id = idempotency ? idempotentId(idempotency) : randomUUID();
     const limits = this.options.limits ?? DEFAULT_LIMITS;
     const input: DecisionInput = {
       query: request.query,
+      owner,
       context: request.context ?? null,
       metadata: request.metadata ?? null,
       review: request.review ? { timeout_ms: this.options.reviewTimeoutMs ?? 86_400_000 } : null,
@@ -113,8 +116,11 @@ export class DecisionService {
         taskQueue: this.options.taskQueue,
         workflowId: id,
         args: [input],
-        memo: { query: request.query, request_hash: requestHash },
-        typedSearchAttributes: [{ key: DecisionStatusAttribute, value: 'pending' }],
+        memo: { query: request.query, request_hash: requestHash, ...(owner ? { owner } : {}) },
+        typedSearchAttributes: [
+          { key: DecisionStatusAttribute, value: 'pending' },
+          ...(owner ? [{ key: DecisionOwnerAttribute, value: owner }] : []),
+        ],
         // A finished decision's id is never reused, so a late retry cannot run it again.
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });
@@ -240,7 +246,12 @@ export class DecisionService {
   }
 
   /** A new decision that reuses the source's outputs for the phases before `from_phase`. */
-  async fork(id: string, request: ForkRequest): Promise<DecisionRecord> {
+  /** A new decision, owned by `owner`, that reuses the source's outputs before `from_phase`. */
+  async fork(
+    id: string,
+    request: ForkRequest,
+    owner: string | null = null,
+  ): Promise<DecisionRecord> {
     const source = await this.getOrThrow(id);
     const before = PHASES.slice(
       0,
@@ -265,6 +276,7 @@ export class DecisionService {
       },
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },
+      owner,
     );
     return record;
   }

@@ -174,6 +174,8 @@ export interface DecisionResult {
  */
 export interface DecisionRecord {
   process_id: string;
+  /** The principal (API key id) that created it; null for decisions before owners, admin-only. */
+  owner: string | null;
   query: string;
   context: string | null;
   metadata: Record<string, string>;
@@ -195,6 +197,8 @@ export interface DecisionRecord {
 
 export interface DecisionInput {
   query: string;
+  /** Who created it: only this principal and admins see it. */
+  owner?: string | null;
   context?: string | null;
   metadata?: Record<string, string> | null;
   /** Pause after the draft for a human review, for at most this long. */
@@ -213,6 +217,7 @@ export function initialRecord(
 ): DecisionRecord {
   return {
     process_id: processId,
+    owner: input.owner ?? null,
     query: input.query,
     context: input.context ?? null,
     metadata: input.metadata ?? {},

@@ -56,6 +56,7 @@ export const ReviewStateSchema = z.object({
 
 export const DecisionRecordSchema = z.object({
   process_id: z.string(),
+  owner: z.string().nullable().default(null),
   query: z.string(),
   context: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),

@@ -22,5 +22,15 @@ export const DecisionPhaseAttribute = defineSearchAttributeKey(
   SearchAttributeType.KEYWORD,
 );
 
+/** Who created the decision, set when it starts: `DecisionOwner="billing"` in the Web UI. */
+export const DecisionOwnerAttribute = defineSearchAttributeKey(
+  'DecisionOwner',
+  SearchAttributeType.KEYWORD,
+);
+
 /** Custom search attributes the workflow sets; the dev server and the worker register them. */
-export const SEARCH_ATTRIBUTES = [DecisionStatusAttribute, DecisionPhaseAttribute];
+export const SEARCH_ATTRIBUTES = [
+  DecisionStatusAttribute,
+  DecisionPhaseAttribute,
+  DecisionOwnerAttribute,
+];

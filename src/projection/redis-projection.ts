@@ -12,9 +12,10 @@ import { DecisionRecordSchema } from '../domain/schemas';
 // write never moves a decision backwards. Everything happens in one script, hence atomically.
 // The events of a write are appended to the decision's stream only when the write applies, so each
 // state change is streamed exactly once however often the write is retried.
-// KEYS: record hash, result, created index, completed index, event stream.
+// KEYS: record hash, result, created index, completed index, event stream, the owner's index.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
-// events as a JSON array of [type, data JSON], then the hash's field/value pairs.
+// events as a JSON array of [type, data JSON], '1' when the decision has an owner, then the hash's
+// field/value pairs.
 const WRITE_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
@@ -25,9 +26,10 @@ if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled'
   redis.call('DEL', KEYS[5])
 end
 local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+if ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2]) end
 for _, event in ipairs(cjson.decode(ARGV[8])) do
   redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
 end
@@ -80,7 +82,7 @@ export class DecisionProjection {
     private readonly options: ProjectionOptions,
   ) {
     if (!('writeDecision' in redis)) {
-      redis.defineCommand('writeDecision', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+      redis.defineCommand('writeDecision', { numberOfKeys: 6, lua: WRITE_SCRIPT });
     }
     this.redis = redis as ProjectionRedis;
     this.now = options.now ?? Date.now;
@@ -102,6 +104,11 @@ export class DecisionProjection {
     return `${this.options.prefix}decision:${id}:events`;
   }
 
+  /** Ids of one owner's decisions by creation time; entries of expired decisions go on read. */
+  ownerIndexKey(owner: string): string {
+    return `${this.options.prefix}index:owner:${owner}`;
+  }
+
   get completedIndexKey(): string {
     return `${this.options.prefix}index:completed`;
   }
@@ -113,6 +120,7 @@ export class DecisionProjection {
     const completedMs = terminal && record.completed_at ? Date.parse(record.completed_at) : null;
     const fields: Record<string, string> = {
       process_id: id,
+      owner: record.owner ?? '',
       query: record.query,
       context: record.context ?? '',
       metadata: JSON.stringify(record.metadata),
@@ -134,6 +142,7 @@ export class DecisionProjection {
       this.createdIndexKey,
       this.completedIndexKey,
       this.eventsKey(id),
+      this.ownerIndexKey(record.owner ?? ''),
       record.seq,
       id,
       Date.parse(record.created_at),
@@ -142,6 +151,7 @@ export class DecisionProjection {
       this.now(),
       record.result ? JSON.stringify(record.result) : '',
       JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data)])),
+      record.owner ? '1' : '0',
       ...Object.entries(fields).flat(),
     );
     return applied === 1;
@@ -159,6 +169,7 @@ export class DecisionProjection {
     if (!hash || Object.keys(hash).length === 0) return null;
     return DecisionRecordSchema.parse({
       process_id: hash.process_id,
+      owner: hash.owner || null,
       query: hash.query,
       context: hash.context || null,
       metadata: hash.metadata ? (JSON.parse(hash.metadata) as unknown) : {},
@@ -212,6 +223,8 @@ export class DecisionProjection {
    */
   async list(query: ListQuery): Promise<{ items: DecisionSummary[]; next: ListCursor | null }> {
     const items: DecisionSummary[] = [];
+    const index =
+      query.owner !== undefined ? this.ownerIndexKey(query.owner) : this.createdIndexKey;
     const min = query.createdAfter !== undefined ? `(${query.createdAfter}` : '-inf';
     const top = query.createdBefore !== undefined ? `(${query.createdBefore}` : '+inf';
     const batch = Math.max(query.limit * 2, 50);
@@ -220,7 +233,7 @@ export class DecisionProjection {
     let after = query.cursor ?? null;
     for (let scanned = 0; scanned < MAX_SCAN; scanned += batch) {
       const flat = await this.redis.zrange(
-        this.createdIndexKey,
+        index,
         after ? String(after.score) : top,
         min,
         'BYSCORE',
@@ -244,7 +257,11 @@ export class DecisionProjection {
       for (const [i, entry] of page.entries()) {
         after = entry;
         const values = rows[i]?.[1] as (string | null)[] | undefined;
-        if (!values?.[0]) continue;
+        if (!values?.[0]) {
+          // The decision expired: the owner's index has no cleanup of its own.
+          if (query.owner !== undefined) await this.redis.zrem(index, entry.id);
+          continue;
+        }
         const summary = toSummary(values);
         if (query.status && summary.status !== query.status) continue;
         if (query.phase && summary.current_phase !== query.phase) continue;
@@ -297,6 +314,8 @@ export interface ListCursor {
 }
 
 export interface ListQuery {
+  /** Only this principal's decisions. */
+  owner?: string;
   status?: DecisionStatus;
   phase?: PhaseName;
   /** Creation time bounds in ms, both exclusive. */

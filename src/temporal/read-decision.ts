@@ -64,7 +64,8 @@ async function fromDescription(
   result: () => Promise<unknown>,
 ): Promise<DecisionRecord> {
   const query = typeof description.memo?.query === 'string' ? description.memo.query : '';
-  const record = initialRecord(id, { query }, description.startTime.toISOString());
+  const owner = typeof description.memo?.owner === 'string' ? description.memo.owner : null;
+  const record = initialRecord(id, { query, owner }, description.startTime.toISOString());
   // An open workflow's own search attribute is finer than Temporal's RUNNING (it says pending).
   const indexed = description.typedSearchAttributes.get(DecisionStatusAttribute);
   const open = description.status.name === 'RUNNING';

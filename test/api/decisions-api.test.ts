@@ -1,4 +1,5 @@
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
+import { DECISION_WORKFLOW_TYPE, DecisionOwnerAttribute } from '../../src/domain/workflow-api';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -581,6 +582,114 @@ describe('the decision API against a real worker', () => {
       });
       expect((await secured.request('/health')).status).toBe(200);
       expect((await secured.request('/openapi.json')).status).toBe(200);
+    });
+
+    describe('tenancy', () => {
+      const tenants = parseApiKeys(
+        'alice-key-0123456789=decisions:read+decisions:write@alice,' +
+          'bob-key-0123456789=decisions:read+decisions:write@bob,' +
+          'ops-key-0123456789=decisions:admin@ops',
+      );
+      let shared: ReturnType<typeof createApp>;
+      let alices: string;
+      let unowned: string;
+      const as = (key: string, path: string, init: RequestInit = {}) =>
+        shared.request(path, { ...init, headers: { ...json, ...bearer(key), ...init.headers } });
+
+      beforeAll(async () => {
+        shared = createApp({ ...base, apiKeys: tenants, decisions: service() });
+        const res = await as('alice-key-0123456789', '/decisions', {
+          method: 'POST',
+          body: JSON.stringify({ query: 'Should Alice move billing?', review: true }),
+        });
+        alices = ((await res.json()) as View).process_id;
+        // A decision started before owners existed: no owner at all.
+        unowned = uniqueName('unowned');
+        await client.workflow.start(DECISION_WORKFLOW_TYPE, {
+          taskQueue,
+          workflowId: unowned,
+          args: [{ query: 'Whose is this?' }],
+        });
+      });
+
+      it("records the owner in Temporal's memo and its DecisionOwner search attribute", async () => {
+        const description = await client.workflow.getHandle(alices).describe();
+        expect(description.memo).toMatchObject({ owner: 'alice' });
+        expect(description.typedSearchAttributes.get(DecisionOwnerAttribute)).toBe('alice');
+        const found = await waitFor('visibility to index the owner', async () => {
+          const ids: string[] = [];
+          for await (const run of client.workflow.list({
+            query: `DecisionOwner = "alice" AND WorkflowId = "${alices}"`,
+          })) {
+            ids.push(run.workflowId);
+          }
+          return ids.length > 0 ? ids : undefined;
+        });
+        expect(found).toEqual([alices]);
+      });
+
+      it.each([
+        ['GET', ''],
+        ['GET', '/result'],
+        ['GET', '/wait?timeout=1s'],
+        ['GET', '/events'],
+        ['POST', '/cancel'],
+        ['POST', '/review'],
+        ['POST', '/fork'],
+      ])("answers 404 to another key's %s %s, as for an unknown id", async (method, suffix) => {
+        const body =
+          suffix === '/review'
+            ? JSON.stringify({ approve: true })
+            : suffix === '/fork'
+              ? JSON.stringify({ from_phase: 'analyzeRootCause' })
+              : undefined;
+        const theirs = await as('bob-key-0123456789', `/decisions/${alices}${suffix}`, {
+          method,
+          body,
+        });
+        const unknown = await as('bob-key-0123456789', `/decisions/no-such-id${suffix}`, {
+          method,
+          body,
+        });
+        expect(theirs.status).toBe(404);
+        expect(unknown.status).toBe(404);
+        const detail = ((await theirs.json()) as { detail: string }).detail;
+        expect(detail).toBe(`No decision with id ${alices}`);
+        expect(((await unknown.json()) as { detail: string }).detail).toBe(
+          'No decision with id no-such-id',
+        );
+      });
+
+      it('lists only the caller’s own decisions; admins see all, unowned ones only they', async () => {
+        const ids = async (key: string) => {
+          const res = await as(key, '/decisions?limit=100');
+          return ((await res.json()) as { items: View[] }).items.map((i) => i.process_id);
+        };
+        expect(await ids('alice-key-0123456789')).toEqual([alices]);
+        expect(await ids('bob-key-0123456789')).toEqual([]);
+        const all = await ids('ops-key-0123456789');
+        expect(all).toEqual(expect.arrayContaining([alices]));
+        expect((await as('ops-key-0123456789', `/decisions/${alices}`)).status).toBe(200);
+        expect((await as('alice-key-0123456789', `/decisions/${alices}`)).status).toBe(200);
+        expect((await as('alice-key-0123456789', `/decisions/${unowned}`)).status).toBe(404);
+        expect((await as('ops-key-0123456789', `/decisions/${unowned}`)).status).toBe(200);
+      });
+
+      it('keeps the owner on a fork: the forking key owns the fork', async () => {
+        await waitUntil(alices, 'awaiting_review');
+        const res = await as('alice-key-0123456789', `/decisions/${alices}/fork`, {
+          method: 'POST',
+          body: JSON.stringify({ from_phase: 'analyzeRootCause' }),
+        });
+        expect(res.status).toBe(202);
+        const fork = ((await res.json()) as View).process_id;
+        expect((await client.workflow.getHandle(fork).describe()).memo).toMatchObject({
+          owner: 'alice',
+        });
+        expect((await as('bob-key-0123456789', `/decisions/${fork}`)).status).toBe(404);
+        await as('alice-key-0123456789', `/decisions/${alices}/cancel`, { method: 'POST' });
+        await as('alice-key-0123456789', `/decisions/${fork}/cancel`, { method: 'POST' });
+      });
     });
 
     it('refuses an address every attempt once it failed too often, a valid key included', async () => {

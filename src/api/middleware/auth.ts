@@ -63,8 +63,10 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
         throw new Error(`${where}: unknown scope "${scope}" (known: ${SCOPES.join(', ')})`);
       }
     }
-    if (extra.length > 0 || (name !== undefined && !NAME.test(name))) {
-      throw new Error(`${where}: a name is 1 to 64 letters, digits, '.', '_' or '-'`);
+    if (extra.length > 0 || (name !== undefined && (!NAME.test(name) || name === 'anonymous'))) {
+      throw new Error(
+        `${where}: a name is 1 to 64 letters, digits, '.', '_' or '-', and not "anonymous"`,
+      );
     }
     const id = name ?? `key-${createHmac('sha256', secret).update(key).digest('hex').slice(0, 16)}`;
     if (ids.has(id)) throw new Error(`${where}: the name ${id} is given twice`);

@@ -9,6 +9,7 @@ import {
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
+import { callerOf, visibleDecision } from '../access';
 import type { DecisionService } from '../decision-service';
 import { ProblemError } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
@@ -116,6 +117,7 @@ export function registerDecisionRoutes(
   },
 ): void {
   const { decisions } = deps;
+  const visible = (c: Context<ApiEnv>, id: string) => visibleDecision(decisions, callerOf(c), id);
   const read = requireScope('decisions:read');
   const write = requireScope('decisions:write');
   const security = [{ bearer: [] }];
@@ -209,7 +211,12 @@ export function registerDecisionRoutes(
     }),
     async (c) => {
       const { decision_query } = c.req.valid('json');
-      const { record } = await decisions.start({ query: decision_query }, idempotencyOf(c));
+      const { record } = await decisions.start(
+        { query: decision_query },
+        idempotencyOf(c),
+        undefined,
+        c.get('principal'),
+      );
       return c.json(
         {
           process_id: record.process_id,
@@ -249,7 +256,12 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const { record } = await decisions.start(c.req.valid('json'), idempotencyOf(c));
+      const { record } = await decisions.start(
+        c.req.valid('json'),
+        idempotencyOf(c),
+        undefined,
+        c.get('principal'),
+      );
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
       const wait = c.req.valid('query').wait;
       if (wait !== undefined) {
@@ -305,7 +317,9 @@ export function registerDecisionRoutes(
       const q = c.req.valid('query');
       const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
       if (cursor === null) throw new ProblemError(400, 'cursor is not one this API issued');
+      const caller = callerOf(c);
       const page = await decisions.list({
+        owner: caller.admin ? undefined : caller.principal,
         status: q.status,
         phase: q.phase,
         createdAfter: q.created_after ? Date.parse(q.created_after) : undefined,
@@ -337,7 +351,7 @@ export function registerDecisionRoutes(
           ...COMMON,
         },
       }),
-      async (c) => c.json(view(await decisions.getOrThrow(c.req.valid('param').process_id)), 200),
+      async (c) => c.json(view(await visible(c, c.req.valid('param').process_id)), 200),
     );
   }
 
@@ -357,7 +371,7 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const record = await decisions.getOrThrow(c.req.valid('param').process_id);
+      const record = await visible(c, c.req.valid('param').process_id);
       if (!record.result) {
         const why =
           record.status === 'failed' && record.error
@@ -389,10 +403,9 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const { record, finished } = await decisions.wait(
-        c.req.valid('param').process_id,
-        c.req.valid('query').timeout ?? 30_000,
-      );
+      const id = c.req.valid('param').process_id;
+      await visible(c, id);
+      const { record, finished } = await decisions.wait(id, c.req.valid('query').timeout ?? 30_000);
       return c.json(view(record), finished ? 200 : 202);
     },
   );
@@ -418,6 +431,7 @@ export function registerDecisionRoutes(
     }),
     async (c) => {
       const id = c.req.valid('param').process_id;
+      await visible(c, id);
       await decisions.cancel(id);
       const { record } = await decisions.wait(id, 5000);
       return c.json(view(record), record.status === 'cancelled' ? 200 : 202);
@@ -453,8 +467,11 @@ export function registerDecisionRoutes(
         ...COMMON,
       },
     }),
-    async (c) =>
-      c.json(await decisions.review(c.req.valid('param').process_id, c.req.valid('json')), 200),
+    async (c) => {
+      const id = c.req.valid('param').process_id;
+      await visible(c, id);
+      return c.json(await decisions.review(id, c.req.valid('json')), 200);
+    },
   );
 
   app.openapi(
@@ -493,7 +510,9 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const record = await decisions.fork(c.req.valid('param').process_id, c.req.valid('json'));
+      const id = c.req.valid('param').process_id;
+      await visible(c, id);
+      const record = await decisions.fork(id, c.req.valid('json'), c.get('principal'));
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
       return c.json(view(record), 202);
     },
@@ -536,7 +555,9 @@ export function registerDecisionRoutes(
     }),
     async (c) => {
       const body = c.req.header('Content-Type') ? c.req.valid('json') : {};
-      return c.json(await decisions.retry(c.req.valid('param').process_id, body.from_phase), 202);
+      const id = c.req.valid('param').process_id;
+      await visible(c, id);
+      return c.json(await decisions.retry(id, body.from_phase), 202);
     },
   );
 }

@@ -1,3 +1,4 @@
+import { callerOf, visibleDecision } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { Redis } from 'ioredis';
@@ -55,7 +56,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
 
   app.get('/decisions/:process_id/events', requireScope('decisions:read'), async (c) => {
     const id = c.req.param('process_id');
-    await deps.decisions.getOrThrow(id);
+    await visibleDecision(deps.decisions, callerOf(c), id);
     const resumeFrom = c.req.header('Last-Event-ID') ?? c.req.query('last_event_id') ?? null;
     if (resumeFrom !== null && !/^\d+-\d+$/.test(resumeFrom)) {
       throw new ProblemError(400, 'Last-Event-ID must be the id of an event this API sent');
