@@ -6,10 +6,4 @@ const { join } = require('node:path');
 const built = join(__dirname, '..', 'dist', 'cli', 'decisions.js');
 const entry = existsSync(built) ? built : join(__dirname, '..', 'src', 'cli', 'decisions.ts');
 if (!existsSync(built)) require('tsx/cjs');
-require(entry)
-  .program()
-  .parseAsync(process.argv)
-  .catch((err) => {
-    process.stderr.write(`decisions: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
+void require(entry).main(process.argv);

@@ -3,6 +3,8 @@
  * so every format is unit-tested without a server or a terminal.
  */
 
+import { terminalSafe, terminalText } from './terminal-text';
+
 /** RFC 9457 problem details, as the API sends them (fields may be missing from a proxy's reply). */
 export interface Problem {
   type?: string;
@@ -104,6 +106,15 @@ function errorOf(value: unknown): { type: string; message: string } {
   return { type: str(error.type, 'Error'), message: str(error.message, 'unknown error') };
 }
 
+/**
+ * Reads a JSON document the API sent. Its strings carry the query, the context, model output and
+ * error messages, so terminal controls are stripped here, where they enter: text and --json output
+ * alike print only what is left.
+ */
+export function readJson(text: string): unknown {
+  return terminalSafe(JSON.parse(text) as unknown);
+}
+
 const KNOWN_EVENTS = new Set([
   'decision.started',
   'phase.started',
@@ -125,7 +136,7 @@ export function parseEvent(type: string | undefined, data: string): DecisionEven
   if (type === undefined || !KNOWN_EVENTS.has(type)) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(data);
+    parsed = readJson(data);
   } catch {
     throw new Error(`The server sent a ${type} event whose data is not JSON`);
   }
@@ -175,9 +186,11 @@ export function parseEvent(type: string | undefined, data: string): DecisionEven
 }
 
 /** Reads an error body: problem+json when the API sent it, else whatever text came back. */
-export function toProblem(status: number, statusText: string, body: string): Problem {
+export function toProblem(status: number, reason: string, body: string): Problem {
+  // A reason phrase may carry bytes 0x80-0xFF, which decode to C1 controls.
+  const statusText = terminalText(reason);
   try {
-    const parsed: unknown = JSON.parse(body);
+    const parsed = readJson(body);
     if (isObject(parsed)) {
       const errors = list(parsed.errors)
         .filter(isObject)
@@ -193,7 +206,7 @@ export function toProblem(status: number, statusText: string, body: string): Pro
   } catch {
     // Not JSON: a proxy's error page, say. Fall through and show its text.
   }
-  const text = body.trim().replace(/\s+/g, ' ');
+  const text = terminalText(body).trim().replace(/\s+/g, ' ');
   return { status, detail: text.slice(0, 200) || statusText || undefined };
 }
 

@@ -9,6 +9,7 @@ import {
   isTerminalEvent,
   parseEvent,
   progressAfter,
+  readJson,
   renderCancelled,
   renderFailure,
   renderResult,
@@ -19,6 +20,7 @@ import {
   type Problem,
   type TerminalEvent,
 } from './decide-render';
+import { terminalText } from './terminal-text';
 
 export const DEFAULT_API = 'http://127.0.0.1:8001';
 const PHASE_COUNT = 10;
@@ -138,13 +140,16 @@ class Api {
   }
 }
 
+/** An error in words for the terminal: messages can quote what a server or proxy sent. */
 function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
+  if (!(err instanceof Error)) return terminalText(String(err), { multiline: true });
   // fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, ...) in its cause.
   const cause: unknown = err.cause;
-  return err instanceof TypeError && cause instanceof Error
-    ? `${err.message} (${cause.message})`
-    : err.message;
+  const text =
+    err instanceof TypeError && cause instanceof Error
+      ? `${err.message} (${cause.message})`
+      : err.message;
+  return terminalText(text, { multiline: true });
 }
 
 async function problemOf(response: Response): Promise<Problem> {
@@ -169,7 +174,10 @@ async function createDecision(api: Api, options: Options): Promise<Created> {
     }),
   });
   if (!response.ok) throw new ApiError(await problemOf(response));
-  const body: unknown = await response.json().catch(() => null);
+  const body = await response
+    .text()
+    .then(readJson)
+    .catch(() => null);
   if (typeof body !== 'object' || body === null || !('process_id' in body)) {
     throw new Error(`the API answered ${response.status} without a process_id`);
   }

@@ -8,13 +8,14 @@ import { DECISION_STATUSES, type DecisionRecord } from '../domain/decision';
 import { parseDuration } from '../domain/duration';
 import { isPhaseName, PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { DecisionPhaseAttribute, DecisionStatusAttribute } from '../domain/workflow-api';
-import { lastPhaseFailure } from '../operations/history';
-import { decisionsQuery, reconcile } from '../operations/reconcile';
-import { replayHistories } from '../operations/replay';
-import { retryDecision } from '../operations/retry';
+import { lastPhaseFailure, type PhaseFailure } from '../operations/history';
+import { decisionsQuery, reconcile, type ReconcileReport } from '../operations/reconcile';
+import { replayHistories, type ReplayOutcome } from '../operations/replay';
+import { retryDecision, type RetryResult } from '../operations/retry';
 import { createRedis } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
 import { DecisionProjection } from '../projection/redis-projection';
+import { terminalSafe, terminalText } from './terminal-text';
 
 /** A failure the operator can act on: printed as one line, exit code 1. */
 class CliError extends Error {}
@@ -40,11 +41,48 @@ async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>)
 }
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
-const json = (value: unknown) => print(JSON.stringify(value, null, 2));
 const pad = (text: string, width: number) => text.padEnd(width);
 const seconds = (ms: number | null) => (ms === null ? '' : `${(ms / 1000).toFixed(1)} s`);
 
-function describe(record: DecisionRecord, failure: ReturnType<typeof lastPhaseFailure>): string {
+/**
+ * What a command prints about its data. Queries, context, model output and error messages come
+ * from Temporal as they were written, so terminal controls are stripped here, where the data
+ * enters the output: text and --json alike print only what is left.
+ */
+export function render<T>(data: T, json: boolean | undefined, format: (data: T) => string): string {
+  const safe = terminalSafe(data);
+  return json ? JSON.stringify(safe, null, 2) : format(safe);
+}
+
+const emit = <T>(data: T, json: boolean | undefined, format: (data: T) => string) =>
+  print(render(data, json, format));
+
+export interface ListRow {
+  process_id: string;
+  status: string;
+  phase: string | null;
+  started_at: string;
+  query: string;
+}
+
+/** `list` as text: one row per decision, newest first as Temporal returned them. */
+export function formatList(rows: ListRow[]): string {
+  if (rows.length === 0) return 'No decisions match.';
+  // One line per decision: a query's own line breaks must not start what looks like a row.
+  return rows
+    .map(
+      (r) =>
+        `${r.process_id}  ${pad(r.status, 16)}${pad(r.phase ?? '', 26)}${r.started_at}  ${r.query.replace(/\s+/g, ' ')}`,
+    )
+    .join('\n');
+}
+
+/** What `show` prints: the record, and the failure its history explains when it failed. */
+export type Shown = DecisionRecord & { failure: PhaseFailure | null };
+
+/** `show` as text: status, phases with timings, and a failure in plain words. */
+export function formatShow(shown: Shown): string {
+  const { failure, ...record } = shown;
   const lines = [
     `${record.process_id}  ${record.status.toUpperCase()}`,
     `  ${record.query}`,
@@ -68,6 +106,28 @@ function describe(record: DecisionRecord, failure: ReturnType<typeof lastPhaseFa
     lines.push('', `  Retry from there: decisions retry ${record.process_id}`);
   }
   return lines.join('\n');
+}
+
+const formatRetry = (r: RetryResult) =>
+  `Retrying ${r.process_id} from ${r.from_phase} (reset to event ${r.reset_event_id}); new run ${r.new_run_id}`;
+
+const formatReplay = (outcomes: ReplayOutcome[]) =>
+  outcomes.length === 0
+    ? 'Nothing to replay.'
+    : outcomes
+        .map(
+          (o) =>
+            `${o.ok ? 'ok    ' : 'FAILED'}  ${o.workflowId}${o.error ? `\n        ${o.error}` : ''}`,
+        )
+        .join('\n');
+
+function formatReconcile(report: ReconcileReport): string {
+  return [
+    `Checked ${report.checked}: restored ${report.restored.length}, updated ${report.updated.length}, unchanged ${report.unchanged}, failed ${report.failed.length}`,
+    ...report.restored.map((id) => `  restored ${id}`),
+    ...report.updated.map((id) => `  updated  ${id}`),
+    ...report.failed.map((f) => `  FAILED   ${f.process_id}: ${f.error}`),
+  ].join('\n');
 }
 
 /** The `decisions` command: operators' jobs the Temporal Web UI does not do well. */
@@ -98,7 +158,7 @@ export function program(): Command {
             opts.phase && `DecisionPhase = "${opts.phase}"`,
           ].filter(Boolean);
           const query = decisionsQuery(opts.since ?? null, filters.join(' AND ') || undefined);
-          const rows = [];
+          const rows: ListRow[] = [];
           for await (const w of client.workflow.list({ query })) {
             rows.push({
               process_id: w.workflowId,
@@ -110,13 +170,7 @@ export function program(): Command {
             });
             if (rows.length >= opts.limit) break;
           }
-          if (opts.json) return json(rows);
-          if (rows.length === 0) return print('No decisions match.');
-          for (const r of rows) {
-            print(
-              `${r.process_id}  ${pad(r.status, 16)}${pad(r.phase ?? '', 26)}${r.started_at}  ${r.query}`,
-            );
-          }
+          emit(rows, opts.json, formatList);
         });
       },
     );
@@ -134,8 +188,7 @@ export function program(): Command {
           record.status === 'failed'
             ? lastPhaseFailure(await client.workflow.getHandle(id).fetchHistory())
             : null;
-        if (opts.json) return json({ ...record, failure });
-        print(describe(record, failure));
+        emit({ ...record, failure }, opts.json, formatShow);
       });
     });
 
@@ -150,11 +203,7 @@ export function program(): Command {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { fromPhase?: PhaseName; json?: boolean }) => {
       await withClient(async (client) => {
-        const result = await retryDecision(client, id, opts.fromPhase);
-        if (opts.json) return json(result);
-        print(
-          `Retrying ${id} from ${result.from_phase} (reset to event ${result.reset_event_id}); new run ${result.new_run_id}`,
-        );
+        emit(await retryDecision(client, id, opts.fromPhase), opts.json, formatRetry);
       });
     });
 
@@ -197,13 +246,7 @@ export function program(): Command {
           }
           return replayHistories(histories, { workflowsPath: require.resolve('../workflows') });
         });
-        if (opts.json) json(outcomes);
-        else if (outcomes.length === 0) print('Nothing to replay.');
-        for (const o of opts.json ? [] : outcomes) {
-          print(
-            `${o.ok ? 'ok    ' : 'FAILED'}  ${o.workflowId}${o.error ? `\n        ${o.error}` : ''}`,
-          );
-        }
+        emit(outcomes, opts.json, formatReplay);
         if (outcomes.some((o) => !o.ok)) process.exitCode = 1;
       },
     );
@@ -240,13 +283,7 @@ export function program(): Command {
             readFromTemporal: (id) => readDecisionFromTemporal(client, id),
             since: opts.since ?? null,
           });
-          if (opts.json) return json(report);
-          print(
-            `Checked ${report.checked}: restored ${report.restored.length}, updated ${report.updated.length}, unchanged ${report.unchanged}, failed ${report.failed.length}`,
-          );
-          for (const id of report.restored) print(`  restored ${id}`);
-          for (const id of report.updated) print(`  updated  ${id}`);
-          for (const f of report.failed) print(`  FAILED   ${f.process_id}: ${f.error}`);
+          emit(report, opts.json, formatReconcile);
           if (report.failed.length > 0) process.exitCode = 1;
         } finally {
           redis.disconnect();
@@ -257,11 +294,19 @@ export function program(): Command {
   return cli;
 }
 
-if (require.main === module) {
-  program()
-    .parseAsync(process.argv)
-    .catch((err: unknown) => {
-      process.stderr.write(`decisions: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
-    });
+/** Runs the command; the package's `decisions` bin calls this too. */
+export function main(argv: string[]): Promise<void> {
+  return program()
+    .parseAsync(argv)
+    .then(
+      () => undefined,
+      (err: unknown) => {
+        // Errors can quote a decision's id or what the server said about it.
+        const message = err instanceof Error ? err.message : String(err);
+        process.stderr.write(`decisions: ${terminalText(message, { multiline: true })}\n`);
+        process.exitCode = 1;
+      },
+    );
 }
+
+if (require.main === module) void main(process.argv);

@@ -536,3 +536,96 @@ describe('decide against a fake API', () => {
     expect(help.out).toContain('--no-follow');
   });
 });
+
+describe('decide with text that tries to drive the terminal', () => {
+  const HOSTILE = '\u001b]0;pwned\u0007\u001b[2J\u202e';
+  const hostileFrames = () =>
+    frames('decision.completed', { review: true }).map((frame) => {
+      if (frame.event === 'review.requested') {
+        return {
+          ...frame,
+          data: { phase: 'draftDecision', draft: { recommended: `Managed ${HOSTILE}Postgres` } },
+        };
+      }
+      if (frame.event === 'review.received') {
+        return { ...frame, data: { approved: false, feedback: `cheaper ${HOSTILE}please` } };
+      }
+      if (frame.event !== 'decision.completed') return frame;
+      return {
+        ...frame,
+        data: {
+          status: 'completed',
+          result: {
+            ...RESULT,
+            query: `Should we ${HOSTILE}move billing?`,
+            decision: { ...RESULT.decision, summary: `Managed Postgres ${HOSTILE}wins.` },
+          },
+        },
+      };
+    });
+  const expectClean = (text: string) => {
+    for (const part of ['\u001b]0;', 'pwned', '\u0007', '\u001b[2J', '\u202e']) {
+      expect(text).not.toContain(part);
+    }
+  };
+
+  it('prints the query and the phase outputs without their escape sequences (plain lines)', async () => {
+    const api = await fakeApi({ frames: hostileFrames() });
+    const { code, out, err } = await decide(['--api', api.url, 'q'], {});
+    expect(code).toBe(0);
+    expectClean(out + err);
+    expect(out).toContain('Draft recommends: Managed Postgres');
+    expect(out).toContain('Review received: changes requested: cheaper please');
+    expect(out).toContain('Question: Should we move billing?');
+    expect(out).toContain('Summary\n  Managed Postgres wins.');
+  });
+
+  it('strips the data but keeps the progress bar drawing its own escape codes', async () => {
+    const api = await fakeApi({ frames: hostileFrames() });
+    const { code, out } = await decide(['--api', api.url, 'q'], { isTTY: true });
+    expect(code).toBe(0);
+    expectClean(out);
+    expect(out).toContain('\u001b[?25l');
+    expect(out).toContain('Draft recommends: Managed Postgres');
+    expect(out).toContain('Question: Should we move billing?');
+  });
+
+  it('keeps --json valid, with the same cleaned strings', async () => {
+    const api = await fakeApi({ frames: hostileFrames() });
+    const { code, out } = await decide(['--api', api.url, '--json', 'q'], {});
+    expect(code).toBe(0);
+    expectClean(out);
+    const result = JSON.parse(out) as typeof RESULT;
+    expect(result.query).toBe('Should we move billing?');
+    expect(result.decision.summary).toBe('Managed Postgres wins.');
+  });
+
+  it('cleans error bodies and failure messages too', async () => {
+    expect(formatProblem(toProblem(502, 'Bad\u0085 Gateway', `<h1>${HOSTILE}down</h1>`))).toBe(
+      'Error 502: <h1>down</h1>\n',
+    );
+    expect(formatProblem(toProblem(503, 'Service\u009b2J Unavailable', ''))).toBe(
+      'Error 503: Service Unavailable\n',
+    );
+    const api = await fakeApi({
+      frames: frames('decision.failed').map((f) =>
+        f.event === 'decision.failed'
+          ? {
+              ...f,
+              data: {
+                status: 'failed',
+                error: {
+                  phase: 'compileResult',
+                  type: 'ModelError',
+                  message: `bad ${HOSTILE}answer`,
+                },
+              },
+            }
+          : f,
+      ),
+    });
+    const { code, err } = await decide(['--api', api.url, 'q'], {});
+    expect(code).toBe(1);
+    expect(err).toBe('Decision dec-1 failed in phase compileResult\n  ModelError: bad answer\n');
+  });
+});
