@@ -157,7 +157,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const file = values[`${name}_FILE`];
     if (!file) continue;
     try {
-      values[name] = readFileSync(file, 'utf8').trim();
+      const value = readFileSync(file, 'utf8').trim();
+      // An empty file is an unset value, as an empty variable is.
+      if (value) values[name] = value;
+      else delete values[name];
     } catch (err) {
       throw new ConfigError(
         `Invalid configuration:\n  ${name}_FILE: cannot read ${file} (${(err as Error).message})`,

@@ -1,8 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { SEARCH_ATTRIBUTES } from '../../src/domain/workflow-api';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigSchema } from '../../src/config';
+import { ConfigSchema, loadConfig } from '../../src/config';
+import { parseDuration } from '../../src/domain/duration';
 
 // No Docker engine runs on the project's machines, so the deployment files are checked statically.
 
@@ -18,9 +21,37 @@ interface Service {
   command?: string[];
   deploy?: { replicas?: number };
   volumes?: string[];
+  ports?: string[];
+  secrets?: string[];
 }
-const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service> };
+const compose = parse(read('docker-compose.yml')) as {
+  services: Record<string, Service>;
+  secrets?: Record<string, { file?: string }>;
+};
 const services = compose.services;
+
+/**
+ * Compose's variable substitution, for the forms the file uses: `$$`, `${VAR}`,
+ * `${VAR:-default}` and `${VAR:?error}` (which stops compose when VAR is unset or empty).
+ */
+function interpolate(value: string | number, env: Record<string, string> = {}): string {
+  return String(value).replace(
+    /\$\$|\$\{(\w+)(?::([-?])([^}]*))?\}/g,
+    (match, name: string | undefined, op: string | undefined, arg: string | undefined) => {
+      if (match === '$$') return '$';
+      const set = env[name!];
+      if (set) return set;
+      if (op === '?') throw new Error(`compose refuses to start: ${name}: ${arg}`);
+      return op === '-' ? arg! : '';
+    },
+  );
+}
+
+/** The host address a short-syntax port mapping publishes on; '' means every interface. */
+function hostAddress(mapping: string): string {
+  const parts = mapping.split(':');
+  return parts.length === 3 ? parts[0]! : '';
+}
 
 /** The instructions of a Dockerfile's last stage, continuation lines joined. */
 function finalStage(file: string): string[] {
@@ -43,7 +74,7 @@ describe('docker-compose.yml', () => {
       POSTGRES_SEEDS: 'postgres',
     });
     expect(services.worker!.deploy?.replicas).toBe(2);
-    expect(services.redis!.command).toEqual(['redis-server', '--appendonly', 'yes']);
+    expect(services.redis!.command?.slice(0, 3)).toEqual(['redis-server', '--appendonly', 'yes']);
   });
 
   it('pins every image to a version', () => {
@@ -68,12 +99,25 @@ describe('docker-compose.yml', () => {
     expect(services.worker!.depends_on).toHaveProperty('temporal-setup');
   });
 
-  it('sets only environment variables the configuration schema knows', () => {
+  it('sets only environment variables the configuration schema knows (NAME_FILE: ones it reads from a file)', () => {
     const known = new Set(Object.keys(ConfigSchema.shape));
-    for (const name of ['api', 'worker']) {
-      for (const key of Object.keys(services[name]!.environment ?? {})) {
-        expect(known.has(key), `${name}: ${key}`).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'compose-secret-'));
+    try {
+      for (const name of ['api', 'worker']) {
+        for (const key of Object.keys(services[name]!.environment ?? {})) {
+          const setting = key.replace(/_FILE$/, '');
+          expect(known.has(setting), `${name}: ${key}`).toBe(true);
+          if (setting === key) continue;
+          const file = join(dir, setting);
+          writeFileSync(file, 'from-a-file-0123=decisions:read\n');
+          const config = loadConfig({ [key]: file }) as Record<string, unknown>;
+          expect(config[setting], `${name}: ${key} is read`).toBe(
+            'from-a-file-0123=decisions:read',
+          );
+        }
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -84,6 +128,126 @@ describe('docker-compose.yml', () => {
         if (source.startsWith('./')) expect(existsSync(resolve(root, source)), source).toBe(true);
       }
     }
+  });
+});
+
+describe('docker-compose.yml: what is exposed and what is secret', () => {
+  it('publishes the Web UI on 127.0.0.1 only, with write actions off unless asked for', () => {
+    const ui = services['temporal-ui']!;
+    expect(ui.ports).toEqual(['127.0.0.1:8233:8080']);
+    const disable = ui.environment!.TEMPORAL_DISABLE_WRITE_ACTIONS!;
+    expect(interpolate(disable)).toBe('true');
+    expect(interpolate(disable, { TEMPORAL_UI_DISABLE_WRITE_ACTIONS: '' })).toBe('true');
+    expect(interpolate(disable, { TEMPORAL_UI_DISABLE_WRITE_ACTIONS: 'false' })).toBe('false');
+  });
+
+  it('publishes no admin surface beyond this host: only the API listens on every interface', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const mapping of s.ports ?? []) {
+        if (name === 'api') continue;
+        expect(hostAddress(mapping), `${name}: ${mapping}`).toBe('127.0.0.1');
+      }
+    }
+    for (const name of ['temporal', 'postgres', 'redis']) {
+      expect(services[name]!.ports ?? [], name).toEqual([]);
+    }
+    expect(services.api!.ports).toEqual(['8001:8001']);
+  });
+
+  it('gives API_KEYS and LLM_API_KEY only as Docker secrets from git-ignored files', () => {
+    expect(compose.secrets).toEqual({
+      api_keys: { file: './secrets/api_keys.txt' },
+      llm_api_key: { file: './secrets/llm_api_key.txt' },
+    });
+    expect(services.api!.secrets).toEqual(['api_keys']);
+    expect(services.api!.environment).toMatchObject({ API_KEYS_FILE: '/run/secrets/api_keys' });
+    expect(services.worker!.secrets).toEqual(['llm_api_key']);
+    expect(services.worker!.environment).toMatchObject({
+      LLM_API_KEY_FILE: '/run/secrets/llm_api_key',
+    });
+    for (const [name, s] of Object.entries(services)) {
+      const env = Object.keys(s.environment ?? {});
+      expect(env, name).not.toContain('API_KEYS');
+      expect(env, name).not.toContain('LLM_API_KEY');
+    }
+    expect(read('.gitignore').split('\n')).toContain('secrets/*.txt');
+    expect(existsSync(resolve(root, 'secrets/README.md'))).toBe(true);
+  });
+
+  it('runs Redis with a required password and no eviction, and every client authenticates', () => {
+    const redis = services.redis!;
+    const env = { REDIS_PASSWORD: 's3cret' };
+    const command = redis.command!.map((part) => interpolate(part, env));
+    expect(command.join(' ')).toContain('--requirepass s3cret');
+    expect(command.join(' ')).toContain('--maxmemory-policy noeviction');
+    // Without the variable compose stops rather than start an open Redis.
+    expect(() => redis.command!.map((part) => interpolate(part))).toThrow(/REDIS_PASSWORD/);
+    expect(interpolate(redis.environment!.REDIS_PASSWORD!, env)).toBe('s3cret');
+    expect(interpolate(redis.healthcheck!.test.join(' '), env)).toContain(
+      'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG',
+    );
+    for (const name of ['api', 'worker']) {
+      expect(interpolate(services[name]!.environment!.REDIS_URL!, env), name).toBe(
+        'redis://:s3cret@redis:6379',
+      );
+    }
+  });
+
+  it('keeps closed decisions in Temporal at least as long as DECISION_TTL_SECONDS', () => {
+    const ttlMs = loadConfig({}).DECISION_TTL_SECONDS * 1000;
+    const autoSetup = interpolate(services.temporal!.environment!.DEFAULT_NAMESPACE_RETENTION!);
+    expect(parseDuration(autoSetup)).toBeGreaterThanOrEqual(ttlMs);
+    const hours = interpolate(
+      services['temporal-setup']!.environment!.TEMPORAL_NAMESPACE_RETENTION_HOURS!,
+    );
+    expect(Number(hours) * 3_600_000).toBeGreaterThanOrEqual(ttlMs);
+    // setup.sh applies it to a new namespace and raises it on one auto-setup made first.
+    const script = read('temporal/setup.sh');
+    expect(script).toContain('retention="${TEMPORAL_NAMESPACE_RETENTION_HOURS:-168}"');
+    expect(script).toMatch(/ns create --retention "\$\{retention\}h"/);
+    expect(script).toMatch(/ns update --retention "\$\{retention\}h"/);
+  });
+});
+
+describe('temporal/setup.sh', () => {
+  it('registers every search attribute the workflow and the API set', () => {
+    const script = read('temporal/setup.sh');
+    const names = /for name in ([\w ]+); do/.exec(script)?.[1]?.split(' ') ?? [];
+    expect(names.sort()).toEqual(SEARCH_ATTRIBUTES.map((key) => key.name).sort());
+  });
+});
+
+describe('docs/DEPLOYMENT.md', () => {
+  const doc = read('docs/DEPLOYMENT.md');
+  const section = (heading: string) => {
+    const start = doc.indexOf(`\n## ${heading}`);
+    expect(start, heading).toBeGreaterThanOrEqual(0);
+    const end = doc.indexOf('\n## ', start + 1);
+    return doc.slice(start, end < 0 ? undefined : end);
+  };
+
+  it('explains TLS in front of the API: a proxy, HSTS, X-Forwarded-For, the API kept internal', () => {
+    const tls = section('TLS in front of the API');
+    for (const part of [
+      'Caddy',
+      'nginx',
+      'Strict-Transport-Security',
+      'X-Forwarded-For',
+      'internal network only',
+      'proxy_buffering off',
+    ]) {
+      expect(tls, part).toContain(part);
+    }
+  });
+
+  it('keeps the Web UI local (SSH tunnel) and read-only, and says how to create the secrets', () => {
+    const ui = section('The Web UI stays on the host, read-only');
+    expect(ui).toContain('ssh -N -L 8233:127.0.0.1:8233');
+    expect(ui).toContain('TEMPORAL_UI_DISABLE_WRITE_ACTIONS');
+    expect(ui).toContain('compose cannot negate');
+    expect(doc).toContain('openssl rand -hex 24');
+    expect(doc).toContain('secrets/api_keys.txt');
+    expect(doc).toContain('secrets/llm_api_key.txt');
   });
 });
 
