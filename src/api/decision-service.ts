@@ -6,6 +6,7 @@ import {
   DEFAULT_LIMITS,
   initialRecord,
   isTerminal,
+  terminalEvent,
   type DecisionBudget,
   type DecisionInput,
   type DecisionLimits,
@@ -30,7 +31,7 @@ import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
   client: Client;
-  projection: Pick<DecisionProjection, 'get' | 'list'>;
+  projection: Pick<DecisionProjection, 'get' | 'list' | 'write'>;
   taskQueue: string;
   /** How long a decision created with review: true waits for its reviewer. */
   reviewTimeoutMs?: number;
@@ -142,13 +143,27 @@ export class DecisionService {
 
   /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
   async get(id: string): Promise<DecisionRecord | null> {
+    let projected: DecisionRecord | null = null;
     try {
-      const projected = await this.options.projection.get(id);
+      projected = await this.options.projection.get(id);
       if (projected && !(await this.outlivedByTemporal(projected))) return projected;
     } catch (err) {
       this.options.onProjectionError?.(err);
     }
-    return this.fromTemporal(id);
+    const truth = await this.fromTemporal(id);
+    if (projected && truth) await this.repair(projected, truth);
+    return truth;
+  }
+
+  /**
+   * Writes an end the projection missed (a lost final write, a decision terminated or timed out
+   * in Temporal), with its event, so that every reader and open event stream sees it too.
+   */
+  private async repair(projected: DecisionRecord, truth: DecisionRecord): Promise<void> {
+    if (isTerminal(projected.status) || !isTerminal(truth.status)) return;
+    await this.options.projection
+      .write(truth, [terminalEvent(truth)])
+      .catch((err: unknown) => this.options.onProjectionError?.(err));
   }
 
   /**
@@ -201,7 +216,9 @@ export class DecisionService {
     // write have been lost, Temporal's own record says how it ended.
     let latest = await this.getOrThrow(id);
     if (!isTerminal(latest.status) && !abort.signal.aborted) {
-      latest = (await this.fromTemporal(id)) ?? latest;
+      const truth = await this.fromTemporal(id);
+      if (truth) await this.repair(latest, truth);
+      latest = truth ?? latest;
     }
     return { record: latest, finished: isTerminal(latest.status) };
   }

@@ -258,3 +258,13 @@ export function initialRecord(
     seq: 0,
   };
 }
+
+/** The event that ends a decision's stream, from its final record. */
+export function terminalEvent(record: DecisionRecord): DecisionEvent {
+  return record.status === 'completed'
+    ? { type: 'decision.completed', data: { status: record.status, result: record.result } }
+    : {
+        type: record.status === 'cancelled' ? 'decision.cancelled' : 'decision.failed',
+        data: { status: record.status, error: record.error },
+      };
+}

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import type { DecisionRecord } from '../domain/decision';
+import { isTerminal, terminalEvent, type DecisionRecord } from '../domain/decision';
 import { DECISION_WORKFLOW_TYPE } from '../domain/workflow-api';
 import type { DecisionProjection } from '../projection/redis-projection';
 
@@ -50,7 +50,9 @@ export async function reconcile(deps: {
       const truth = await deps.readFromTemporal(id);
       if (!truth) continue;
       const before = await deps.projection.get(id);
-      const applied = await deps.projection.write(truth);
+      // An end the projection missed goes with its event, so that open streams end too.
+      const ended = before && !isTerminal(before.status) && isTerminal(truth.status);
+      const applied = await deps.projection.write(truth, ended ? [terminalEvent(truth)] : []);
       if (!applied) report.unchanged += 1;
       else if (before) report.updated.push(id);
       else report.restored.push(id);

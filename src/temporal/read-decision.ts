@@ -29,6 +29,13 @@ const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
   CANCELLED: 'cancelled',
 };
 
+/** Ends no workflow code saw: Temporal records them, the decision's own record cannot. */
+const ENDED_FROM_OUTSIDE: Record<string, { type: string; what: string; reason: boolean }> = {
+  // A termination carries the operator's reason; a time-out's own words add nothing.
+  TERMINATED: { type: 'Terminated', what: 'The workflow was terminated', reason: true },
+  TIMED_OUT: { type: 'TimedOut', what: 'The workflow timed out', reason: false },
+};
+
 /**
  * A decision as Temporal alone knows it: the final record of a completed workflow, the progress
  * query when a worker answers within `queryTimeoutMs`, else what its description says (status,
@@ -49,20 +56,63 @@ export async function readDecisionFromTemporal(
   }
   if (description.type !== DECISION_WORKFLOW_TYPE) return null;
   if (description.status.name === 'COMPLETED') return handle.result();
+  let record: DecisionRecord | null = null;
   try {
     const deadline = Date.now() + queryTimeoutMs;
-    return await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
+    record = await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
   } catch {
     // No worker answered in time: what Temporal itself records is still the truth, only coarser.
   }
-  return fromDescription(id, description, () => handle.result());
+  record ??= fromDescription(id, description);
+  const ended = ENDED_FROM_OUTSIDE[description.status.name];
+  if (ended) await endedFromOutside(record, ended, description, () => handle.result());
+  else if (record.status === 'failed' && !record.error) {
+    record.error = {
+      phase: record.current_phase,
+      type: 'Failed',
+      message: await failureOf(() => handle.result()),
+    };
+  }
+  return record;
 }
 
-async function fromDescription(
-  id: string,
+async function failureOf(result: () => Promise<unknown>): Promise<string> {
+  return result().then(
+    () => '',
+    (err: unknown) =>
+      err instanceof WorkflowFailedError && err.cause ? err.cause.message : String(err),
+  );
+}
+
+/**
+ * A decision terminated or timed out in Temporal: its workflow never saw the end, so its last
+ * state (from the query or the description) still says it runs. It failed, at the phase it was in.
+ */
+async function endedFromOutside(
+  record: DecisionRecord,
+  ended: { type: string; what: string; reason: boolean },
   description: WorkflowExecutionDescription,
   result: () => Promise<unknown>,
-): Promise<DecisionRecord> {
+): Promise<void> {
+  const why = ended.reason ? await failureOf(result) : '';
+  const phase = record.current_phase;
+  record.status = 'failed';
+  record.completed_at = description.closeTime?.toISOString() ?? record.updated_at;
+  record.error = { phase, type: ended.type, message: why ? `${ended.what}: ${why}` : ended.what };
+  for (const p of record.phases) {
+    if (p.status === 'running' || (p.name === phase && p.status === 'failed' && !p.error)) {
+      p.status = 'failed';
+      p.completed_at = record.completed_at;
+      p.error = record.error;
+    }
+  }
+  // This record is the decision's end, and newer than any write the workflow made: each is
+  // stamped with its time, and all came before the close.
+  record.updated_at = record.completed_at;
+  record.seq = Math.max(record.seq + 1, Date.parse(record.completed_at) * 1000 + 999);
+}
+
+function fromDescription(id: string, description: WorkflowExecutionDescription): DecisionRecord {
   const query = typeof description.memo?.query === 'string' ? description.memo.query : '';
   const owner = typeof description.memo?.owner === 'string' ? description.memo.owner : null;
   const record = initialRecord(id, { query, owner }, description.startTime.toISOString());
@@ -77,14 +127,6 @@ async function fromDescription(
   const phase = description.typedSearchAttributes.get(DecisionPhaseAttribute);
   const current = phase && isPhaseName(phase) ? phase : null;
   record.current_phase = current;
-  if (record.status === 'failed') {
-    const message = await result().then(
-      () => 'The workflow failed',
-      (err: unknown) =>
-        err instanceof WorkflowFailedError && err.cause ? err.cause.message : String(err),
-    );
-    record.error = { phase: current, type: description.status.name, message };
-  }
   if (current) {
     const at = record.phases.findIndex((p) => p.name === current);
     const status = record.status === 'awaiting_review' ? 'completed' : record.status;

@@ -6,6 +6,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
+import { reconcile } from '../../src/operations/reconcile';
 import { createHealthCheck } from '../../src/api/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { DecisionRecord } from '../../src/domain/decision';
@@ -240,6 +241,98 @@ describe('the decision API against a real worker', () => {
       expect(JSON.stringify(body)).toContain(
         `must be at most ${DEFAULT_LIMITS.budget.max_model_calls}, this server's maximum (DECISION_MAX_MODEL_CALLS)`,
       );
+    });
+  });
+
+  describe('decisions ended in Temporal, not by their workflow', () => {
+    // Reads check Temporal at once, not after 30 quiet seconds.
+    const eager = () =>
+      createApp({
+        ...base,
+        decisions: new DecisionService({
+          client,
+          projection: store.projection,
+          taskQueue,
+          staleAfterMs: 0,
+        }),
+      });
+    const awaitingReview = async (target: ReturnType<typeof createApp>) => {
+      const { body } = await create({ query: 'Should we end this?', review: true }, {}, target);
+      await waitUntil(body.process_id, 'awaiting_review');
+      return body.process_id;
+    };
+
+    it('reads a terminated decision as failed (Terminated) on GET, wait and the event stream', async () => {
+      const ended = eager();
+      const id = await awaitingReview(ended);
+      const stream = ended.request(`/decisions/${id}/events`);
+      await client.workflow.getHandle(id).terminate('stopped by an operator');
+
+      const waited = await ended.request(`/decisions/${id}/wait?timeout=10s`);
+      expect(waited.status).toBe(200);
+      const view = (await waited.json()) as View;
+      expect(view).toMatchObject({
+        status: 'failed',
+        error: {
+          type: 'Terminated',
+          phase: 'draftDecision',
+          message: 'The workflow was terminated: stopped by an operator',
+        },
+      });
+      const events = await readEvents(await stream);
+      expect(events.at(-1)).toMatchObject({ event: 'decision.failed' });
+      expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ error: { type: 'Terminated' } });
+      // The projection has the end now, with the TTL of a finished decision.
+      expect(await store.projection.get(id)).toMatchObject({ status: 'failed' });
+      expect(await store.redis.ttl(store.projection.recordKey(id))).toBeGreaterThan(0);
+    });
+
+    it('reads a timed-out decision as failed (TimedOut)', async () => {
+      const id = uniqueName('timeout');
+      // No worker polls this queue: the decision never starts, and times out after a second.
+      await client.workflow.start(DECISION_WORKFLOW_TYPE, {
+        taskQueue: uniqueName('nobody'),
+        workflowId: id,
+        args: [{ query: 'Too slow?' }],
+        workflowExecutionTimeout: '1 second',
+      });
+      await waitFor('the workflow to time out', async () => {
+        const d = await client.workflow.getHandle(id).describe();
+        return d.status.name === 'TIMED_OUT' ? true : undefined;
+      });
+      const res = await eager().request(`/decisions/${id}`);
+      expect(await res.json()).toMatchObject({
+        status: 'failed',
+        error: { type: 'TimedOut', message: 'The workflow timed out' },
+      });
+    });
+
+    it('reconcile writes a terminated end over the stale record, once, with its event', async () => {
+      const id = await awaitingReview(app);
+      await client.workflow.getHandle(id).terminate('cleanup');
+      const run = () =>
+        reconcile({
+          client,
+          projection: store.projection,
+          readFromTemporal: (x) => service().fromTemporal(x),
+          since: new Date(Date.now() - 600_000),
+          filter: `WorkflowId = "${id}"`,
+        });
+      const first = await waitFor('visibility to list the decision', async () => {
+        const report = await run();
+        return report.checked > 0 ? report : undefined;
+      });
+      expect(first.updated).toEqual([id]);
+      expect(await store.projection.get(id)).toMatchObject({
+        status: 'failed',
+        error: { type: 'Terminated' },
+      });
+      expect(await store.redis.ttl(store.projection.recordKey(id))).toBeGreaterThan(0);
+      expect((await run()).unchanged).toBe(1);
+      const ends = (await store.projection.readEvents(id, null)).filter(
+        (e) => e.type === 'decision.failed',
+      );
+      expect(ends).toHaveLength(1);
     });
   });
 

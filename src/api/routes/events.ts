@@ -2,7 +2,7 @@ import { callerOf, visibleDecision } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { Redis } from 'ioredis';
-import { isTerminal, type DecisionRecord } from '../../domain/decision';
+import { isTerminal, terminalEvent, type DecisionRecord } from '../../domain/decision';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
 import { ProblemError } from '../errors';
 import { requireScope } from '../middleware/auth';
@@ -119,9 +119,6 @@ function compareIds(a: string, b: string): number {
 }
 
 function synthesizedEnd(record: DecisionRecord) {
-  const data =
-    record.status === 'completed'
-      ? { status: record.status, result: record.result }
-      : { status: record.status, error: record.error };
-  return { event: `decision.${record.status}`, data: JSON.stringify(data) };
+  const end = terminalEvent(record);
+  return { event: end.type, data: JSON.stringify(end.data) };
 }
