@@ -162,7 +162,7 @@ export class DecisionService {
   private async repair(projected: DecisionRecord, truth: DecisionRecord): Promise<void> {
     if (isTerminal(projected.status) || !isTerminal(truth.status)) return;
     await this.options.projection
-      .write(truth, [terminalEvent(truth)])
+      .write(truth, [terminalEvent(truth)], 'reconcile')
       .catch((err: unknown) => this.options.onProjectionError?.(err));
   }
 

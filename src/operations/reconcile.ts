@@ -52,7 +52,11 @@ export async function reconcile(deps: {
       const before = await deps.projection.get(id);
       // An end the projection missed goes with its event, so that open streams end too.
       const ended = before && !isTerminal(before.status) && isTerminal(truth.status);
-      const applied = await deps.projection.write(truth, ended ? [terminalEvent(truth)] : []);
+      const applied = await deps.projection.write(
+        truth,
+        ended ? [terminalEvent(truth)] : [],
+        'reconcile',
+      );
       if (!applied) report.unchanged += 1;
       else if (before) report.updated.push(id);
       else report.restored.push(id);

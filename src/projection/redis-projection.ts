@@ -14,11 +14,19 @@ import { DecisionRecordSchema } from '../domain/schemas';
 // state change is streamed exactly once however often the write is retried.
 // KEYS: record hash, result, created index, completed index, event stream, the owner's index.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
-// events as a JSON array of [type, data JSON], '1' when the decision has an owner, then the hash's
-// field/value pairs.
+// events as a JSON array of [type, data JSON], '1' when the decision has an owner, who writes
+// ('workflow' or 'reconcile'), then the hash's field/value pairs.
 const WRITE_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'seq')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+if current then
+  local stored, seq = tonumber(current), tonumber(ARGV[1])
+  -- The workflow's own write of a state that reconcile copied first still applies: its events
+  -- must reach the stream, and a copy carries none.
+  local copied = redis.call('HGET', KEYS[1], 'origin') == 'reconcile'
+  if stored > seq or (stored == seq and not (copied and ARGV[10] == 'workflow')) then
+    return 0
+  end
+end
 local was = redis.call('HGET', KEYS[1], 'status')
 local finished = ARGV[4] ~= ''
 if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled') then
@@ -26,7 +34,9 @@ if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled'
   redis.call('DEL', KEYS[5])
 end
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'origin'
+fields[#fields + 1] = ARGV[10]
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2]) end
@@ -113,8 +123,16 @@ export class DecisionProjection {
     return `${this.options.prefix}index:completed`;
   }
 
-  /** Stores the record unless a newer one (higher seq) is already there; true when it was applied. */
-  async write(record: DecisionRecord, events: readonly DecisionEvent[] = []): Promise<boolean> {
+  /**
+   * Stores the record unless a newer one (higher seq) is already there; true when it was applied.
+   * `reconcile` marks a copy read from Temporal: the workflow's own write of the same state
+   * replaces it, events included.
+   */
+  async write(
+    record: DecisionRecord,
+    events: readonly DecisionEvent[] = [],
+    origin: 'workflow' | 'reconcile' = 'workflow',
+  ): Promise<boolean> {
     const id = record.process_id;
     const terminal = isTerminal(record.status);
     const completedMs = terminal && record.completed_at ? Date.parse(record.completed_at) : null;
@@ -152,6 +170,7 @@ export class DecisionProjection {
       record.result ? JSON.stringify(record.result) : '',
       JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data)])),
       record.owner ? '1' : '0',
+      origin,
       ...Object.entries(fields).flat(),
     );
     return applied === 1;

@@ -30,6 +30,27 @@ describe('DecisionProjection (real Redis)', () => {
   });
   afterEach(() => t.cleanup());
 
+  describe('reconcile copies and the workflow writes of the same state', () => {
+    const started = { type: 'phase.started' as const, data: { phase: 'defineScope' } };
+    const running = (seq: number) =>
+      record('r1', seq, { status: 'running', current_phase: 'defineScope' });
+    const kinds = async () => (await t.projection.readEvents('r1', null)).map((e) => e.type);
+
+    it("applies the workflow's write over reconcile's copy of the same seq, events and all", async () => {
+      expect(await t.projection.write(running(7), [], 'reconcile')).toBe(true);
+      expect(await t.projection.write(running(7), [started])).toBe(true);
+      expect(await kinds()).toEqual(['phase.started']);
+    });
+
+    it("never lets reconcile's copy replace the workflow's write of the same seq", async () => {
+      expect(await t.projection.write(running(7), [started])).toBe(true);
+      expect(await t.projection.write(running(7), [], 'reconcile')).toBe(false);
+      // Nor does a retried workflow write of the same seq append its events twice.
+      expect(await t.projection.write(running(7), [started])).toBe(false);
+      expect(await kinds()).toEqual(['phase.started']);
+    });
+  });
+
   it('round-trips a record, with the result stored apart and indexed by creation time', async () => {
     const r = completed('d1', 10);
     expect(await t.projection.write(r)).toBe(true);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecisionService } from '../../src/api/decision-service';
 import { type DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
+import { DECISION_WORKFLOW_TYPE, reviewUpdate } from '../../src/domain/workflow-api';
 import { lastPhaseFailure } from '../../src/operations/history';
 import { reconcile } from '../../src/operations/reconcile';
 import { replayHistories } from '../../src/operations/replay';
@@ -155,6 +155,52 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     expect(second.restored).toEqual([]);
     expect(second.updated).toEqual([]);
     expect(second.unchanged).toBe(second.checked);
+  });
+
+  it('reconcile run in a loop during a decision leaves exactly one event of each kind', async () => {
+    const id = uniqueName('ops-loop');
+    const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: id,
+      args: [{ query: 'Should we reconcile while it runs?', review: { timeout_ms: 60_000 } }],
+      memo: { query: 'Should we reconcile while it runs?' },
+    });
+    const service = new DecisionService({ client, projection: store.projection, taskQueue });
+    const runs: number[] = [];
+    let done = false;
+    const finished = handle.result().finally(() => (done = true));
+    const loop = (async () => {
+      while (!done) {
+        const report = await reconcile({
+          client,
+          projection: store.projection,
+          readFromTemporal: (x) => service.fromTemporal(x),
+          since: new Date(Date.now() - 600_000),
+          filter: `WorkflowId = "${id}"`,
+        });
+        runs.push(report.checked);
+      }
+    })();
+    await waitFor('the review to be requested', async () => {
+      const r = await store.projection.get(id);
+      return r?.status === 'awaiting_review' ? r : undefined;
+    });
+    await handle.executeUpdate(reviewUpdate, { args: [{ approve: true }] });
+    await finished;
+    await loop;
+    expect(runs.filter((checked) => checked > 0).length).toBeGreaterThan(1);
+    const counts: Record<string, number> = {};
+    for (const e of await store.projection.readEvents(id, null)) {
+      counts[e.type] = (counts[e.type] ?? 0) + 1;
+    }
+    expect(counts).toEqual({
+      'decision.started': 1,
+      'phase.started': 10,
+      'phase.completed': 10,
+      'review.requested': 1,
+      'review.received': 1,
+      'decision.completed': 1,
+    });
   });
 
   it('the decisions command shows a failure in plain words and replays with exit code 0', async () => {
