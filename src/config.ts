@@ -104,6 +104,7 @@ export const ConfigSchema = z
     API_KEY_SECRET: z.string().min(16, 'must have at least 16 characters').optional(),
     AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(20),
     TRUST_PROXY: flag.default(false),
+    EVENT_STREAMS_PER_KEY: z.coerce.number().int().positive().default(20),
     RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(120),
     CORS_ORIGINS: z.string().default(''),
     REVIEW_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(86_400),

@@ -18,13 +18,14 @@ import { attemptLimiter, rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
 import { registerDocsRoutes } from './routes/docs';
+import { EventHub } from './event-hub';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 
 export interface AppDeps {
   decisions: Decisions;
   health: HealthCheck;
-  projection: Pick<DecisionProjection, 'readEvents' | 'waitForEvents'>;
+  projection: Pick<DecisionProjection, 'readEvents' | 'eventsKey'>;
   /** For rate limits and event streams. */
   redis: Redis;
   keyPrefix: string;
@@ -44,8 +45,10 @@ export interface AppDeps {
   corsOrigins?: string[];
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
-  /** How long one blocking event read waits before a keep-alive. */
+  /** How long an event stream waits for an event before a keep-alive. */
   eventBlockMs?: number;
+  /** Event streams one key may hold open at once (per API process). */
+  maxStreamsPerKey?: number;
   /** Serves /metrics and counts requests when given. */
   metrics?: Registry;
   /** A span per request when tracing is on. */
@@ -168,8 +171,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,
-    redis: deps.redis,
+    hub: new EventHub(deps.redis, (id) => deps.projection.eventsKey(id), deps.keyPrefix, {
+      onError: (err) => deps.logger?.warn({ err }, 'Event stream reader: Redis error'),
+    }),
     blockMs: deps.eventBlockMs,
+    maxStreamsPerKey: deps.maxStreamsPerKey,
   });
   registerDecisionRoutes(app, {
     decisions: deps.decisions,

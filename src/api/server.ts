@@ -89,6 +89,7 @@ export async function startApi(
     maxBudget: decisionLimits(config).budget,
     authFailuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     trustProxy: config.TRUST_PROXY,
+    maxStreamsPerKey: config.EVENT_STREAMS_PER_KEY,
     apiKeys,
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     corsOrigins: config.CORS_ORIGINS.split(',')

@@ -215,28 +215,6 @@ export class DecisionProjection {
   }
 
   /**
-   * Waits up to `blockMs` for events after `afterId` on a connection of its own (XREAD BLOCK holds
-   * the connection), so one waiting stream never stalls other commands.
-   */
-  async waitForEvents(
-    blocking: Redis,
-    id: string,
-    afterId: string | null,
-    blockMs: number,
-  ): Promise<StoredEvent[]> {
-    const reply = await blocking.xread(
-      'COUNT',
-      500,
-      'BLOCK',
-      blockMs,
-      'STREAMS',
-      this.eventsKey(id),
-      afterId ?? '0-0',
-    );
-    return (reply?.[0]?.[1] ?? []).map(toEvent);
-  }
-
-  /**
    * Decisions newest first from the creation index, filtered by status and phase, a page at a
    * time. The cursor is the last item's (creation ms, id); ties are ordered by id.
    */
@@ -351,7 +329,8 @@ export interface StoredEvent {
   data: unknown;
 }
 
-function toEvent([id, fields]: [string, string[]]): StoredEvent {
+/** A Redis stream entry as an event. */
+export function toEvent([id, fields]: [string, string[]]): StoredEvent {
   const get = (name: string) => fields[fields.indexOf(name) + 1];
   return { id, type: get('type') ?? 'unknown', data: JSON.parse(get('data') ?? 'null') as unknown };
 }

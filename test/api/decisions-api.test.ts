@@ -427,12 +427,38 @@ describe('the decision API against a real worker', () => {
       });
       expect(after.status).toBe(204);
 
-      const bad = await app.request(`/decisions/${body.process_id}/events`, {
-        headers: { 'Last-Event-ID': 'not-an-id' },
-      });
-      expect(bad.status).toBe(400);
+      for (const id of ['not-an-id', `${'9'.repeat(40)}-0`, '1-1; drop']) {
+        const bad = await app.request(`/decisions/${body.process_id}/events`, {
+          headers: { 'Last-Event-ID': id },
+        });
+        expect(bad.status, id).toBe(400);
+      }
       expect((await app.request('/decisions/unknown/events')).status).toBe(404);
     });
+  });
+
+  it('caps the event streams one key holds open: 429 past it, room again once one closes', async () => {
+    const capped = createApp({ ...base, decisions: service(), maxStreamsPerKey: 2 });
+    const { body } = await create({ query: 'Should we cap streams?', review: true }, {}, capped);
+    await waitUntil(body.process_id, 'awaiting_review');
+    const open = () => capped.request(`/decisions/${body.process_id}/events`);
+    const [a, b] = [await open(), await open()];
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const refused = await open();
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({
+      detail: 'This key has 2 event streams open, the most it may; close one first',
+    });
+    await readEvents(a, 1);
+    const again = await waitFor('a stream slot to free up', async () => {
+      const res = await open();
+      if (res.status === 200) return res;
+      await res.body?.cancel();
+      return undefined;
+    });
+    await readEvents(again, 1);
+    await readEvents(b, 1);
+    await capped.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
   });
 
   describe('human review', () => {

@@ -1,22 +1,27 @@
 import { callerOf, visibleDecision } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import type { Redis } from 'ioredis';
 import { isTerminal, terminalEvent, type DecisionRecord } from '../../domain/decision';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
 import { ProblemError } from '../errors';
+import { compareStreamIds, type EventHub } from '../event-hub';
 import { requireScope } from '../middleware/auth';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
 const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
 
+/** A Redis stream id, as this API sends them: milliseconds and a sequence number. */
+const EVENT_ID = /^\d{1,15}-\d{1,10}$/;
+
 export interface EventRouteDeps {
   decisions: Pick<Decisions, 'getOrThrow' | 'get'>;
-  projection: Pick<DecisionProjection, 'readEvents' | 'waitForEvents'>;
-  /** Blocking reads get a connection of their own, duplicated from this one. */
-  redis: Redis;
-  /** How long one blocking read waits before a keep-alive comment is sent. */
+  projection: Pick<DecisionProjection, 'readEvents'>;
+  /** Serves new events to every open stream of the process from one Redis connection. */
+  hub: EventHub;
+  /** How long a stream waits for an event before a keep-alive comment is sent. */
   blockMs?: number;
+  /** Streams one key (principal) may hold open at once in this process; 429 past it. */
+  maxStreamsPerKey?: number;
   /** How long a stream stays open at most; the client reconnects with Last-Event-ID. */
   maxStreamMs?: number;
 }
@@ -28,6 +33,8 @@ export interface EventRouteDeps {
  */
 export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDeps): void {
   const blockMs = deps.blockMs ?? 15_000;
+  const maxStreams = deps.maxStreamsPerKey ?? 20;
+  const streamsOpen = new Map<string, number>();
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/decisions/{process_id}/events',
@@ -56,21 +63,29 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
 
   app.get('/decisions/:process_id/events', requireScope('decisions:read'), async (c) => {
     const id = c.req.param('process_id');
-    await visibleDecision(deps.decisions, callerOf(c), id);
     const resumeFrom = c.req.header('Last-Event-ID') ?? c.req.query('last_event_id') ?? null;
-    if (resumeFrom !== null && !/^\d+-\d+$/.test(resumeFrom)) {
+    if (resumeFrom !== null && !EVENT_ID.test(resumeFrom)) {
       throw new ProblemError(400, 'Last-Event-ID must be the id of an event this API sent');
+    }
+    const caller = callerOf(c);
+    await visibleDecision(deps.decisions, caller, id);
+    const open = streamsOpen.get(caller.principal) ?? 0;
+    if (open >= maxStreams) {
+      throw new ProblemError(
+        429,
+        `This key has ${open} event streams open, the most it may; close one first`,
+      );
     }
     const story = await deps.projection.readEvents(id, null);
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
-    if (resumeFrom !== null && end && compareIds(end.id, resumeFrom) <= 0) {
+    if (resumeFrom !== null && end && compareStreamIds(end.id, resumeFrom) <= 0) {
       // The client has seen the end already: 204 tells EventSource not to reconnect.
       return c.body(null, 204);
     }
+    streamsOpen.set(caller.principal, open + 1);
     return streamSSE(c, async (stream) => {
-      const blocking = deps.redis.duplicate();
-      blocking.on('error', () => undefined);
-      stream.onAbort(() => blocking.disconnect());
+      const subscription = deps.hub.subscribe(id, story.at(-1)?.id ?? null);
+      stream.onAbort(() => subscription.close());
       const deadline = Date.now() + (deps.maxStreamMs ?? 3_600_000);
       let last = resumeFrom;
       const send = async (events: StoredEvent[]): Promise<boolean> => {
@@ -87,10 +102,10 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       };
       try {
         const replay =
-          resumeFrom === null ? story : story.filter((e) => compareIds(e.id, resumeFrom) > 0);
+          resumeFrom === null ? story : story.filter((e) => compareStreamIds(e.id, resumeFrom) > 0);
         if (await send(replay)) return;
         while (!stream.aborted && Date.now() < deadline) {
-          const events = await deps.projection.waitForEvents(blocking, id, last, blockMs);
+          const events = await subscription.next(blockMs);
           if (await send(events)) return;
           if (events.length > 0) continue;
           // Nothing new: the stream may have been lost with the projection while the decision
@@ -105,17 +120,13 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           await stream.write(': keep-alive\n\n');
         }
       } finally {
-        blocking.disconnect();
+        subscription.close();
+        const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
+        if (left > 0) streamsOpen.set(caller.principal, left);
+        else streamsOpen.delete(caller.principal);
       }
     });
   });
-}
-
-/** Orders Redis stream ids ("ms-seq"). */
-function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
 }
 
 function synthesizedEnd(record: DecisionRecord) {
