@@ -52,6 +52,7 @@ export const ConfigSchema = z
     TEMPORAL_DB_FILE: z.string().min(1).default('.data/temporal.sqlite'),
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
     REDIS_KEY_PREFIX: z.string().default('decisions:'),
+    REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().positive().default(1000),
     REDIS_DATA_DIR: z.string().min(1).default('.data/redis'),
     DECISION_TTL_SECONDS: z.coerce
       .number()

@@ -86,7 +86,11 @@ export class EventHub {
   private start(): void {
     if (this.running) return;
     this.running = true;
-    this.reader = this.redis.duplicate({ connectionName: this.connectionName });
+    // Its reads block on purpose: longer than the block, not the client's command timeout.
+    this.reader = this.redis.duplicate({
+      connectionName: this.connectionName,
+      commandTimeout: (this.options.blockMs ?? 5000) + 2000,
+    });
     this.reader.on('error', (err: unknown) => this.options.onError?.(err));
     void this.loop().finally(() => {
       this.reader?.disconnect();

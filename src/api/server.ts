@@ -58,7 +58,7 @@ export async function startApi(
     (added) => added.length > 0 && logger.info({ added }, 'Registered search attributes'),
     (err: unknown) => logger.warn({ err }, 'Could not check the search attributes'),
   );
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   const projection = new DecisionProjection(redis, {
     prefix: config.REDIS_KEY_PREFIX,

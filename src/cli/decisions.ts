@@ -271,7 +271,7 @@ export function program(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { since?: Date; json?: boolean }) => {
       await withClient(async (client, config) => {
-        const redis = createRedis(config.REDIS_URL);
+        const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
         try {
           const projection = new DecisionProjection(redis, {
             prefix: config.REDIS_KEY_PREFIX,

@@ -148,6 +148,11 @@ export interface DecisionEvent {
     | 'decision.failed'
     | 'decision.cancelled';
   data: Record<string, unknown>;
+  /**
+   * The event's number in its decision, counted by the workflow: the projection appends each
+   * number once, however often a write that carries it is retried.
+   */
+  n?: number;
 }
 
 export type PhaseOutputs = Partial<PhaseOutputMap>;

@@ -14,7 +14,7 @@ import { DecisionRecordSchema } from '../domain/schemas';
 // state change is streamed exactly once however often the write is retried.
 // KEYS: record hash, result, created index, completed index, event stream, the owner's index.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
-// events as a JSON array of [type, data JSON], '1' when the decision has an owner, who writes
+// events as a JSON array of [type, data JSON, n or null], '1' when the decision has an owner, who writes
 // ('workflow' or 'reconcile'), then the hash's field/value pairs.
 const WRITE_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'seq')
@@ -29,9 +29,13 @@ if current then
 end
 local was = redis.call('HGET', KEYS[1], 'status')
 local finished = ARGV[4] ~= ''
+-- Events are numbered by the workflow; one at or below the last appended was appended already, by
+-- a write that timed out for its sender but reached Redis all the same.
+local appended = tonumber(redis.call('HGET', KEYS[1], 'events_n') or '0')
 if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled') then
   -- A finished decision runs again (a reset): the old run's story, with its end, is over.
   redis.call('DEL', KEYS[5])
+  appended = 0
 end
 local fields = {}
 for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -40,9 +44,15 @@ fields[#fields + 1] = ARGV[10]
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2]) end
+local last = appended
 for _, event in ipairs(cjson.decode(ARGV[8])) do
-  redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
+  local n = event[3]
+  if type(n) ~= 'number' or n > appended then
+    redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
+    if type(n) == 'number' and n > last then last = n end
+  end
 end
+redis.call('HSET', KEYS[1], 'events_n', last)
 if finished then
   if ARGV[7] ~= '' then
     redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[5])
@@ -168,7 +178,7 @@ export class DecisionProjection {
       this.options.ttlSeconds,
       this.now(),
       record.result ? JSON.stringify(record.result) : '',
-      JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data)])),
+      JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data), e.n ?? null])),
       record.owner ? '1' : '0',
       origin,
       ...Object.entries(fields).flat(),

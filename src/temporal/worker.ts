@@ -54,7 +54,7 @@ export async function startWorker(
     { model: model.name, provider: config.LLM_PROVIDER ?? 'offline', passages: knowledge.size },
     'Model and knowledge base ready',
   );
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   const projection = new DecisionProjection(redis, {
     prefix: config.REDIS_KEY_PREFIX,

@@ -68,9 +68,11 @@ function phaseActivity(
 
 // The projection write is a local activity: it is short, needs no queue round trip, and shows in
 // history as a marker rather than as ten more activities next to the phases.
+// The next write carries the whole state and repairs a lost one, so a write tries twice only:
+// a Redis that hangs must not hold up the phases.
 const { projectDecision } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumAttempts: 5 },
+  retry: { initialInterval: '500 milliseconds', maximumAttempts: 2 },
 });
 
 // No later write repairs the final one, so it keeps trying for longer before the decision ends.
@@ -132,7 +134,9 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
 
   let indexed = { status: '', phase: '' };
   let unsent: DecisionEvent[] = [];
+  let numbered = 0;
   const publish = async (...events: DecisionEvent[]): Promise<void> => {
+    for (const event of events) event.n = ++numbered;
     // Workflow time only moves forward, also across resets, so seq stays monotonic for the
     // projection even when a reset run repeats a counter the old run already used.
     record.seq = Math.max(record.seq + 1, Date.now() * 1000);

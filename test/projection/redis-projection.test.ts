@@ -42,6 +42,16 @@ describe('DecisionProjection (real Redis)', () => {
       expect(await kinds()).toEqual(['phase.started']);
     });
 
+    it('appends each numbered event once, though a later write carries it again', async () => {
+      // The first write timed out for the workflow but reached Redis: its events ride along
+      // with the next write, which must not append them twice.
+      const e1 = { ...started, n: 1 };
+      const e2 = { type: 'phase.completed' as const, data: { phase: 'defineScope' }, n: 2 };
+      expect(await t.projection.write(running(7), [e1])).toBe(true);
+      expect(await t.projection.write(running(8), [e1, e2])).toBe(true);
+      expect(await kinds()).toEqual(['phase.started', 'phase.completed']);
+    });
+
     it("never lets reconcile's copy replace the workflow's write of the same seq", async () => {
       expect(await t.projection.write(running(7), [started])).toBe(true);
       expect(await t.projection.write(running(7), [], 'reconcile')).toBe(false);
