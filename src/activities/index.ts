@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { AGENTS } from '../agents';
 import type { AgentContext } from '../agents/context';
@@ -116,44 +116,65 @@ export function createActivities(deps: ActivityDeps) {
     ctx.heartbeat();
     const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 5000);
     try {
-      let run: AgentRun<unknown>;
-      if (phase === 'retrieveInformation' && input.need) {
-        run = await answerNeed(input.query, input.need, model, ctx.cancellationSignal);
-      } else if (phase === 'retrieveInformation') {
-        // Decisions started before retrieval fanned out send no need: answer all of them here.
-        const needs = input.outputs.identifyInformationNeeds?.needs;
-        if (!needs) invalidInput('retrieveInformation needs the identifyInformationNeeds output');
-        const runs: AgentRun<RetrievalAnswer>[] = [];
-        for (const need of needs)
-          runs.push(await answerNeed(input.query, need, model, ctx.cancellationSignal));
-        run = { ...combineRetrievals(runs), model: model.name };
-      } else {
-        run = await runAgent(
-          AGENTS[phase],
-          {
-            query: input.query,
-            outputs: input.outputs,
-            context: input.context ?? null,
-            review: input.review ?? null,
-          },
-          model,
-          { signal: ctx.cancellationSignal, maxOutputTokens: deps.maxCompletionTokens?.[phase] },
+      return await attemptPhase(phase, input, model, ctx, attempt);
+    } catch (err) {
+      // An attempt whose model call was aborted because the decision was cancelled ends as
+      // cancelled, not as a failed attempt.
+      if (ctx.cancellationSignal.aborted) {
+        throw new CancelledFailure(
+          `${phase} was cancelled`,
+          [],
+          err instanceof Error ? err : undefined,
         );
       }
-      // What goes back into the decision's history is measured before it goes.
-      checkPayload(phase, 'output', run.output, input.payload_max_bytes ?? deps.payloadMaxBytes);
-      // The activity logger adds workflowId, runId and the activity (phase) to the line.
-      ctx.log.info('Phase completed', {
-        model: run.model,
-        model_calls: run.model_calls,
-        repair_rounds: run.repair_rounds,
-        latency_ms: run.latency_ms,
-        attempt,
-      });
-      return { ...run, attempt };
+      throw err;
     } finally {
       clearInterval(heartbeat);
     }
+  };
+
+  const attemptPhase = async (
+    phase: PhaseName,
+    input: PhaseInput,
+    model: StoredModel,
+    ctx: Context,
+    attempt: number,
+  ): Promise<PhaseResult> => {
+    let run: AgentRun<unknown>;
+    if (phase === 'retrieveInformation' && input.need) {
+      run = await answerNeed(input.query, input.need, model, ctx.cancellationSignal);
+    } else if (phase === 'retrieveInformation') {
+      // Decisions started before retrieval fanned out send no need: answer all of them here.
+      const needs = input.outputs.identifyInformationNeeds?.needs;
+      if (!needs) invalidInput('retrieveInformation needs the identifyInformationNeeds output');
+      const runs: AgentRun<RetrievalAnswer>[] = [];
+      for (const need of needs)
+        runs.push(await answerNeed(input.query, need, model, ctx.cancellationSignal));
+      run = { ...combineRetrievals(runs), model: model.name };
+    } else {
+      run = await runAgent(
+        AGENTS[phase],
+        {
+          query: input.query,
+          outputs: input.outputs,
+          context: input.context ?? null,
+          review: input.review ?? null,
+        },
+        model,
+        { signal: ctx.cancellationSignal, maxOutputTokens: deps.maxCompletionTokens?.[phase] },
+      );
+    }
+    // What goes back into the decision's history is measured before it goes.
+    checkPayload(phase, 'output', run.output, input.payload_max_bytes ?? deps.payloadMaxBytes);
+    // The activity logger adds workflowId, runId and the activity (phase) to the line.
+    ctx.log.info('Phase completed', {
+      model: run.model,
+      model_calls: run.model_calls,
+      repair_rounds: run.repair_rounds,
+      latency_ms: run.latency_ms,
+      attempt,
+    });
+    return { ...run, attempt };
   };
 
   const phases = {} as Record<PhaseName, PhaseActivity>;

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import stableStringify from 'safe-stable-stringify';
 import {
@@ -229,7 +229,14 @@ export class DecisionService {
     if (isTerminal(record.status)) {
       throw new ProblemError(409, `The decision has already ${record.status}`);
     }
-    await this.options.client.workflow.getHandle(id).cancel();
+    try {
+      await this.options.client.workflow.getHandle(id).cancel();
+    } catch (err) {
+      // It finished between the read and the cancel.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      const now = await this.fromTemporal(id);
+      throw new ProblemError(409, `The decision has already ${now?.status ?? 'finished'}`);
+    }
   }
 
   /** Delivers a human review as a validated workflow update. */

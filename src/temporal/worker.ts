@@ -74,6 +74,9 @@ export async function startWorker(
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    // Heartbeats carry cancellation to an activity: at most 5 s apart, a cancelled decision stops
+    // paying for its model call within seconds (the SDK's default waits up to 24 s here).
+    maxHeartbeatThrottleInterval: '5 seconds',
     // On shutdown, activities in flight get this long to finish before they are cancelled.
     shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
     plugins: tracing ? [tracing.plugin] : [],

@@ -153,7 +153,11 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     // ignored by its seq, so none is stored twice.
     unsent.push(...events);
     try {
-      await (isTerminal(record.status) ? projectFinalState : projectDecision)(record, unsent);
+      // The final write lands even when a cancellation arrives meanwhile: nothing after it
+      // would repair it, and the decision has ended either way.
+      await (isTerminal(record.status)
+        ? CancellationScope.nonCancellable(() => projectFinalState(record, unsent))
+        : projectDecision(record, unsent));
       unsent = [];
     } catch (err) {
       // Redis is a projection: the next write carries the whole state and repairs this one.
@@ -256,7 +260,8 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       }
     } catch (err) {
       if (isCancellation(err)) {
-        phase.status = 'cancelled';
+        // Cancelled while awaiting review, the draft stays what it is: completed.
+        if (phase.status !== 'completed') phase.status = 'cancelled';
         record.status = 'cancelled';
         record.completed_at = now();
         record.error = {

@@ -1,5 +1,9 @@
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
-import { DECISION_WORKFLOW_TYPE, DecisionOwnerAttribute } from '../../src/domain/workflow-api';
+import {
+  DECISION_WORKFLOW_TYPE,
+  DecisionOwnerAttribute,
+  progressQuery,
+} from '../../src/domain/workflow-api';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -459,6 +463,41 @@ describe('the decision API against a real worker', () => {
     await readEvents(again, 1);
     await readEvents(b, 1);
     await capped.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+  });
+
+  describe('cancel', () => {
+    it('during review cancels the decision and leaves the completed draft completed', async () => {
+      const { body } = await create({ query: 'Should we cancel in review?', review: true });
+      await waitUntil(body.process_id, 'awaiting_review');
+      const res = await app.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+      expect(res.status).toBe(200);
+      const record = (await res.json()) as View;
+      expect(record.status).toBe('cancelled');
+      const status = Object.fromEntries(record.phases.map((p) => [p.name, p.status]));
+      expect(status).toMatchObject({ draftDecision: 'completed', updateDraft: 'pending' });
+      // Temporal's own record agrees.
+      const queried = await client.workflow.getHandle(body.process_id).query(progressQuery);
+      expect(queried.phases.find((p) => p.name === 'draftDecision')!.status).toBe('completed');
+    });
+
+    it('answers 409, not 500, to a cancel that races the end of the decision', async () => {
+      const { body } = await create({ query: 'Should we race the end?' });
+      const done = await waitUntil(body.process_id, 'completed');
+      // The API still reads it as running (a projection a moment behind) when the cancel arrives.
+      const behind = await store.projection.get(body.process_id);
+      await store.projection.write({
+        ...behind!,
+        status: 'running',
+        completed_at: null,
+        result: null,
+        updated_at: new Date().toISOString(),
+        seq: behind!.seq + 1,
+      });
+      const res = await app.request(`/decisions/${body.process_id}/cancel`, { method: 'POST' });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toMatchObject({ detail: 'The decision has already completed' });
+      expect(done.status).toBe('completed');
+    });
   });
 
   describe('human review', () => {

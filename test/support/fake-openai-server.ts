@@ -10,6 +10,8 @@ export interface ChatRequest {
   task: string;
   body: { model: string; messages: { role: string; content: string }[] };
   at: number;
+  /** The client closed the connection before an answer was sent (an aborted call). */
+  aborted: boolean;
 }
 
 /** What the server does with a request: answer, or fail in one of the ways real servers do. */
@@ -56,8 +58,12 @@ export async function startFakeOpenAI() {
         task: body.response_format?.json_schema?.name ?? phaseOfSystemPrompt(body.messages),
         body,
         at: Date.now(),
+        aborted: false,
       };
       requests.push(request);
+      res.on('close', () => {
+        if (!res.writableEnded) request.aborted = true;
+      });
       const sameTask = requests.filter((r) => r.task === request.task).length;
       const injected = fault(request, sameTask);
       if (injected?.kind === 'hang') return;

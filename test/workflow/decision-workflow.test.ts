@@ -1,11 +1,12 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities, PhaseActivity } from '../../src/activities';
 import {
   DEFAULT_LIMITS,
+  type DecisionEvent,
   type DecisionInput,
   type DecisionRecord,
   type PhaseInput,
@@ -213,6 +214,51 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(history.events!.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
     expect(history.events!.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
     expect(mock.calls).toHaveLength(0);
+  });
+
+  it('lands the final projection write when a cancellation arrives during it', async () => {
+    const mock = mockPhases();
+    const taskQueue = uniqueName('wf');
+    let cancelSent!: () => void;
+    const cancelled = new Promise<void>((done) => (cancelSent = done));
+    let finalWriteStarted!: () => void;
+    const finalWrite = new Promise<void>((done) => (finalWriteStarted = done));
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: {
+        ...mock.phases,
+        projectDecision: async (record: DecisionRecord, events: DecisionEvent[] = []) => {
+          if (record.status === 'completed') {
+            finalWriteStarted();
+            await cancelled;
+            // Give a cancellation time to reach this write; a cancelled write never lands.
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            if (Context.current().cancellationSignal.aborted)
+              throw new CancelledFailure('cancelled');
+          }
+          await store.projection.write(record, events);
+        },
+      },
+    });
+    const workflowId = uniqueName('decision');
+    const record = await worker.runUntil(async () => {
+      const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId,
+        args: [{ query: CANNED_QUERY }],
+      });
+      await finalWrite;
+      await handle.cancel();
+      cancelSent();
+      return handle.result();
+    });
+    // The decision had ended: it completes, and the projection has that end, not a lost write.
+    expect(record.status).toBe('completed');
+    expect(await store.projection.get(workflowId)).toMatchObject({ status: 'completed' });
+    const events = await store.projection.readEvents(workflowId, null);
+    expect(events.at(-1)?.type).toBe('decision.completed');
   });
 
   it('retries a phase that fails once, then completes (two calls, attempts = 2)', async () => {

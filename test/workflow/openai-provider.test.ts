@@ -1,6 +1,9 @@
 import { resolve } from 'node:path';
+import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { CancelledFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
@@ -10,8 +13,10 @@ import { RedisResponseStore } from '../../src/llm/response-store';
 import { AGENTS } from '../../src/agents';
 import { runAgent } from '../../src/agents/runner';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
-import { testProjection } from '../support/context';
 import { startFakeOpenAI, type Fault } from '../support/fake-openai-server';
+import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
+import type { decisionWorkflow } from '../../src/workflows';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { connectTemporal, runDecision, type TemporalTestClients } from '../support/temporal';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -132,6 +137,74 @@ describe('the openai provider against a local Chat Completions server', () => {
       }
     },
   );
+
+  it('cancelling a decision aborts its model call in flight, and records the attempt cancelled', async () => {
+    server.reset((request) => (request.task === 'defineScope' ? { kind: 'hang' } : undefined));
+    const outcomes: unknown[] = [];
+    const taskQueue = uniqueName('cancel');
+    const worker = await Worker.create({
+      connection: t.native,
+      taskQueue,
+      workflowBundle: { codePath: services.workflowBundlePath },
+      activities: createActivities({
+        model: createOpenAIModel({
+          model: 'test-model',
+          apiKey: 'test-key',
+          baseURL: server.baseURL,
+          timeoutMs: 60_000,
+          responseFormat: 'json_schema',
+          strict: true,
+          tokenLimitField: 'max_completion_tokens',
+        }),
+        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
+        budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
+        knowledge,
+        projection: store.projection,
+        // Cancellation reaches an activity with its next heartbeat.
+        heartbeatIntervalMs: 200,
+      }),
+      maxHeartbeatThrottleInterval: '1 second',
+      interceptors: {
+        activity: [
+          () => ({
+            inbound: {
+              async execute(input, next) {
+                try {
+                  return await next(input);
+                } catch (err) {
+                  if (Context.current().info.activityType === 'defineScope') outcomes.push(err);
+                  throw err;
+                }
+              },
+            },
+          }),
+        ],
+      },
+    });
+    const workflowId = uniqueName('decision');
+    await worker.runUntil(async () => {
+      const handle = await t.client.workflow.start<typeof decisionWorkflow>(
+        DECISION_WORKFLOW_TYPE,
+        { taskQueue, workflowId, args: [{ query: CANNED_QUERY }] },
+      );
+      const inFlight = await waitFor('the defineScope call to reach the server', () =>
+        server.requests.find((r) => r.task === 'defineScope'),
+      );
+      await handle.cancel();
+      await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      await waitFor('the call to be aborted', () => (inFlight.aborted ? true : undefined));
+    });
+    const history = await t.client.workflow.getHandle(workflowId).fetchHistory();
+    const types = history.events!.map((e) => e.eventType);
+    expect(types).not.toContain(temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED);
+    // The attempt ended as cancelled, not as a failure for the retry policy to count.
+    expect(outcomes).toEqual([expect.any(CancelledFailure)]);
+    expect(server.requests.filter((r) => r.task === 'defineScope')).toHaveLength(1);
+    expect(await store.projection.get(workflowId)).toMatchObject({
+      status: 'cancelled',
+      error: { phase: 'defineScope', type: 'Cancelled' },
+    });
+  });
 
   it('honours Retry-After on a 429 before retrying, then completes', async () => {
     const { record, error } = await decideWith({

@@ -434,6 +434,10 @@ export function registerDecisionRoutes(
       await visible(c, id);
       await decisions.cancel(id);
       const { record } = await decisions.wait(id, 5000);
+      // It ended otherwise before the cancellation reached it.
+      if (record.status === 'completed' || record.status === 'failed') {
+        throw new ProblemError(409, `The decision has already ${record.status}`);
+      }
       return c.json(view(record), record.status === 'cancelled' ? 200 : 202);
     },
   );
