@@ -120,7 +120,10 @@ export function createActivities(deps: ActivityDeps) {
     } catch (err) {
       // An attempt whose model call was aborted because the decision was cancelled ends as
       // cancelled, not as a failed attempt.
-      if (ctx.cancellationSignal.aborted) {
+      // Only a decision's cancellation (or its end: nobody takes the result any more); a worker's
+      // shutdown or a time-out is an attempt to retry.
+      const why = ctx.cancellationDetails;
+      if (ctx.cancellationSignal.aborted && (why?.cancelRequested || why?.notFound)) {
         throw new CancelledFailure(
           `${phase} was cancelled`,
           [],
@@ -183,7 +186,9 @@ export function createActivities(deps: ActivityDeps) {
     ...phases,
     /** Writes the decision's state to the Redis projection; a stale write is ignored there. */
     async projectDecision(record: DecisionRecord, events: DecisionEvent[] = []): Promise<void> {
-      const applied = await deps.projection.write(record, events);
+      // The run's id tells the projection when a reset run starts its story again.
+      const runId = Context.current().info.workflowExecution?.runId ?? '';
+      const applied = await deps.projection.write(record, events, 'workflow', runId);
       if (applied) deps.metrics?.record(events);
     },
   };

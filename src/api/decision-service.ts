@@ -26,7 +26,7 @@ import {
 import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
 import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
-import { readDecisionFromTemporal } from '../temporal/read-decision';
+import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
 import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
@@ -151,19 +151,20 @@ export class DecisionService {
       this.options.onProjectionError?.(err);
     }
     const truth = await this.fromTemporal(id);
-    if (projected && truth) await this.repair(projected, truth);
-    return truth;
+    return projected && truth ? this.repair(projected, truth) : truth;
   }
 
   /**
    * Writes an end the projection missed (a lost final write, a decision terminated or timed out
    * in Temporal), with its event, so that every reader and open event stream sees it too.
    */
-  private async repair(projected: DecisionRecord, truth: DecisionRecord): Promise<void> {
-    if (isTerminal(projected.status) || !isTerminal(truth.status)) return;
+  private async repair(projected: DecisionRecord, truth: DecisionRecord): Promise<DecisionRecord> {
+    if (isTerminal(projected.status) || !isTerminal(truth.status)) return truth;
+    const end = withEndOf(projected, truth);
     await this.options.projection
-      .write(truth, [terminalEvent(truth)], 'reconcile')
+      .write(end, [terminalEvent(end)], 'reconcile')
       .catch((err: unknown) => this.options.onProjectionError?.(err));
+    return end;
   }
 
   /**
@@ -217,8 +218,7 @@ export class DecisionService {
     let latest = await this.getOrThrow(id);
     if (!isTerminal(latest.status) && !abort.signal.aborted) {
       const truth = await this.fromTemporal(id);
-      if (truth) await this.repair(latest, truth);
-      latest = truth ?? latest;
+      if (truth) latest = await this.repair(latest, truth);
     }
     return { record: latest, finished: isTerminal(latest.status) };
   }

@@ -36,6 +36,15 @@ export async function startApi(
   } catch (err) {
     throw new ConfigError(`Invalid configuration:\n  ${(err as Error).message}`);
   }
+  // A key's id owns its decisions: derived from the whole key set, it would move whenever another
+  // key is added or changed, and the decisions would be lost to it.
+  if (options.requireAuth && !config.API_KEY_SECRET && apiKeys?.some((key) => !key.named)) {
+    throw new ConfigError(
+      'Invalid configuration:\n  API_KEYS: name every key (<key>=<scopes>@<name>) or set ' +
+        'API_KEY_SECRET (openssl rand -hex 32): a key owns the decisions it creates by its id, ' +
+        'which must not change when other keys do',
+    );
+  }
   if (!apiKeys) {
     if (options.requireAuth && !config.AUTH_DISABLED) {
       throw new ConfigError(

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { isTerminal, terminalEvent, type DecisionRecord } from '../domain/decision';
 import { DECISION_WORKFLOW_TYPE } from '../domain/workflow-api';
+import { withEndOf } from '../temporal/read-decision';
 import type { DecisionProjection } from '../projection/redis-projection';
 
 export interface ReconcileReport {
@@ -52,9 +53,10 @@ export async function reconcile(deps: {
       const before = await deps.projection.get(id);
       // An end the projection missed goes with its event, so that open streams end too.
       const ended = before && !isTerminal(before.status) && isTerminal(truth.status);
+      const record = ended ? withEndOf(before, truth) : truth;
       const applied = await deps.projection.write(
-        truth,
-        ended ? [terminalEvent(truth)] : [],
+        record,
+        ended ? [terminalEvent(record)] : [],
         'reconcile',
       );
       if (!applied) report.unchanged += 1;

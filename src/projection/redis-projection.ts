@@ -15,8 +15,10 @@ import { DecisionRecordSchema } from '../domain/schemas';
 // KEYS: record hash, result, created index, completed index, event stream, the owner's index.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
 // events as a JSON array of [type, data JSON, n or null], '1' when the decision has an owner, who writes
-// ('workflow' or 'reconcile'), then the hash's field/value pairs.
+// ('workflow' or 'reconcile'), the workflow run that writes ('' when unknown), then the hash's
+// field/value pairs.
 const WRITE_SCRIPT = `
+local skip_ends = false
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current then
   local stored, seq = tonumber(current), tonumber(ARGV[1])
@@ -26,28 +28,38 @@ if current then
   if stored > seq or (stored == seq and not (copied and ARGV[10] == 'workflow')) then
     return 0
   end
+  -- The copy had the end already, with its event: the workflow's own end event would repeat it.
+  if stored == seq then skip_ends = true end
 end
 local was = redis.call('HGET', KEYS[1], 'status')
 local finished = ARGV[4] ~= ''
 -- Events are numbered by the workflow; one at or below the last appended was appended already, by
 -- a write that timed out for its sender but reached Redis all the same.
 local appended = tonumber(redis.call('HGET', KEYS[1], 'events_n') or '0')
-if not finished and (was == 'completed' or was == 'failed' or was == 'cancelled') then
-  -- A finished decision runs again (a reset): the old run's story, with its end, is over.
+local run = redis.call('HGET', KEYS[1], 'run')
+local new_run = ARGV[11] ~= '' and run and run ~= '' and run ~= ARGV[11]
+if new_run or (not finished and (was == 'completed' or was == 'failed' or was == 'cancelled')) then
+  -- The decision runs again (a reset, a retry): the old run's story, with its end, is over, and
+  -- the new run numbers its events from where it was reset.
   redis.call('DEL', KEYS[5])
   appended = 0
 end
 local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'origin'
 fields[#fields + 1] = ARGV[10]
+if ARGV[11] ~= '' then
+  fields[#fields + 1] = 'run'
+  fields[#fields + 1] = ARGV[11]
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 if ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2]) end
 local last = appended
 for _, event in ipairs(cjson.decode(ARGV[8])) do
   local n = event[3]
-  if type(n) ~= 'number' or n > appended then
+  local is_end = event[1] == 'decision.completed' or event[1] == 'decision.failed' or event[1] == 'decision.cancelled'
+  if (type(n) ~= 'number' or n > appended) and not (skip_ends and is_end) then
     redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
     if type(n) == 'number' and n > last then last = n end
   end
@@ -142,6 +154,7 @@ export class DecisionProjection {
     record: DecisionRecord,
     events: readonly DecisionEvent[] = [],
     origin: 'workflow' | 'reconcile' = 'workflow',
+    runId = '',
   ): Promise<boolean> {
     const id = record.process_id;
     const terminal = isTerminal(record.status);
@@ -181,6 +194,7 @@ export class DecisionProjection {
       JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data), e.n ?? null])),
       record.owner ? '1' : '0',
       origin,
+      runId,
       ...Object.entries(fields).flat(),
     );
     return applied === 1;

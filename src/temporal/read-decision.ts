@@ -95,21 +95,48 @@ async function endedFromOutside(
   result: () => Promise<unknown>,
 ): Promise<void> {
   const why = ended.reason ? await failureOf(result) : '';
-  const phase = record.current_phase;
+  const completedAt = description.closeTime?.toISOString() ?? record.updated_at;
+  applyOutsideEnd(record, {
+    error: {
+      phase: record.current_phase,
+      type: ended.type,
+      message: why ? `${ended.what}: ${why}` : ended.what,
+    },
+    completed_at: completedAt,
+    // This record is the decision's end, and newer than any write the workflow made: each is
+    // stamped with its time, and all came before the close.
+    seq: Math.max(record.seq + 1, Date.parse(completedAt) * 1000 + 999),
+  });
+}
+
+/** Types of the ends that came from outside the workflow (see ENDED_FROM_OUTSIDE). */
+export const OUTSIDE_END_TYPES: ReadonlySet<string> = new Set(['Terminated', 'TimedOut']);
+
+/**
+ * Writes an end from outside into a record: failed, at its running phase. Applied to the
+ * projection's own record too, which keeps what Temporal's description does not (timings, usage,
+ * context) when no worker answered the query.
+ */
+export function applyOutsideEnd(
+  record: DecisionRecord,
+  end: Pick<DecisionRecord, 'completed_at' | 'seq'> & {
+    error: NonNullable<DecisionRecord['error']>;
+  },
+): DecisionRecord {
+  const phase = end.error.phase;
   record.status = 'failed';
-  record.completed_at = description.closeTime?.toISOString() ?? record.updated_at;
-  record.error = { phase, type: ended.type, message: why ? `${ended.what}: ${why}` : ended.what };
+  record.completed_at = end.completed_at;
+  record.updated_at = end.completed_at ?? record.updated_at;
+  record.error = end.error;
+  record.seq = Math.max(record.seq + 1, end.seq);
   for (const p of record.phases) {
     if (p.status === 'running' || (p.name === phase && p.status === 'failed' && !p.error)) {
       p.status = 'failed';
-      p.completed_at = record.completed_at;
-      p.error = record.error;
+      p.completed_at = end.completed_at;
+      p.error = end.error;
     }
   }
-  // This record is the decision's end, and newer than any write the workflow made: each is
-  // stamped with its time, and all came before the close.
-  record.updated_at = record.completed_at;
-  record.seq = Math.max(record.seq + 1, Date.parse(record.completed_at) * 1000 + 999);
+  return record;
 }
 
 function fromDescription(id: string, description: WorkflowExecutionDescription): DecisionRecord {
@@ -136,4 +163,17 @@ function fromDescription(id: string, description: WorkflowExecutionDescription):
     });
   }
   return record;
+}
+
+/**
+ * The record to write for an end the projection missed: Temporal's, or for an end from outside
+ * (which Temporal may know only coarsely), the projection's own record with that end applied.
+ */
+export function withEndOf(projected: DecisionRecord, truth: DecisionRecord): DecisionRecord {
+  if (!truth.error || !OUTSIDE_END_TYPES.has(truth.error.type)) return truth;
+  return applyOutsideEnd(structuredClone(projected), {
+    error: truth.error,
+    completed_at: truth.completed_at,
+    seq: truth.seq,
+  });
 }

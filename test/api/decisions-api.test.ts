@@ -291,6 +291,35 @@ describe('the decision API against a real worker', () => {
       expect(await store.redis.ttl(store.projection.recordKey(id))).toBeGreaterThan(0);
     });
 
+    it('keeps what the projection knew when no worker answers for a terminated decision', async () => {
+      // A query deadline of 1 ms: Temporal's description alone says how it ended.
+      const coarse = createApp({
+        ...base,
+        decisions: new DecisionService({
+          client,
+          projection: store.projection,
+          taskQueue,
+          staleAfterMs: 0,
+          queryTimeoutMs: 1,
+        }),
+      });
+      const { body } = await create(
+        { query: 'Should we keep the details?', context: 'CONTEXT-MARK', review: true },
+        {},
+        coarse,
+      );
+      await waitUntil(body.process_id, 'awaiting_review');
+      await client.workflow.getHandle(body.process_id).terminate('no workers today');
+      const view = (await (await coarse.request(`/decisions/${body.process_id}`)).json()) as View;
+      expect(view).toMatchObject({
+        status: 'failed',
+        context: 'CONTEXT-MARK',
+        error: { type: 'Terminated', message: 'The workflow was terminated: no workers today' },
+      });
+      expect(view.phases[0]!.duration_ms).not.toBeNull();
+      expect((await store.projection.get(body.process_id))!.context).toBe('CONTEXT-MARK');
+    });
+
     it('reads a timed-out decision as failed (TimedOut)', async () => {
       const id = uniqueName('timeout');
       // No worker polls this queue: the decision never starts, and times out after a second.
@@ -788,6 +817,7 @@ describe('the decision API against a real worker', () => {
 
       it.each([
         ['GET', ''],
+        ['GET', '/status'],
         ['GET', '/result'],
         ['GET', '/wait?timeout=1s'],
         ['GET', '/events'],
@@ -801,14 +831,11 @@ describe('the decision API against a real worker', () => {
             : suffix === '/fork'
               ? JSON.stringify({ from_phase: 'analyzeRootCause' })
               : undefined;
-        const theirs = await as('bob-key-0123456789', `/decisions/${alices}${suffix}`, {
-          method,
-          body,
-        });
-        const unknown = await as('bob-key-0123456789', `/decisions/no-such-id${suffix}`, {
-          method,
-          body,
-        });
+        // The seed's status route puts the id last.
+        const path = (id: string) =>
+          suffix === '/status' ? `/decisions/status/${id}` : `/decisions/${id}${suffix}`;
+        const theirs = await as('bob-key-0123456789', path(alices), { method, body });
+        const unknown = await as('bob-key-0123456789', path('no-such-id'), { method, body });
         expect(theirs.status).toBe(404);
         expect(unknown.status).toBe(404);
         const detail = ((await theirs.json()) as { detail: string }).detail;

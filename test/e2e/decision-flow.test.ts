@@ -35,7 +35,7 @@ describe('end to end: the real API and worker processes', () => {
       REDIS_KEY_PREFIX: store.prefix,
       PORT: String(port),
       LOG_LEVEL: 'warn',
-      API_KEYS: `${API_KEY}=decisions:admin`,
+      API_KEYS: `${API_KEY}=decisions:admin@e2e`,
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
     };
     worker = startRole('src/main/worker.ts', {
@@ -207,12 +207,27 @@ describe('end to end: the real API and worker processes', () => {
     expect(bare.output()).toContain('AUTH_DISABLED=true');
   });
 
+  it('refuses unnamed keys without API_KEY_SECRET: their ids, which own decisions, would move', async () => {
+    const unnamed = startRole('src/main/api.ts', {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      REDIS_URL: services.redisUrl,
+      PORT: String(await freePort()),
+      API_KEYS: `${API_KEY}=decisions:admin`,
+      API_KEY_SECRET: '',
+    });
+    const code = await new Promise<number | null>((done) => unnamed.child.once('exit', done));
+    expect(code).toBe(1);
+    expect(unnamed.output()).toContain(
+      'name every key (<key>=<scopes>@<name>) or set API_KEY_SECRET',
+    );
+  });
+
   it('refuses keys shorter than 24 characters, saying so without printing them', async () => {
     const short = startRole('src/main/api.ts', {
       TEMPORAL_ADDRESS: services.temporalAddress,
       REDIS_URL: services.redisUrl,
       PORT: String(await freePort()),
-      API_KEYS: `${API_KEY}=decisions:admin,Short-Secret-77=decisions:read`,
+      API_KEYS: `${API_KEY}=decisions:admin@e2e,Short-Secret-77=decisions:read@short`,
     });
     const code = await new Promise<number | null>((done) => short.child.once('exit', done));
     expect(code).toBe(1);

@@ -52,6 +52,23 @@ describe('DecisionProjection (real Redis)', () => {
       expect(await kinds()).toEqual(['phase.started', 'phase.completed']);
     });
 
+    it("starts a retried run's story afresh, though the run ends as the old one did", async () => {
+      const failed = (seq: number) =>
+        record('r1', seq, { status: 'failed', completed_at: new Date().toISOString() });
+      const end = { type: 'decision.failed' as const, data: {}, n: 3 };
+      expect(
+        await t.projection.write(running(7), [{ ...started, n: 1 }], 'workflow', 'run-a'),
+      ).toBe(true);
+      expect(await t.projection.write(failed(8), [end], 'workflow', 'run-a')).toBe(true);
+      // The retry replays up to its reset point and numbers its events from there (2, 3).
+      const again = [
+        { type: 'phase.failed' as const, data: {}, n: 2 },
+        { ...end, n: 3 },
+      ];
+      expect(await t.projection.write(failed(9), again, 'workflow', 'run-b')).toBe(true);
+      expect(await kinds()).toEqual(['phase.failed', 'decision.failed']);
+    });
+
     it("never lets reconcile's copy replace the workflow's write of the same seq", async () => {
       expect(await t.projection.write(running(7), [started])).toBe(true);
       expect(await t.projection.write(running(7), [], 'reconcile')).toBe(false);

@@ -14,6 +14,8 @@ export interface ApiKey {
    * anyone who reads it test guesses of the key.
    */
   id: string;
+  /** True when the id is the key's given name, which no change to other keys can move. */
+  named: boolean;
   digest: Buffer;
   scopes: Set<Scope>;
 }
@@ -71,7 +73,12 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
     const id = name ?? `key-${createHmac('sha256', secret).update(key).digest('hex').slice(0, 16)}`;
     if (ids.has(id)) throw new Error(`${where}: the name ${id} is given twice`);
     ids.add(id);
-    return { id, digest: digest(key), scopes: new Set(scopes as Scope[]) };
+    return {
+      id,
+      named: name !== undefined,
+      digest: digest(key),
+      scopes: new Set(scopes as Scope[]),
+    };
   });
 }
 

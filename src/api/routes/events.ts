@@ -69,6 +69,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     }
     const caller = callerOf(c);
     await visibleDecision(deps.decisions, caller, id);
+    // Checked and counted with no await between, so that parallel requests cannot all pass.
     const open = streamsOpen.get(caller.principal) ?? 0;
     if (open >= maxStreams) {
       throw new ProblemError(
@@ -76,13 +77,25 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
         `This key has ${open} event streams open, the most it may; close one first`,
       );
     }
-    const story = await deps.projection.readEvents(id, null);
+    streamsOpen.set(caller.principal, open + 1);
+    const release = () => {
+      const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
+      if (left > 0) streamsOpen.set(caller.principal, left);
+      else streamsOpen.delete(caller.principal);
+    };
+    let story: StoredEvent[];
+    try {
+      story = await deps.projection.readEvents(id, null);
+    } catch {
+      release();
+      throw new ProblemError(503, 'Event streams are unavailable for a moment; retry shortly');
+    }
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
     if (resumeFrom !== null && end && compareStreamIds(end.id, resumeFrom) <= 0) {
+      release();
       // The client has seen the end already: 204 tells EventSource not to reconnect.
       return c.body(null, 204);
     }
-    streamsOpen.set(caller.principal, open + 1);
     return streamSSE(c, async (stream) => {
       const subscription = deps.hub.subscribe(id, story.at(-1)?.id ?? null);
       stream.onAbort(() => subscription.close());
@@ -121,9 +134,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
         }
       } finally {
         subscription.close();
-        const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
-        if (left > 0) streamsOpen.set(caller.principal, left);
-        else streamsOpen.delete(caller.principal);
+        release();
       }
     });
   });
