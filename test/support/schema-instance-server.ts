@@ -43,9 +43,21 @@ export interface RecordedRequest {
   task: string;
   body: ChatRequestBody;
   at: number;
+  /** True once an answer (of any status) was sent for it. */
+  answered: boolean;
 }
 
+/** What the server does instead of answering at once, as real model servers sometimes do. */
+export type ModelFault =
+  | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string }
+  | { kind: 'hang' }
+  | { kind: 'malformed' }
+  /** Answers once `until` settles (to act, e.g. kill a worker, while the call is in flight). */
+  | { kind: 'hold'; until: Promise<unknown> };
+
 export interface SchemaInstanceServerOptions {
+  /** Chooses a fault for a request, or none. */
+  fault?: (request: RecordedRequest, sameTask: number) => ModelFault | undefined;
   /**
    * Characters ("x") appended to every generated string value of the answer, ignoring maxLength.
    * `const` and `enum` values are left alone. Default 0.
@@ -249,6 +261,7 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   let padStrings = options.padStrings ?? 0;
+  let fault = options.fault;
   let answered = 0;
 
   const handle = (req: IncomingMessage, res: ServerResponse, raw: string) => {
@@ -270,12 +283,50 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
     const format = body.response_format as
       { json_schema?: { name?: unknown; schema?: unknown } } | undefined;
     const name = format?.json_schema?.name;
-    requests.push({
+    const request: RecordedRequest = {
       task: typeof name === 'string' ? name : 'unknown',
-      body: body,
+      body,
       at: Date.now(),
-    });
+      answered: false,
+    };
+    requests.push(request);
+    res.on('finish', () => (request.answered = true));
+    const injected = fault?.(request, requests.filter((r) => r.task === request.task).length);
+    if (injected?.kind === 'hang') return;
+    if (injected?.kind === 'malformed') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"id": "chatcmpl-x", "choices": [ this is not JSON');
+      return;
+    }
+    if (injected?.kind === 'status') {
+      res.writeHead(injected.status, { 'Content-Type': 'application/json', ...injected.headers });
+      res.end(
+        JSON.stringify({
+          error: {
+            message: injected.message ?? `status ${injected.status}`,
+            type: 'error',
+            code: null,
+          },
+        }),
+      );
+      return;
+    }
+    if (injected?.kind === 'hold') {
+      void injected.until.then(
+        () => answer(parsed, body, format, res),
+        () => undefined,
+      );
+      return;
+    }
+    answer(parsed, body, format, res);
+  };
 
+  const answer = (
+    parsed: unknown,
+    body: Record<string, unknown>,
+    format: { json_schema?: { name?: unknown; schema?: unknown } } | undefined,
+    res: ServerResponse,
+  ) => {
     if (parsed === undefined) return invalidRequest(res, 400, 'request body is not JSON');
     const schema = format?.json_schema?.schema;
     if (typeof schema !== 'object' || schema === null) {
@@ -336,9 +387,10 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     requests,
-    /** Change padding and forget earlier requests. */
+    /** Change padding and faults, and forget earlier requests. */
     reset(next: SchemaInstanceServerOptions = {}) {
       padStrings = next.padStrings ?? 0;
+      fault = next.fault;
       requests.length = 0;
     },
     async close() {

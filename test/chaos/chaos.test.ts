@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { services } from '../support/context';
+import { modelFaults, permanentFaults, temporalRestarted, workerKilledInPhases } from './scenarios';
+import { startStack, type Stack } from './stack';
+
+// The quick subset of `npm run chaos`: the same scenarios, smaller, against real processes.
+describe('chaos (quick subset of npm run chaos)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ temporalCli: services.temporalCliPath, workers: 2 });
+  }, 180_000);
+  afterAll(async () => {
+    await stack?.stop();
+  }, 60_000);
+
+  it('a 401 or a 400 from the model fails the decision after one call', async () => {
+    const figures = await permanentFaults(stack);
+    expect(figures.checks).toEqual(['401: failed after 1 call', '400: failed after 1 call']);
+    expect(figures.ok).toBe(true);
+  });
+
+  it('decisions complete with 429, 500, timeout and malformed answers at 30 % of calls', async () => {
+    const figures = await modelFaults(stack, 2);
+    expect(figures).toMatchObject({ decisions: 2, completed: 2, ok: true });
+    // Faults were injected, at about the rate the title says.
+    const faulted = Number(/, (\d+) faulted/.exec(figures.checks[0] ?? '')?.[1]);
+    expect(faulted).toBeGreaterThan(stack.model.requests.length * 0.15);
+  }, 120_000);
+
+  it('a decision completes after its workers are SIGKILLed mid-phase, each phase once', async () => {
+    const figures = await workerKilledInPhases(stack, ['analyzeRootCause']);
+    expect(figures).toMatchObject({ decisions: 1, completed: 1, ok: true });
+  }, 120_000);
+
+  it('decisions complete after the dev server is killed and restarted on its SQLite file', async () => {
+    const figures = await temporalRestarted(stack, 2);
+    expect(figures).toMatchObject({ decisions: 2, completed: 2, ok: true });
+  }, 120_000);
+});

@@ -1,0 +1,43 @@
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import type { Figures } from './scenarios';
+
+/** The figures as a Markdown table. */
+export function table(results: readonly Figures[]): string {
+  const rows = results.map(
+    (r) =>
+      `| ${r.scenario} | ${r.completed}/${r.decisions} | ${r.checks.join('; ') || '—'} | ${r.seconds} s | ${r.ok ? 'pass' : '**FAIL**'} |`,
+  );
+  return [
+    '| scenario | completed | checked | time | result |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}
+
+/** Writes docs/RELIABILITY.md from a run's figures. */
+export function writeReport(results: readonly Figures[], quick: boolean): string {
+  const path = resolve(__dirname, '../../docs/RELIABILITY.md');
+  const text = `# Reliability
+
+Figures from \`npm run chaos${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, on a machine
+with ${cpus().length} cores: real processes (a Temporal dev server keeping history in a SQLite
+file, a Redis of the suite's own, the API, two workers on the \`openai\` provider) and a local
+Chat Completions server that answers plain instances of each schema it is sent and injects the
+faults below. \`npm test\` runs a quick subset of the same scenarios (\`test/chaos/chaos.test.ts\`).
+
+${table(results)}
+
+How each scenario works is in \`test/chaos/scenarios.ts\`. A decision's workers are killed while
+the model holds its call for the phase, so the phase's attempt dies with them; Temporal notices
+by the missed heartbeats (heartbeat timeout 30 s) and the phase runs again on the workers started
+in their place. Model faults are drawn from a seeded sequence, never more than two in a row for
+one phase, inside the five attempts its retry policy allows.
+
+Not covered yet: Redis restarted, flushed and paused mid-run (\`test/e2e/redis-failure.test.ts\`
+covers a paused Redis on its own), and a fuzzer of the API from its OpenAPI document.
+`;
+  writeFileSync(path, text);
+  return path;
+}

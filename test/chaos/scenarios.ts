@@ -1,0 +1,178 @@
+import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
+import type { ModelFault } from '../support/schema-instance-server';
+import { until, type Stack } from './stack';
+
+/** One scenario's figures, as docs/RELIABILITY.md shows them. */
+export interface Figures {
+  scenario: string;
+  decisions: number;
+  completed: number;
+  /** What else the scenario checked, in words, with its numbers. */
+  checks: string[];
+  ok: boolean;
+  seconds: number;
+}
+
+async function timed(scenario: string, run: () => Promise<Omit<Figures, 'scenario' | 'seconds'>>) {
+  const started = Date.now();
+  const figures = await run();
+  return { scenario, ...figures, seconds: Math.round((Date.now() - started) / 100) / 10 };
+}
+
+/** A deterministic stream of numbers in [0, 1): the same run injects the same faults. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+/**
+ * The workers are SIGKILLed while a call for `phase` is in flight, and another takes its place: the
+ * decision completes, every phase completed once in history.
+ */
+export function workerKilledInPhases(stack: Stack, phases: readonly PhaseName[]) {
+  return timed(
+    `worker SIGKILLed in ${phases.length === 10 ? 'each of the ten phases' : phases.join(', ')}`,
+    async () => {
+      let completed = 0;
+      const checks: string[] = [];
+      let once = 0;
+      for (const phase of phases) {
+        let arrived!: () => void;
+        const inFlight = new Promise<void>((done) => (arrived = done));
+        let release!: () => void;
+        const held = new Promise<void>((done) => (release = done));
+        stack.model.reset({
+          fault: (request, sameTask) =>
+            request.task === phase && sameTask === 1
+              ? (arrived(), { kind: 'hold', until: held })
+              : undefined,
+        });
+        const id = await stack.decide(`Should we survive a crash in ${phase}?`);
+        await inFlight;
+        await stack.killWorkers();
+        release();
+        const outcome = await stack.outcome(id);
+        if (outcome.status === 'completed') completed += 1;
+        const counts = await stack.completedPhases(id);
+        const needs = counts.retrieveInformation ?? 0;
+        if (PHASE_NAMES.every((p) => (p === 'retrieveInformation' ? needs >= 1 : counts[p] === 1)))
+          once += 1;
+      }
+      checks.push(`${once}/${phases.length} with every phase completed once in history`);
+      return {
+        decisions: phases.length,
+        completed,
+        checks,
+        ok: completed === phases.length && once === phases.length,
+      };
+    },
+  );
+}
+
+/**
+ * 429s (with Retry-After), 500s, calls that hang past LLM_TIMEOUT_MS and malformed bodies at 30 %
+ * of calls: every decision completes. No call site gets more than two faults in a row, inside the
+ * five attempts each phase's retry policy allows.
+ */
+export function modelFaults(stack: Stack, decisions: number) {
+  return timed('model faults (429, 500, timeout, malformed) at 30 % of calls', async () => {
+    const next = random(42);
+    const row = new Map<string, number>();
+    const injected: Record<string, number> = {};
+    const kinds: ModelFault[] = [
+      { kind: 'status', status: 429, headers: { 'retry-after': '1' } },
+      { kind: 'status', status: 500 },
+      { kind: 'hang' },
+      { kind: 'malformed' },
+    ];
+    stack.model.reset({
+      fault: (request) => {
+        const streak = row.get(request.task) ?? 0;
+        if (streak >= 2 || next() >= 0.3) {
+          row.set(request.task, 0);
+          return undefined;
+        }
+        row.set(request.task, streak + 1);
+        const fault = kinds[Math.floor(next() * kinds.length)]!;
+        const name = fault.kind === 'status' ? String(fault.status) : fault.kind;
+        injected[name] = (injected[name] ?? 0) + 1;
+        return fault;
+      },
+    });
+    let completed = 0;
+    // Two at a time, so that a call site's attempts follow one another closely.
+    for (let i = 0; i < decisions; i += 2) {
+      const ids = await Promise.all(
+        [i, i + 1]
+          .filter((n) => n < decisions)
+          .map((n) => stack.decide(`Should we weather fault ${n}?`)),
+      );
+      for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+    }
+    const calls = stack.model.requests.length;
+    const faults = Object.values(injected).reduce((a, b) => a + b, 0);
+    return {
+      decisions,
+      completed,
+      checks: [
+        `${calls} model calls, ${faults} faulted (${Math.round((faults / calls) * 100)} %): ${Object.entries(
+          injected,
+        )
+          .map(([k, v]) => `${k} ×${v}`)
+          .join(', ')}`,
+      ],
+      ok: completed === decisions,
+    };
+  });
+}
+
+/** A 401 or a 400 ends the decision at once: one call, no retry. */
+export function permanentFaults(stack: Stack) {
+  return timed('401 and 400 from the model fail fast', async () => {
+    const checks: string[] = [];
+    let failedFast = 0;
+    for (const status of [401, 400]) {
+      stack.model.reset({
+        fault: (request) =>
+          request.task === 'identifyTrigger' ? { kind: 'status', status } : undefined,
+      });
+      const id = await stack.decide(`Should we stop at ${status}?`);
+      const outcome = await stack.outcome(id);
+      const calls = stack.model.requests.length;
+      checks.push(`${status}: ${outcome.status} after ${calls} call`);
+      if (outcome.status === 'failed' && calls === 1) failedFast += 1;
+    }
+    return { decisions: 2, completed: 0, checks, ok: failedFast === 2 };
+  });
+}
+
+/**
+ * The dev server is SIGKILLed while decisions wait for a model answer, and started again on its
+ * SQLite file: every decision completes.
+ */
+export function temporalRestarted(stack: Stack, decisions: number) {
+  return timed('Temporal dev server killed and restarted mid-run', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((done) => (release = done));
+    stack.model.reset({
+      fault: (request) =>
+        request.task === 'generateAlternatives' ? { kind: 'hold', until: held } : undefined,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < decisions; i++)
+      ids.push(await stack.decide(`Should we outlive Temporal ${i}?`));
+    await until('every decision to reach generateAlternatives', () =>
+      stack.model.requests.filter((r) => r.task === 'generateAlternatives').length >= decisions
+        ? true
+        : undefined,
+    );
+    await stack.restartTemporal();
+    release();
+    let completed = 0;
+    for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+    return { decisions, completed, checks: [], ok: completed === decisions };
+  });
+}

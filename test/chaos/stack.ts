@@ -1,0 +1,173 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { DecisionRecord } from '../../src/domain/decision';
+import type { decisionWorkflow } from '../../src/workflows';
+import { ensureLocalRedis, type LocalRedis } from '../../src/projection/redis-dev';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { freePort } from '../support/ports';
+import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
+import { startSchemaInstanceServer } from '../support/schema-instance-server';
+
+type Role = ReturnType<typeof startRole>;
+
+/** Polls until `check` gives a value, or fails after `timeoutMs` saying what it waited for. */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve(check()).catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * The whole system as real processes: a Temporal dev server keeping history in a SQLite file, a
+ * Redis of its own, the API, workers, and a local Chat Completions server that answers plain
+ * instances of each schema and injects the faults a scenario asks for.
+ */
+export async function startStack(options: { temporalCli: string; workers: number }) {
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
+  const address = `127.0.0.1:${await freePort()}`;
+  const dbFile = join(dir, 'temporal.sqlite');
+  const startTemporal = () =>
+    startDevServer({
+      cliPath: options.temporalCli,
+      address,
+      namespace: 'default',
+      uiPort: null,
+      dbFile,
+    });
+  let temporal: DevServer = await startTemporal();
+  const redis: LocalRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
+  const model = await startSchemaInstanceServer();
+  // The model's needs ask about "value of needs 1 question": a passage with those words makes
+  // retrieval call the model too.
+  const knowledge = join(dir, 'knowledge');
+  mkdirSync(knowledge);
+  writeFileSync(
+    join(knowledge, 'needs.md'),
+    '# Value of needs\n\nThe value of each need depends on the question it asks.\n',
+  );
+  const apiPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: 'chaos',
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: 'chaos:',
+    LLM_PROVIDER: 'openai',
+    LLM_MODEL: 'chaos-model',
+    LLM_BASE_URL: model.baseURL,
+    LLM_TIMEOUT_MS: '3000',
+    KNOWLEDGE_DIR: knowledge,
+    WORKFLOW_BUNDLE_PATH: prebuiltBundle(),
+    WORKER_HTTP_PORT: 'off',
+    WORKER_SDK_METRICS_ADDRESS: 'off',
+    AUTH_DISABLED: 'true',
+    API_KEYS: '',
+    RATE_LIMIT_PER_MINUTE: '0',
+    PORT: String(apiPort),
+    LOG_LEVEL: 'info',
+  };
+  const startWorker = async (): Promise<Role> => {
+    const role = startRole('src/main/worker.ts', env);
+    await until(
+      'a worker to poll',
+      () => (role.output().includes('Worker polling') ? true : undefined),
+      90_000,
+    );
+    return role;
+  };
+  const workers: Role[] = [];
+  for (let i = 0; i < options.workers; i++) workers.push(await startWorker());
+  const api = startRole('src/main/api.ts', env);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  await until(
+    'the API to answer',
+    async () => ((await fetch(`${apiUrl}/health`)).ok ? true : undefined),
+    60_000,
+  );
+  let connection = await Connection.connect({ address });
+  let client = new Client({ connection });
+
+  return {
+    model,
+    redis,
+    apiUrl,
+    get client() {
+      return client;
+    },
+    workers,
+    /** Asks a question over HTTP; the decision's id. */
+    async decide(query: string): Promise<string> {
+      const res = await fetch(`${apiUrl}/decisions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query }),
+      });
+      if (res.status !== 202)
+        throw new Error(`POST /decisions answered ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as DecisionRecord).process_id;
+    },
+    /** How a decision ended, from Temporal. */
+    async outcome(id: string): Promise<{ status: string; error: string | null }> {
+      return client.workflow
+        .getHandle<typeof decisionWorkflow>(id)
+        .result()
+        .then(
+          (record) => ({ status: record.status, error: null }),
+          (err: unknown) => ({
+            status: 'failed',
+            error: err instanceof Error ? err.message : String(err),
+          }),
+        );
+    },
+    /** Completed activities per activity type in the decision's history. */
+    async completedPhases(id: string): Promise<Record<string, number>> {
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      const types = new Map<string, string>();
+      const counts: Record<string, number> = {};
+      for (const e of history.events ?? []) {
+        const scheduled = e.activityTaskScheduledEventAttributes;
+        if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
+        const done = e.activityTaskCompletedEventAttributes;
+        if (done) {
+          const type = types.get(String(done.scheduledEventId)) ?? '?';
+          counts[type] = (counts[type] ?? 0) + 1;
+        }
+      }
+      return counts;
+    },
+    /** SIGKILLs every worker (whichever holds a call), then starts as many again. */
+    async killWorkers(): Promise<void> {
+      await Promise.all(workers.map((role) => crashRole(role)));
+      for (let i = 0; i < workers.length; i++) workers[i] = await startWorker();
+    },
+    /** SIGKILLs the dev server and starts it again on the same port and SQLite file. */
+    async restartTemporal(): Promise<void> {
+      temporal.process.kill('SIGKILL');
+      await new Promise<void>((done) => temporal.process.once('exit', () => done()));
+      temporal = await startTemporal();
+      await connection.close().catch(() => undefined);
+      connection = await Connection.connect({ address });
+      client = new Client({ connection });
+    },
+    async stop(): Promise<void> {
+      await Promise.all([api, ...workers].map((role) => stopRole(role.child)));
+      await connection.close().catch(() => undefined);
+      await model.close();
+      await redis.stop();
+      await temporal.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Stack = Awaited<ReturnType<typeof startStack>>;
