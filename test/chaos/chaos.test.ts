@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '../support/context';
-import { modelFaults, permanentFaults, temporalRestarted, workerKilledInPhases } from './scenarios';
+import {
+  modelFaults,
+  permanentFaults,
+  redisTroubles,
+  temporalRestarted,
+  workerKilledInPhases,
+} from './scenarios';
 import { startStack, type Stack } from './stack';
 
 // The quick subset of `npm run chaos`: the same scenarios, smaller, against real processes.
@@ -30,6 +36,15 @@ describe('chaos (quick subset of npm run chaos)', () => {
   it('a decision completes after its workers are SIGKILLed mid-phase, each phase once', async () => {
     const figures = await workerKilledInPhases(stack, ['analyzeRootCause']);
     expect(figures).toMatchObject({ decisions: 1, completed: 1, ok: true });
+  }, 120_000);
+
+  it('no decision is lost when Redis is paused, flushed and restarted; reads and streams end', async () => {
+    const figures = await redisTroubles(stack, 2);
+    expect(figures).toMatchObject({ decisions: 2, completed: 2, ok: true });
+    expect(figures.checks.slice(1)).toEqual([
+      '2/2 completed in the projection',
+      '2/2 event streams end with decision.completed',
+    ]);
   }, 120_000);
 
   it('decisions complete after the dev server is killed and restarted on its SQLite file', async () => {

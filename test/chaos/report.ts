@@ -35,8 +35,12 @@ by the missed heartbeats (heartbeat timeout 30 s) and the phase runs again on th
 in their place. Model faults are drawn from a seeded sequence, never more than two in a row for
 one phase, inside the five attempts its retry policy allows.
 
-Not covered yet: Redis restarted, flushed and paused mid-run (\`test/e2e/redis-failure.test.ts\`
-covers a paused Redis on its own), and a fuzzer of the API from its OpenAPI document.
+In the Redis scenario, the decisions wait for the model in \`draftDecision\` while Redis is
+paused for 3 s, flushed, and restarted empty; Temporal keeps every decision, and
+\`reconcile\` rebuilds the projection, whose event streams then end with the decision's end (the
+events from before the flush are gone with it).
+
+Not covered yet: a fuzzer of the API from its OpenAPI document.
 `;
   writeFileSync(path, text);
   return path;

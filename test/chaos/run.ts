@@ -4,6 +4,7 @@ import { writeReport, table } from './report';
 import {
   modelFaults,
   permanentFaults,
+  redisTroubles,
   temporalRestarted,
   workerKilledInPhases,
   type Figures,
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
     await step(() => permanentFaults(stack));
     await step(() => modelFaults(stack, quick ? 4 : 20));
     await step(() => temporalRestarted(stack, quick ? 2 : 5));
+    await step(() => redisTroubles(stack, quick ? 2 : 5));
     await step(() => workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES));
   } finally {
     await stack.stop();

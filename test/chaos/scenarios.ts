@@ -1,6 +1,11 @@
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
+import { reconcile } from '../../src/operations/reconcile';
+import { createRedis } from '../../src/projection/redis-client';
+import { DecisionProjection } from '../../src/projection/redis-projection';
+import { readDecisionFromTemporal } from '../../src/temporal/read-decision';
 import type { ModelFault } from '../support/schema-instance-server';
-import { until, type Stack } from './stack';
+import { waitFor } from '../support/wait';
+import type { Stack } from './stack';
 
 /** One scenario's figures, as docs/RELIABILITY.md shows them. */
 export interface Figures {
@@ -164,7 +169,7 @@ export function temporalRestarted(stack: Stack, decisions: number) {
     const ids: string[] = [];
     for (let i = 0; i < decisions; i++)
       ids.push(await stack.decide(`Should we outlive Temporal ${i}?`));
-    await until('every decision to reach generateAlternatives', () =>
+    await waitFor('every decision to reach generateAlternatives', () =>
       stack.model.requests.filter((r) => r.task === 'generateAlternatives').length >= decisions
         ? true
         : undefined,
@@ -174,5 +179,70 @@ export function temporalRestarted(stack: Stack, decisions: number) {
     let completed = 0;
     for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
     return { decisions, completed, checks: [], ok: completed === decisions };
+  });
+}
+
+/**
+ * Redis is paused, flushed and restarted (empty) while decisions run: none is lost in Temporal,
+ * and after a reconcile every one reads completed from the projection and its event stream ends.
+ */
+export function redisTroubles(stack: Stack, decisions: number) {
+  return timed('Redis paused, flushed and restarted mid-run, then reconciled', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((done) => (release = done));
+    stack.model.reset({
+      fault: (request) =>
+        request.task === 'draftDecision' ? { kind: 'hold', until: held } : undefined,
+    });
+    const started = new Date(Date.now() - 1000);
+    const ids: string[] = [];
+    for (let i = 0; i < decisions; i++)
+      ids.push(await stack.decide(`Should we outlive Redis ${i}?`));
+    await waitFor('every decision to reach draftDecision', () =>
+      stack.model.requests.filter((r) => r.task === 'draftDecision').length >= decisions
+        ? true
+        : undefined,
+    );
+    stack.pauseRedis();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    stack.resumeRedis();
+    const admin = createRedis(stack.redisUrl);
+    await admin.flushall();
+    admin.disconnect();
+    await stack.restartRedis();
+    release();
+    let completed = 0;
+    for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+
+    const redis = createRedis(stack.redisUrl);
+    const projection = new DecisionProjection(redis, { prefix: 'chaos:', ttlSeconds: 3600 });
+    const report = await waitFor('visibility to list the decisions', async () => {
+      const r = await reconcile({
+        client: stack.client,
+        projection,
+        readFromTemporal: (id) => readDecisionFromTemporal(stack.client, id),
+        since: started,
+        filter: 'TaskQueue = "chaos"',
+      });
+      return r.checked >= decisions ? r : undefined;
+    });
+    let projected = 0;
+    let streamsEnded = 0;
+    for (const id of ids) {
+      if ((await projection.get(id))?.status === 'completed') projected += 1;
+      const res = await fetch(`${stack.apiUrl}/decisions/${id}/events`);
+      if ((await res.text()).includes('event: decision.completed')) streamsEnded += 1;
+    }
+    redis.disconnect();
+    return {
+      decisions,
+      completed,
+      checks: [
+        `reconcile restored ${report.restored.length}, updated ${report.updated.length}, failed ${report.failed.length}`,
+        `${projected}/${decisions} completed in the projection`,
+        `${streamsEnded}/${decisions} event streams end with decision.completed`,
+      ],
+      ok: completed === decisions && projected === decisions && streamsEnded === decisions,
+    };
   });
 }

@@ -9,24 +9,9 @@ import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import { freePort } from '../support/ports';
 import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
 import { startSchemaInstanceServer } from '../support/schema-instance-server';
+import { waitFor } from '../support/wait';
 
 type Role = ReturnType<typeof startRole>;
-
-/** Polls until `check` gives a value, or fails after `timeoutMs` saying what it waited for. */
-export async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve(check()).catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /**
  * The whole system as real processes: a Temporal dev server keeping history in a SQLite file, a
@@ -46,7 +31,7 @@ export async function startStack(options: { temporalCli: string; workers: number
       dbFile,
     });
   let temporal: DevServer = await startTemporal();
-  const redis: LocalRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
+  let redis: LocalRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
   const model = await startSchemaInstanceServer();
   // The model's needs ask about "value of needs 1 question": a passage with those words makes
   // retrieval call the model too.
@@ -78,7 +63,7 @@ export async function startStack(options: { temporalCli: string; workers: number
   };
   const startWorker = async (): Promise<Role> => {
     const role = startRole('src/main/worker.ts', env);
-    await until(
+    await waitFor(
       'a worker to poll',
       () => (role.output().includes('Worker polling') ? true : undefined),
       90_000,
@@ -89,7 +74,7 @@ export async function startStack(options: { temporalCli: string; workers: number
   for (let i = 0; i < options.workers; i++) workers.push(await startWorker());
   const api = startRole('src/main/api.ts', env);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  await until(
+  await waitFor(
     'the API to answer',
     async () => ((await fetch(`${apiUrl}/health`)).ok ? true : undefined),
     60_000,
@@ -99,7 +84,17 @@ export async function startStack(options: { temporalCli: string; workers: number
 
   return {
     model,
-    redis,
+    get redisUrl() {
+      return redis.url;
+    },
+    /** SIGSTOP, so that Redis holds connections and answers nothing, until `resumeRedis`. */
+    pauseRedis: () => process.kill(redis.pid!, 'SIGSTOP'),
+    resumeRedis: () => process.kill(redis.pid!, 'SIGCONT'),
+    /** Stops Redis and starts it again on the same port, empty (it keeps nothing on disk). */
+    async restartRedis(): Promise<void> {
+      await redis.stop();
+      redis = await ensureLocalRedis(redis.url, null);
+    },
     apiUrl,
     get client() {
       return client;

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback, sendFault, type ModelFault } from './local-server';
 import { AGENTS } from '../../src/agents';
 import type { PromptPassage } from '../../src/agents/context';
 import { PHASE_NAMES } from '../../src/domain/phases';
@@ -15,10 +15,7 @@ export interface ChatRequest {
 }
 
 /** What the server does with a request: answer, or fail in one of the ways real servers do. */
-export type Fault =
-  | { kind: 'status'; status: number; headers?: Record<string, string>; message: string }
-  | { kind: 'hang' }
-  | { kind: 'malformed' };
+export type Fault = Exclude<ModelFault, { kind: 'hold' }>;
 
 /** The phase whose system prompt opens the request (json_object mode sends no schema name). */
 function phaseOfSystemPrompt(messages: { role: string; content: string }[]): string {
@@ -44,7 +41,6 @@ function retrievalContext(prompt: string) {
  */
 export async function startFakeOpenAI() {
   const requests: ChatRequest[] = [];
-  const sockets = new Set<Socket>();
   let fault: (request: ChatRequest, sameTask: number) => Fault | undefined = () => undefined;
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -66,19 +62,7 @@ export async function startFakeOpenAI() {
       });
       const sameTask = requests.filter((r) => r.task === request.task).length;
       const injected = fault(request, sameTask);
-      if (injected?.kind === 'hang') return;
-      if (injected?.kind === 'malformed') {
-        res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end('{"id": "chatcmpl-1", "choices": [ this is not JSON');
-        return;
-      }
-      if (injected?.kind === 'status') {
-        res.writeHead(injected.status, { 'Content-Type': 'application/json', ...injected.headers });
-        res.end(
-          JSON.stringify({ error: { message: injected.message, type: 'error', code: null } }),
-        );
-        return;
-      }
+      if (sendFault(res, injected)) return;
       const prompt = body.messages.find((m) => m.role === 'user')?.content ?? '';
       const content = JSON.stringify(cannedAnswer(request.task, retrievalContext(prompt)));
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -100,13 +84,7 @@ export async function startFakeOpenAI() {
       );
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const { port, close } = await listenOnLoopback(server);
 
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
@@ -116,9 +94,6 @@ export async function startFakeOpenAI() {
       fault = next;
       requests.length = 0;
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close,
   };
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback, sendFault, type ModelFault } from './local-server';
 
 /** The subset of JSON Schema that structured outputs use; other keywords pass through unread. */
 export interface JsonSchema {
@@ -47,13 +47,7 @@ export interface RecordedRequest {
   answered: boolean;
 }
 
-/** What the server does instead of answering at once, as real model servers sometimes do. */
-export type ModelFault =
-  | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string }
-  | { kind: 'hang' }
-  | { kind: 'malformed' }
-  /** Answers once `until` settles (to act, e.g. kill a worker, while the call is in flight). */
-  | { kind: 'hold'; until: Promise<unknown> };
+export type { ModelFault };
 
 export interface SchemaInstanceServerOptions {
   /** Chooses a fault for a request, or none. */
@@ -259,7 +253,6 @@ function invalidRequest(res: ServerResponse, status: number, message: string) {
  */
 export async function startSchemaInstanceServer(options: SchemaInstanceServerOptions = {}) {
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   let padStrings = options.padStrings ?? 0;
   let fault = options.fault;
   let answered = 0;
@@ -292,25 +285,7 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
     requests.push(request);
     res.on('finish', () => (request.answered = true));
     const injected = fault?.(request, requests.filter((r) => r.task === request.task).length);
-    if (injected?.kind === 'hang') return;
-    if (injected?.kind === 'malformed') {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end('{"id": "chatcmpl-x", "choices": [ this is not JSON');
-      return;
-    }
-    if (injected?.kind === 'status') {
-      res.writeHead(injected.status, { 'Content-Type': 'application/json', ...injected.headers });
-      res.end(
-        JSON.stringify({
-          error: {
-            message: injected.message ?? `status ${injected.status}`,
-            type: 'error',
-            code: null,
-          },
-        }),
-      );
-      return;
-    }
+    if (sendFault(res, injected)) return;
     if (injected?.kind === 'hold') {
       void injected.until.then(
         () => answer(parsed, body, format, res),
@@ -376,13 +351,7 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
     req.on('data', (chunk: string) => (raw += chunk));
     req.on('end', () => handle(req, res, raw));
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const { port, close } = await listenOnLoopback(server);
 
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
@@ -393,9 +362,6 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
       fault = next.fault;
       requests.length = 0;
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close,
   };
 }
