@@ -67,9 +67,9 @@ function phaseActivity(
 }
 
 // The projection write is a local activity: it is short, needs no queue round trip, and shows in
-// history as a marker rather than as ten more activities next to the phases.
-// The next write carries the whole state and repairs a lost one, so a write tries twice only:
-// a Redis that hangs must not hold up the phases.
+// history as a marker rather than as ten more activities next to the phases. The next write
+// carries the whole state and repairs a lost one, so a write tries twice only: a Redis that hangs
+// must not hold up the phases.
 const { projectDecision } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '500 milliseconds', maximumAttempts: 2 },

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '../support/context';
 import {
+  apiFuzzed,
   modelFaults,
   permanentFaults,
   redisTroubles,
   temporalRestarted,
+  workerKilledAfterAnswer,
   workerKilledInPhases,
 } from './scenarios';
 import { startStack, type Stack } from './stack';
@@ -18,6 +20,17 @@ describe('chaos (quick subset of npm run chaos)', () => {
   afterAll(async () => {
     await stack?.stop();
   }, 60_000);
+
+  it('answers generated requests, valid and invalid, with no 5xx and problem documents', async () => {
+    const figures = await apiFuzzed(stack, 300);
+    expect(figures.checks.slice(1)).toEqual([
+      '0 answers 5xx',
+      '0 answers 4xx without a problem document',
+      '0 without an answer in 10 s',
+    ]);
+    expect(figures.checks[0]).toMatch(/^300 answered: /);
+    expect(figures.ok).toBe(true);
+  }, 120_000);
 
   it('a 401 or a 400 from the model fails the decision after one call', async () => {
     const figures = await permanentFaults(stack);
@@ -35,6 +48,11 @@ describe('chaos (quick subset of npm run chaos)', () => {
 
   it('a decision completes after its workers are SIGKILLed mid-phase, each phase once', async () => {
     const figures = await workerKilledInPhases(stack, ['analyzeRootCause']);
+    expect(figures).toMatchObject({ decisions: 1, completed: 1, ok: true });
+  }, 120_000);
+
+  it('a model answer stored before the workers die is never asked for again', async () => {
+    const figures = await workerKilledAfterAnswer(stack, ['identifyInformationNeeds']);
     expect(figures).toMatchObject({ decisions: 1, completed: 1, ok: true });
   }, 120_000);
 

@@ -32,7 +32,8 @@ ${table(results)}
 How each scenario works is in \`test/chaos/scenarios.ts\`. A decision's workers are killed while
 the model holds its call for the phase, so the phase's attempt dies with them; Temporal notices
 by the missed heartbeats (heartbeat timeout 30 s) and the phase runs again on the workers started
-in their place. Model faults are drawn from a seeded sequence, never more than two in a row for
+in their place. In the second kind, the workers are killed once the model's answer for the phase is
+in the response store: the phase completes without a second call for it. Model faults are drawn from a seeded sequence, never more than two in a row for
 one phase, inside the five attempts its retry policy allows.
 
 In the Redis scenario, the decisions wait for the model in \`draftDecision\` while Redis is
@@ -40,7 +41,10 @@ paused for 3 s, flushed, and restarted empty; Temporal keeps every decision, and
 \`reconcile\` rebuilds the projection, whose event streams then end with the decision's end (the
 events from before the flush are gone with it).
 
-Not covered yet: a fuzzer of the API from its OpenAPI document.
+The generated requests come from \`/openapi.json\` (fast-check, seeded): every operation, with
+parameters and bodies drawn from their schemas, and as often broken (random JSON, truncated JSON,
+bodies of the wrong type, random ids and durations), sent over HTTP to a second API process whose
+decisions no worker runs.
 `;
   writeFileSync(path, text);
   return path;

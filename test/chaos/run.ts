@@ -2,10 +2,12 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli';
 import { writeReport, table } from './report';
 import {
+  apiFuzzed,
   modelFaults,
   permanentFaults,
   redisTroubles,
   temporalRestarted,
+  workerKilledAfterAnswer,
   workerKilledInPhases,
   type Figures,
 } from './scenarios';
@@ -16,6 +18,10 @@ import { startStack } from './stack';
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const stack = await startStack({ temporalCli: await findOrBuildTemporalCli(), workers: 2 });
+  // Interrupted, it still stops what it started: the processes would outlive it otherwise.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void stack.stop().finally(() => process.exit(130)));
+  }
   const results: Figures[] = [];
   const step = async (run: () => Promise<Figures>) => {
     const figures = await run();
@@ -25,11 +31,13 @@ async function main(): Promise<void> {
     );
   };
   try {
+    await step(() => apiFuzzed(stack, quick ? 1000 : 10_000));
     await step(() => permanentFaults(stack));
     await step(() => modelFaults(stack, quick ? 4 : 20));
     await step(() => temporalRestarted(stack, quick ? 2 : 5));
     await step(() => redisTroubles(stack, quick ? 2 : 5));
     await step(() => workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES));
+    await step(() => workerKilledAfterAnswer(stack, quick ? ['establishGoals'] : PHASE_NAMES));
   } finally {
     await stack.stop();
   }

@@ -5,6 +5,7 @@ import { DecisionProjection } from '../../src/projection/redis-projection';
 import { readDecisionFromTemporal } from '../../src/temporal/read-decision';
 import type { ModelFault } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
+import { fuzzApi } from './api-fuzz';
 import type { Stack } from './stack';
 
 /** One scenario's figures, as docs/RELIABILITY.md shows them. */
@@ -245,4 +246,88 @@ export function redisTroubles(stack: Stack, decisions: number) {
       ok: completed === decisions && projected === decisions && streamsEnded === decisions,
     };
   });
+}
+
+/**
+ * Requests generated from the API's OpenAPI document and its schemas (fast-check), valid and
+ * broken, against the real API process: no 5xx, and every 4xx a problem document.
+ */
+export function apiFuzzed(stack: Stack, requests: number) {
+  return timed(`${requests} generated API requests, valid and invalid`, async () => {
+    const report = await fuzzApi(stack.fuzzUrl, requests);
+    const statuses = Object.entries(report.byStatus)
+      .map(([status, n]) => `${status} ×${n}`)
+      .join(', ');
+    for (const hang of report.hangs.slice(0, 5)) {
+      process.stderr.write(`fuzz: no answer for ${JSON.stringify(hang)}\n`);
+    }
+    for (const failure of [...report.serverErrors, ...report.notProblems].slice(0, 5)) {
+      process.stderr.write(
+        `fuzz: ${failure.status} for ${JSON.stringify(failure.probe)}: ${failure.body}\n`,
+      );
+    }
+    return {
+      decisions: 0,
+      completed: 0,
+      checks: [
+        `${report.requests} answered: ${statuses}`,
+        `${report.serverErrors.length} answers 5xx`,
+        `${report.notProblems.length} answers 4xx without a problem document`,
+        `${report.hangs.length} without an answer in 10 s`,
+      ],
+      ok:
+        report.requests === requests &&
+        report.serverErrors.length === 0 &&
+        report.notProblems.length === 0 &&
+        report.hangs.length === 0,
+    };
+  });
+}
+
+/**
+ * The workers are SIGKILLed as soon as the answer to `phase` is in the response store, before or
+ * while the attempt reports it: the decision completes, and the model is never asked for that
+ * phase again (the retry, if the report was lost, reuses the stored answer).
+ */
+export function workerKilledAfterAnswer(stack: Stack, phases: readonly PhaseName[]) {
+  return timed(
+    `worker SIGKILLed after the model answered, in ${phases.length === 10 ? 'each of the ten phases' : phases.join(', ')}`,
+    async () => {
+      const redis = createRedis(stack.redisUrl);
+      let completed = 0;
+      let once = 0;
+      for (const phase of phases) {
+        let arrived!: () => void;
+        const inFlight = new Promise<void>((done) => (arrived = done));
+        let release!: () => void;
+        const held = new Promise<void>((done) => (release = done));
+        stack.model.reset({
+          fault: (request, sameTask) =>
+            request.task === phase && sameTask === 1
+              ? (arrived(), { kind: 'hold', until: held })
+              : undefined,
+        });
+        const id = await stack.decide(`Should we keep a stored answer in ${phase}?`);
+        await inFlight;
+        // Every earlier phase stored its answers before it completed; the next key is this one's.
+        const before = (await redis.keys(`chaos:llm:${id}:*`)).length;
+        release();
+        await waitFor(`the answer to ${phase} in the response store`, async () =>
+          (await redis.keys(`chaos:llm:${id}:*`)).length > before ? true : undefined,
+        );
+        await stack.killWorkers();
+        if ((await stack.outcome(id)).status === 'completed') completed += 1;
+        if (stack.model.requests.filter((r) => r.task === phase).length === 1) once += 1;
+      }
+      redis.disconnect();
+      return {
+        decisions: phases.length,
+        completed,
+        checks: [
+          `${once}/${phases.length} with one model call for the phase, none after its answer was stored`,
+        ],
+        ok: completed === phases.length && once === phases.length,
+      };
+    },
+  );
 }

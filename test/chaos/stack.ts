@@ -74,6 +74,20 @@ export async function startStack(options: { temporalCli: string; workers: number
   for (let i = 0; i < options.workers; i++) workers.push(await startWorker());
   const api = startRole('src/main/api.ts', env);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
+  // A second API on a task queue no worker polls, for the fuzzer: what it starts never runs.
+  const fuzzPort = await freePort();
+  const fuzzApi = startRole('src/main/api.ts', {
+    ...env,
+    PORT: String(fuzzPort),
+    TEMPORAL_TASK_QUEUE: 'fuzz',
+    LOG_LEVEL: 'warn',
+  });
+  const fuzzUrl = `http://127.0.0.1:${fuzzPort}`;
+  await waitFor(
+    'the fuzzed API to answer',
+    async () => ((await fetch(`${fuzzUrl}/health`)).ok ? true : undefined),
+    60_000,
+  );
   await waitFor(
     'the API to answer',
     async () => ((await fetch(`${apiUrl}/health`)).ok ? true : undefined),
@@ -96,6 +110,7 @@ export async function startStack(options: { temporalCli: string; workers: number
       redis = await ensureLocalRedis(redis.url, null);
     },
     apiUrl,
+    fuzzUrl,
     get client() {
       return client;
     },
@@ -155,7 +170,7 @@ export async function startStack(options: { temporalCli: string; workers: number
       client = new Client({ connection });
     },
     async stop(): Promise<void> {
-      await Promise.all([api, ...workers].map((role) => stopRole(role.child)));
+      await Promise.all([api, fuzzApi, ...workers].map((role) => stopRole(role.child)));
       await connection.close().catch(() => undefined);
       await model.close();
       await redis.stop();

@@ -98,6 +98,9 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     }
     return streamSSE(c, async (stream) => {
       const subscription = deps.hub.subscribe(id, story.at(-1)?.id ?? null);
+      // A comment first, so that the client has the response (and EventSource its open event)
+      // at once, not with the first event or keep-alive.
+      await stream.write(': stream open\n\n');
       stream.onAbort(() => subscription.close());
       const deadline = Date.now() + (deps.maxStreamMs ?? 3_600_000);
       let last = resumeFrom;
