@@ -34,6 +34,21 @@ function random(seed: number): () => number {
   };
 }
 
+/** Holds the model's answer to the first call of `phase` until `release`. */
+function holdFirstCall(stack: Stack, phase: PhaseName) {
+  let arrived!: () => void;
+  const inFlight = new Promise<void>((done) => (arrived = done));
+  let release!: () => void;
+  const held = new Promise<void>((done) => (release = done));
+  stack.model.reset({
+    fault: (request, sameTask) =>
+      request.task === phase && sameTask === 1
+        ? (arrived(), { kind: 'hold', until: held })
+        : undefined,
+  });
+  return { inFlight, release };
+}
+
 /**
  * The workers are SIGKILLed while a call for `phase` is in flight, and another takes its place: the
  * decision completes, every phase completed once in history.
@@ -46,16 +61,7 @@ export function workerKilledInPhases(stack: Stack, phases: readonly PhaseName[])
       const checks: string[] = [];
       let once = 0;
       for (const phase of phases) {
-        let arrived!: () => void;
-        const inFlight = new Promise<void>((done) => (arrived = done));
-        let release!: () => void;
-        const held = new Promise<void>((done) => (release = done));
-        stack.model.reset({
-          fault: (request, sameTask) =>
-            request.task === phase && sameTask === 1
-              ? (arrived(), { kind: 'hold', until: held })
-              : undefined,
-        });
+        const { inFlight, release } = holdFirstCall(stack, phase);
         const id = await stack.decide(`Should we survive a crash in ${phase}?`);
         await inFlight;
         await stack.killWorkers();
@@ -297,16 +303,7 @@ export function workerKilledAfterAnswer(stack: Stack, phases: readonly PhaseName
       let completed = 0;
       let once = 0;
       for (const phase of phases) {
-        let arrived!: () => void;
-        const inFlight = new Promise<void>((done) => (arrived = done));
-        let release!: () => void;
-        const held = new Promise<void>((done) => (release = done));
-        stack.model.reset({
-          fault: (request, sameTask) =>
-            request.task === phase && sameTask === 1
-              ? (arrived(), { kind: 'hold', until: held })
-              : undefined,
-        });
+        const { inFlight, release } = holdFirstCall(stack, phase);
         const id = await stack.decide(`Should we keep a stored answer in ${phase}?`);
         await inFlight;
         // Every earlier phase stored its answers before it completed; the next key is this one's.
