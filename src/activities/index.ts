@@ -53,7 +53,8 @@ function invalidInput(message: string): never {
 
 /** The worker's activities: one per phase (named after it) and the projection write. */
 export function createActivities(deps: ActivityDeps) {
-  const passagesPerNeed = deps.passagesPerNeed ?? 4;
+  // Never more than an answer may cite.
+  const passagesPerNeed = Math.min(deps.passagesPerNeed ?? 4, MAX_ITEMS.passages);
 
   const answerNeed = async (
     query: string,
@@ -61,10 +62,7 @@ export function createActivities(deps: ActivityDeps) {
     model: StoredModel,
     signal: AbortSignal,
   ): Promise<AgentRun<RetrievalAnswer>> => {
-    const hits = deps.knowledge.search(
-      need.question,
-      Math.min(passagesPerNeed, MAX_ITEMS.passages),
-    );
+    const hits = deps.knowledge.search(need.question, passagesPerNeed);
     const ctx: AgentContext = {
       query,
       outputs: {},
@@ -118,9 +116,8 @@ export function createActivities(deps: ActivityDeps) {
     try {
       return await attemptPhase(phase, input, model, ctx, attempt);
     } catch (err) {
-      // An attempt whose model call was aborted because the decision was cancelled ends as
-      // cancelled, not as a failed attempt.
-      // Only a decision's cancellation (or its end: nobody takes the result any more); a worker's
+      // An attempt whose model call was aborted because the decision was cancelled (or ended:
+      // nobody takes the result any more) ends as cancelled, not as a failed attempt; a worker's
       // shutdown or a time-out is an attempt to retry.
       const why = ctx.cancellationDetails;
       if (ctx.cancellationSignal.aborted && (why?.cancelRequested || why?.notFound)) {

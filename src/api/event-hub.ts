@@ -79,10 +79,6 @@ export class EventHub {
     };
   }
 
-  get size(): number {
-    return this.subscribers.size;
-  }
-
   private start(): void {
     if (this.running) return;
     this.running = true;

@@ -9,7 +9,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
-import { DecisionService } from '../../src/api/decision-service';
+import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
 import { reconcile } from '../../src/operations/reconcile';
 import { createHealthCheck } from '../../src/api/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
@@ -250,7 +250,7 @@ describe('the decision API against a real worker', () => {
 
   describe('decisions ended in Temporal, not by their workflow', () => {
     // Reads check Temporal at once, not after 30 quiet seconds.
-    const eager = () =>
+    const eager = (options: Partial<DecisionServiceOptions> = {}) =>
       createApp({
         ...base,
         decisions: new DecisionService({
@@ -258,6 +258,7 @@ describe('the decision API against a real worker', () => {
           projection: store.projection,
           taskQueue,
           staleAfterMs: 0,
+          ...options,
         }),
       });
     const awaitingReview = async (target: ReturnType<typeof createApp>) => {
@@ -293,16 +294,7 @@ describe('the decision API against a real worker', () => {
 
     it('keeps what the projection knew when no worker answers for a terminated decision', async () => {
       // A query deadline of 1 ms: Temporal's description alone says how it ended.
-      const coarse = createApp({
-        ...base,
-        decisions: new DecisionService({
-          client,
-          projection: store.projection,
-          taskQueue,
-          staleAfterMs: 0,
-          queryTimeoutMs: 1,
-        }),
-      });
+      const coarse = eager({ queryTimeoutMs: 1 });
       const { body } = await create(
         { query: 'Should we keep the details?', context: 'CONTEXT-MARK', review: true },
         {},

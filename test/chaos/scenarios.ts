@@ -34,6 +34,31 @@ function random(seed: number): () => number {
   };
 }
 
+/** How many of the decisions completed, as Temporal says. */
+async function completedOf(stack: Stack, ids: readonly string[]): Promise<number> {
+  let completed = 0;
+  for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+  return completed;
+}
+
+/**
+ * Starts `count` decisions and waits until each has called the model for `phase`; the answers
+ * to those calls are held until `release`.
+ */
+async function decisionsHeldAt(stack: Stack, phase: PhaseName, count: number, topic: string) {
+  let release!: () => void;
+  const held = new Promise<void>((done) => (release = done));
+  stack.model.reset({
+    fault: (request) => (request.task === phase ? { kind: 'hold', until: held } : undefined),
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await stack.decide(`Should we outlive ${topic} ${i}?`));
+  await waitFor(`every decision to reach ${phase}`, () =>
+    stack.model.requests.filter((r) => r.task === phase).length >= count ? true : undefined,
+  );
+  return { ids, release };
+}
+
 /** Holds the model's answer to the first call of `phase` until `release`. */
 function holdFirstCall(stack: Stack, phase: PhaseName) {
   let arrived!: () => void;
@@ -122,7 +147,7 @@ export function modelFaults(stack: Stack, decisions: number) {
           .filter((n) => n < decisions)
           .map((n) => stack.decide(`Should we weather fault ${n}?`)),
       );
-      for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+      completed += await completedOf(stack, ids);
     }
     const calls = stack.model.requests.length;
     const faults = Object.values(injected).reduce((a, b) => a + b, 0);
@@ -167,24 +192,15 @@ export function permanentFaults(stack: Stack) {
  */
 export function temporalRestarted(stack: Stack, decisions: number) {
   return timed('Temporal dev server killed and restarted mid-run', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((done) => (release = done));
-    stack.model.reset({
-      fault: (request) =>
-        request.task === 'generateAlternatives' ? { kind: 'hold', until: held } : undefined,
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < decisions; i++)
-      ids.push(await stack.decide(`Should we outlive Temporal ${i}?`));
-    await waitFor('every decision to reach generateAlternatives', () =>
-      stack.model.requests.filter((r) => r.task === 'generateAlternatives').length >= decisions
-        ? true
-        : undefined,
+    const { ids, release } = await decisionsHeldAt(
+      stack,
+      'generateAlternatives',
+      decisions,
+      'Temporal',
     );
     await stack.restartTemporal();
     release();
-    let completed = 0;
-    for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+    const completed = await completedOf(stack, ids);
     return { decisions, completed, checks: [], ok: completed === decisions };
   });
 }
@@ -195,21 +211,8 @@ export function temporalRestarted(stack: Stack, decisions: number) {
  */
 export function redisTroubles(stack: Stack, decisions: number) {
   return timed('Redis paused, flushed and restarted mid-run, then reconciled', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((done) => (release = done));
-    stack.model.reset({
-      fault: (request) =>
-        request.task === 'draftDecision' ? { kind: 'hold', until: held } : undefined,
-    });
     const started = new Date(Date.now() - 1000);
-    const ids: string[] = [];
-    for (let i = 0; i < decisions; i++)
-      ids.push(await stack.decide(`Should we outlive Redis ${i}?`));
-    await waitFor('every decision to reach draftDecision', () =>
-      stack.model.requests.filter((r) => r.task === 'draftDecision').length >= decisions
-        ? true
-        : undefined,
-    );
+    const { ids, release } = await decisionsHeldAt(stack, 'draftDecision', decisions, 'Redis');
     stack.pauseRedis();
     await new Promise((resolve) => setTimeout(resolve, 3000));
     stack.resumeRedis();
@@ -218,8 +221,7 @@ export function redisTroubles(stack: Stack, decisions: number) {
     admin.disconnect();
     await stack.restartRedis();
     release();
-    let completed = 0;
-    for (const id of ids) if ((await stack.outcome(id)).status === 'completed') completed += 1;
+    const completed = await completedOf(stack, ids);
 
     const redis = createRedis(stack.redisUrl);
     const projection = new DecisionProjection(redis, { prefix: 'chaos:', ttlSeconds: 3600 });

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenOnLoopback, sendFault, type ModelFault } from './local-server';
+import { listenOnLoopback, sendCompletion, sendFault, type ModelFault } from './local-server';
 import { AGENTS } from '../../src/agents';
 import type { PromptPassage } from '../../src/agents/context';
 import { PHASE_NAMES } from '../../src/domain/phases';
@@ -65,23 +65,13 @@ export async function startFakeOpenAI() {
       if (sendFault(res, injected)) return;
       const prompt = body.messages.find((m) => m.role === 'user')?.content ?? '';
       const content = JSON.stringify(cannedAnswer(request.task, retrievalContext(prompt)));
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          id: `chatcmpl-${requests.length}`,
-          object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
-          model: body.model,
-          choices: [
-            {
-              index: 0,
-              message: { role: 'assistant', content, refusal: null },
-              finish_reason: 'stop',
-            },
-          ],
-          usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 },
-        }),
-      );
+      sendCompletion(res, {
+        id: `chatcmpl-${requests.length}`,
+        model: body.model,
+        content,
+        promptTokens: 100,
+        completionTokens: 20,
+      });
     });
   });
   const { port, close } = await listenOnLoopback(server);

@@ -46,3 +46,38 @@ export function sendFault(res: ServerResponse, fault: ModelFault | undefined): b
   );
   return true;
 }
+
+/** Answers a Chat Completions request with `content` as the assistant's message. */
+export function sendCompletion(
+  res: ServerResponse,
+  answer: {
+    id: string;
+    model: unknown;
+    content: string;
+    promptTokens: number;
+    completionTokens: number;
+  },
+): void {
+  if (res.destroyed) return;
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      id: answer.id,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: answer.model,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: answer.content, refusal: null },
+          finish_reason: 'stop',
+        },
+      ],
+      usage: {
+        prompt_tokens: answer.promptTokens,
+        completion_tokens: answer.completionTokens,
+        total_tokens: answer.promptTokens + answer.completionTokens,
+      },
+    }),
+  );
+}

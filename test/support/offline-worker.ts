@@ -1,12 +1,8 @@
-import { resolve } from 'node:path';
+import { realActivities } from './activities';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../src/activities';
-import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import type { LanguageModel } from '../../src/llm/model';
 import { createOfflineModel } from '../../src/llm/offline';
-import { RedisBudgetLedger } from '../../src/llm/budget';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { services, uniqueName, type testProjection } from './context';
 
 /**
@@ -53,13 +49,7 @@ export async function startOfflineWorker(
     connection,
     taskQueue,
     workflowBundle: { codePath: services.workflowBundlePath },
-    activities: createActivities({
-      model,
-      responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-      budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
-      knowledge: await KnowledgeBase.load(resolve(__dirname, '../../knowledge')),
-      projection: store.projection,
-    }),
+    activities: await realActivities(store, model),
   });
   const running = worker.run();
   return {

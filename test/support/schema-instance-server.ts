@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenOnLoopback, sendFault, type ModelFault } from './local-server';
+import { listenOnLoopback, sendCompletion, sendFault, type ModelFault } from './local-server';
 
 /** The subset of JSON Schema that structured outputs use; other keywords pass through unread. */
 export interface JsonSchema {
@@ -319,26 +319,13 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
       if (typeof m === 'object' && m !== null && 'content' in m)
         promptChars += contentLength(m.content);
     }
-    const promptTokens = Math.ceil(promptChars / 4);
-    const completionTokens = Math.ceil(content.length / 4);
     answered += 1;
-    sendJson(res, 200, {
+    sendCompletion(res, {
       id: `chatcmpl-${answered}`,
-      object: 'chat.completion',
-      created: Math.floor(Date.now() / 1000),
       model: body.model,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content, refusal: null },
-          finish_reason: 'stop',
-        },
-      ],
-      usage: {
-        prompt_tokens: promptTokens,
-        completion_tokens: completionTokens,
-        total_tokens: promptTokens + completionTokens,
-      },
+      content,
+      promptTokens: Math.ceil(promptChars / 4),
+      completionTokens: Math.ceil(content.length / 4),
     });
   };
 

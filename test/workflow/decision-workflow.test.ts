@@ -62,6 +62,13 @@ function mockPhases(behaviours: Partial<Record<PhaseName, Behaviour>> = {}) {
   };
 }
 
+/** A phase that fails for good, as a provider that rejects a request makes it. */
+const failsForGood =
+  (type: string, message: string): Behaviour =>
+  () => {
+    throw ApplicationFailure.create({ type, message, nonRetryable: true });
+  };
+
 describe('decisionWorkflow on a real Temporal server', () => {
   let nativeConnection: NativeConnection;
   let connection: Connection;
@@ -109,6 +116,16 @@ describe('decisionWorkflow on a real Temporal server', () => {
       return body(workflowId);
     });
   }
+
+  /** How the decision's workflow failed, or null when it completed. */
+  const failureOf = (id: string) =>
+    client.workflow
+      .getHandle(id)
+      .result()
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
 
   it('runs the ten phases in order, sending each exactly the earlier fields PHASE_READS names', async () => {
     const mock = mockPhases();
@@ -189,13 +206,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     const { err, history } = await run(
       mock.phases,
       async (id) => ({
-        err: await client.workflow
-          .getHandle(id)
-          .result()
-          .then(
-            () => null,
-            (e: unknown) => e,
-          ),
+        err: await failureOf(id),
         history: await client.workflow.getHandle(id).fetchHistory(),
       }),
       {
@@ -283,19 +294,10 @@ describe('decisionWorkflow on a real Temporal server', () => {
 
   it("shows readers no other library's error text: the type, and where to look", async () => {
     const mock = mockPhases({
-      defineScope: () => {
-        throw ApplicationFailure.create({
-          type: 'ReplyError',
-          message: 'NOAUTH redis://:hunter2@10.1.2.3:6379 refused',
-          nonRetryable: true,
-        });
-      },
+      defineScope: failsForGood('ReplyError', 'NOAUTH redis://:hunter2@10.1.2.3:6379 refused'),
     });
     const workflowId = await run(mock.phases, async (id) => {
-      await client.workflow
-        .getHandle(id)
-        .result()
-        .catch(() => undefined);
+      await failureOf(id);
       return id;
     });
     const projected = await store.projection.get(workflowId);
@@ -309,23 +311,14 @@ describe('decisionWorkflow on a real Temporal server', () => {
 
   it('fails the decision on a permanent error, with the error in the projection', async () => {
     const mock = mockPhases({
-      generateAlternatives: () => {
-        throw ApplicationFailure.create({
-          type: 'ModelAuthenticationError',
-          message: 'the model provider rejected the API key',
-          nonRetryable: true,
-        });
-      },
+      generateAlternatives: failsForGood(
+        'ModelAuthenticationError',
+        'the model provider rejected the API key',
+      ),
     });
     const { workflowId, err } = await run(mock.phases, async (id) => ({
       workflowId: id,
-      err: await client.workflow
-        .getHandle(id)
-        .result()
-        .then(
-          () => null,
-          (e: unknown) => e,
-        ),
+      err: await failureOf(id),
     }));
 
     expect(err).toBeInstanceOf(WorkflowFailedError);

@@ -1,11 +1,11 @@
+import { realActivities } from '../support/activities';
 import { resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities, type Activities } from '../../src/activities';
+import { type Activities } from '../../src/activities';
 import type { PhaseInput } from '../../src/domain/decision';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { RedisBudgetLedger } from '../../src/llm/budget';
 import { RedisResponseStore, type ResponseStore } from '../../src/llm/response-store';
 import { CANNED_QUERY } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
@@ -35,13 +35,7 @@ describe('no duplicate paid calls', () => {
    */
   async function decideLosingOneResult(responses: ResponseStore) {
     const model = new FakeModel();
-    const real = createActivities({
-      model,
-      responses,
-      budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
-      knowledge,
-      projection: store.projection,
-    });
+    const real = await realActivities(store, model, { responses, knowledge });
     const activities: Activities = {
       ...real,
       async analyzeRootCause(input: PhaseInput) {

@@ -1,3 +1,4 @@
+import { localOpenAIModel, realActivities } from '../support/activities';
 import { resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -5,11 +6,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { createOpenAIModel } from '../../src/llm/openai';
-import { RedisBudgetLedger } from '../../src/llm/budget';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { AGENTS } from '../../src/agents';
 import { runAgent } from '../../src/agents/runner';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
@@ -44,21 +41,8 @@ describe('the openai provider against a local Chat Completions server', () => {
     server.reset((request, sameTask) =>
       request.task === 'defineScope' && sameTask === 1 ? fault : undefined,
     );
-    const model = createOpenAIModel({
-      model: 'test-model',
-      apiKey: 'test-key',
-      baseURL: server.baseURL,
-      timeoutMs: 1000,
-      responseFormat: 'json_schema',
-      strict: true,
-      tokenLimitField: 'max_completion_tokens',
-    });
-    const activities = createActivities({
-      model,
-      responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-      budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
+    const activities = await realActivities(store, localOpenAIModel(server.baseURL), {
       knowledge,
-      projection: store.projection,
     });
     return runDecision(t, activities, CANNED_QUERY);
   }
@@ -103,15 +87,7 @@ describe('the openai provider against a local Chat Completions server', () => {
     'in %s mode sends the cap as %s, and the schema in the prompt only when not strict',
     async (responseFormat, tokenLimitField, strict) => {
       server.reset(() => undefined);
-      const model = createOpenAIModel({
-        model: 'test-model',
-        apiKey: 'test-key',
-        baseURL: server.baseURL,
-        timeoutMs: 1000,
-        responseFormat,
-        strict: true,
-        tokenLimitField,
-      });
+      const model = localOpenAIModel(server.baseURL, { responseFormat, tokenLimitField });
       const run = await runAgent(
         AGENTS.identifyTrigger,
         { query: CANNED_QUERY, outputs: {} },
@@ -146,23 +122,12 @@ describe('the openai provider against a local Chat Completions server', () => {
       connection: t.native,
       taskQueue,
       workflowBundle: { codePath: services.workflowBundlePath },
-      activities: createActivities({
-        model: createOpenAIModel({
-          model: 'test-model',
-          apiKey: 'test-key',
-          baseURL: server.baseURL,
-          timeoutMs: 60_000,
-          responseFormat: 'json_schema',
-          strict: true,
-          tokenLimitField: 'max_completion_tokens',
-        }),
-        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-        budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
-        knowledge,
-        projection: store.projection,
+      activities: await realActivities(
+        store,
+        localOpenAIModel(server.baseURL, { timeoutMs: 60_000 }),
         // Cancellation reaches an activity with its next heartbeat.
-        heartbeatIntervalMs: 200,
-      }),
+        { knowledge, heartbeatIntervalMs: 200 },
+      ),
       maxHeartbeatThrottleInterval: '1 second',
       interceptors: {
         activity: [

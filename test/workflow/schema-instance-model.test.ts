@@ -1,3 +1,4 @@
+import { localOpenAIModel, realActivities } from '../support/activities';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,6 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { DecisionService } from '../../src/api/decision-service';
 import {
   DEFAULT_LIMITS,
@@ -15,9 +15,6 @@ import {
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { RedisBudgetLedger } from '../../src/llm/budget';
-import { createOpenAIModel } from '../../src/llm/openai';
-import { RedisResponseStore } from '../../src/llm/response-store';
 import { retryDecision } from '../../src/operations/retry';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
@@ -54,21 +51,11 @@ describe('a model that only follows the schemas it is sent', () => {
       connection: t.native,
       taskQueue,
       workflowBundle: { codePath: services.workflowBundlePath },
-      activities: createActivities({
-        model: createOpenAIModel({
-          model: 'schema-instance',
-          apiKey: 'test-key',
-          baseURL: server.baseURL,
-          timeoutMs: 5000,
-          responseFormat: 'json_schema',
-          strict: true,
-          tokenLimitField: 'max_completion_tokens',
-        }),
-        responses: new RedisResponseStore(store.redis, `${store.prefix}llm:`, 3600),
-        budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
-        knowledge: await KnowledgeBase.load(dir),
-        projection: store.projection,
-      }),
+      activities: await realActivities(
+        store,
+        localOpenAIModel(server.baseURL, { model: 'schema-instance', timeoutMs: 5000 }),
+        { knowledge: await KnowledgeBase.load(dir) },
+      ),
     });
     running = worker.run();
     decisions = new DecisionService({
