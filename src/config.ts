@@ -66,6 +66,8 @@ export const ConfigSchema = z
     /** Unset means the offline stand-in, with a loud warning: production names its provider. */
     LLM_PROVIDER: z.enum(['offline', 'openai']).optional(),
     LLM_MODEL: z.string().min(1).optional(),
+    /** The offline model's answer delay per call, for benchmarks that stand in for a slow model. */
+    LLM_OFFLINE_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
     LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     LLM_API_KEY: z.string().min(1).optional(),
     LLM_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.model_timeout_ms),

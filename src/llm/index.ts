@@ -9,7 +9,8 @@ export function createModel(
   config: Config,
   onProviderError?: (report: ProviderErrorReport) => void,
 ): LanguageModel {
-  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
+  if ((config.LLM_PROVIDER ?? 'offline') === 'offline')
+    return createOfflineModel({ delayMs: config.LLM_OFFLINE_DELAY_MS });
   return createOpenAIModel({
     model: config.LLM_MODEL!,
     // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.

@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import type { AgentContext, PromptPassage } from '../agents/context';
 import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
 import type { PhaseName } from '../domain/phases';
@@ -338,22 +339,25 @@ const compose: Compose = {
  * A deterministic stand-in for a language model: no network, no key. It answers each phase with
  * fixed rules over the question's own words, earlier outputs and retrieved passages. It does not
  * reason; it exists so the system runs out of the box and in tests. Token counts are word pieces.
+ *
+ * `delayMs` holds each answer back that long, as a remote model's latency would (benchmarks use
+ * it); a call's abort signal ends the wait.
  */
-export function createOfflineModel(): LanguageModel {
+export function createOfflineModel(options: { delayMs?: number } = {}): LanguageModel {
+  const delayMs = options.delayMs ?? 0;
   return {
     name: OFFLINE_MODEL,
-    generate(request: ModelRequest): Promise<ModelResponse> {
-      return new Promise((resolve) => {
-        const rules = compose[request.task as PhaseName];
-        if (!rules) throw new Error(`The offline model has no rules for "${request.task}"`);
-        const text = JSON.stringify(fitToSchema(rules(request.context), request.jsonSchema));
-        const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
-        resolve({
-          text,
-          model: OFFLINE_MODEL,
-          usage: { input_tokens: countTokens(prompt), output_tokens: countTokens(text) },
-        });
-      });
+    async generate(request: ModelRequest): Promise<ModelResponse> {
+      const rules = compose[request.task as PhaseName];
+      if (!rules) throw new Error(`The offline model has no rules for "${request.task}"`);
+      if (delayMs > 0) await setTimeout(delayMs, undefined, { signal: request.signal });
+      const text = JSON.stringify(fitToSchema(rules(request.context), request.jsonSchema));
+      const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
+      return {
+        text,
+        model: OFFLINE_MODEL,
+        usage: { input_tokens: countTokens(prompt), output_tokens: countTokens(text) },
+      };
     },
   };
 }

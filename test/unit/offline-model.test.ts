@@ -79,4 +79,24 @@ describe('offline model', () => {
       'hire two more platform engineers',
     );
   });
+
+  it('holds each answer back by its delay setting, and an aborted call stops waiting', async () => {
+    const ctx = { query: 'Should we hire two more platform engineers?', outputs: {} };
+    const slow = createOfflineModel({ delayMs: 300 });
+    const started = performance.now();
+    const run = await runAgent(AGENTS.identifyTrigger, ctx, slow);
+    // Measured by the runner around the call, as it measures a remote model's.
+    expect(run.latency_ms).toBeGreaterThanOrEqual(295);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(295);
+    expect(run.output).toEqual(
+      (await runAgent(AGENTS.identifyTrigger, ctx, createOfflineModel())).output,
+    );
+
+    const aborted = new AbortController();
+    const call = runAgent(AGENTS.identifyTrigger, ctx, createOfflineModel({ delayMs: 60_000 }), {
+      signal: aborted.signal,
+    });
+    aborted.abort();
+    await expect(call).rejects.toThrow(/abort/i);
+  });
 });

@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { PHASE_NAMES } from '../../src/domain/phases';
+
+/** The value below which `p` of the sorted samples fall (nearest rank). */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function mean(samples: readonly number[]): number {
+  return samples.length === 0 ? NaN : samples.reduce((a, b) => a + b, 0) / samples.length;
+}
+
+export function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+// Linux counts CPU time in clock ticks of 10 ms (USER_HZ = 100).
+const TICK_MS = 10;
+
+/** CPU time (user + system) and resident memory of a process, from /proc. */
+export function processUsage(pid: number): { cpuMs: number; rssMb: number } {
+  // Fields after the command name, which sits in parentheses and may hold spaces.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuMs = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuMs, rssMb: rss ? Number(rss[1]) / 1024 : NaN };
+}
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+const EventType = {
+  WORKFLOW_TASK_STARTED: 6,
+  WORKFLOW_TASK_COMPLETED: 7,
+  ACTIVITY_TASK_SCHEDULED: 10,
+  ACTIVITY_TASK_STARTED: 11,
+  ACTIVITY_TASK_COMPLETED: 12,
+} as const;
+
+function eventMs(e: HistoryEvent): number {
+  return Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+}
+
+/** Where a decision's time went, per hop, summed over its history (milliseconds). */
+export interface Hops {
+  /** WORKFLOW_EXECUTION_STARTED → WORKFLOW_EXECUTION_COMPLETED. */
+  total: number;
+  /** Workflow task scheduled (or the activity completed) → the worker picked it up. */
+  workflowTaskQueued: number;
+  /** A worker ran the workflow code, with the local-activity projection write, and answered. */
+  workflowTaskRun: number;
+  /** Activity scheduled → a worker started it. */
+  activityQueued: number;
+  /** Activity started → completed, less the model's own time. */
+  activityRunOutsideModel: number;
+  /** The model's time, on the decision's critical path (the slowest of parallel calls). */
+  model: number;
+  /** Whatever the hops above do not cover. */
+  other: number;
+}
+
+/**
+ * Reads the decision's history as a timeline: each gap between consecutive events is charged to
+ * the hop that the later event ends. The model's time comes from the phases' own results
+ * (`latency_ms`), the slowest of a phase's parallel activities counting.
+ */
+export function hopsOf(events: readonly HistoryEvent[]): Hops {
+  const hops: Hops = {
+    total: 0,
+    workflowTaskQueued: 0,
+    workflowTaskRun: 0,
+    activityQueued: 0,
+    activityRunOutsideModel: 0,
+    model: 0,
+    other: 0,
+  };
+  if (events.length < 2) return hops;
+  const activityType = new Map<string, string>();
+  const slowestModel = new Map<string, number>();
+  let activityRun = 0;
+  for (let i = 1; i < events.length; i++) {
+    const e = events[i]!;
+    const gap = Math.max(0, eventMs(e) - eventMs(events[i - 1]!));
+    switch (e.eventType as number) {
+      case EventType.WORKFLOW_TASK_STARTED:
+        hops.workflowTaskQueued += gap;
+        break;
+      case EventType.WORKFLOW_TASK_COMPLETED:
+        hops.workflowTaskRun += gap;
+        break;
+      case EventType.ACTIVITY_TASK_STARTED:
+        hops.activityQueued += gap;
+        break;
+      case EventType.ACTIVITY_TASK_COMPLETED:
+        activityRun += gap;
+        break;
+      default:
+        hops.other += gap;
+    }
+    if ((e.eventType as number) === EventType.ACTIVITY_TASK_SCHEDULED) {
+      activityType.set(
+        String(e.eventId),
+        e.activityTaskScheduledEventAttributes?.activityType?.name ?? '',
+      );
+    }
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done) {
+      const type = activityType.get(String(done.scheduledEventId)) ?? '';
+      const payload = done.result?.payloads?.[0];
+      const result = payload
+        ? defaultPayloadConverter.fromPayload<{ latency_ms?: number }>(payload)
+        : null;
+      slowestModel.set(type, Math.max(slowestModel.get(type) ?? 0, result?.latency_ms ?? 0));
+    }
+  }
+  hops.total = eventMs(events.at(-1)!) - eventMs(events[0]!);
+  hops.model = [...slowestModel.values()].reduce((a, b) => a + b, 0);
+  hops.activityRunOutsideModel = Math.max(0, activityRun - hops.model);
+  return hops;
+}
+
+/** The hops of several decisions, averaged, per phase. */
+export function hopsPerPhase(all: readonly Hops[]): Hops {
+  const phases = PHASE_NAMES.length;
+  const avg = (pick: (h: Hops) => number) => round(mean(all.map(pick)) / phases, 2);
+  return {
+    total: avg((h) => h.total),
+    workflowTaskQueued: avg((h) => h.workflowTaskQueued),
+    workflowTaskRun: avg((h) => h.workflowTaskRun),
+    activityQueued: avg((h) => h.activityQueued),
+    activityRunOutsideModel: avg((h) => h.activityRunOutsideModel),
+    model: avg((h) => h.model),
+    other: avg((h) => h.other),
+  };
+}

@@ -1,0 +1,431 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { PeerFigures } from './peers';
+import type { Hops } from './measure';
+import type { LoadFigures, MemoryFigures, SerialFigures, ThroughputFigures } from './temporal-runs';
+
+export interface BenchResults {
+  date: string;
+  quick: boolean;
+  seconds: number;
+  memory_serial: SerialFigures;
+  concurrency: ThroughputFigures[];
+  worker_rss: { after: { after_decisions: number; rss_mb: number }[]; in_flight: MemoryFigures };
+  status_reads: LoadFigures;
+  creates: LoadFigures;
+  slow_model: { delay_ms: number; serial: SerialFigures };
+  sqlite: { serial: SerialFigures; concurrency_32: ThroughputFigures };
+  in_process: PeerFigures;
+  bullmq: PeerFigures;
+}
+
+interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export function targets(r: BenchResults): Target[] {
+  const at32 = r.concurrency.find((c) => c.concurrency === 32)!;
+  const after = r.worker_rss.after;
+  const firstAfter = after.find((a) => a.after_decisions >= 200) ?? after[0]!;
+  const last = after.at(-1)!;
+  const growth = last.rss_mb - firstAfter.rss_mb;
+  return [
+    {
+      what: 'orchestration overhead per phase, p50, serial',
+      target: '≤ 10 ms',
+      measured: `${r.memory_serial.overhead_per_phase_ms.p50} ms`,
+      met: r.memory_serial.overhead_per_phase_ms.p50 <= 10,
+    },
+    {
+      what: 'decisions/s at 32 concurrent, instant model',
+      target: '≥ 20',
+      measured: String(at32.per_second),
+      met: at32.per_second >= 20,
+    },
+    {
+      what: `worker RSS with ${r.worker_rss.in_flight.in_flight} decisions in flight`,
+      target: '≤ 300 MB',
+      measured: `${r.worker_rss.in_flight.in_flight_rss_mb} MB`,
+      met: r.worker_rss.in_flight.in_flight_rss_mb <= 300,
+    },
+    {
+      what: `worker RSS after ${firstAfter.after_decisions} → ${last.after_decisions} decisions`,
+      target: 'flat (within 10 %)',
+      measured: `${firstAfter.rss_mb} → ${last.rss_mb} MB`,
+      met: growth <= firstAfter.rss_mb * 0.1,
+    },
+    {
+      what: 'status read p99 at 2,000 req/s',
+      target: '≤ 5 ms',
+      measured: `${r.status_reads.latency_ms.p99} ms (${r.status_reads.achieved_per_second}/s achieved)`,
+      met:
+        r.status_reads.latency_ms.p99 <= 5 && r.status_reads.errors + r.status_reads.non2xx === 0,
+    },
+    {
+      what: 'create p99 at 200 req/s',
+      target: '≤ 50 ms',
+      measured: `${r.creates.latency_ms.p99} ms (${r.creates.achieved_per_second}/s achieved)`,
+      met: r.creates.latency_ms.p99 <= 50 && r.creates.errors + r.creates.non2xx === 0,
+    },
+    {
+      what: 'orchestration share of a decision, model 1 s per call',
+      target: '≤ 2 %',
+      measured: `${(r.slow_model.serial.orchestration_share * 100).toFixed(2)} %`,
+      met: r.slow_model.serial.orchestration_share <= 0.02,
+    },
+  ];
+}
+
+const HOP_NAMES: [keyof Hops, string][] = [
+  ['workflowTaskQueued', 'workflow task queued (activity completed → worker picks up)'],
+  ['workflowTaskRun', 'workflow task on the worker (workflow code, projection write)'],
+  ['activityQueued', 'activity queued (scheduled → started)'],
+  ['activityRunOutsideModel', 'activity outside the model (budget, response store, heartbeat)'],
+  ['model', 'model'],
+  ['other', 'other gaps'],
+];
+
+function table(header: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+interface Step {
+  label: string;
+  date: string;
+  quick: boolean;
+  overhead_per_phase_p50_ms: number;
+  serial_p50_ms: number;
+  per_second_32: number;
+  cpu_ms_per_decision: ThroughputFigures['cpu_ms_per_decision'];
+  worker_rss_in_flight_mb: number;
+  status_read_p99_ms: number;
+  create_p99_ms: number;
+}
+
+function stepOf(label: string, r: BenchResults): Step {
+  const at32 = r.concurrency.find((c) => c.concurrency === 32)!;
+  return {
+    label,
+    date: r.date,
+    quick: r.quick,
+    overhead_per_phase_p50_ms: r.memory_serial.overhead_per_phase_ms.p50,
+    serial_p50_ms: r.memory_serial.latency_ms.p50,
+    per_second_32: at32.per_second,
+    cpu_ms_per_decision: at32.cpu_ms_per_decision,
+    worker_rss_in_flight_mb: r.worker_rss.in_flight.in_flight_rss_mb,
+    status_read_p99_ms: r.status_reads.latency_ms.p99,
+    create_p99_ms: r.creates.latency_ms.p99,
+  };
+}
+
+const STEPS_FILE = resolve(__dirname, '../../docs/bench-steps.json');
+
+function readSteps(): Step[] {
+  return existsSync(STEPS_FILE) ? (JSON.parse(readFileSync(STEPS_FILE, 'utf8')) as Step[]) : [];
+}
+
+export function markdown(r: BenchResults, steps: Step[]): string {
+  const s = r.memory_serial;
+  const hops = s.hops_per_phase_ms;
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Figures from \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${r.date.slice(0, 10)} (${r.seconds} s), on this`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB.`,
+    'The bench starts its own stack: a Temporal dev server (in memory, then with its SQLite file),',
+    'one worker and one API process run as built JavaScript (`node dist/…`, as the images run them),',
+    'and Redis. The model is the offline stand-in, instant unless a delay is named',
+    '(`LLM_OFFLINE_DELAY_MS`). Every process shares the same two cores with the load generator, so',
+    'compare figures within one run; they move between runs on this noisy machine.',
+    '',
+    '![Latency, throughput and where a phase goes](benchmarks.svg)',
+    '',
+    '## Targets',
+    '',
+    table(
+      ['what', 'target', 'measured', ''],
+      targets(r).map((t) => [t.what, t.target, t.measured, t.met ? 'met' : '**missed**']),
+    ),
+    '',
+    '## A decision, one at a time',
+    '',
+    `${s.decisions} decisions one after another, dev server in memory. End to end is what a client`,
+    'sees: `POST /decisions` sent → the workflow result received. Overhead is end to end less the',
+    "model's time on the critical path, per phase.",
+    '',
+    table(
+      ['', 'p50', 'p99'],
+      [
+        ['end to end', `${s.latency_ms.p50} ms`, `${s.latency_ms.p99} ms`],
+        [
+          'orchestration overhead per phase',
+          `${s.overhead_per_phase_ms.p50} ms`,
+          `${s.overhead_per_phase_ms.p99} ms`,
+        ],
+      ],
+    ),
+    '',
+    "Where a phase's time goes, read from each decision's history (the gap before each event is",
+    'charged to the hop that event ends), mean per phase:',
+    '',
+    table(
+      ['hop', 'ms per phase'],
+      [
+        ...HOP_NAMES.map(([key, name]) => [name, hops[key]]),
+        ['**total (history start → end)**', hops.total],
+      ],
+    ),
+    '',
+    '## Throughput',
+    '',
+    'A closed loop: this many decisions in flight at any time, each created over HTTP and awaited.',
+    'CPU is user + system time from `/proc`, per decision completed.',
+    '',
+    table(
+      [
+        'in flight',
+        'decisions',
+        'decisions/s',
+        'p50',
+        'p99',
+        'CPU ms/decision: Temporal',
+        'worker',
+        'API',
+      ],
+      r.concurrency.map((c) => [
+        c.concurrency,
+        c.decisions,
+        c.per_second,
+        `${c.latency_ms.p50} ms`,
+        `${c.latency_ms.p99} ms`,
+        c.cpu_ms_per_decision.temporal,
+        c.cpu_ms_per_decision.worker,
+        c.cpu_ms_per_decision.api,
+      ]),
+    ),
+    '',
+    '## Worker memory',
+    '',
+    table(
+      ['after decisions', 'worker RSS'],
+      r.worker_rss.after.map((a) => [a.after_decisions, `${a.rss_mb} MB`]),
+    ),
+    '',
+    `With ${r.worker_rss.in_flight.in_flight} decisions in flight at once (model 1 s per call, so they stay`,
+    `cached): ${r.worker_rss.in_flight.in_flight_rss_mb} MB at most, ${r.worker_rss.in_flight.idle_rss_mb} MB idle just before:`,
+    `≈ ${r.worker_rss.in_flight.per_cached_decision_kb} KB per cached decision.`,
+    '',
+    '## API under load (autocannon)',
+    '',
+    table(
+      ['', 'target rate', 'achieved', 'p50', 'p99', 'max', 'errors + non-2xx'],
+      [
+        [
+          '`GET /decisions/:id` (status read)',
+          r.status_reads.target_per_second,
+          r.status_reads.achieved_per_second,
+          `${r.status_reads.latency_ms.p50} ms`,
+          `${r.status_reads.latency_ms.p99} ms`,
+          `${r.status_reads.latency_ms.max} ms`,
+          r.status_reads.errors + r.status_reads.non2xx,
+        ],
+        [
+          '`POST /decisions` (create)',
+          r.creates.target_per_second,
+          r.creates.achieved_per_second,
+          `${r.creates.latency_ms.p50} ms`,
+          `${r.creates.latency_ms.p99} ms`,
+          `${r.creates.latency_ms.max} ms`,
+          r.creates.errors + r.creates.non2xx,
+        ],
+      ],
+    ),
+    '',
+    'Creates go through an API whose task queue no worker polls: the decisions they start would',
+    'otherwise compete with the API and the dev server for the same two cores. Rate limiting is off',
+    '(one key sends thousands of requests a second); authentication is on.',
+    '',
+    '## A slow model',
+    '',
+    `The offline model answering each call after ${r.slow_model.delay_ms} ms, ${r.slow_model.serial.decisions} decision(s): ${r.slow_model.serial.latency_ms.p50} ms end`,
+    `to end, of which ${(r.slow_model.serial.orchestration_share * 100).toFixed(2)} % is not the model (with the instant model: ${(r.memory_serial.orchestration_share * 100).toFixed(1)} %).`,
+    '',
+    '## Beside its peers, same run, same Redis',
+    '',
+    table(
+      ['', 'serial p50', 'serial p99', 'overhead per phase', 'decisions/s at 32'],
+      [
+        [
+          'Temporal, dev server in memory',
+          `${s.latency_ms.p50} ms`,
+          `${s.latency_ms.p99} ms`,
+          `${s.overhead_per_phase_ms.p50} ms`,
+          r.concurrency.find((c) => c.concurrency === 32)!.per_second,
+        ],
+        [
+          'Temporal, dev server with SQLite',
+          `${r.sqlite.serial.latency_ms.p50} ms`,
+          `${r.sqlite.serial.latency_ms.p99} ms`,
+          `${r.sqlite.serial.overhead_per_phase_ms.p50} ms`,
+          r.sqlite.concurrency_32.per_second,
+        ],
+        [
+          'BullMQ chain of ten jobs',
+          `${r.bullmq.serial_latency_ms.p50} ms`,
+          `${r.bullmq.serial_latency_ms.p99} ms`,
+          `${r.bullmq.overhead_per_phase_ms} ms (over the bound)`,
+          r.bullmq.per_second,
+        ],
+        [
+          'in-process bound (ten phases, one Redis write each)',
+          `${r.in_process.serial_latency_ms.p50} ms`,
+          `${r.in_process.serial_latency_ms.p99} ms`,
+          '—',
+          r.in_process.per_second,
+        ],
+      ],
+    ),
+    '',
+    'The in-process bound runs the same agents and offline model with one projection write per',
+    "phase, in the bench's own process: no durability at all, the floor. The BullMQ chain runs the",
+    "same phases as jobs on the same Redis, each enqueuing the next; its worker runs in the bench's",
+    'process. Neither survives a crash mid-phase the way a Temporal decision does.',
+  ];
+  if (steps.length > 0) {
+    lines.push(
+      '',
+      '## What each change bought',
+      '',
+      'Key figures recorded by `npm run bench -- --quick --step <label>` after each change (quick',
+      'runs: fewer decisions, so noisier), oldest first.',
+      '',
+      table(
+        [
+          'change',
+          'overhead/phase p50',
+          'serial p50',
+          'decisions/s at 32',
+          'CPU ms/decision Temporal · worker · API',
+          'RSS 200 in flight',
+          'read p99',
+          'create p99',
+        ],
+        steps.map((st) => [
+          st.label,
+          `${st.overhead_per_phase_p50_ms} ms`,
+          `${st.serial_p50_ms} ms`,
+          st.per_second_32,
+          `${st.cpu_ms_per_decision.temporal} · ${st.cpu_ms_per_decision.worker} · ${st.cpu_ms_per_decision.api}`,
+          `${st.worker_rss_in_flight_mb} MB`,
+          `${st.status_read_p99_ms} ms`,
+          `${st.create_p99_ms} ms`,
+        ]),
+      ),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** A chart of the run, drawn by Vega-Lite as SVG. */
+export async function chart(r: BenchResults): Promise<string> {
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
+  const systems = [
+    {
+      system: 'Temporal (memory)',
+      serial: r.memory_serial.latency_ms.p50,
+      rate: r.concurrency.find((c) => c.concurrency === 32)!.per_second,
+    },
+    {
+      system: 'Temporal (SQLite)',
+      serial: r.sqlite.serial.latency_ms.p50,
+      rate: r.sqlite.concurrency_32.per_second,
+    },
+    { system: 'BullMQ chain', serial: r.bullmq.serial_latency_ms.p50, rate: r.bullmq.per_second },
+    {
+      system: 'in-process bound',
+      serial: r.in_process.serial_latency_ms.p50,
+      rate: r.in_process.per_second,
+    },
+  ];
+  const hops = HOP_NAMES.filter(
+    ([key]) => key !== 'model' || r.memory_serial.hops_per_phase_ms.model > 0,
+  ).map(([key, name]) => ({
+    hop: name.replace(/ \(.*\)$/, ''),
+    ms: r.memory_serial.hops_per_phase_ms[key],
+  }));
+  const bar = (
+    title: string,
+    values: object[],
+    x: string,
+    y: string,
+    xTitle: string,
+    scale: object = {},
+  ) => ({
+    title,
+    width: 260,
+    height: 180,
+    data: { values },
+    mark: { type: 'bar', tooltip: true },
+    encoding: {
+      y: { field: y, type: 'nominal', sort: null, title: null },
+      x: { field: x, type: 'quantitative', title: xTitle, scale },
+    },
+  });
+  const spec = vl.compile({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    vconcat: [
+      {
+        hconcat: [
+          // Three orders of magnitude apart: a log scale keeps the in-process bound visible.
+          bar('Serial decision, p50', systems, 'serial', 'system', 'ms (log scale)', {
+            type: 'log',
+          }),
+          bar('Throughput at 32 in flight', systems, 'rate', 'system', 'decisions/s'),
+        ],
+      },
+      {
+        hconcat: [
+          bar(
+            'Temporal throughput by concurrency',
+            r.concurrency.map((c) => ({ in_flight: String(c.concurrency), rate: c.per_second })),
+            'rate',
+            'in_flight',
+            'decisions/s',
+          ),
+          bar('Where a phase goes (serial, mean)', hops, 'ms', 'hop', 'ms per phase'),
+        ],
+      },
+    ],
+    config: { font: 'sans-serif' },
+  } as Parameters<typeof vl.compile>[0]).spec;
+  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+/** Writes BENCHMARKS.md, benchmarks.json and benchmarks.svg to `dir`; records a step if asked. */
+export async function writeResults(r: BenchResults, dir: string, step?: string): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const steps = readSteps();
+  if (step) {
+    steps.push(stepOf(step, r));
+    writeFileSync(STEPS_FILE, `${JSON.stringify(steps, null, 2)}\n`);
+  }
+  const files = {
+    md: join(dir, 'BENCHMARKS.md'),
+    json: join(dir, 'benchmarks.json'),
+    svg: join(dir, 'benchmarks.svg'),
+  };
+  writeFileSync(files.json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(files.svg, await chart(r));
+  writeFileSync(files.md, markdown(r, steps));
+  return [...Object.values(files), ...(step ? [STEPS_FILE] : [])];
+}

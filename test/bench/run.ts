@@ -1,0 +1,181 @@
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
+import { ensureLocalRedis } from '../../src/projection/redis-dev';
+import { createRedis } from '../../src/projection/redis-client';
+import { findOrBuildTemporalCli } from '../../src/temporal/cli';
+import { bullmqChain, inProcessBound } from './peers';
+import { writeResults, type BenchResults } from './report';
+import { buildProduction, startBenchStack, type BenchStack } from './stack';
+import {
+  creates,
+  memoryInFlight,
+  serial,
+  statusReads,
+  throughput,
+  type ThroughputFigures,
+} from './temporal-runs';
+
+// How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
+const SIZES = {
+  full: {
+    serial: 30,
+    throughput: { 1: 30, 8: 200, 32: 400, 128: 512 } as Record<number, number>,
+    afterTotal: 1000,
+    slowSerial: 3,
+    inFlight: 200,
+    loadSeconds: 15,
+    sqliteSerial: 20,
+    sqliteDecisions: 200,
+    peers: { serial: 30, concurrency: 32, decisions: 1000 },
+  },
+  quick: {
+    serial: 10,
+    throughput: { 1: 5, 8: 24, 32: 64, 128: 128 } as Record<number, number>,
+    afterTotal: 300,
+    slowSerial: 1,
+    inFlight: 200,
+    loadSeconds: 5,
+    sqliteSerial: 5,
+    sqliteDecisions: 32,
+    peers: { serial: 10, concurrency: 32, decisions: 200 },
+  },
+};
+
+async function main(): Promise<void> {
+  const options = new Command('bench')
+    .description('Benchmarks the decision backend on this machine beside its peers')
+    .option('--quick', 'smaller runs, within three minutes; writes to .data/bench')
+    .option('--out <dir>', 'where BENCHMARKS.md, benchmarks.json and benchmarks.svg go')
+    .option(
+      '--step <label>',
+      'also record the key figures under this label in docs/bench-steps.json',
+    )
+    .parse(process.argv)
+    .opts<{ quick?: boolean; out?: string; step?: string }>();
+  const quick = options.quick === true;
+  const size = quick ? SIZES.quick : SIZES.full;
+  const outDir = resolve(options.out ?? (quick ? '.data/bench' : 'docs'));
+  const started = Date.now();
+  const log = (line: string) =>
+    process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
+
+  const temporalCli = await findOrBuildTemporalCli();
+  log('building the production roles (npm run build, workflow bundle)');
+  const { bundle } = buildProduction();
+  const redis = await ensureLocalRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', null);
+  const knowledge = await KnowledgeBase.load(resolve(__dirname, '../../knowledge'));
+  const projectionRedis = createRedis(redis.url);
+
+  let stack: BenchStack | null = null;
+  const stopAll = async () => {
+    await stack?.stop();
+    stack = null;
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void stopAll().finally(() => process.exit(130)));
+  }
+
+  try {
+    log('dev server in memory: serial decisions');
+    stack = await startBenchStack({ temporalCli, bundle, redisUrl: redis.url, sqlite: false });
+    await serial(stack, 3); // warm-up: JIT, connections, caches
+    const memorySerial = await serial(stack, size.serial);
+    log(
+      `  p50 ${memorySerial.latency_ms.p50} ms, ${memorySerial.overhead_per_phase_ms.p50} ms/phase`,
+    );
+
+    const concurrency: ThroughputFigures[] = [];
+    let completed = 3 + size.serial;
+    const rss: { after_decisions: number; rss_mb: number }[] = [];
+    for (const c of [1, 8, 32, 128]) {
+      log(`dev server in memory: ${size.throughput[c]} decisions at concurrency ${c}`);
+      const figures = await throughput(stack, c, size.throughput[c]!);
+      concurrency.push(figures);
+      completed += figures.decisions;
+      rss.push({ after_decisions: completed, rss_mb: figures.worker_rss_mb });
+      log(`  ${figures.per_second}/s, p50 ${figures.latency_ms.p50} ms`);
+    }
+    while (completed < size.afterTotal) {
+      const batch = Math.min(200, size.afterTotal - completed);
+      const figures = await throughput(stack, 32, batch);
+      completed += batch;
+      rss.push({ after_decisions: completed, rss_mb: figures.worker_rss_mb });
+      log(`  worker RSS ${figures.worker_rss_mb} MB after ${completed} decisions`);
+    }
+
+    log(`status reads at 2,000/s for ${size.loadSeconds} s`);
+    const reads = await statusReads(stack, 2000, size.loadSeconds);
+    log(`  p50 ${reads.latency_ms.p50} ms, p99 ${reads.latency_ms.p99} ms`);
+    log(`creates at 200/s for ${size.loadSeconds} s`);
+    const created = await creates(stack, 200, size.loadSeconds);
+    log(`  p50 ${created.latency_ms.p50} ms, p99 ${created.latency_ms.p99} ms`);
+
+    log(`model answering each call after 1 s: ${size.slowSerial} serial decision(s)`);
+    await stack.restartWorker(1000);
+    const slowSerial = await serial(stack, size.slowSerial);
+    log(
+      `  ${slowSerial.latency_ms.p50} ms, orchestration ${(slowSerial.orchestration_share * 100).toFixed(2)} %`,
+    );
+    log(`${size.inFlight} decisions in flight (model 1 s per call): worker RSS`);
+    const memory = await memoryInFlight(stack, size.inFlight, 1000);
+    log(`  ${memory.in_flight_rss_mb} MB (idle ${memory.idle_rss_mb} MB)`);
+    await stopAll();
+
+    log('dev server with its SQLite file: serial and concurrency 32');
+    stack = await startBenchStack({ temporalCli, bundle, redisUrl: redis.url, sqlite: true });
+    await serial(stack, 3);
+    const sqliteSerial = await serial(stack, size.sqliteSerial);
+    const sqlite32 = await throughput(stack, 32, size.sqliteDecisions);
+    log(`  p50 ${sqliteSerial.latency_ms.p50} ms, ${sqlite32.per_second}/s at 32`);
+    await stopAll();
+
+    log('in-process bound');
+    await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
+    const bound = await inProcessBound(projectionRedis, knowledge, size.peers);
+    log(`  p50 ${bound.serial_latency_ms.p50} ms, ${bound.per_second}/s at 32`);
+    log('BullMQ chain of ten jobs');
+    const bull = await bullmqChain(redis.url, knowledge, projectionRedis, size.peers);
+    log(`  p50 ${bull.serial_latency_ms.p50} ms, ${bull.per_second}/s at 32`);
+
+    const results: BenchResults = {
+      date: new Date().toISOString(),
+      quick,
+      seconds: Math.round((Date.now() - started) / 1000),
+      memory_serial: memorySerial,
+      concurrency,
+      worker_rss: { after: rss, in_flight: memory },
+      status_reads: reads,
+      creates: created,
+      slow_model: { delay_ms: 1000, serial: slowSerial },
+      sqlite: { serial: sqliteSerial, concurrency_32: sqlite32 },
+      in_process: bound,
+      bullmq: {
+        ...bull,
+        overhead_per_phase_ms: round2(
+          (bull.serial_latency_ms.p50 - bound.serial_latency_ms.p50) / 10,
+        ),
+      },
+    };
+    const written = await writeResults(results, outDir, options.step);
+    log(`wrote ${written.join(', ')}`);
+  } finally {
+    await stopAll();
+    projectionRedis.disconnect();
+    await redis.stop();
+  }
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

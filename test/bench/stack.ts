@@ -1,0 +1,184 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { DecisionRecord } from '../../src/domain/decision';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import type { decisionWorkflow } from '../../src/workflows';
+import { freePort } from '../support/ports';
+import { waitFor } from '../support/wait';
+
+const root = resolve(__dirname, '../..');
+const node = process.execPath;
+
+/**
+ * Builds the production form of the roles (`npm run build`, then the workflow bundle the worker
+ * image makes): the bench measures what a deployment runs, not tsx.
+ */
+export function buildProduction(): { bundle: string } {
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  const bundle = join(mkdtempSync(join(tmpdir(), 'bench-bundle-')), 'workflow-bundle.js');
+  const bundled = spawnSync(node, ['dist/cli/bundle-workflows.js', bundle], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (bundled.status !== 0 || !existsSync(bundle)) {
+    throw new Error(`bundling the workflows failed:\n${bundled.stderr}`);
+  }
+  return { bundle };
+}
+
+export interface Role {
+  child: ChildProcess;
+  pid: number;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Starts `node dist/main/<name>.js` and resolves once its log says `ready`. */
+export async function startRole(
+  name: 'worker' | 'api',
+  env: NodeJS.ProcessEnv,
+  ready: string,
+): Promise<Role> {
+  // BENCH_PROFILE_DIR=<dir> writes each role's CPU profile there when it stops.
+  const profile = process.env.BENCH_PROFILE_DIR
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
+    : [];
+  const child = spawn(node, [...profile, `dist/main/${name}.js`], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((done) => child.once('exit', () => done()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await gone;
+    clearTimeout(timer);
+  };
+  try {
+    const state = await waitFor(
+      `the ${name} to log "${ready}"`,
+      () => (child.exitCode !== null ? 'exited' : output.includes(ready) ? 'ready' : undefined),
+      90_000,
+    );
+    if (state === 'exited') throw new Error(`the ${name} exited before it was ready:\n${output}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { child, pid: child.pid!, output: () => output, stop };
+}
+
+export const BENCH_KEY = 'bench-key-0123456789abcdef';
+
+export interface StackOptions {
+  temporalCli: string;
+  bundle: string;
+  redisUrl: string;
+  /** Keep history in a SQLite file instead of in memory. */
+  sqlite: boolean;
+}
+
+/**
+ * The system as a deployment runs it, on this machine: a Temporal dev server, one worker and one
+ * API process (built JavaScript), and the Redis the bench was given.
+ */
+export async function startBenchStack(options: StackOptions) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+  const address = `127.0.0.1:${await freePort()}`;
+  const temporal: DevServer = await startDevServer({
+    cliPath: options.temporalCli,
+    address,
+    namespace: 'default',
+    uiPort: null,
+    dbFile: options.sqlite ? join(dir, 'temporal.sqlite') : null,
+  });
+  const prefix = `bench:${process.pid}:${options.sqlite ? 'sqlite' : 'memory'}:`;
+  const env = (taskQueue: string): NodeJS.ProcessEnv => ({
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    REDIS_URL: options.redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    LLM_PROVIDER: 'offline',
+    WORKFLOW_BUNDLE_PATH: options.bundle,
+    WORKER_HTTP_PORT: 'off',
+    WORKER_SDK_METRICS_ADDRESS: 'off',
+    API_KEYS: `${BENCH_KEY}=decisions:read+decisions:write@bench`,
+    // One key sends thousands of requests a second here; the limiter would refuse them.
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'info',
+  });
+  const roles: Role[] = [];
+  const startWorker = async (extra: NodeJS.ProcessEnv = {}): Promise<Role> => {
+    const role = await startRole('worker', { ...env('bench'), ...extra }, 'Worker polling');
+    roles.push(role);
+    return role;
+  };
+  const startApi = async (taskQueue: string): Promise<{ role: Role; url: string }> => {
+    const port = await freePort();
+    const role = await startRole('api', { ...env(taskQueue), PORT: String(port) }, 'API listening');
+    roles.push(role);
+    return { role, url: `http://127.0.0.1:${port}` };
+  };
+  let worker = await startWorker();
+  const api = await startApi('bench');
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  let asked = 0;
+
+  return {
+    sqlite: options.sqlite,
+    temporalPid: temporal.process.pid!,
+    get worker() {
+      return worker;
+    },
+    api,
+    client,
+    startApi,
+    /** Replaces the worker with one whose offline model answers each call after `delayMs`. */
+    async restartWorker(delayMs: number): Promise<Role> {
+      await worker.stop();
+      worker = await startWorker({ LLM_OFFLINE_DELAY_MS: String(delayMs) });
+      return worker;
+    },
+    /** Asks a question over HTTP, as a client does; the decision's id. */
+    async create(apiUrl = api.url): Promise<string> {
+      const res = await fetch(`${apiUrl}/decisions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${BENCH_KEY}` },
+        body: JSON.stringify({
+          query: `Should we move billing to a managed Postgres? (bench ${++asked})`,
+        }),
+      });
+      if (res.status !== 202) {
+        throw new Error(`POST /decisions answered ${res.status}: ${await res.text()}`);
+      }
+      return ((await res.json()) as DecisionRecord).process_id;
+    },
+    /** Resolves when the decision's workflow has completed; fails when it did not. */
+    async completion(id: string): Promise<void> {
+      const record = await client.workflow.getHandle<typeof decisionWorkflow>(id).result();
+      if (record.status !== 'completed') throw new Error(`decision ${id} ended ${record.status}`);
+    },
+    async history(id: string) {
+      return (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    },
+    async stop(): Promise<void> {
+      await Promise.all(roles.map((role) => role.stop()));
+      await connection.close().catch(() => undefined);
+      await temporal.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type BenchStack = Awaited<ReturnType<typeof startBenchStack>>;

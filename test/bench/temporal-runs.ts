@@ -1,0 +1,208 @@
+import autocannon from 'autocannon';
+import { BENCH_KEY, type BenchStack } from './stack';
+import { hopsOf, hopsPerPhase, percentile, processUsage, round, type Hops } from './measure';
+import { PHASE_NAMES } from '../../src/domain/phases';
+
+const PHASES = PHASE_NAMES.length;
+
+export interface SerialFigures {
+  decisions: number;
+  /** Client-observed: POST /decisions sent → the workflow's result received. */
+  latency_ms: { p50: number; p99: number };
+  /** (End to end − the model's time on the critical path) / ten phases. */
+  overhead_per_phase_ms: { p50: number; p99: number };
+  /** The share of a decision that is not the model. */
+  orchestration_share: number;
+  hops_per_phase_ms: Hops;
+}
+
+/** Decisions one after another, each read back from its history. */
+export async function serial(stack: BenchStack, decisions: number): Promise<SerialFigures> {
+  const latencies: number[] = [];
+  const overheads: number[] = [];
+  const hops: Hops[] = [];
+  let modelMs = 0;
+  let totalMs = 0;
+  for (let i = 0; i < decisions; i++) {
+    const started = performance.now();
+    const id = await stack.create();
+    await stack.completion(id);
+    const latency = performance.now() - started;
+    const h = hopsOf(await stack.history(id));
+    latencies.push(latency);
+    overheads.push((latency - h.model) / PHASES);
+    hops.push(h);
+    modelMs += h.model;
+    totalMs += latency;
+  }
+  return {
+    decisions,
+    latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
+    overhead_per_phase_ms: {
+      p50: round(percentile(overheads, 50), 2),
+      p99: round(percentile(overheads, 99), 2),
+    },
+    orchestration_share: round(1 - modelMs / totalMs, 4),
+    hops_per_phase_ms: hopsPerPhase(hops),
+  };
+}
+
+export interface ThroughputFigures {
+  concurrency: number;
+  decisions: number;
+  per_second: number;
+  latency_ms: { p50: number; p99: number };
+  /** CPU time per decision of each process, from /proc. */
+  cpu_ms_per_decision: { temporal: number; worker: number; api: number };
+  worker_rss_mb: number;
+}
+
+/** `decisions` decisions, `concurrency` of them in flight at any time (a closed loop). */
+export async function throughput(
+  stack: BenchStack,
+  concurrency: number,
+  decisions: number,
+): Promise<ThroughputFigures> {
+  const pids = { temporal: stack.temporalPid, worker: stack.worker.pid, api: stack.api.role.pid };
+  const before = {
+    temporal: processUsage(pids.temporal).cpuMs,
+    worker: processUsage(pids.worker).cpuMs,
+    api: processUsage(pids.api).cpuMs,
+  };
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < decisions) {
+        next++;
+        const t0 = performance.now();
+        await stack.completion(await stack.create());
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = (key: keyof typeof pids) =>
+    round((processUsage(pids[key]).cpuMs - before[key]) / decisions);
+  return {
+    concurrency,
+    decisions,
+    per_second: round(decisions / seconds, 2),
+    latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
+    cpu_ms_per_decision: { temporal: cpu('temporal'), worker: cpu('worker'), api: cpu('api') },
+    worker_rss_mb: round(processUsage(pids.worker).rssMb),
+  };
+}
+
+export interface MemoryFigures {
+  idle_rss_mb: number;
+  in_flight: number;
+  /** The most the worker held while all of them were in flight. */
+  in_flight_rss_mb: number;
+  /** (In flight − idle) / decisions: what one cached decision costs. */
+  per_cached_decision_kb: number;
+}
+
+/**
+ * Starts `inFlight` decisions at once against a worker whose model takes `delayMs` per call, and
+ * samples the worker's RSS until they have all completed.
+ */
+export async function memoryInFlight(
+  stack: BenchStack,
+  inFlight: number,
+  delayMs: number,
+): Promise<MemoryFigures> {
+  const worker = await stack.restartWorker(delayMs);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const idle = processUsage(worker.pid).rssMb;
+  const ids: string[] = [];
+  for (let i = 0; i < inFlight; i += 20) {
+    ids.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(20, inFlight - i) }, () => stack.create()),
+      )),
+    );
+  }
+  let peak = 0;
+  let done = false;
+  const all = Promise.all(ids.map((id) => stack.completion(id))).finally(() => (done = true));
+  while (!done) {
+    peak = Math.max(peak, processUsage(worker.pid).rssMb);
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 250))]);
+  }
+  await all;
+  return {
+    idle_rss_mb: round(idle),
+    in_flight: inFlight,
+    in_flight_rss_mb: round(peak),
+    per_cached_decision_kb: round(((peak - idle) * 1024) / inFlight),
+  };
+}
+
+export interface LoadFigures {
+  target_per_second: number;
+  achieved_per_second: number;
+  seconds: number;
+  latency_ms: { p50: number; p99: number; max: number };
+  errors: number;
+  non2xx: number;
+}
+
+async function cannon(options: autocannon.Options): Promise<LoadFigures> {
+  const result = await autocannon(options);
+  return {
+    target_per_second: options.overallRate ?? 0,
+    achieved_per_second: round(result.requests.average),
+    seconds: result.duration,
+    latency_ms: {
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      max: result.latency.max,
+    },
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
+}
+
+/** GET /decisions/:id of a finished decision at a fixed rate (autocannon). */
+export async function statusReads(
+  stack: BenchStack,
+  rate: number,
+  seconds: number,
+): Promise<LoadFigures> {
+  const id = await stack.create();
+  await stack.completion(id);
+  return cannon({
+    url: `${stack.api.url}/decisions/${id}`,
+    headers: { Authorization: `Bearer ${BENCH_KEY}` },
+    connections: 32,
+    overallRate: rate,
+    duration: seconds,
+  });
+}
+
+/**
+ * POST /decisions at a fixed rate (autocannon), through an API whose task queue no worker polls:
+ * the thousands of decisions it starts would otherwise compete for the same two cores.
+ */
+export async function creates(
+  stack: BenchStack,
+  rate: number,
+  seconds: number,
+): Promise<LoadFigures> {
+  const idle = await stack.startApi('bench-unpolled');
+  try {
+    return await cannon({
+      url: `${idle.url}/decisions`,
+      method: 'POST',
+      headers: { Authorization: `Bearer ${BENCH_KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ query: 'Should we move billing to a managed Postgres?' }),
+      connections: 16,
+      overallRate: rate,
+      duration: seconds,
+    });
+  } finally {
+    await idle.role.stop();
+  }
+}
