@@ -2,22 +2,32 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-/** Temporal's OpenTelemetry workflow interceptors; the worker feeds them a sink, or a no-op one. */
+/** Temporal's OpenTelemetry workflow interceptors; the worker feeds them a sink. */
 export const TRACING_WORKFLOW_MODULE =
   require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
+/** Where the traced bundle sits beside a bundle: `workflow-bundle.js` → `workflow-bundle.traced.js`. */
+export function tracedBundlePath(bundlePath: string): string {
+  return bundlePath.replace(/(\.js)?$/, '.traced.js');
+}
+
 /**
- * Bundles the workflow code once, for workers started with WORKFLOW_BUNDLE_PATH. The tracing
- * interceptors are always in: whether a worker traces is its configuration, not its image's.
+ * Bundles the workflow code once, for workers started with WORKFLOW_BUNDLE_PATH: `out` without
+ * tracing, and its traced sibling with Temporal's OpenTelemetry interceptors, which a worker with
+ * OTEL_EXPORTER_OTLP_ENDPOINT loads instead. Whether a worker traces stays its configuration, not
+ * its image's, and a worker that does not trace pays nothing for it: the interceptors would load
+ * into every workflow's context and wrap each of its calls.
  */
-export async function bundleWorkflows(out: string): Promise<number> {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    workflowInterceptorModules: [TRACING_WORKFLOW_MODULE],
-  });
+export async function bundleWorkflows(out: string): Promise<{ plain: number; traced: number }> {
+  const workflowsPath = require.resolve('../workflows');
+  const [plain, traced] = await Promise.all([
+    bundleWorkflowCode({ workflowsPath }),
+    bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [TRACING_WORKFLOW_MODULE] }),
+  ]);
   mkdirSync(dirname(resolve(out)), { recursive: true });
-  writeFileSync(out, code);
-  return code.length;
+  writeFileSync(out, plain.code);
+  writeFileSync(tracedBundlePath(out), traced.code);
+  return { plain: plain.code.length, traced: traced.code.length };
 }
 
 if (require.main === module) {
@@ -27,7 +37,10 @@ if (require.main === module) {
     process.exit(2);
   }
   bundleWorkflows(out).then(
-    (size) => process.stdout.write(`Wrote the workflow bundle to ${out} (${size} bytes)\n`),
+    (size) =>
+      process.stdout.write(
+        `Wrote the workflow bundles to ${out} (${size.plain} bytes) and ${tracedBundlePath(out)} (${size.traced} bytes, with tracing)\n`,
+      ),
     (err: unknown) => {
       process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { serve, type ServerType } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { tracedBundlePath } from '../cli/bundle-workflows';
 import { createHealthCheck } from '../api/health';
 import { decisionLimits, type Config } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
@@ -23,6 +25,18 @@ export interface RunningWorker {
   /** The worker's own HTTP endpoints (/health, /ready, /metrics), when enabled. */
   httpUrl: string | null;
   shutdown(): Promise<void>;
+}
+
+/** The prebuilt bundle to load: its traced sibling when the worker traces (see bundle-workflows). */
+function prebuiltBundle(path: string, tracing: Tracing | null): string {
+  if (!tracing) return path;
+  const traced = tracedBundlePath(path);
+  if (!existsSync(traced)) {
+    throw new Error(
+      `OTEL_EXPORTER_OTLP_ENDPOINT is set but ${traced} does not exist: make the bundles with \`npm run bundle:workflows -- ${path}\`, which writes both`,
+    );
+  }
+  return traced;
 }
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
@@ -67,9 +81,10 @@ export async function startWorker(
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     // Workflows run bundled, in a separate deterministic context: prebuilt (images bundle at
-    // build time, so workers start fast), or bundled now from their path.
+    // build time, so workers start fast; the traced bundle when this worker traces), or bundled
+    // now from their path, with the tracing plugin's interceptors when it traces.
     ...(config.WORKFLOW_BUNDLE_PATH
-      ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE_PATH } }
+      ? { workflowBundle: { codePath: prebuiltBundle(config.WORKFLOW_BUNDLE_PATH, tracing) } }
       : { workflowsPath: require.resolve('../workflows') }),
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
@@ -80,10 +95,6 @@ export async function startWorker(
     // On shutdown, activities in flight get this long to finish before they are cancelled.
     shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
     plugins: tracing ? [tracing.plugin] : [],
-    // A prebuilt bundle carries the tracing interceptors; with tracing off they export nowhere.
-    ...(config.WORKFLOW_BUNDLE_PATH && !tracing
-      ? { sinks: { exporter: { export: { fn: () => undefined } } } }
-      : {}),
     activities: createActivities({
       model,
       responses: new RedisResponseStore(
