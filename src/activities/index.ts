@@ -98,6 +98,7 @@ export function createActivities(deps: ActivityDeps) {
       spent: { model_calls: 0, tokens: 0 },
     };
     // The store is outside the budget: an answer reused from it was paid for and counted once.
+    // Only a retry can find an answer there: a first attempt does not look.
     const model = withResponseStore(
       withBudget(deps.model, deps.budget, runScope, budget, (err) =>
         deps.logger?.warn(
@@ -108,10 +109,11 @@ export function createActivities(deps: ActivityDeps) {
       deps.responses,
       `${runScope}:${activityId}`,
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),
+      { lookup: attempt > 1 },
     );
     // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, and deliver
-    // cancellation, which aborts the model call through the signal.
-    ctx.heartbeat();
+    // cancellation, which aborts the model call through the signal. None at the start: the
+    // timeout counts from it, and a phase that ends sooner needs no heartbeat round trip at all.
     const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 5000);
     try {
       return await attemptPhase(phase, input, model, ctx, attempt);

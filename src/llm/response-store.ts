@@ -46,23 +46,28 @@ export interface StoredModel extends LanguageModel {
 /**
  * Wraps a model so that each answer is stored (keyed by `scope`, e.g. workflow, run and activity
  * id, and the request's hash) before it is returned, and a stored answer is reused. A store that
- * does not answer costs a duplicate call at worst, never a failed phase.
+ * does not answer costs a duplicate call at worst, never a failed phase. `lookup: false` skips the
+ * read where nothing can be stored yet (a scope's first attempt).
  */
 export function withResponseStore(
   model: LanguageModel,
   store: ResponseStore,
   scope: string,
   onStoreError: (err: unknown) => void = () => {},
+  options: { lookup?: boolean } = {},
 ): StoredModel {
   const written: string[] = [];
+  const lookup = options.lookup ?? true;
   return {
     name: model.name,
     async generate(request) {
       const key = `${scope}:${requestHash(model.name, request)}`;
-      const stored = await store.get(key).catch((err: unknown) => {
-        onStoreError(err);
-        return null;
-      });
+      const stored = lookup
+        ? await store.get(key).catch((err: unknown) => {
+            onStoreError(err);
+            return null;
+          })
+        : null;
       if (stored) {
         // A reused answer belongs to this attempt too: forget() must be able to drop it.
         written.push(key);

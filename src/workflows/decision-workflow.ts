@@ -92,6 +92,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   // Decisions started before the guard replay without it: over the limit, their history has the
   // activity scheduled, not the phase failed.
   const guardPayloads = patched(PAYLOAD_GUARD);
+  const sparseIndex = patched(SPARSE_SEARCH_ATTRIBUTES);
   const usage = {
     model_calls: 0,
     repair_rounds: 0,
@@ -141,7 +142,10 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     // projection even when a reset run repeats a counter the old run already used.
     record.seq = Math.max(record.seq + 1, Date.now() * 1000);
     record.updated_at = now();
-    const phase = record.current_phase ?? '';
+    // Decisions started before sparse indexing upsert at every phase; others only when their
+    // status changes, with the phase a decision stopped in (none while it runs): each upsert is
+    // a history event and a visibility write.
+    const phase = sparseIndex && record.status === 'running' ? '' : (record.current_phase ?? '');
     if (indexed.status !== record.status || indexed.phase !== phase) {
       upsertSearchAttributes([
         { key: DecisionStatusAttribute, value: record.status },
@@ -344,6 +348,9 @@ const RETRIEVAL_FAN_OUT = 'retrieval-fan-out';
 
 // Each phase's input is measured before it is scheduled (see src/domain/payload.ts).
 const PAYLOAD_GUARD = 'payload-guard';
+
+// Search attributes change with the decision's status only, not at every phase.
+const SPARSE_SEARCH_ATTRIBUTES = 'sparse-search-attributes';
 
 async function retrieveInParallel(
   input: PhaseInput,

@@ -43,6 +43,28 @@ describe('withResponseStore', () => {
     expect(model.requests).toHaveLength(2);
   });
 
+  it('with lookup off (a first attempt) stores the answer without reading the store', async () => {
+    const store = new MemoryStore();
+    let reads = 0;
+    const get = store.get.bind(store);
+    store.get = (key: string) => {
+      reads += 1;
+      return get(key);
+    };
+    const model = new FakeModel(() => '{"a":1}');
+    const noop = () => {};
+    await withResponseStore(model, store, 'wf:run:1', noop, { lookup: false }).generate(
+      request('x'),
+    );
+    expect(reads).toBe(0);
+    expect(store.data.size).toBe(1);
+    // The retry looks, and reuses what the first attempt stored.
+    const retry = await withResponseStore(model, store, 'wf:run:1').generate(request('x'));
+    expect(reads).toBe(1);
+    expect(retry.reused).toBe(true);
+    expect(model.requests).toHaveLength(1);
+  });
+
   it('forgets what an attempt stored and what it reused, so a retry asks afresh', async () => {
     const store = new MemoryStore();
     const model = new FakeModel(() => '{"a":1}');

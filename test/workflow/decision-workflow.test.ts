@@ -1,5 +1,10 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  defaultPayloadConverter,
+} from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +18,12 @@ import {
 } from '../../src/domain/decision';
 import { PHASE_READS } from '../../src/domain/phase-inputs';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
-import { DECISION_WORKFLOW_TYPE, progressQuery } from '../../src/domain/workflow-api';
+import {
+  DECISION_WORKFLOW_TYPE,
+  DecisionPhaseAttribute,
+  DecisionStatusAttribute,
+  progressQuery,
+} from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
@@ -393,6 +403,33 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(projected.phases[3]!.status).toBe('cancelled');
     expect(projected.error).toMatchObject({ phase: 'establishGoals', type: 'Cancelled' });
   });
+  it('indexes its search attributes when its status changes, not at every phase', async () => {
+    const { history, description } = await run(mockPhases().phases, async (id) => {
+      const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
+      await handle.result();
+      return { history: await handle.fetchHistory(), description: await handle.describe() };
+    });
+    const upserts = (history.events ?? [])
+      .map((e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields)
+      // Patches upsert TemporalChangeVersion on their own.
+      .filter((fields) => fields?.DecisionStatus != null)
+      .map((fields) => fields!)
+      .map((fields) => ({
+        status: defaultPayloadConverter.fromPayload<string>(fields.DecisionStatus!),
+        // An empty keyword goes to Temporal as no value.
+        phase: fields.DecisionPhase
+          ? defaultPayloadConverter.fromPayload<string>(fields.DecisionPhase)
+          : '',
+      }));
+    expect(upserts).toEqual([
+      { status: 'running', phase: '' },
+      { status: 'completed', phase: 'compileResult' },
+    ]);
+    // What visibility (the Web UI's filters) holds once the decision has ended.
+    expect(description.typedSearchAttributes.get(DecisionStatusAttribute)).toBe('completed');
+    expect(description.typedSearchAttributes.get(DecisionPhaseAttribute)).toBe('compileResult');
+  });
+
   it('fans retrieval out: one activity per information need, all in flight at once', async () => {
     const needs = [1, 2, 3].map((n) => ({
       id: `N${n}`,
