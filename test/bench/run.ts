@@ -111,15 +111,16 @@ async function main(): Promise<void> {
     const created = await creates(stack, 200, size.loadSeconds);
     log(`  p50 ${created.latency_ms.p50} ms, p99 ${created.latency_ms.p99} ms`);
 
+    // A worker whose model answers each call after 1 s: first many decisions at once (its memory
+    // with them all cached, which also warms it up), then some one at a time.
+    log(`${size.inFlight} decisions in flight (model 1 s per call): worker RSS`);
+    const memory = await memoryInFlight(stack, size.inFlight, 1000);
+    log(`  ${memory.in_flight_rss_mb} MB (idle ${memory.idle_rss_mb} MB)`);
     log(`model answering each call after 1 s: ${size.slowSerial} serial decision(s)`);
-    await stack.restartWorker(1000);
     const slowSerial = await serial(stack, size.slowSerial);
     log(
       `  ${slowSerial.latency_ms.p50} ms, orchestration ${(slowSerial.orchestration_share * 100).toFixed(2)} %`,
     );
-    log(`${size.inFlight} decisions in flight (model 1 s per call): worker RSS`);
-    const memory = await memoryInFlight(stack, size.inFlight, 1000);
-    log(`  ${memory.in_flight_rss_mb} MB (idle ${memory.idle_rss_mb} MB)`);
     await stopAll();
 
     log('dev server with its SQLite file: serial and concurrency 32');
