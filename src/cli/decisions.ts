@@ -140,7 +140,11 @@ export function program(): Command {
     .command('list')
     .description('List decisions from Temporal visibility, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices(DECISION_STATUSES))
-    .option('--phase <phase>', 'only decisions whose current phase is this', phase)
+    .option(
+      '--phase <phase>',
+      'only decisions that stopped in this phase (failed, cancelled, awaiting review, completed)',
+      phase,
+    )
     .option('--since <duration>', 'only decisions started within this long, e.g. 1h', since)
     .option('--limit <n>', 'at most this many', (v) => Number(v), 50)
     .option('--json', 'print JSON')
