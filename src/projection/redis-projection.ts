@@ -105,9 +105,21 @@ type ProjectionRedis = Redis & {
  * The Redis read model of decisions: a hash per decision, its result stored apart, sorted sets of
  * ids by creation and by completion time, and a TTL once a decision has finished.
  */
+// Finished records kept parsed per process, oldest dropped first.
+const FINISHED_KEPT = 1000;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
 export class DecisionProjection {
   private readonly redis: ProjectionRedis;
   private readonly now: () => number;
+  private readonly finished = new Map<string, DecisionRecord>();
 
   constructor(
     redis: Redis,
@@ -201,7 +213,30 @@ export class DecisionProjection {
   }
 
   /** The stored record, or null when the projection has none. */
+  /**
+   * The decision's record. A finished record is kept, parsed and frozen, after its first read
+   * (status polls read finished decisions over and over, and a result is tens of KB to parse and
+   * validate); each later read asks Redis for its seq only, which any write (a repair, a reset
+   * run) moves, and which is gone once the record has expired.
+   */
   async get(id: string): Promise<DecisionRecord | null> {
+    const kept = this.finished.get(id);
+    if (kept) {
+      const seq = await this.redis.hget(this.recordKey(id), 'seq');
+      if (seq !== null && Number(seq) === kept.seq) return kept;
+      this.finished.delete(id);
+    }
+    const record = await this.read(id);
+    if (record && isTerminal(record.status)) {
+      if (this.finished.size >= FINISHED_KEPT) {
+        this.finished.delete(this.finished.keys().next().value!);
+      }
+      this.finished.set(id, deepFreeze(record));
+    }
+    return record;
+  }
+
+  private async read(id: string): Promise<DecisionRecord | null> {
     const replies = await this.redis
       .multi()
       .hgetall(this.recordKey(id))

@@ -89,6 +89,25 @@ describe('DecisionProjection (real Redis)', () => {
     );
   });
 
+  it('reads a finished record once, then only its seq: a reset or an expiry is still seen', async () => {
+    await t.projection.write(completed('d9', 2));
+    const first = await t.projection.get('d9');
+    // Changed behind its back without a new seq: the kept record answers, so it was not re-read.
+    await t.redis.hset(t.projection.recordKey('d9'), 'query', 'Changed?');
+    const again = await t.projection.get('d9');
+    expect(again).toBe(first);
+    expect(again?.query).toBe('Should we?');
+    expect(Object.isFrozen(again?.result?.phases)).toBe(true);
+    // A reset run's write moves the seq: read afresh.
+    await t.projection.write(record('d9', 3, { status: 'running', query: 'Again?' }));
+    expect(await t.projection.get('d9')).toMatchObject({ status: 'running', query: 'Again?' });
+    // An expired record is gone, kept copy or not.
+    await t.projection.write(completed('d9', 4));
+    await t.projection.get('d9');
+    await t.redis.del(t.projection.recordKey('d9'));
+    expect(await t.projection.get('d9')).toBeNull();
+  });
+
   it('returns null for an id it does not have', async () => {
     expect(await t.projection.get('missing')).toBeNull();
   });

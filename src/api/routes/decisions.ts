@@ -1,5 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import type { Context, TypedResponse } from 'hono';
 import {
   DECISION_STATUSES,
   MIN_TOKEN_BUDGET,
@@ -94,6 +94,20 @@ function decodeCursor(text: string): { score: number; id: string } | null {
 function view(record: DecisionRecord): DecisionView {
   const { seq: _seq, ...rest } = record;
   return rest;
+}
+
+// The projection keeps a finished record frozen and hands out the same object until it changes:
+// its document is serialized once, not at every poll.
+const documents = new WeakMap<DecisionRecord, string>();
+
+function documentOf(record: DecisionRecord): string | null {
+  if (!Object.isFrozen(record)) return null;
+  let text = documents.get(record);
+  if (text === undefined) {
+    text = JSON.stringify(view(record));
+    documents.set(record, text);
+  }
+  return text;
 }
 
 const idempotencyOf = (c: Context<ApiEnv>) => {
@@ -351,7 +365,15 @@ export function registerDecisionRoutes(
           ...COMMON,
         },
       }),
-      async (c) => c.json(view(await visible(c, c.req.valid('param').process_id)), 200),
+      async (c) => {
+        const record = await visible(c, c.req.valid('param').process_id);
+        const document = documentOf(record);
+        if (document === null) return c.json(view(record), 200);
+        // The very text c.json would send; typed as the JSON response the route declares.
+        return c.body(document, 200, {
+          'Content-Type': 'application/json',
+        }) as unknown as TypedResponse<DecisionView, 200, 'json'>;
+      },
     );
   }
 
