@@ -126,17 +126,19 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       }),
     );
   }
-  app.use(
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) =>
-        problemResponse(
-          c,
-          problem(413, `The request body is larger than ${maxBodyBytes} bytes`, {
-            instance: c.req.path,
-          }),
-        ),
-    }),
+  const limitBody = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) =>
+      problemResponse(
+        c,
+        problem(413, `The request body is larger than ${maxBodyBytes} bytes`, {
+          instance: c.req.path,
+        }),
+      ),
+  });
+  // Reads carry no body; looking for one makes the Node adapter build a full Request for each.
+  app.use((c, next) =>
+    c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next),
   );
 
   registerHealthRoutes(app, deps);

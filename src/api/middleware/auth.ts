@@ -106,11 +106,11 @@ export function authenticate(
       return next();
     }
     const address = clientAddress(c, options.trustProxy);
-    const blocked = await failures?.blocked(address);
-    if (blocked) return failures!.refuse(c, blocked);
     const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('Authorization') ?? '');
     const presented = match ? digest(match[1]!) : null;
     const key = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
+    const blocked = await failures?.blocked(address, { validKey: Boolean(key) });
+    if (blocked) return failures!.refuse(c, blocked);
     if (!key) {
       if (match) await failures?.count(address);
       c.header('WWW-Authenticate', 'Bearer realm="decisions"');

@@ -63,10 +63,16 @@ export function rateLimit(deps: {
   };
 }
 
+const CLEARED_FOR_MS = 1000;
+const CLEARED_KEPT = 10_000;
+
 /** Counts failed attempts per client address; past the limit the address is refused a while. */
 export interface AttemptLimiter {
-  /** How long the address must still wait, in ms, or 0 when it may try. */
-  blocked(address: string): Promise<number>;
+  /**
+   * How long the address must still wait, in ms, or 0 when it may try. With a valid key, an
+   * address found unblocked is not asked about again for a second (see attemptLimiter).
+   */
+  blocked(address: string, options?: { validKey?: boolean }): Promise<number>;
   count(address: string): Promise<void>;
   refuse(c: Context, msBeforeNext: number): Response;
 }
@@ -78,13 +84,24 @@ export function attemptLimiter(deps: {
   onError?: (err: unknown) => void;
 }): AttemptLimiter {
   const failures = limiter(deps.redis, `${deps.prefix}authfail`, deps.perMinute);
+  // Addresses that presented a valid key and were not blocked, until when that holds: a client
+  // polling with its key costs Redis one look a second, not one a request. Only a valid key's
+  // request fills it, so a guesser's first right guess is still checked against Redis.
+  const cleared = new Map<string, number>();
   return {
-    async blocked(address) {
+    async blocked(address, options = {}) {
+      const now = Date.now();
+      if (options.validKey && (cleared.get(address) ?? 0) > now) return 0;
       const res = await failures.get(address).catch((err: unknown) => {
         deps.onError?.(err);
         return null;
       });
-      return res && res.consumedPoints >= deps.perMinute ? Math.max(1, res.msBeforeNext) : 0;
+      const wait = res && res.consumedPoints >= deps.perMinute ? Math.max(1, res.msBeforeNext) : 0;
+      if (options.validKey && wait === 0) {
+        if (cleared.size >= CLEARED_KEPT) cleared.clear();
+        cleared.set(address, now + CLEARED_FOR_MS);
+      }
+      return wait;
     },
     async count(address) {
       await failures.penalty(address, 1).catch((err: unknown) => deps.onError?.(err));
