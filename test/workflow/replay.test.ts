@@ -14,7 +14,7 @@ const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
 const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
 describe('saved histories replay against the current workflow code', () => {
-  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs', () => {
+  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes', () => {
     expect(histories).toEqual(
       expect.arrayContaining([
         'decision-completed-v1.json',
@@ -22,6 +22,7 @@ describe('saved histories replay against the current workflow code', () => {
         'decision-reviewed-v3.json',
         'decision-forked-v3.json',
         'decision-completed-v4.json',
+        'decision-completed-v5.json',
       ]),
     );
   });
