@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PeerFigures } from './peers';
-import type { Hops } from './measure';
+import { round, type Hops } from './measure';
 import type { LoadFigures, MemoryFigures, SerialFigures, ThroughputFigures } from './temporal-runs';
 
 export interface BenchResults {
@@ -299,6 +299,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     "same phases as jobs on the same Redis, each enqueuing the next; its worker runs in the bench's",
     'process. Neither survives a crash mid-phase the way a Temporal decision does.',
   ];
+  lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
     lines.push(
       '',
@@ -332,6 +333,52 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The reading of this run's figures, target by target, computed from them. */
+function whereTimeGoes(r: BenchResults): string[] {
+  const h = r.memory_serial.hops_per_phase_ms;
+  const at32 = r.concurrency.find((c) => c.concurrency === 32)!;
+  const cpu = at32.cpu_ms_per_decision;
+  const cpuTotal = cpu.temporal + cpu.worker + cpu.api;
+  const cores = cpus().length;
+  const ceiling = (cores * 1000) / cpuTotal;
+  const reads = r.status_reads;
+  const creates = r.creates;
+  const inFlight = r.worker_rss.in_flight;
+  const slow = r.slow_model.serial;
+  const slowOverheadMs = round(slow.hops_per_phase_ms.total - slow.hops_per_phase_ms.model);
+  return [
+    `- **Overhead per phase (${r.memory_serial.overhead_per_phase_ms.p50} ms p50).** Of a phase's ${h.total} ms in`,
+    `  history, ${h.workflowTaskRun} ms is the workflow task on the worker: the SDK runs workflow code in a`,
+    '  worker thread (every activation crosses threads and V8 contexts, and every promise the',
+    "  workflow creates records a stack trace for the SDK's stack-trace query), and the projection",
+    '  write is a local activity inside that task (a Redis write and one more activation).',
+    `  ${h.activityRunOutsideModel} ms is the activity around the model (budget reservation and response-store`,
+    `  write in Redis, the SDK's activity dispatch), ${h.workflowTaskQueued} ms the workflow task waiting for the worker,`,
+    `  ${h.activityQueued} ms the activity waiting (eager execution hands it over with the workflow task's answer).`,
+    `  The in-process bound does a phase in ${round(r.in_process.serial_latency_ms.p50 / 10, 2)} ms: the rest is what durability costs here.`,
+    `- **Throughput (${at32.per_second}/s at 32).** It is CPU-bound: a decision costs ${cpu.temporal} ms of the Temporal`,
+    `  server's CPU, ${cpu.worker} ms of the worker's and ${cpu.api} ms of the API's, ${round(cpuTotal)} ms in all, so ${cores} cores`,
+    `  finish at most ≈ ${round(ceiling, 1)} decisions/s, whatever the concurrency. Reaching 20/s needs ≤ ${round((cores * 1000) / 20)} ms per`,
+    '  decision in all: the dev server alone spends more; a server on its own machine (see',
+    '  docs/DEPLOYMENT.md) and more workers move it, this machine cannot.',
+    `- **Worker memory (${inFlight.in_flight_rss_mb} MB with ${inFlight.in_flight} in flight).** ${inFlight.idle_rss_mb} MB idle (Node, the SDK's Rust core,`,
+    `  one workflow thread), then ≈ ${inFlight.per_cached_decision_kb} KB per cached decision at the peak, most of it the`,
+    "  workflow thread's heap between collections. Sharing the SDK and domain modules across",
+    '  workflows (`preloadModules`) changed nothing measurable and was left out; the prebuilt bundle',
+    '  without tracing interceptors took ≈ 300 MB off (see the changes below).',
+    `- **Status reads (p99 ${reads.latency_ms.p99} ms, ${reads.achieved_per_second}/s of ${reads.target_per_second}/s).** One API process serves them at`,
+    `  ${reads.cpu_ms_per_request.api} ms of CPU each, which caps it near ${round(1000 / Math.max(0.001, reads.cpu_ms_per_request.api))}/s on one core, while the load`,
+    '  generator shares the other core with Redis: the tail is queueing in a saturated process.',
+    '  Several API processes behind a load balancer (the API is stateless) scale reads on a',
+    '  machine with the cores for them.',
+    `- **Creates (p99 ${creates.latency_ms.p99} ms at ${creates.achieved_per_second}/s).** Each start costs the Temporal server ${creates.cpu_ms_per_request.temporal} ms`,
+    `  and the API ${creates.cpu_ms_per_request.api} ms of CPU: ${round(creates.achieved_per_second * creates.cpu_ms_per_request.temporal)} ms of server CPU a second at this rate, on`,
+    '  the cores the API and the load generator share.',
+    `- **A 1 s model (${(slow.orchestration_share * 100).toFixed(2)} % orchestration).** ${slowOverheadMs} ms per phase outside the model, the`,
+    '  same hops as above; the 2 % target allows 20 ms per phase.',
+  ];
 }
 
 /** A chart of the run, drawn by Vega-Lite as SVG. */

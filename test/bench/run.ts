@@ -24,6 +24,7 @@ const SIZES = {
     afterTotal: 1000,
     slowSerial: 3,
     inFlight: 200,
+    inFlightHoldMs: undefined as number | undefined,
     loadSeconds: 15,
     sqliteSerial: 20,
     sqliteDecisions: 200,
@@ -31,10 +32,11 @@ const SIZES = {
   },
   quick: {
     serial: 10,
-    throughput: { 1: 5, 8: 24, 32: 64, 128: 128 } as Record<number, number>,
-    afterTotal: 300,
+    throughput: { 1: 3, 8: 16, 32: 48, 128: 128 } as Record<number, number>,
+    afterTotal: 0,
     slowSerial: 1,
     inFlight: 200,
+    inFlightHoldMs: 15_000,
     loadSeconds: 5,
     sqliteSerial: 5,
     sqliteDecisions: 32,
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
     // A worker whose model answers each call after 1 s: first many decisions at once (its memory
     // with them all cached, which also warms it up), then some one at a time.
     log(`${size.inFlight} decisions in flight (model 1 s per call): worker RSS`);
-    const memory = await memoryInFlight(stack, size.inFlight, 1000);
+    const memory = await memoryInFlight(stack, size.inFlight, 1000, size.inFlightHoldMs);
     log(`  ${memory.in_flight_rss_mb} MB (idle ${memory.idle_rss_mb} MB)`);
     log(`model answering each call after 1 s: ${size.slowSerial} serial decision(s)`);
     const slowSerial = await serial(stack, size.slowSerial);

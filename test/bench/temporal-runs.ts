@@ -112,6 +112,8 @@ export async function memoryInFlight(
   stack: BenchStack,
   inFlight: number,
   delayMs: number,
+  /** Stop sampling after this long and terminate the decisions still running (quick runs). */
+  holdMs?: number,
 ): Promise<MemoryFigures> {
   const worker = await stack.restartWorker(delayMs);
   await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -127,11 +129,24 @@ export async function memoryInFlight(
   let peak = 0;
   let done = false;
   const all = Promise.all(ids.map((id) => stack.completion(id))).finally(() => (done = true));
-  while (!done) {
+  const until = holdMs === undefined ? Infinity : Date.now() + holdMs;
+  while (!done && Date.now() < until) {
     peak = Math.max(peak, processUsage(worker.pid).rssMb);
     await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 250))]);
   }
-  await all;
+  if (done) {
+    await all;
+  } else {
+    all.catch(() => undefined);
+    await Promise.all(
+      ids.map((id) =>
+        stack.client.workflow
+          .getHandle(id)
+          .terminate('bench: memory sampled')
+          .catch(() => undefined),
+      ),
+    );
+  }
   return {
     idle_rss_mb: round(idle),
     in_flight: inFlight,
@@ -147,11 +162,21 @@ export interface LoadFigures {
   latency_ms: { p50: number; p99: number; max: number };
   errors: number;
   non2xx: number;
+  /** CPU time per request of the API process and of the Temporal server, from /proc. */
+  cpu_ms_per_request: { api: number; temporal: number };
 }
 
-async function cannon(options: autocannon.Options): Promise<LoadFigures> {
+async function cannon(
+  options: autocannon.Options,
+  pids: { api: number; temporal: number },
+): Promise<LoadFigures> {
+  const before = { api: processUsage(pids.api).cpuMs, temporal: processUsage(pids.temporal).cpuMs };
   const result = await autocannon(options);
+  const requests = Math.max(1, result.requests.total);
+  const cpu = (key: keyof typeof pids) =>
+    round((processUsage(pids[key]).cpuMs - before[key]) / requests, 3);
   return {
+    cpu_ms_per_request: { api: cpu('api'), temporal: cpu('temporal') },
     target_per_second: options.overallRate ?? 0,
     achieved_per_second: round(result.requests.average),
     seconds: result.duration,
@@ -173,13 +198,16 @@ export async function statusReads(
 ): Promise<LoadFigures> {
   const id = await stack.create();
   await stack.completion(id);
-  return cannon({
-    url: `${stack.api.url}/decisions/${id}`,
-    headers: { Authorization: `Bearer ${BENCH_KEY}` },
-    connections: 32,
-    overallRate: rate,
-    duration: seconds,
-  });
+  return cannon(
+    {
+      url: `${stack.api.url}/decisions/${id}`,
+      headers: { Authorization: `Bearer ${BENCH_KEY}` },
+      connections: 32,
+      overallRate: rate,
+      duration: seconds,
+    },
+    { api: stack.api.role.pid, temporal: stack.temporalPid },
+  );
 }
 
 /**
@@ -193,15 +221,18 @@ export async function creates(
 ): Promise<LoadFigures> {
   const idle = await stack.startApi('bench-unpolled');
   try {
-    return await cannon({
-      url: `${idle.url}/decisions`,
-      method: 'POST',
-      headers: { Authorization: `Bearer ${BENCH_KEY}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ query: 'Should we move billing to a managed Postgres?' }),
-      connections: 16,
-      overallRate: rate,
-      duration: seconds,
-    });
+    return await cannon(
+      {
+        url: `${idle.url}/decisions`,
+        method: 'POST',
+        headers: { Authorization: `Bearer ${BENCH_KEY}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query: 'Should we move billing to a managed Postgres?' }),
+        connections: 16,
+        overallRate: rate,
+        duration: seconds,
+      },
+      { api: idle.role.pid, temporal: stack.temporalPid },
+    );
   } finally {
     await idle.role.stop();
   }
