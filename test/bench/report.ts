@@ -29,9 +29,10 @@ interface Target {
 
 export function targets(r: BenchResults): Target[] {
   const at32 = r.concurrency.find((c) => c.concurrency === 32)!;
+  // Flat: no growth over the run's second half, once the heap has found its size.
   const after = r.worker_rss.after;
-  const firstAfter = after.find((a) => a.after_decisions >= 200) ?? after[0]!;
   const last = after.at(-1)!;
+  const firstAfter = after.find((a) => a.after_decisions >= last.after_decisions / 2) ?? after[0]!;
   const growth = last.rss_mb - firstAfter.rss_mb;
   return [
     {
