@@ -15,6 +15,7 @@ import { createHealthCheck } from '../../src/api/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
+import { Redis } from 'ioredis';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 
@@ -890,6 +891,48 @@ describe('the decision API against a real worker', () => {
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       // Another address is not held back; and the first hop, which a client writes, counts for nothing.
       expect((await from('198.51.100.2', 'reader-key-1')).status).toBe(200);
+    });
+
+    it("asks Redis about a valid key's address once a second, and a guesser's first right guess every time", async () => {
+      const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
+      const looks: string[] = [];
+      const send = redis.sendCommand.bind(redis);
+      redis.sendCommand = (command: Parameters<typeof send>[0]) => {
+        const key = command.getKeys().find((k) => String(k).includes('authfail'));
+        if (key) looks.push(`${command.name} ${String(key)}`);
+        return send(command);
+      };
+      try {
+        const guarded = createApp({
+          ...base,
+          redis,
+          keyPrefix: `${store.prefix}${uniqueName('ac')}:`,
+          apiKeys: keys,
+          authFailuresPerMinute: 3,
+          trustProxy: true,
+          decisions: service(),
+        });
+        const from = (address: string, key: string) =>
+          guarded.request('/decisions', {
+            headers: { ...bearer(key), 'X-Forwarded-For': address },
+          });
+        const looksAt = (address: string) => looks.filter((k) => k.endsWith(address)).length;
+        expect((await from('198.51.100.7', 'reader-key-1')).status).toBe(200);
+        const first = looksAt('198.51.100.7');
+        expect(first).toBeGreaterThan(0);
+        for (let i = 0; i < 10; i++) {
+          expect((await from('198.51.100.7', 'reader-key-1')).status).toBe(200);
+        }
+        // Ten more requests within the second: not one more look.
+        expect(looksAt('198.51.100.7')).toBe(first);
+        // Another address that only guessed: its right guess is checked, and refused.
+        for (let i = 0; i < 3; i++) await from('198.51.100.8', `guess-${i}-xx`);
+        const before = looks.length;
+        expect((await from('198.51.100.8', 'reader-key-1')).status).toBe(429);
+        expect(looks.length).toBeGreaterThan(before);
+      } finally {
+        redis.disconnect();
+      }
     });
 
     it('limits requests per key in Redis and answers 429 with Retry-After', async () => {
