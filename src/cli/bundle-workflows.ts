@@ -1,35 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflows, tracedBundlePath } from '../temporal/workflow-bundle';
 
-/** Temporal's OpenTelemetry workflow interceptors; the worker feeds them a sink. */
-export const TRACING_WORKFLOW_MODULE =
-  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
-
-/** Where the traced bundle sits beside a bundle: `workflow-bundle.js` → `workflow-bundle.traced.js`. */
-export function tracedBundlePath(bundlePath: string): string {
-  return bundlePath.replace(/(\.js)?$/, '.traced.js');
-}
-
-/**
- * Bundles the workflow code once, for workers started with WORKFLOW_BUNDLE_PATH: `out` without
- * tracing, and its traced sibling with Temporal's OpenTelemetry interceptors, which a worker with
- * OTEL_EXPORTER_OTLP_ENDPOINT loads instead. Whether a worker traces stays its configuration, not
- * its image's, and a worker that does not trace pays nothing for it: the interceptors would load
- * into every workflow's context and wrap each of its calls.
- */
-export async function bundleWorkflows(out: string): Promise<{ plain: number; traced: number }> {
-  const workflowsPath = require.resolve('../workflows');
-  const [plain, traced] = await Promise.all([
-    bundleWorkflowCode({ workflowsPath }),
-    bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [TRACING_WORKFLOW_MODULE] }),
-  ]);
-  mkdirSync(dirname(resolve(out)), { recursive: true });
-  writeFileSync(out, plain.code);
-  writeFileSync(tracedBundlePath(out), traced.code);
-  return { plain: plain.code.length, traced: traced.code.length };
-}
-
+// `npm run bundle:workflows -- <output.js>`: the bundles a worker image ships (see
+// src/temporal/workflow-bundle.ts).
 if (require.main === module) {
   const out = process.argv[2];
   if (!out) {

@@ -101,10 +101,6 @@ type ProjectionRedis = Redis & {
   writeDecision(...args: (string | number)[]): Promise<number>;
 };
 
-/**
- * The Redis read model of decisions: a hash per decision, its result stored apart, sorted sets of
- * ids by creation and by completion time, and a TTL once a decision has finished.
- */
 // Finished records kept parsed per process, oldest dropped first.
 const FINISHED_KEPT = 1000;
 
@@ -116,6 +112,10 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * The Redis read model of decisions: a hash per decision, its result stored apart, sorted sets of
+ * ids by creation and by completion time, and a TTL once a decision has finished.
+ */
 export class DecisionProjection {
   private readonly redis: ProjectionRedis;
   private readonly now: () => number;
@@ -212,9 +212,8 @@ export class DecisionProjection {
     return applied === 1;
   }
 
-  /** The stored record, or null when the projection has none. */
   /**
-   * The decision's record. A finished record is kept, parsed and frozen, after its first read
+   * The decision's record, or null when the projection has none. A finished record is kept, parsed and frozen, after its first read
    * (status polls read finished decisions over and over, and a result is tens of KB to parse and
    * validate); each later read asks Redis for its seq only, which any write (a repair, a reset
    * run) moves, and which is gone once the record has expired.

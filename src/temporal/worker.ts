@@ -5,7 +5,6 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { tracedBundlePath } from '../cli/bundle-workflows';
 import { createHealthCheck } from '../api/health';
 import { decisionLimits, type Config } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
@@ -17,6 +16,7 @@ import type { Tracing } from '../observability/tracing';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
+import { tracedBundlePath } from './workflow-bundle';
 
 export interface RunningWorker {
   worker: Worker;
@@ -27,7 +27,7 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-/** The prebuilt bundle to load: its traced sibling when the worker traces (see bundle-workflows). */
+/** The prebuilt bundle to load: its traced sibling when the worker traces (see ./workflow-bundle). */
 function prebuiltBundle(path: string, tracing: Tracing | null): string {
   if (!tracing) return path;
   const traced = tracedBundlePath(path);
