@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { AGENTS } from '../agents';
-import type { AgentContext } from '../agents/context';
+import type { AgentContext, PromptPassage } from '../agents/context';
 import { retrieveInformation, unansweredNeed } from '../agents/retrieve-information';
 import { runAgent, type AgentRun } from '../agents/runner';
 import {
@@ -51,6 +51,17 @@ function invalidInput(message: string): never {
   throw ApplicationFailure.create({ type: 'InvalidPhaseInput', message, nonRetryable: true });
 }
 
+/** What answering one information need is asked with: its question's passages, numbered. */
+export function needContext(
+  query: string,
+  need: InformationNeed,
+  knowledge: Pick<KnowledgeBase, 'search'>,
+  passagesPerNeed: number,
+): AgentContext & { passages: PromptPassage[] } {
+  const hits = knowledge.search(need.question, passagesPerNeed);
+  return { query, outputs: {}, need, passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })) };
+}
+
 /** The worker's activities: one per phase (named after it) and the projection write. */
 export function createActivities(deps: ActivityDeps) {
   // Never more than an answer may cite.
@@ -62,14 +73,8 @@ export function createActivities(deps: ActivityDeps) {
     model: StoredModel,
     signal: AbortSignal,
   ): Promise<AgentRun<RetrievalAnswer>> => {
-    const hits = deps.knowledge.search(need.question, passagesPerNeed);
-    const ctx: AgentContext = {
-      query,
-      outputs: {},
-      need,
-      passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })),
-    };
-    if (hits.length === 0) {
+    const ctx = needContext(query, need, deps.knowledge, passagesPerNeed);
+    if (ctx.passages.length === 0) {
       const usage = { input_tokens: 0, output_tokens: 0 };
       return {
         output: unansweredNeed(ctx),

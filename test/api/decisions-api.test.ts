@@ -870,19 +870,25 @@ describe('the decision API against a real worker', () => {
       });
     });
 
-    it('refuses an address every attempt once it failed too often, a valid key included', async () => {
+    /** An app that refuses an address after three failed attempts; requests from an address. */
+    const guardedApp = (redis = store.redis) => {
       const guarded = createApp({
         ...base,
+        redis,
         keyPrefix: `${store.prefix}${uniqueName('af')}:`,
         apiKeys: keys,
         authFailuresPerMinute: 3,
         trustProxy: true,
         decisions: service(),
       });
-      const from = (address: string, key: string) =>
+      return (address: string, key: string) =>
         guarded.request('/decisions', {
           headers: { ...bearer(key), 'X-Forwarded-For': `203.0.113.9, ${address}` },
         });
+    };
+
+    it('refuses an address every attempt once it failed too often, a valid key included', async () => {
+      const from = guardedApp();
       const statuses: number[] = [];
       for (let i = 0; i < 3; i++)
         statuses.push((await from('198.51.100.1', `guess-${i}-xx`)).status);
@@ -903,19 +909,7 @@ describe('the decision API against a real worker', () => {
         return send(command);
       };
       try {
-        const guarded = createApp({
-          ...base,
-          redis,
-          keyPrefix: `${store.prefix}${uniqueName('ac')}:`,
-          apiKeys: keys,
-          authFailuresPerMinute: 3,
-          trustProxy: true,
-          decisions: service(),
-        });
-        const from = (address: string, key: string) =>
-          guarded.request('/decisions', {
-            headers: { ...bearer(key), 'X-Forwarded-For': address },
-          });
+        const from = guardedApp(redis);
         const looksAt = (address: string) => looks.filter((k) => k.endsWith(address)).length;
         expect((await from('198.51.100.7', 'reader-key-1')).status).toBe(200);
         const first = looksAt('198.51.100.7');

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { needContext } from '../../src/activities';
 import { AGENTS } from '../../src/agents';
 import { retrieveInformation, unansweredNeed } from '../../src/agents/retrieve-information';
 import { runAgent } from '../../src/agents/runner';
@@ -27,14 +28,8 @@ function phaseRunner(knowledge: KnowledgeBase) {
     const needs = outputs.identifyInformationNeeds?.needs ?? [];
     const runs = await Promise.all(
       needs.map(async (need) => {
-        const hits = knowledge.search(need.question, 4);
-        const ctx = {
-          query,
-          outputs: {},
-          need,
-          passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })),
-        };
-        if (hits.length === 0) {
+        const ctx = needContext(query, need, knowledge, 4);
+        if (ctx.passages.length === 0) {
           const usage = { input_tokens: 0, output_tokens: 0 };
           return { output: unansweredNeed(ctx), model_calls: 0, usage, latency_ms: 0 };
         }

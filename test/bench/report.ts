@@ -90,6 +90,20 @@ const HOP_NAMES: [keyof Hops, string][] = [
   ['other', 'other gaps'],
 ];
 
+function loadRow(name: string, f: LoadFigures): (string | number)[] {
+  return [
+    name,
+    f.target_per_second,
+    f.achieved_per_second,
+    `${f.latency_ms.p50} ms`,
+    `${f.latency_ms.p99} ms`,
+    `${f.latency_ms.max} ms`,
+    f.errors + f.non2xx,
+    f.cpu_ms_per_request.api,
+    f.cpu_ms_per_request.temporal,
+  ];
+}
+
 function table(header: string[], rows: (string | number)[][]): string {
   return [
     `| ${header.join(' | ')} |`,
@@ -232,26 +246,20 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     '## API under load (autocannon)',
     '',
     table(
-      ['', 'target rate', 'achieved', 'p50', 'p99', 'max', 'errors + non-2xx'],
       [
-        [
-          '`GET /decisions/:id` (status read)',
-          r.status_reads.target_per_second,
-          r.status_reads.achieved_per_second,
-          `${r.status_reads.latency_ms.p50} ms`,
-          `${r.status_reads.latency_ms.p99} ms`,
-          `${r.status_reads.latency_ms.max} ms`,
-          r.status_reads.errors + r.status_reads.non2xx,
-        ],
-        [
-          '`POST /decisions` (create)',
-          r.creates.target_per_second,
-          r.creates.achieved_per_second,
-          `${r.creates.latency_ms.p50} ms`,
-          `${r.creates.latency_ms.p99} ms`,
-          `${r.creates.latency_ms.max} ms`,
-          r.creates.errors + r.creates.non2xx,
-        ],
+        '',
+        'target rate',
+        'achieved',
+        'p50',
+        'p99',
+        'max',
+        'errors + non-2xx',
+        'CPU ms/request: API',
+        'Temporal',
+      ],
+      [
+        loadRow('`GET /decisions/:id` (status read)', r.status_reads),
+        loadRow('`POST /decisions` (create)', r.creates),
       ],
     ),
     '',
