@@ -11,7 +11,12 @@ export interface BenchResults {
   seconds: number;
   memory_serial: SerialFigures;
   concurrency: ThroughputFigures[];
-  worker_rss: { after: { after_decisions: number; rss_mb: number }[]; in_flight: MemoryFigures };
+  worker_rss: {
+    after: { after_decisions: number; rss_mb: number }[];
+    in_flight: MemoryFigures;
+    /** The same with a cache of 50 workflows (full runs). */
+    small_cache?: MemoryFigures | null;
+  };
   status_reads: LoadFigures;
   creates: LoadFigures;
   slow_model: { delay_ms: number; serial: SerialFigures };
@@ -89,6 +94,19 @@ const HOP_NAMES: [keyof Hops, string][] = [
   ['model', 'model'],
   ['other', 'other gaps'],
 ];
+
+function cacheLines(r: BenchResults): string[] {
+  const small = r.worker_rss.small_cache;
+  const full = r.worker_rss.in_flight;
+  if (!small) return [];
+  return [
+    '',
+    `With \`WORKER_MAX_CACHED_WORKFLOWS=${small.cache_size}\` instead of ${full.cache_size}, the same ${small.in_flight} decisions: ${small.in_flight_rss_mb} MB at`,
+    `most (${small.idle_rss_mb} MB idle), all completed in ${small.seconds ?? '—'} s against ${full.seconds ?? '—'} s with the full cache: a`,
+    'decision evicted from the cache replays its history at each of its workflow tasks, so a smaller',
+    'cache trades memory for CPU.',
+  ];
+}
 
 function loadRow(name: string, f: LoadFigures): (string | number)[] {
   return [
@@ -242,6 +260,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     `With ${r.worker_rss.in_flight.in_flight} decisions in flight at once (model 1 s per call, so they stay`,
     `cached): ${r.worker_rss.in_flight.in_flight_rss_mb} MB at most, ${r.worker_rss.in_flight.idle_rss_mb} MB idle just before:`,
     `≈ ${r.worker_rss.in_flight.per_cached_decision_kb} KB per cached decision.`,
+    ...cacheLines(r),
     '',
     '## API under load (autocannon)',
     '',

@@ -144,10 +144,13 @@ export async function startBenchStack(options: StackOptions) {
     api,
     client,
     startApi,
-    /** Replaces the worker with one whose offline model answers each call after `delayMs`. */
-    async restartWorker(delayMs: number): Promise<Role> {
+    /**
+     * Replaces the worker with one whose offline model answers each call after `delayMs`, with
+     * `extra` settings of its own.
+     */
+    async restartWorker(delayMs: number, extra: NodeJS.ProcessEnv = {}): Promise<Role> {
       await worker.stop();
-      worker = await startWorker({ LLM_OFFLINE_DELAY_MS: String(delayMs) });
+      worker = await startWorker({ LLM_OFFLINE_DELAY_MS: String(delayMs), ...extra });
       return worker;
     },
     /** Asks a question over HTTP, as a client does; the decision's id. */

@@ -102,6 +102,10 @@ export interface MemoryFigures {
   in_flight_rss_mb: number;
   /** (In flight − idle) / decisions: what one cached decision costs. */
   per_cached_decision_kb: number;
+  /** How many workflows the worker kept cached (WORKER_MAX_CACHED_WORKFLOWS). */
+  cache_size: number;
+  /** From the first create until all had completed; null when they were terminated instead. */
+  seconds: number | null;
 }
 
 /**
@@ -114,11 +118,15 @@ export async function memoryInFlight(
   delayMs: number,
   /** Stop sampling after this long and terminate the decisions still running (quick runs). */
   holdMs?: number,
+  cacheSize = 1000,
 ): Promise<MemoryFigures> {
-  const worker = await stack.restartWorker(delayMs);
+  const worker = await stack.restartWorker(delayMs, {
+    WORKER_MAX_CACHED_WORKFLOWS: String(cacheSize),
+  });
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const idle = processUsage(worker.pid).rssMb;
   const ids: string[] = [];
+  const started = performance.now();
   for (let i = 0; i < inFlight; i += 20) {
     ids.push(
       ...(await Promise.all(
@@ -134,8 +142,10 @@ export async function memoryInFlight(
     peak = Math.max(peak, processUsage(worker.pid).rssMb);
     await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 250))]);
   }
+  let seconds: number | null = null;
   if (done) {
     await all;
+    seconds = round((performance.now() - started) / 1000);
   } else {
     all.catch(() => undefined);
     await Promise.all(
@@ -152,6 +162,8 @@ export async function memoryInFlight(
     in_flight: inFlight,
     in_flight_rss_mb: round(peak),
     per_cached_decision_kb: round(((peak - idle) * 1024) / inFlight),
+    cache_size: cacheSize,
+    seconds,
   };
 }
 
