@@ -6,7 +6,7 @@ import { createRedis } from '../../src/projection/redis-client';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli';
 import { bullmqChain, inProcessBound } from './peers';
 import { writeResults, type BenchResults } from './report';
-import { buildProduction, startBenchStack, type BenchStack } from './stack';
+import { buildProduction, removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
   creates,
   memoryInFlight,
@@ -173,6 +173,8 @@ async function main(): Promise<void> {
     log(`wrote ${written.join(', ')}`);
   } finally {
     await stopAll();
+    await removeKeys(redis.url, 'bench:inproc:');
+    await removeKeys(redis.url, 'bench:bullmq:');
     projectionRedis.disconnect();
     await redis.stop();
   }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
+import { createRedis } from '../../src/projection/redis-client';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../support/ports';
@@ -80,6 +81,18 @@ export async function startRole(
 
 export const BENCH_KEY = 'bench-key-0123456789abcdef';
 
+/** Deletes every key under `prefix`: what a run left in a Redis it shares. */
+export async function removeKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = createRedis(redisUrl, 10_000);
+  try {
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
+      if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]));
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export interface StackOptions {
   temporalCli: string;
   bundle: string;
@@ -115,6 +128,9 @@ export async function startBenchStack(options: StackOptions) {
     API_KEYS: `${BENCH_KEY}=decisions:read+decisions:write@bench`,
     // One key sends thousands of requests a second here; the limiter would refuse them.
     RATE_LIMIT_PER_MINUTE: '0',
+    // What the bench writes to a shared Redis goes soon, and at its end (see stop).
+    DECISION_TTL_SECONDS: '3600',
+    LLM_RESPONSE_TTL_SECONDS: '3600',
     LOG_LEVEL: 'info',
   });
   const roles: Role[] = [];
@@ -180,6 +196,7 @@ export async function startBenchStack(options: StackOptions) {
       await connection.close().catch(() => undefined);
       await temporal.stop();
       rmSync(dir, { recursive: true, force: true });
+      await removeKeys(options.redisUrl, prefix);
     },
   };
 }
