@@ -6,6 +6,16 @@ export interface ChildService {
   stop: () => Promise<void>;
 }
 
+/** SIGTERM, then SIGKILL if the process has not exited within `killAfterMs`. */
+export async function stopChild(child: ChildProcess, killAfterMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  await gone;
+  clearTimeout(timer);
+}
+
 /**
  * Starts a local server process and resolves once `answers()` says it is up. Fails with the
  * process's last output when it exits first or does not answer in time; `onSpawnError` words a
@@ -42,14 +52,7 @@ export async function startChildService(options: {
   });
   exited.catch(() => undefined);
 
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await gone;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child);
 
   const deadline = Date.now() + options.timeoutMs;
   try {

@@ -19,6 +19,33 @@ export function round(value: number, digits = 1): number {
   return Math.round(value * f) / f;
 }
 
+/** The median and the 99th percentile of the samples, rounded. */
+export function spread(samples: readonly number[], digits = 1): { p50: number; p99: number } {
+  return {
+    p50: round(percentile(samples, 50), digits),
+    p99: round(percentile(samples, 99), digits),
+  };
+}
+
+/**
+ * Runs `run` `count` times with `concurrency` of them in flight at any time (a closed loop), each
+ * given its index; the seconds it took.
+ */
+export async function closedLoop(
+  concurrency: number,
+  count: number,
+  run: (index: number) => Promise<void>,
+): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) await run(next++);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
 // Linux counts CPU time in clock ticks of 10 ms (USER_HZ = 100).
 const TICK_MS = 10;
 
@@ -30,6 +57,22 @@ export function processUsage(pid: number): { cpuMs: number; rssMb: number } {
   const cpuMs = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
   const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpuMs, rssMb: rss ? Number(rss[1]) / 1024 : NaN };
+}
+
+/**
+ * Reads the processes' CPU time now; the function it returns says how much each has used since,
+ * per unit of work done meanwhile.
+ */
+export function cpuMeter<K extends string>(pids: Record<K, number>) {
+  const keys = Object.keys(pids) as K[];
+  const before = Object.fromEntries(keys.map((k) => [k, processUsage(pids[k]).cpuMs])) as Record<
+    K,
+    number
+  >;
+  return (units: number, digits = 1): Record<K, number> =>
+    Object.fromEntries(
+      keys.map((k) => [k, round((processUsage(pids[k]).cpuMs - before[k]) / units, digits)]),
+    ) as Record<K, number>;
 }
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

@@ -12,7 +12,7 @@ import { combineRetrievals } from '../../src/domain/retrieval';
 import type { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { createOfflineModel } from '../../src/llm/offline';
 import { DecisionProjection } from '../../src/projection/redis-projection';
-import { percentile, round } from './measure';
+import { closedLoop, round, spread } from './measure';
 
 /**
  * One phase's work as the activities do it (the agent, the offline model, retrieval from the
@@ -78,22 +78,13 @@ async function measure(
     await run(`Should we move billing to a managed Postgres? (serial ${i})`);
     serialLatencies.push(performance.now() - t0);
   }
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < decisions) {
-        await run(`Should we move billing to a managed Postgres? (${next++})`);
-      }
-    }),
+  const seconds = await closedLoop(concurrency, decisions, (i) =>
+    run(`Should we move billing to a managed Postgres? (${i})`),
   );
   return {
-    serial_latency_ms: {
-      p50: round(percentile(serialLatencies, 50), 2),
-      p99: round(percentile(serialLatencies, 99), 2),
-    },
+    serial_latency_ms: spread(serialLatencies, 2),
     concurrency,
-    per_second: round(decisions / ((performance.now() - started) / 1000), 1),
+    per_second: round(decisions / seconds, 1),
   };
 }
 

@@ -4,6 +4,8 @@ import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { ensureLocalRedis } from '../../src/projection/redis-dev';
 import { createRedis } from '../../src/projection/redis-client';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli';
+import { PHASE_NAMES } from '../../src/domain/phases';
+import { round } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { writeResults, type BenchResults } from './report';
 import { buildProduction, removeKeys, startBenchStack, type BenchStack } from './stack';
@@ -164,8 +166,9 @@ async function main(): Promise<void> {
       in_process: bound,
       bullmq: {
         ...bull,
-        overhead_per_phase_ms: round2(
-          (bull.serial_latency_ms.p50 - bound.serial_latency_ms.p50) / 10,
+        overhead_per_phase_ms: round(
+          (bull.serial_latency_ms.p50 - bound.serial_latency_ms.p50) / PHASE_NAMES.length,
+          2,
         ),
       },
     };
@@ -178,10 +181,6 @@ async function main(): Promise<void> {
     projectionRedis.disconnect();
     await redis.stop();
   }
-}
-
-function round2(value: number): number {
-  return Math.round(value * 100) / 100;
 }
 
 main().then(

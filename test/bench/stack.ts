@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
+import { stopChild } from '../../src/process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
@@ -57,14 +58,7 @@ export async function startRole(
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((done) => child.once('exit', () => done()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await gone;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 15_000);
   try {
     const state = await waitFor(
       `the ${name} to log "${ready}"`,

@@ -1,6 +1,15 @@
 import autocannon from 'autocannon';
 import { BENCH_KEY, type BenchStack } from './stack';
-import { hopsOf, hopsPerPhase, percentile, processUsage, round, type Hops } from './measure';
+import {
+  closedLoop,
+  cpuMeter,
+  hopsOf,
+  hopsPerPhase,
+  processUsage,
+  round,
+  spread,
+  type Hops,
+} from './measure';
 import { PHASE_NAMES } from '../../src/domain/phases';
 
 const PHASES = PHASE_NAMES.length;
@@ -37,11 +46,8 @@ export async function serial(stack: BenchStack, decisions: number): Promise<Seri
   }
   return {
     decisions,
-    latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
-    overhead_per_phase_ms: {
-      p50: round(percentile(overheads, 50), 2),
-      p99: round(percentile(overheads, 99), 2),
-    },
+    latency_ms: spread(latencies),
+    overhead_per_phase_ms: spread(overheads, 2),
     orchestration_share: round(1 - modelMs / totalMs, 4),
     hops_per_phase_ms: hopsPerPhase(hops),
   };
@@ -63,35 +69,21 @@ export async function throughput(
   concurrency: number,
   decisions: number,
 ): Promise<ThroughputFigures> {
-  const pids = { temporal: stack.temporalPid, worker: stack.worker.pid, api: stack.api.role.pid };
-  const before = {
-    temporal: processUsage(pids.temporal).cpuMs,
-    worker: processUsage(pids.worker).cpuMs,
-    api: processUsage(pids.api).cpuMs,
-  };
+  const worker = stack.worker.pid;
+  const cpu = cpuMeter({ temporal: stack.temporalPid, worker, api: stack.api.role.pid });
   const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < decisions) {
-        next++;
-        const t0 = performance.now();
-        await stack.completion(await stack.create());
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = (key: keyof typeof pids) =>
-    round((processUsage(pids[key]).cpuMs - before[key]) / decisions);
+  const seconds = await closedLoop(concurrency, decisions, async () => {
+    const t0 = performance.now();
+    await stack.completion(await stack.create());
+    latencies.push(performance.now() - t0);
+  });
   return {
     concurrency,
     decisions,
     per_second: round(decisions / seconds, 2),
-    latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
-    cpu_ms_per_decision: { temporal: cpu('temporal'), worker: cpu('worker'), api: cpu('api') },
-    worker_rss_mb: round(processUsage(pids.worker).rssMb),
+    latency_ms: spread(latencies),
+    cpu_ms_per_decision: cpu(decisions),
+    worker_rss_mb: round(processUsage(worker).rssMb),
   };
 }
 
@@ -182,13 +174,10 @@ async function cannon(
   options: autocannon.Options,
   pids: { api: number; temporal: number },
 ): Promise<LoadFigures> {
-  const before = { api: processUsage(pids.api).cpuMs, temporal: processUsage(pids.temporal).cpuMs };
+  const cpu = cpuMeter(pids);
   const result = await autocannon(options);
-  const requests = Math.max(1, result.requests.total);
-  const cpu = (key: keyof typeof pids) =>
-    round((processUsage(pids[key]).cpuMs - before[key]) / requests, 3);
   return {
-    cpu_ms_per_request: { api: cpu('api'), temporal: cpu('temporal') },
+    cpu_ms_per_request: cpu(Math.max(1, result.requests.total), 3),
     target_per_second: options.overallRate ?? 0,
     achieved_per_second: round(result.requests.average),
     seconds: result.duration,
