@@ -4,6 +4,8 @@ export interface ChildService {
   process: ChildProcess;
   /** SIGTERM, then SIGKILL if it has not exited within ten seconds. */
   stop: () => Promise<void>;
+  /** The last few thousand characters it wrote, for error messages. */
+  output: () => string;
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within `killAfterMs`. */
@@ -25,13 +27,26 @@ export async function startChildService(options: {
   name: string;
   command: string;
   args: string[];
+  /** The whole environment of the process; by default this process's. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /**
+   * In a process group of its own, so that Ctrl-C in a terminal reaches only its parent, which
+   * then stops its services in order (clients first, servers last).
+   */
+  detached?: boolean;
   answers: () => Promise<boolean>;
   timeoutMs: number;
   pollMs?: number;
   onSpawnError?: (err: NodeJS.ErrnoException) => Error;
   output?: (chunk: string) => void;
 }): Promise<ChildService> {
-  const child = spawn(options.command, options.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(options.command, options.args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env,
+    cwd: options.cwd,
+    detached: options.detached,
+  });
   let tail = '';
   const collect = (chunk: Buffer) => {
     const text = chunk.toString();
@@ -65,5 +80,5 @@ export async function startChildService(options: {
     await stop();
     throw err;
   }
-  return { process: child, stop };
+  return { process: child, stop, output: () => tail };
 }

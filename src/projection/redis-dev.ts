@@ -36,7 +36,7 @@ export interface LocalRedis {
 export async function ensureLocalRedis(
   url: string,
   dataDir: string | null,
-  timeoutMs = 10_000,
+  options: { timeoutMs?: number; detached?: boolean } = {},
 ): Promise<LocalRedis> {
   if (await redisAnswers(url)) return { url, pid: null, stop: () => Promise.resolve() };
   const { hostname, port } = new URL(url);
@@ -58,8 +58,9 @@ export async function ensureLocalRedis(
     command: 'redis-server',
     args,
     answers: () => redisAnswers(url),
-    timeoutMs,
+    timeoutMs: options.timeoutMs ?? 10_000,
     pollMs: 100,
+    detached: options.detached,
     onSpawnError: (err) =>
       err.code === 'ENOENT'
         ? new Error(

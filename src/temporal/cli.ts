@@ -1,24 +1,12 @@
-import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { goInstall, isExecutable, projectCacheDir } from './go-install';
 
 /** The temporal CLI release the project builds when none is installed. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
 export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'decision-backend', `temporal-cli-${TEMPORAL_CLI_VERSION}`);
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return join(projectCacheDir(env), `temporal-cli-${TEMPORAL_CLI_VERSION}`);
 }
 
 /** Where the temporal CLI is: TEMPORAL_CLI_PATH, then PATH, then the project's cache; or null. */
@@ -44,38 +32,17 @@ export async function findOrBuildTemporalCli(
   options: { env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
 ): Promise<string> {
   const env = options.env ?? process.env;
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const found = findTemporalCli(env);
   if (found) return found;
-
   const dir = temporalCliCacheDir(env);
-  mkdirSync(dir, { recursive: true });
-  log(
-    `temporal CLI not found (TEMPORAL_CLI_PATH, PATH, ${dir}); building ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION} with Go.`,
-  );
-  log('This happens once and takes several minutes; later starts reuse the cached binary.');
-  const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('go', ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-      env: { ...env, GOBIN: dir },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'ENOENT'
-          ? new Error(
-              'Cannot build the temporal CLI: `go` is not on PATH. Install Go, or install the temporal CLI and put it on PATH or in TEMPORAL_CLI_PATH.',
-            )
-          : err,
-      );
-    });
-    child.on('exit', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`go install of the temporal CLI failed (${signal ?? `exit ${code}`})`));
-    });
+  options.log?.(`temporal CLI not found (TEMPORAL_CLI_PATH, PATH, ${dir}).`);
+  await goInstall({
+    what: `the temporal CLI ${TEMPORAL_CLI_VERSION}`,
+    dir,
+    packages: [{ path: TEMPORAL_CLI_MODULE, binary: 'temporal' }],
+    version: TEMPORAL_CLI_VERSION,
+    env,
+    log: options.log,
   });
-  const built = join(dir, 'temporal');
-  if (!isExecutable(built)) throw new Error(`go install finished but ${built} is missing`);
-  log(`Built the temporal CLI in ${Math.round((Date.now() - started) / 1000)} s: ${built}`);
-  return built;
+  return join(dir, 'temporal');
 }
