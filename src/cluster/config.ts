@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { ConfigError, loadConfig, type Config } from '../config';
+
+const database = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain PostgreSQL name (letters, digits, _)');
+
+/** The settings `npm run cluster` reads besides the processes' own (src/config.ts). */
+export const ClusterSettingsSchema = z.object({
+  POSTGRES_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be postgres://[user[:password]@]host[:port]')
+    .default('postgres://postgres@127.0.0.1:5432'),
+  TEMPORAL_DB_NAME: database.default('temporal'),
+  TEMPORAL_VISIBILITY_DB_NAME: database.default('temporal_visibility'),
+  /** How long a closed decision's history is kept; at least DECISION_TTL_SECONDS. */
+  TEMPORAL_NAMESPACE_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
+  /** The Temporal server's Prometheus endpoint on this host, or off. */
+  TEMPORAL_METRICS_PORT: z
+    .string()
+    .default('8000')
+    .transform((v) => (v === 'off' ? null : Number(v)))
+    .pipe(z.number().int().min(1).max(65535).nullable()),
+  CLUSTER_WORKERS: z.coerce.number().int().min(1).max(16).default(2),
+  CLUSTER_DATA_DIR: z.string().min(1).default('.data/cluster'),
+  /** The cluster's Redis: one it starts there, with an append-only file, unless one answers. */
+  CLUSTER_REDIS_URL: z.url({ protocol: /^redis$/ }).default('redis://127.0.0.1:6380'),
+});
+
+export type ClusterSettings = z.infer<typeof ClusterSettingsSchema> & { config: Config };
+
+export function loadClusterSettings(env: NodeJS.ProcessEnv = process.env): ClusterSettings {
+  const config = loadConfig(env);
+  const values = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = ClusterSettingsSchema.safeParse(values);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  if (parsed.data.TEMPORAL_DB_NAME === parsed.data.TEMPORAL_VISIBILITY_DB_NAME) {
+    throw new ConfigError(
+      'Invalid configuration:\n  TEMPORAL_VISIBILITY_DB_NAME: must differ from TEMPORAL_DB_NAME',
+    );
+  }
+  return { ...parsed.data, config };
+}

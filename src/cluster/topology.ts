@@ -1,0 +1,406 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { startChildService, stopChild, type ChildService } from '../process/child-service';
+import { freePort, freePortBelow32768 } from '../process/ports';
+import { ensureLocalRedis, type LocalRedis } from '../projection/redis-dev';
+import { temporalAnswers } from '../temporal/dev-server';
+import type { ClusterBinaries } from './binaries';
+
+/** The repository: src/cluster under tsx, dist/cluster once built. */
+const root = resolve(__dirname, '../..');
+/** The one source of the Temporal server's and Web UI's config and setup, shared with compose. */
+export const TEMPORAL_DIR = join(root, 'temporal');
+
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** History (the default store). */
+  database: string;
+  /** SQL visibility: search attributes and list queries. */
+  visibilityDatabase: string;
+}
+
+/** A PostgreSQL server from a postgres:// URL (user and password in it, or `postgres`/none). */
+export function postgresTarget(
+  url: string,
+  database: string,
+  visibilityDatabase: string,
+): PostgresTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`POSTGRES_URL is not a URL: it must look like postgres://user@host:5432`);
+  }
+  if (!['postgres:', 'postgresql:'].includes(parsed.protocol) || !parsed.hostname) {
+    throw new Error('POSTGRES_URL must be postgres://[user[:password]@]host[:port]');
+  }
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(parsed.port || 5432),
+    user: decodeURIComponent(parsed.username) || 'postgres',
+    password: decodeURIComponent(parsed.password),
+    database,
+    visibilityDatabase,
+  };
+}
+
+/** The Temporal server's ports: each service's gRPC port and its membership (ringpop) port. */
+export interface TemporalPorts {
+  frontend: number;
+  frontendHttp: number;
+  frontendMembership: number;
+  history: number;
+  historyMembership: number;
+  matching: number;
+  matchingMembership: number;
+  worker: number;
+  workerMembership: number;
+}
+
+/** Temporal's own defaults, as temporal/server/production.yaml has them. */
+export const DEFAULT_TEMPORAL_PORTS: TemporalPorts = {
+  frontend: 7233,
+  frontendHttp: 7243,
+  frontendMembership: 6933,
+  history: 7234,
+  historyMembership: 6934,
+  matching: 7235,
+  matchingMembership: 6935,
+  worker: 7239,
+  workerMembership: 6939,
+};
+
+/** Free ports for every Temporal service (below 32768: the server stores them as smallint). */
+export async function freeTemporalPorts(): Promise<TemporalPorts> {
+  const ports = {} as TemporalPorts;
+  const taken = new Set<number>();
+  for (const key of Object.keys(DEFAULT_TEMPORAL_PORTS) as (keyof TemporalPorts)[]) {
+    let port = await freePortBelow32768();
+    while (taken.has(port)) port = await freePortBelow32768();
+    taken.add(port);
+    ports[key] = port;
+  }
+  return ports;
+}
+
+export interface ClusterOptions {
+  binaries: ClusterBinaries;
+  postgres: PostgresTarget;
+  /** Logs, Redis's append-only file, the workflow bundle. */
+  dataDir: string;
+  temporalPorts: TemporalPorts;
+  /** The Temporal server's Prometheus endpoint; null for none. */
+  temporalMetricsPort: number | null;
+  uiPort: number;
+  apiPort: number;
+  /** A Redis to use, or one to start (with persistence, in dataDir/redis) when none answers. */
+  redisUrl: string;
+  workers: number;
+  namespace: string;
+  retentionHours: number;
+  /** API_KEYS for the API: `<key>=<scopes>[@<name>],…`. */
+  apiKeys: string;
+  /** More settings for the workers and the API (model, limits, log level). */
+  roleEnv?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+export interface ClusterRole extends ChildService {
+  name: string;
+  pid: number;
+  /** The role's health and metrics server. */
+  httpUrl: string;
+}
+
+const HOST = '127.0.0.1';
+
+/** The variables temporal/setup-schema.sh reads, as the compose services set them. */
+export function postgresEnvironment(postgres: PostgresTarget): Record<string, string> {
+  return {
+    POSTGRES_SEEDS: postgres.host,
+    DB_PORT: String(postgres.port),
+    POSTGRES_USER: postgres.user,
+    POSTGRES_PWD: postgres.password,
+    DBNAME: postgres.database,
+    VISIBILITY_DBNAME: postgres.visibilityDatabase,
+  };
+}
+
+/** The variables temporal/server/production.yaml reads, for a server on this host. */
+export function temporalServerEnvironment(
+  postgres: PostgresTarget,
+  ports: TemporalPorts,
+  metricsPort: number | null,
+): Record<string, string> {
+  return {
+    ...postgresEnvironment(postgres),
+    LOG_LEVEL: process.env.TEMPORAL_LOG_LEVEL ?? 'info',
+    BIND_ON_IP: HOST,
+    FRONTEND_GRPC_PORT: String(ports.frontend),
+    FRONTEND_HTTP_PORT: String(ports.frontendHttp),
+    FRONTEND_MEMBERSHIP_PORT: String(ports.frontendMembership),
+    HISTORY_GRPC_PORT: String(ports.history),
+    HISTORY_MEMBERSHIP_PORT: String(ports.historyMembership),
+    MATCHING_GRPC_PORT: String(ports.matching),
+    MATCHING_MEMBERSHIP_PORT: String(ports.matchingMembership),
+    WORKER_GRPC_PORT: String(ports.worker),
+    WORKER_MEMBERSHIP_PORT: String(ports.workerMembership),
+    PROMETHEUS_ENDPOINT: metricsPort === null ? '' : `${HOST}:${metricsPort}`,
+    DYNAMIC_CONFIG_FILE_PATH: join(TEMPORAL_DIR, 'dynamicconfig/production-sql.yaml'),
+  };
+}
+
+/**
+ * The production topology on this machine, from the same files as docker-compose.yml: the schema
+ * set up in PostgreSQL (temporal/setup-schema.sh), the Temporal server on it
+ * (temporal/server/production.yaml), the namespace and search attributes (temporal/setup.sh), the
+ * Web UI server (temporal/ui-server/production.yaml), Redis with an append-only file, and the
+ * built worker and API processes. Each process logs to dataDir/logs/<name>.log.
+ */
+export async function startCluster(options: ClusterOptions) {
+  const { binaries, postgres, log } = options;
+  const logs = join(options.dataDir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const logFiles: WriteStream[] = [];
+  const logTo = (name: string) => {
+    const file = createWriteStream(join(logs, `${name}.log`), { flags: 'a' });
+    logFiles.push(file);
+    return (chunk: string) => file.write(chunk);
+  };
+  const temporalAddress = `${HOST}:${options.temporalPorts.frontend}`;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) {
+      await stop().catch((err: unknown) => log(`while stopping: ${String(err)}`));
+    }
+    await Promise.all(logFiles.map((f) => new Promise((done) => f.end(done))));
+  };
+
+  /** Runs one of temporal/'s setup scripts with `sh`, as the compose services do. */
+  const runScript = (script: string, env: NodeJS.ProcessEnv) =>
+    new Promise<void>((done, fail) => {
+      const write = logTo('setup');
+      let output = '';
+      const child = spawn('sh', [join(TEMPORAL_DIR, script)], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const keep = (chunk: Buffer) => {
+        output = (output + chunk.toString()).slice(-6000);
+        write(chunk.toString());
+      };
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      child.once('error', fail);
+      child.once('exit', (code) =>
+        code === 0
+          ? done()
+          : fail(new Error(`temporal/${script} failed (exit ${code}):\n${output}`)),
+      );
+    });
+
+  const postgresEnv = postgresEnvironment(postgres);
+  const serverEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...temporalServerEnvironment(postgres, options.temporalPorts, options.temporalMetricsPort),
+  };
+
+  // Held in an object: TypeScript does not follow assignments made inside the closures below.
+  const temporal: { server: ChildService | null } = { server: null };
+  const startServer = async () => {
+    temporal.server = await startChildService({
+      name: `temporal-server at ${temporalAddress}`,
+      command: binaries.server,
+      args: [
+        ...['--root', TEMPORAL_DIR, '--config', 'server', '--env', 'production'],
+        // No authorizer: the frontend listens on this host only, as in compose's network.
+        '--allow-no-auth',
+        'start',
+      ],
+      env: serverEnv,
+      answers: () => temporalAnswers(temporalAddress, 1000),
+      timeoutMs: 120_000,
+      output: logTo('temporal-server'),
+      detached: true,
+    });
+  };
+  const stopServer = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
+    const running = temporal.server;
+    temporal.server = null;
+    if (!running) return;
+    if (signal === 'SIGKILL') {
+      const gone = new Promise((done) => running.process.once('exit', done));
+      running.process.kill('SIGKILL');
+      await gone;
+    } else {
+      await running.stop();
+    }
+  };
+
+  const roles: ClusterRole[] = [];
+  let bundle = '';
+  let workersStarted = 0;
+  const startRole = async (name: string, entry: string, env: NodeJS.ProcessEnv) => {
+    const httpPort = Number(env.PORT ?? env.WORKER_HTTP_PORT);
+    const httpUrl = `http://${HOST}:${httpPort}`;
+    const service = await startChildService({
+      name,
+      command: process.execPath,
+      args: [entry],
+      cwd: root,
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        HOST,
+        TEMPORAL_ADDRESS: temporalAddress,
+        TEMPORAL_NAMESPACE: options.namespace,
+        REDIS_URL: redis!.url,
+        ...options.roleEnv,
+        ...env,
+      },
+      answers: () =>
+        fetch(`${httpUrl}/ready`, { signal: AbortSignal.timeout(2000) }).then(
+          (res) => res.ok,
+          () => false,
+        ),
+      timeoutMs: 90_000,
+      output: logTo(name),
+      detached: true,
+    });
+    const role: ClusterRole = { ...service, name, pid: service.process.pid!, httpUrl };
+    roles.push(role);
+    return role;
+  };
+  const startWorker = async (env: NodeJS.ProcessEnv = {}) =>
+    startRole(`worker-${++workersStarted}`, 'dist/main/worker.js', {
+      WORKFLOW_BUNDLE_PATH: bundle,
+      WORKER_HTTP_PORT: String(await freePort()),
+      WORKER_SDK_METRICS_ADDRESS: `${HOST}:${await freePort()}`,
+      ...env,
+    });
+
+  let redis: LocalRedis | null = null;
+  try {
+    log(
+      `PostgreSQL at ${postgres.host}:${postgres.port}: setting up databases ${postgres.database} and ${postgres.visibilityDatabase} (temporal/setup-schema.sh)`,
+    );
+    await runScript('setup-schema.sh', { ...postgresEnv, TEMPORAL_SQL_TOOL: binaries.sqlTool });
+
+    log(`Starting the Temporal server at ${temporalAddress} (temporal/server/production.yaml)`);
+    await startServer();
+    stops.push(() => stopServer());
+
+    log(`Creating namespace ${options.namespace} and its search attributes (temporal/setup.sh)`);
+    await runScript('setup.sh', {
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: options.namespace,
+      TEMPORAL_NAMESPACE_RETENTION_HOURS: String(options.retentionHours),
+      PATH: `${dirname(binaries.temporalCli)}:${process.env.PATH ?? ''}`,
+    });
+
+    const uiUrl = `http://${HOST}:${options.uiPort}`;
+    log(`Starting the Web UI server at ${uiUrl} (temporal/ui-server/production.yaml)`);
+    const ui = await startChildService({
+      name: `ui-server at ${uiUrl}`,
+      command: binaries.uiServer,
+      args: ['--root', TEMPORAL_DIR, '--config', 'ui-server', '--env', 'production', 'start'],
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: temporalAddress,
+        TEMPORAL_UI_IP: HOST,
+        TEMPORAL_UI_PORT: String(options.uiPort),
+        TEMPORAL_DEFAULT_NAMESPACE: options.namespace,
+      },
+      answers: () =>
+        fetch(uiUrl, { signal: AbortSignal.timeout(2000) }).then(
+          (res) => res.ok,
+          () => false,
+        ),
+      timeoutMs: 30_000,
+      output: logTo('ui-server'),
+      detached: true,
+    });
+    stops.push(() => ui.stop());
+
+    redis = await ensureLocalRedis(options.redisUrl, join(options.dataDir, 'redis'), {
+      detached: true,
+    });
+    stops.push(() => redis!.stop());
+    log(
+      redis.pid === null
+        ? `Using the Redis already answering at ${redis.url}`
+        : `Started redis-server at ${redis.url} with an append-only file in ${join(options.dataDir, 'redis')}`,
+    );
+
+    log('Building the worker and the API (npm run build) and the workflow bundle');
+    bundle = buildProduction(join(options.dataDir, 'workflow-bundle.js'));
+
+    stops.push(async () => {
+      await Promise.all(roles.splice(0).map((role) => stopChild(role.process, 45_000)));
+    });
+    for (let i = 0; i < options.workers; i++) await startWorker();
+    const api = await startRole('api', 'dist/main/api.js', {
+      PORT: String(options.apiPort),
+      API_KEYS: options.apiKeys,
+    });
+    log(`Started ${options.workers} workers and the API`);
+
+    return {
+      temporalAddress,
+      uiUrl,
+      apiUrl: api.httpUrl,
+      redisUrl: redis.url,
+      temporalMetricsUrl:
+        options.temporalMetricsPort === null
+          ? null
+          : `http://${HOST}:${options.temporalMetricsPort}/metrics`,
+      api,
+      /** The workers running now. */
+      get workers() {
+        return roles.filter(
+          (r) =>
+            r.name.startsWith('worker-') &&
+            r.process.exitCode === null &&
+            r.process.signalCode === null,
+        );
+      },
+      /** The Temporal server process, while it runs. */
+      get temporalPid() {
+        return temporal.server?.process.pid ?? null;
+      },
+      startWorker,
+      /** Stops the Temporal server: SIGKILL as a crash would, or SIGTERM as an operator would. */
+      stopTemporal: stopServer,
+      /** Starts the Temporal server again, on the same databases. */
+      startTemporal: startServer,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export type Cluster = Awaited<ReturnType<typeof startCluster>>;
+
+/**
+ * Builds what the images run: `npm run build`, then the workflow bundle the worker image makes.
+ * Returns the bundle's path.
+ */
+export function buildProduction(bundlePath: string): string {
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  mkdirSync(dirname(bundlePath), { recursive: true });
+  const bundled = spawnSync(process.execPath, ['dist/cli/bundle-workflows.js', bundlePath], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (bundled.status !== 0 || !existsSync(bundlePath)) {
+    throw new Error(`bundling the workflows failed:\n${bundled.stderr}`);
+  }
+  return bundlePath;
+}
