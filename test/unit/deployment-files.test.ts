@@ -5,7 +5,13 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigSchema, loadConfig } from '../../src/config';
-import { parseDuration } from '../../src/domain/duration';
+import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../src/cluster/binaries';
+import {
+  DEFAULT_TEMPORAL_PORTS,
+  postgresEnvironment,
+  postgresTarget,
+  temporalServerEnvironment,
+} from '../../src/cluster/topology';
 
 // No Docker engine runs on the project's machines, so the deployment files are checked statically.
 
@@ -19,12 +25,14 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   environment?: Record<string, string | number>;
   command?: string[];
+  entrypoint?: string[];
   deploy?: { replicas?: number };
   volumes?: string[];
   ports?: string[];
   secrets?: string[];
 }
-const compose = parse(read('docker-compose.yml')) as {
+// merge: compose reads YAML merge keys (`<<: *anchor`), which the services use.
+const compose = parse(read('docker-compose.yml'), { merge: true }) as {
   services: Record<string, Service>;
   secrets?: Record<string, { file?: string }>;
 };
@@ -67,12 +75,19 @@ function finalStage(file: string): string[] {
 describe('docker-compose.yml', () => {
   it('runs Postgres, Temporal on it, the Web UI, Redis, the API and two workers', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['api', 'postgres', 'redis', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
+      [
+        'api',
+        'postgres',
+        'redis',
+        'temporal',
+        'temporal-schema',
+        'temporal-setup',
+        'temporal-ui',
+        'worker',
+      ].sort(),
     );
-    expect(services.temporal!.environment).toMatchObject({
-      DB: 'postgres12',
-      POSTGRES_SEEDS: 'postgres',
-    });
+    expect(services.temporal!.image).toBe('temporalio/server:1.29.1');
+    expect(services.temporal!.environment).toMatchObject({ POSTGRES_SEEDS: 'postgres' });
     expect(services.worker!.deploy?.replicas).toBe(2);
     expect(services.redis!.command?.slice(0, 3)).toEqual(['redis-server', '--appendonly', 'yes']);
   });
@@ -195,17 +210,95 @@ describe('docker-compose.yml: what is exposed and what is secret', () => {
 
   it('keeps closed decisions in Temporal at least as long as DECISION_TTL_SECONDS', () => {
     const ttlMs = loadConfig({}).DECISION_TTL_SECONDS * 1000;
-    const autoSetup = interpolate(services.temporal!.environment!.DEFAULT_NAMESPACE_RETENTION!);
-    expect(parseDuration(autoSetup)).toBeGreaterThanOrEqual(ttlMs);
     const hours = interpolate(
       services['temporal-setup']!.environment!.TEMPORAL_NAMESPACE_RETENTION_HOURS!,
     );
     expect(Number(hours) * 3_600_000).toBeGreaterThanOrEqual(ttlMs);
-    // setup.sh applies it to a new namespace and raises it on one auto-setup made first.
+    // setup.sh applies it to a new namespace and raises it on one made earlier with less.
     const script = read('temporal/setup.sh');
     expect(script).toContain('retention="${TEMPORAL_NAMESPACE_RETENTION_HOURS:-168}"');
     expect(script).toMatch(/ns create --retention "\$\{retention\}h"/);
     expect(script).toMatch(/ns update --retention "\$\{retention\}h"/);
+  });
+});
+
+describe('docker-compose.yml and npm run cluster: one source in temporal/', () => {
+  /** The variables a templated config reads: every `env "NAME"` in it. */
+  const templateVariables = (file: string) =>
+    new Set([...read(file).matchAll(/env "(\w+)"/g)].map((m) => m[1]!));
+  /** Where a service mounts a file of this repository: its path in the container. */
+  const mountOf = (service: Service, source: string) =>
+    (service.volumes ?? []).find((v) => v.split(':')[0] === source)?.split(':')[1];
+  const target = postgresTarget(
+    'postgres://temporal:pw@db:5432',
+    'temporal',
+    'temporal_visibility',
+  );
+  const clusterServerEnv = temporalServerEnvironment(target, DEFAULT_TEMPORAL_PORTS, 8000);
+
+  it('runs the server image of the version the cluster builds, on temporal/server/production.yaml', () => {
+    const temporal = services.temporal!;
+    expect(temporal.image).toBe(`temporalio/server:${TEMPORAL_SERVER_VERSION.slice(1)}`);
+    const env = temporal.environment!;
+    // The image starts `temporal-server --env docker`: the file must be <root>/<config dir>/docker.yaml.
+    expect(mountOf(temporal, './temporal/server/production.yaml')).toBe(
+      `${env.TEMPORAL_ROOT}/${env.TEMPORAL_CONFIG_DIR}/docker.yaml`,
+    );
+    const dynamic = mountOf(temporal, './temporal/dynamicconfig')!;
+    expect(env.DYNAMIC_CONFIG_FILE_PATH).toBe(`${dynamic}/production-sql.yaml`);
+    expect(clusterServerEnv.DYNAMIC_CONFIG_FILE_PATH).toBe(
+      resolve(root, 'temporal/dynamicconfig/production-sql.yaml'),
+    );
+    expect(existsSync(resolve(root, 'temporal/dynamicconfig/production-sql.yaml'))).toBe(true);
+  });
+
+  it('sets the same database variables in compose and in the cluster, each one the config reads', () => {
+    const reads = templateVariables('temporal/server/production.yaml');
+    const composeEnv = Object.keys(services.temporal!.environment!);
+    for (const name of composeEnv.filter(
+      (n) => !['TEMPORAL_ROOT', 'TEMPORAL_CONFIG_DIR'].includes(n),
+    )) {
+      expect(reads.has(name), `compose sets ${name}, which the config does not read`).toBe(true);
+    }
+    for (const name of Object.keys(clusterServerEnv)) {
+      expect(reads.has(name), `the cluster sets ${name}, which the config does not read`).toBe(
+        true,
+      );
+    }
+    const database = Object.keys(postgresEnvironment(target));
+    expect(database.every((n) => composeEnv.includes(n))).toBe(true);
+    expect(Object.keys(services['temporal-schema']!.environment!).sort()).toEqual(database.sort());
+  });
+
+  it("sets up the schema with temporal/setup-schema.sh and Temporal's SQL tool before the server starts", () => {
+    const schema = services['temporal-schema']!;
+    expect(schema.image).toMatch(
+      new RegExp(
+        `^temporalio/admin-tools:${TEMPORAL_SERVER_VERSION.slice(1).replace(/\./g, '\\.')}-`,
+      ),
+    );
+    const mounted = mountOf(schema, './temporal/setup-schema.sh');
+    expect(schema.entrypoint).toEqual(['/bin/sh', mounted]);
+    expect(services.temporal!.depends_on).toEqual({
+      'temporal-schema': { condition: 'service_completed_successfully' },
+    });
+    const script = read('temporal/setup-schema.sh');
+    for (const step of ['create-database', 'setup-schema -v 0.0', 'update-schema --schema-name']) {
+      expect(script).toContain(step);
+    }
+  });
+
+  it('runs the Web UI image of the version the cluster builds, on temporal/ui-server/production.yaml', () => {
+    const ui = services['temporal-ui']!;
+    expect(ui.image).toBe(`temporalio/ui:${TEMPORAL_UI_SERVER_VERSION.slice(1)}`);
+    // The image starts `ui-server --env docker` in /home/ui-server.
+    expect(mountOf(ui, './temporal/ui-server/production.yaml')).toBe(
+      '/home/ui-server/config/docker.yaml',
+    );
+    const reads = templateVariables('temporal/ui-server/production.yaml');
+    for (const name of Object.keys(ui.environment!)) {
+      expect(reads.has(name), `compose sets ${name}, which the UI config does not read`).toBe(true);
+    }
   });
 });
 
