@@ -154,6 +154,150 @@ export function temporalServerEnvironment(
   };
 }
 
+/** Log files for child processes: dir/<name>.log, appended to. */
+export function processLogs(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const files: WriteStream[] = [];
+  return {
+    to: (name: string): ((chunk: string) => void) => {
+      const file = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
+      files.push(file);
+      return (chunk) => void file.write(chunk);
+    },
+    close: () => Promise.all(files.map((f) => new Promise((done) => f.end(done)))),
+  };
+}
+
+/** Runs one of temporal/'s setup scripts with `sh`, as the compose services do. */
+function runSetupScript(script: string, env: NodeJS.ProcessEnv, output: (chunk: string) => void) {
+  return new Promise<void>((done, fail) => {
+    let tail = '';
+    const child = spawn('sh', [join(TEMPORAL_DIR, script)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-6000);
+      output(chunk.toString());
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', fail);
+    child.once('exit', (code) =>
+      code === 0 ? done() : fail(new Error(`temporal/${script} failed (exit ${code}):\n${tail}`)),
+    );
+  });
+}
+
+export interface TemporalOnPostgresOptions {
+  binaries: ClusterBinaries;
+  postgres: PostgresTarget;
+  temporalPorts: TemporalPorts;
+  temporalMetricsPort: number | null;
+  namespace: string;
+  retentionHours: number;
+  /** Where each process's output goes, by name. */
+  logTo: (name: string) => (chunk: string) => void;
+  log: (line: string) => void;
+}
+
+/**
+ * The Temporal part of the topology, as compose runs it: the schema (temporal/setup-schema.sh),
+ * the server (temporal/server/production.yaml), then the namespace and search attributes
+ * (temporal/setup.sh). The server can be stopped and started again on the same databases.
+ */
+export async function startTemporalOnPostgres(options: TemporalOnPostgresOptions) {
+  const { binaries, postgres, log, logTo } = options;
+  const address = `${HOST}:${options.temporalPorts.frontend}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...temporalServerEnvironment(postgres, options.temporalPorts, options.temporalMetricsPort),
+  };
+  let server: ChildService | null = null;
+  const start = async () => {
+    server = await startChildService({
+      name: `temporal-server at ${address}`,
+      command: binaries.server,
+      args: [
+        ...['--root', TEMPORAL_DIR, '--config', 'server', '--env', 'production'],
+        // No authorizer: the frontend listens on this host only, as in compose's network.
+        '--allow-no-auth',
+        'start',
+      ],
+      env,
+      answers: () => temporalAnswers(address, 1000),
+      timeoutMs: 120_000,
+      output: logTo('temporal-server'),
+      detached: true,
+    });
+  };
+  /** SIGTERM as an operator stops it, or SIGKILL as a crash would. */
+  const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
+    const running = server;
+    server = null;
+    if (!running) return;
+    if (signal === 'SIGTERM') return running.stop();
+    const gone = new Promise((done) => running.process.once('exit', done));
+    running.process.kill('SIGKILL');
+    await gone;
+  };
+
+  log(
+    `PostgreSQL at ${postgres.host}:${postgres.port}: setting up databases ${postgres.database} and ${postgres.visibilityDatabase} (temporal/setup-schema.sh)`,
+  );
+  const setupLog = logTo('setup');
+  await runSetupScript(
+    'setup-schema.sh',
+    { ...postgresEnvironment(postgres), TEMPORAL_SQL_TOOL: binaries.sqlTool },
+    setupLog,
+  );
+  log(`Starting the Temporal server at ${address} (temporal/server/production.yaml)`);
+  await start();
+  try {
+    log(`Creating namespace ${options.namespace} and its search attributes (temporal/setup.sh)`);
+    await runSetupScript(
+      'setup.sh',
+      {
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_NAMESPACE: options.namespace,
+        TEMPORAL_NAMESPACE_RETENTION_HOURS: String(options.retentionHours),
+        PATH: `${dirname(binaries.temporalCli)}:${process.env.PATH ?? ''}`,
+      },
+      setupLog,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    address,
+    /** The server's process id while it runs, else null. */
+    get pid(): number | null {
+      return server?.process.pid ?? null;
+    },
+    start,
+    stop,
+  };
+}
+
+export type TemporalOnPostgres = Awaited<ReturnType<typeof startTemporalOnPostgres>>;
+
+/** Drops the server's two databases (a test's or a bench's own), with Temporal's SQL tool. */
+export function dropTemporalDatabases(binaries: ClusterBinaries, postgres: PostgresTarget): void {
+  for (const database of [postgres.database, postgres.visibilityDatabase]) {
+    const run = spawnSync(
+      binaries.sqlTool,
+      [
+        ...['--plugin', 'postgres12', '--ep', postgres.host, '-p', String(postgres.port)],
+        ...['-u', postgres.user, '--db', database, 'drop-database', '--defaultdb', 'postgres'],
+        '--force',
+      ],
+      { encoding: 'utf8', env: { ...process.env, SQL_PASSWORD: postgres.password } },
+    );
+    if (run.status !== 0) throw new Error(`dropping database ${database} failed:\n${run.stderr}`);
+  }
+}
+
 /**
  * The production topology on this machine, from the same files as docker-compose.yml: the schema
  * set up in PostgreSQL (temporal/setup-schema.sh), the Temporal server on it
@@ -162,84 +306,17 @@ export function temporalServerEnvironment(
  * built worker and API processes. Each process logs to dataDir/logs/<name>.log.
  */
 export async function startCluster(options: ClusterOptions) {
-  const { binaries, postgres, log } = options;
-  const logs = join(options.dataDir, 'logs');
-  mkdirSync(logs, { recursive: true });
-  const logFiles: WriteStream[] = [];
-  const logTo = (name: string) => {
-    const file = createWriteStream(join(logs, `${name}.log`), { flags: 'a' });
-    logFiles.push(file);
-    return (chunk: string) => file.write(chunk);
-  };
-  const temporalAddress = `${HOST}:${options.temporalPorts.frontend}`;
+  const { binaries, log } = options;
+  const logs = processLogs(join(options.dataDir, 'logs'));
+  const logTo = logs.to;
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.splice(0).reverse()) {
       await stop().catch((err: unknown) => log(`while stopping: ${String(err)}`));
     }
-    await Promise.all(logFiles.map((f) => new Promise((done) => f.end(done))));
+    await logs.close();
   };
-
-  /** Runs one of temporal/'s setup scripts with `sh`, as the compose services do. */
-  const runScript = (script: string, env: NodeJS.ProcessEnv) =>
-    new Promise<void>((done, fail) => {
-      const write = logTo('setup');
-      let output = '';
-      const child = spawn('sh', [join(TEMPORAL_DIR, script)], {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const keep = (chunk: Buffer) => {
-        output = (output + chunk.toString()).slice(-6000);
-        write(chunk.toString());
-      };
-      child.stdout.on('data', keep);
-      child.stderr.on('data', keep);
-      child.once('error', fail);
-      child.once('exit', (code) =>
-        code === 0
-          ? done()
-          : fail(new Error(`temporal/${script} failed (exit ${code}):\n${output}`)),
-      );
-    });
-
-  const postgresEnv = postgresEnvironment(postgres);
-  const serverEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...temporalServerEnvironment(postgres, options.temporalPorts, options.temporalMetricsPort),
-  };
-
-  // Held in an object: TypeScript does not follow assignments made inside the closures below.
-  const temporal: { server: ChildService | null } = { server: null };
-  const startServer = async () => {
-    temporal.server = await startChildService({
-      name: `temporal-server at ${temporalAddress}`,
-      command: binaries.server,
-      args: [
-        ...['--root', TEMPORAL_DIR, '--config', 'server', '--env', 'production'],
-        // No authorizer: the frontend listens on this host only, as in compose's network.
-        '--allow-no-auth',
-        'start',
-      ],
-      env: serverEnv,
-      answers: () => temporalAnswers(temporalAddress, 1000),
-      timeoutMs: 120_000,
-      output: logTo('temporal-server'),
-      detached: true,
-    });
-  };
-  const stopServer = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
-    const running = temporal.server;
-    temporal.server = null;
-    if (!running) return;
-    if (signal === 'SIGKILL') {
-      const gone = new Promise((done) => running.process.once('exit', done));
-      running.process.kill('SIGKILL');
-      await gone;
-    } else {
-      await running.stop();
-    }
-  };
+  let temporalAddress = '';
 
   const roles: ClusterRole[] = [];
   let bundle = '';
@@ -285,22 +362,9 @@ export async function startCluster(options: ClusterOptions) {
 
   let redis: LocalRedis | null = null;
   try {
-    log(
-      `PostgreSQL at ${postgres.host}:${postgres.port}: setting up databases ${postgres.database} and ${postgres.visibilityDatabase} (temporal/setup-schema.sh)`,
-    );
-    await runScript('setup-schema.sh', { ...postgresEnv, TEMPORAL_SQL_TOOL: binaries.sqlTool });
-
-    log(`Starting the Temporal server at ${temporalAddress} (temporal/server/production.yaml)`);
-    await startServer();
-    stops.push(() => stopServer());
-
-    log(`Creating namespace ${options.namespace} and its search attributes (temporal/setup.sh)`);
-    await runScript('setup.sh', {
-      TEMPORAL_ADDRESS: temporalAddress,
-      TEMPORAL_NAMESPACE: options.namespace,
-      TEMPORAL_NAMESPACE_RETENTION_HOURS: String(options.retentionHours),
-      PATH: `${dirname(binaries.temporalCli)}:${process.env.PATH ?? ''}`,
-    });
+    const temporal = await startTemporalOnPostgres({ ...options, logTo });
+    stops.push(() => temporal.stop());
+    temporalAddress = temporal.address;
 
     const uiUrl = `http://${HOST}:${options.uiPort}`;
     log(`Starting the Web UI server at ${uiUrl} (temporal/ui-server/production.yaml)`);
@@ -368,15 +432,8 @@ export async function startCluster(options: ClusterOptions) {
             r.process.signalCode === null,
         );
       },
-      /** The Temporal server process, while it runs. */
-      get temporalPid() {
-        return temporal.server?.process.pid ?? null;
-      },
       startWorker,
-      /** Stops the Temporal server: SIGKILL as a crash would, or SIGTERM as an operator would. */
-      stopTemporal: stopServer,
-      /** Starts the Temporal server again, on the same databases. */
-      startTemporal: startServer,
+      temporal,
       stop: stopAll,
     };
   } catch (err) {

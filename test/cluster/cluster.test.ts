@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOrBuildClusterBinaries, type ClusterBinaries } from '../../src/cluster/binaries';
 import {
+  dropTemporalDatabases,
   freeTemporalPorts,
   postgresTarget,
   startCluster,
@@ -115,17 +116,6 @@ function decisionsCli(args: string[]) {
   return { code: run.status, out: run.stdout, err: run.stderr };
 }
 
-function sqlTool(database: string, args: string[]) {
-  return spawnSync(
-    binaries.sqlTool,
-    [
-      ...['--plugin', 'postgres12', '--ep', postgres.host, '-p', String(postgres.port)],
-      ...['-u', postgres.user, '--db', database, ...args],
-    ],
-    { encoding: 'utf8', env: { ...process.env, SQL_PASSWORD: postgres.password } },
-  );
-}
-
 beforeAll(async () => {
   // `.ci/run` builds these first (npm run cluster:install); on a fresh machine this takes minutes.
   binaries = await findOrBuildClusterBinaries({ log });
@@ -173,11 +163,7 @@ afterAll(async () => {
   await client?.connection.close().catch(() => undefined);
   await cluster?.stop();
   await model?.close();
-  if (postgres && binaries) {
-    for (const database of [postgres.database, postgres.visibilityDatabase]) {
-      sqlTool(database, ['drop-database', '--defaultdb', 'postgres', '--force']);
-    }
-  }
+  if (postgres && binaries) dropTemporalDatabases(binaries, postgres);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 
@@ -240,12 +226,12 @@ describe('the production topology (npm run cluster)', () => {
     const { inFlight, release } = holdFirstCall('draftDecision');
     const id = await ask('Should we survive a Temporal server crash?');
     await inFlight;
-    await cluster.stopTemporal('SIGKILL');
+    await cluster.temporal.stop('SIGKILL');
     expect(await temporalAnswers(cluster.temporalAddress)).toBe(false);
     const served = await apiRecord(id);
     expect(served.status).toBe(200);
     expect(served.record.status).toBe('running');
-    await cluster.startTemporal();
+    await cluster.temporal.start();
     release();
 
     expect((await result(id)).status).toBe('completed');
