@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { PHASE_NAMES } from '../../src/domain/phases';
@@ -73,6 +73,26 @@ export function cpuMeter<K extends string>(pids: Record<K, number>) {
     Object.fromEntries(
       keys.map((k) => [k, round((processUsage(pids[k]).cpuMs - before[k]) / units, digits)]),
     ) as Record<K, number>;
+}
+
+/**
+ * CPU time of every PostgreSQL process on this machine (the postmaster and its backends): the
+ * server's pool keeps its connections open, so their backends live through a run.
+ */
+export function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    } catch {
+      // The process ended while the list was read.
+    }
+  }
+  return total;
 }
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

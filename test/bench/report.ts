@@ -5,6 +5,9 @@ import type { PeerFigures } from './peers';
 import { round, type Hops } from './measure';
 import type { LoadFigures, MemoryFigures, SerialFigures, ThroughputFigures } from './temporal-runs';
 
+/** Throughput on the PostgreSQL server, with PostgreSQL's own CPU per decision. */
+export type PostgresThroughput = ThroughputFigures & { postgres_cpu_ms_per_decision: number };
+
 export interface BenchResults {
   date: string;
   quick: boolean;
@@ -21,6 +24,12 @@ export interface BenchResults {
   creates: LoadFigures;
   slow_model: { delay_ms: number; serial: SerialFigures };
   sqlite: { serial: SerialFigures; concurrency_32: ThroughputFigures };
+  /** The production topology's server (npm run cluster) on this machine's PostgreSQL. */
+  postgres: {
+    serial: SerialFigures;
+    concurrency_32: PostgresThroughput;
+    concurrency_128: PostgresThroughput;
+  };
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -313,6 +322,13 @@ export function markdown(r: BenchResults, steps: Step[]): string {
           r.sqlite.concurrency_32.per_second,
         ],
         [
+          'Temporal server on PostgreSQL (npm run cluster)',
+          `${r.postgres.serial.latency_ms.p50} ms`,
+          `${r.postgres.serial.latency_ms.p99} ms`,
+          `${r.postgres.serial.overhead_per_phase_ms.p50} ms`,
+          r.postgres.concurrency_32.per_second,
+        ],
+        [
           'BullMQ chain of ten jobs',
           `${r.bullmq.serial_latency_ms.p50} ms`,
           `${r.bullmq.serial_latency_ms.p99} ms`,
@@ -333,6 +349,10 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     "phase, in the bench's own process: no durability at all, the floor. The BullMQ chain runs the",
     "same phases as jobs on the same Redis, each enqueuing the next; its worker runs in the bench's",
     'process. Neither survives a crash mid-phase the way a Temporal decision does.',
+    '',
+    '## On PostgreSQL: what a decision costs',
+    '',
+    ...onPostgres(r),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -416,6 +436,51 @@ function whereTimeGoes(r: BenchResults): string[] {
   ];
 }
 
+/**
+ * The production topology's server on PostgreSQL: throughput and where the CPU goes, per
+ * decision, which is what sizing needs.
+ */
+function onPostgres(r: BenchResults): string[] {
+  const runs = [r.postgres.concurrency_32, r.postgres.concurrency_128];
+  const at32 = r.postgres.concurrency_32;
+  const server = at32.cpu_ms_per_decision.temporal + at32.postgres_cpu_ms_per_decision;
+  const perCore = (ms: number) => Math.round(1000 / Math.max(ms, 1));
+  return [
+    'The Temporal server of `npm run cluster` and docker-compose.yml (frontend, history, matching',
+    "and worker services in one process, `temporal/server/production.yaml`) on this machine's",
+    'PostgreSQL 15, history and SQL visibility in two databases; one worker and one API as above.',
+    '',
+    table(
+      [
+        'concurrency',
+        'decisions/s',
+        'p50',
+        'p99',
+        'CPU per decision: Temporal server',
+        'PostgreSQL',
+        'worker',
+        'API',
+      ],
+      runs.map((f) => [
+        f.concurrency,
+        f.per_second,
+        `${f.latency_ms.p50} ms`,
+        `${f.latency_ms.p99} ms`,
+        `${f.cpu_ms_per_decision.temporal} ms`,
+        `${f.postgres_cpu_ms_per_decision} ms`,
+        `${f.cpu_ms_per_decision.worker} ms`,
+        `${f.cpu_ms_per_decision.api} ms`,
+      ]),
+    ),
+    '',
+    `Sizing from these figures: one core of Temporal server and PostgreSQL together carries about`,
+    `${perCore(server)} decisions/s (${server.toFixed(0)} ms of CPU per decision), one core of worker about`,
+    `${perCore(at32.cpu_ms_per_decision.worker)} decisions/s with the instant offline model. A real model adds no worker CPU`,
+    'to speak of while it thinks, only decisions in flight (memory: see above). The two cores here',
+    'are shared by every process, so the rate is bounded by their sum, not by any one of them.',
+  ];
+}
+
 /** A chart of the run, drawn by Vega-Lite as SVG. */
 export async function chart(r: BenchResults): Promise<string> {
   const vega = await import('vega');
@@ -430,6 +495,11 @@ export async function chart(r: BenchResults): Promise<string> {
       system: 'Temporal (SQLite)',
       serial: r.sqlite.serial.latency_ms.p50,
       rate: r.sqlite.concurrency_32.per_second,
+    },
+    {
+      system: 'Temporal (PostgreSQL)',
+      serial: r.postgres.serial.latency_ms.p50,
+      rate: r.postgres.concurrency_32.per_second,
     },
     { system: 'BullMQ chain', serial: r.bullmq.serial_latency_ms.p50, rate: r.bullmq.per_second },
     {

@@ -1,14 +1,17 @@
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { ensureLocalRedis } from '../../src/projection/redis-dev';
 import { createRedis } from '../../src/projection/redis-client';
-import { findOrBuildTemporalCli } from '../../src/temporal/cli';
+import { findOrBuildClusterBinaries } from '../../src/cluster/binaries';
+import { buildProduction } from '../../src/cluster/topology';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { round } from './measure';
+import { postgresCpuMs, round } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { writeResults, type BenchResults } from './report';
-import { buildProduction, removeKeys, startBenchStack, type BenchStack } from './stack';
+import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
   creates,
   memoryInFlight,
@@ -65,9 +68,10 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
 
-  const temporalCli = await findOrBuildTemporalCli();
+  const binaries = await findOrBuildClusterBinaries();
   log('building the production roles (npm run build, workflow bundle)');
-  const { bundle } = buildProduction();
+  const bundleDir = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
+  const bundle = buildProduction(join(bundleDir, 'workflow-bundle.js'));
   const redis = await ensureLocalRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', null);
   const knowledge = await KnowledgeBase.load(resolve(__dirname, '../../knowledge'));
   const projectionRedis = createRedis(redis.url);
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
 
   try {
     log('dev server in memory: serial decisions');
-    stack = await startBenchStack({ temporalCli, bundle, redisUrl: redis.url, sqlite: false });
+    stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'memory' });
     await serial(stack, 3); // warm-up: JIT, connections, caches
     const memorySerial = await serial(stack, size.serial);
     log(
@@ -137,11 +141,32 @@ async function main(): Promise<void> {
     await stopAll();
 
     log('dev server with its SQLite file: serial and concurrency 32');
-    stack = await startBenchStack({ temporalCli, bundle, redisUrl: redis.url, sqlite: true });
+    stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'sqlite' });
     await serial(stack, 3);
     const sqliteSerial = await serial(stack, size.sqliteSerial);
     const sqlite32 = await throughput(stack, 32, size.sqliteDecisions);
     log(`  p50 ${sqliteSerial.latency_ms.p50} ms, ${sqlite32.per_second}/s at 32`);
+    await stopAll();
+
+    // The production topology's Temporal server (npm run cluster, docker-compose.yml) on the
+    // PostgreSQL of this machine, which the bench shares with it: PostgreSQL's CPU counts too.
+    log('Temporal server on PostgreSQL: serial, concurrency 32 and 128');
+    stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'postgres' });
+    await serial(stack, 3);
+    const postgresSerial = await serial(stack, size.sqliteSerial);
+    const postgresAt = async (c: number, decisions: number) => {
+      const before = postgresCpuMs();
+      const figures = await throughput(stack!, c, decisions);
+      return {
+        ...figures,
+        postgres_cpu_ms_per_decision: round((postgresCpuMs() - before) / figures.decisions, 1),
+      };
+    };
+    const postgres32 = await postgresAt(32, size.sqliteDecisions);
+    const postgres128 = await postgresAt(128, size.throughput[128]!);
+    log(
+      `  p50 ${postgresSerial.latency_ms.p50} ms, ${postgres32.per_second}/s at 32, ${postgres128.per_second}/s at 128`,
+    );
     await stopAll();
 
     log('in-process bound');
@@ -163,6 +188,11 @@ async function main(): Promise<void> {
       creates: created,
       slow_model: { delay_ms: 1000, serial: slowSerial },
       sqlite: { serial: sqliteSerial, concurrency_32: sqlite32 },
+      postgres: {
+        serial: postgresSerial,
+        concurrency_32: postgres32,
+        concurrency_128: postgres128,
+      },
       in_process: bound,
       bullmq: {
         ...bull,
@@ -180,6 +210,7 @@ async function main(): Promise<void> {
     await removeKeys(redis.url, 'bench:bullmq:');
     projectionRedis.disconnect();
     await redis.stop();
+    rmSync(bundleDir, { recursive: true, force: true });
   }
 }
 

@@ -1,11 +1,19 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { stopChild } from '../../src/process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
+import type { ClusterBinaries } from '../../src/cluster/binaries';
+import {
+  dropTemporalDatabases,
+  freeTemporalPorts,
+  postgresTarget,
+  processLogs,
+  startTemporalOnPostgres,
+} from '../../src/cluster/topology';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../support/ports';
@@ -13,24 +21,6 @@ import { waitFor } from '../support/wait';
 
 const root = resolve(__dirname, '../..');
 const node = process.execPath;
-
-/**
- * Builds the production form of the roles (`npm run build`, then the workflow bundle the worker
- * image makes): the bench measures what a deployment runs, not tsx.
- */
-export function buildProduction(): { bundle: string } {
-  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
-  const bundle = join(mkdtempSync(join(tmpdir(), 'bench-bundle-')), 'workflow-bundle.js');
-  const bundled = spawnSync(node, ['dist/cli/bundle-workflows.js', bundle], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (bundled.status !== 0 || !existsSync(bundle)) {
-    throw new Error(`bundling the workflows failed:\n${bundled.stderr}`);
-  }
-  return { bundle };
-}
 
 export interface Role {
   child: ChildProcess;
@@ -88,11 +78,54 @@ export async function removeKeys(redisUrl: string, prefix: string): Promise<void
 }
 
 export interface StackOptions {
-  temporalCli: string;
   bundle: string;
   redisUrl: string;
-  /** Keep history in a SQLite file instead of in memory. */
-  sqlite: boolean;
+  /**
+   * Where Temporal keeps history: the dev server in memory or in a SQLite file, or the
+   * production topology's server on PostgreSQL (npm run cluster's, on databases of the bench's
+   * own, dropped at the end).
+   */
+  store: 'memory' | 'sqlite' | 'postgres';
+  binaries: ClusterBinaries;
+}
+
+/** The Temporal server the stack runs on, with what stops it. */
+async function startTemporal(options: StackOptions, dir: string) {
+  if (options.store !== 'postgres') {
+    const server: DevServer = await startDevServer({
+      cliPath: options.binaries.temporalCli,
+      address: `127.0.0.1:${await freePort()}`,
+      namespace: 'default',
+      uiPort: null,
+      dbFile: options.store === 'sqlite' ? join(dir, 'temporal.sqlite') : null,
+    });
+    return { address: server.address, pid: server.process.pid!, stop: () => server.stop() };
+  }
+  const postgres = postgresTarget(
+    process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432',
+    `bench_temporal_${process.pid}`,
+    `bench_temporal_visibility_${process.pid}`,
+  );
+  const logs = processLogs(join(dir, 'logs'));
+  const server = await startTemporalOnPostgres({
+    binaries: options.binaries,
+    postgres,
+    temporalPorts: await freeTemporalPorts(),
+    temporalMetricsPort: null,
+    namespace: 'default',
+    retentionHours: 24,
+    logTo: logs.to,
+    log: () => undefined,
+  });
+  return {
+    address: server.address,
+    pid: server.pid!,
+    stop: async () => {
+      await server.stop();
+      await logs.close();
+      dropTemporalDatabases(options.binaries, postgres);
+    },
+  };
 }
 
 /**
@@ -101,15 +134,9 @@ export interface StackOptions {
  */
 export async function startBenchStack(options: StackOptions) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
-  const address = `127.0.0.1:${await freePort()}`;
-  const temporal: DevServer = await startDevServer({
-    cliPath: options.temporalCli,
-    address,
-    namespace: 'default',
-    uiPort: null,
-    dbFile: options.sqlite ? join(dir, 'temporal.sqlite') : null,
-  });
-  const prefix = `bench:${process.pid}:${options.sqlite ? 'sqlite' : 'memory'}:`;
+  const temporal = await startTemporal(options, dir);
+  const address = temporal.address;
+  const prefix = `bench:${process.pid}:${options.store}:`;
   const env = (taskQueue: string): NodeJS.ProcessEnv => ({
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TASK_QUEUE: taskQueue,
@@ -146,8 +173,8 @@ export async function startBenchStack(options: StackOptions) {
   let asked = 0;
 
   return {
-    sqlite: options.sqlite,
-    temporalPid: temporal.process.pid!,
+    store: options.store,
+    temporalPid: temporal.pid,
     get worker() {
       return worker;
     },
