@@ -362,6 +362,17 @@ export async function startCluster(options: ClusterOptions) {
 
   let redis: LocalRedis | null = null;
   try {
+    // Started first and stopped last: the workers write to it until they have drained.
+    redis = await ensureLocalRedis(options.redisUrl, join(options.dataDir, 'redis'), {
+      detached: true,
+    });
+    stops.push(() => redis!.stop());
+    log(
+      redis.pid === null
+        ? `Using the Redis already answering at ${redis.url}`
+        : `Started redis-server at ${redis.url} with an append-only file in ${join(options.dataDir, 'redis')}`,
+    );
+
     const temporal = await startTemporalOnPostgres({ ...options, logTo });
     stops.push(() => temporal.stop());
     temporalAddress = temporal.address;
@@ -390,23 +401,16 @@ export async function startCluster(options: ClusterOptions) {
     });
     stops.push(() => ui.stop());
 
-    redis = await ensureLocalRedis(options.redisUrl, join(options.dataDir, 'redis'), {
-      detached: true,
-    });
-    stops.push(() => redis!.stop());
-    log(
-      redis.pid === null
-        ? `Using the Redis already answering at ${redis.url}`
-        : `Started redis-server at ${redis.url} with an append-only file in ${join(options.dataDir, 'redis')}`,
-    );
-
     log('Building the worker and the API (npm run build) and the workflow bundle');
     bundle = buildProduction(join(options.dataDir, 'workflow-bundle.js'));
 
-    stops.push(async () => {
-      await Promise.all(roles.splice(0).map((role) => stopChild(role.process, 45_000)));
-    });
+    // Stopped in reverse: the API first (no new decisions), then the workers, which drain.
+    const stopRoles = (which: (role: ClusterRole) => boolean) => async () => {
+      await Promise.all(roles.filter(which).map((role) => stopChild(role.process, 45_000)));
+    };
+    stops.push(stopRoles((role) => role.name !== 'api'));
     for (let i = 0; i < options.workers; i++) await startWorker();
+    stops.push(stopRoles((role) => role.name === 'api'));
     const api = await startRole('api', 'dist/main/api.js', {
       PORT: String(options.apiPort),
       API_KEYS: options.apiKeys,
