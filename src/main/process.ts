@@ -1,15 +1,23 @@
 import { ConfigError } from '../config';
 
+/** Signals this close together are one Ctrl-C, relayed by npm and tsx. */
+const SAME_KEYPRESS_MS = 1500;
+
 /**
  * Runs an entry point: a start-up error ends the process with its message (not a stack for a bad
- * setting), and SIGINT/SIGTERM call `stop` once; a second signal exits at once. A signal during
- * start-up stops what was started as soon as start-up returns.
+ * setting), and SIGINT/SIGTERM call `stop` once; a second signal, a moment later, exits at once.
+ * A signal during start-up stops what was started as soon as start-up returns.
  */
 export function runMain(start: () => Promise<() => Promise<void>>): void {
   let stopping = false;
   let pending: NodeJS.Signals | null = null;
   let stop: (() => Promise<void>) | null = null;
+  let firstAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    // Ctrl-C in a terminal reaches the whole process group, and npm and tsx pass it on again:
+    // one keypress arrives as two or three signals within moments. Only a later one forces exit.
+    if ((stopping || pending) && Date.now() - firstAt < SAME_KEYPRESS_MS) return;
+    firstAt ||= Date.now();
     if (stopping || pending) {
       process.stderr.write(`\n${signal} again: exiting without waiting\n`);
       process.exit(130);
