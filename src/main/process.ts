@@ -39,6 +39,8 @@ export function runMain(start: () => Promise<() => Promise<void>>): void {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed terminal or a dropped SSH session: stop as for Ctrl-C.
+  process.on('SIGHUP', onSignal);
   start().then(
     (stopFn) => {
       stop = stopFn;

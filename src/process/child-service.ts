@@ -4,9 +4,23 @@ export interface ChildService {
   process: ChildProcess;
   /** SIGTERM, then SIGKILL if it has not exited within ten seconds. */
   stop: () => Promise<void>;
-  /** The last few thousand characters it wrote, for error messages. */
-  output: () => string;
 }
+
+/**
+ * Services started in process groups of their own. The terminal's signals do not reach them, so
+ * should this process end without stopping them (a forced exit, an uncaught error), they are
+ * killed as it exits rather than left running.
+ */
+const detachedChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of detachedChildren) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+});
 
 /** SIGTERM, then SIGKILL if the process has not exited within `killAfterMs`. */
 export async function stopChild(child: ChildProcess, killAfterMs = 10_000): Promise<void> {
@@ -47,6 +61,10 @@ export async function startChildService(options: {
     cwd: options.cwd,
     detached: options.detached,
   });
+  if (options.detached && child.pid) {
+    detachedChildren.add(child);
+    child.once('exit', () => detachedChildren.delete(child));
+  }
   let tail = '';
   const collect = (chunk: Buffer) => {
     const text = chunk.toString();
@@ -76,9 +94,12 @@ export async function startChildService(options: {
         throw new Error(`${options.name} did not answer in time:\n${tail}`);
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
     }
+    // Another server already on the port answers too, while this one fails to bind and exits:
+    // it must still be running a moment later.
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, 300)), exited]);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { process: child, stop, output: () => tail };
+  return { process: child, stop };
 }
