@@ -22,7 +22,11 @@ sql() { # <database> <command and its flags…>
 for pair in "${DBNAME:-temporal}:temporal" "${VISIBILITY_DBNAME:-temporal_visibility}:visibility"; do
   database="${pair%%:*}"
   schema="postgresql/v12/${pair#*:}"
-  sql "$database" create-database --defaultdb postgres
+  # Creating needs the CREATEDB privilege even for a database that exists: where a DBA made them,
+  # set SKIP_DB_CREATE=true.
+  if [ "${SKIP_DB_CREATE:-false}" != true ]; then
+    sql "$database" create-database --defaultdb postgres
+  fi
   # Only the tables that record the schema's version; a no-op once they exist.
   sql "$database" setup-schema -v 0.0
   # Every versioned step after the database's current version, up to this tool's latest.

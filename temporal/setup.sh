@@ -1,6 +1,7 @@
 #!/bin/sh
-# First-start setup of the compose Temporal server: the namespace and the search attributes the
-# decision workflow sets. Idempotent; run by the temporal-setup service (temporalio/admin-tools).
+# First-start setup of the Temporal server: the namespace and the search attributes the decision
+# workflow sets. Idempotent; run by compose's temporal-setup service (temporalio/admin-tools) and by
+# `npm run cluster` (with TEMPORAL_CLI naming the temporal CLI it found or built).
 set -eu
 address="${TEMPORAL_ADDRESS:-temporal:7233}"
 namespace="${TEMPORAL_NAMESPACE:-default}"
@@ -8,19 +9,29 @@ namespace="${TEMPORAL_NAMESPACE:-default}"
 # default), or the API shows finished decisions that can no longer be retried, replayed or reconciled.
 retention="${TEMPORAL_NAMESPACE_RETENTION_HOURS:-168}"
 
-until temporal operator cluster health --address "$address" >/dev/null 2>&1; do sleep 1; done
+cli="${TEMPORAL_CLI:-temporal}"
 
-ns() { temporal operator namespace "$@" --namespace "$namespace" --address "$address"; }
-# auto-setup may have created the namespace first, with its own retention: raise that to ours, but
-# never shorten a longer one an operator chose.
+tries=0
+until health=$("$cli" operator cluster health --address "$address" 2>&1); do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 120 ]; then
+    echo "The Temporal server at $address did not answer within 120 s: $health" >&2
+    exit 1
+  fi
+  sleep 1
+done
+
+ns() { "$cli" operator namespace "$@" --namespace "$namespace" --address "$address"; }
+# A namespace made earlier may have another retention: raise it to ours, but never shorten a
+# longer one an operator chose.
 if ! ns create --retention "${retention}h" >/dev/null 2>&1; then
   current=$(ns describe -o json | sed -n 's/.*"workflowExecutionRetentionTtl": *"\([0-9]*\)s".*/\1/p')
   if [ "${current:-0}" -lt $((retention * 3600)) ]; then ns update --retention "${retention}h"; fi
 fi
 
 for name in DecisionStatus DecisionPhase DecisionOwner; do
-  temporal operator search-attribute list --namespace "$namespace" --address "$address" | grep -q "$name" ||
-    temporal operator search-attribute create --namespace "$namespace" --address "$address" \
+  "$cli" operator search-attribute list --namespace "$namespace" --address "$address" | grep -q "$name" ||
+    "$cli" operator search-attribute create --namespace "$namespace" --address "$address" \
       --name "$name" --type Keyword
 done
 echo "Temporal namespace $namespace is ready: retention at least ${retention}h, and its search attributes."

@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { ConfigError, loadConfig, type Config } from '../config';
+import { DEFAULT_TEMPORAL_PORTS, type TemporalPorts } from './topology';
+
+/** The PostgreSQL of this machine, as the project's machines run it (trust auth). */
+export const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432';
+
+const temporalPort = z.coerce.number().int().min(1).max(32767);
 
 const database = z
   .string()
@@ -10,7 +16,7 @@ export const ClusterSettingsSchema = z.object({
   POSTGRES_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be postgres://[user[:password]@]host[:port]')
-    .default('postgres://postgres@127.0.0.1:5432'),
+    .default(DEFAULT_POSTGRES_URL),
   TEMPORAL_DB_NAME: database.default('temporal'),
   TEMPORAL_VISIBILITY_DB_NAME: database.default('temporal_visibility'),
   /** How long a closed decision's history is kept; at least DECISION_TTL_SECONDS. */
@@ -21,6 +27,20 @@ export const ClusterSettingsSchema = z.object({
     .default('8000')
     .transform((v) => (v === 'off' ? null : Number(v)))
     .pipe(z.number().int().min(1).max(65535).nullable()),
+  /** The Temporal server's log level (its own variable is LOG_LEVEL, which the roles use). */
+  TEMPORAL_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * The Temporal server's other ports, under the names temporal/server/production.yaml reads
+   * (its frontend's is TEMPORAL_ADDRESS's). Below 32768: the server stores them as smallint.
+   */
+  FRONTEND_HTTP_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.frontendHttp),
+  FRONTEND_MEMBERSHIP_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.frontendMembership),
+  HISTORY_GRPC_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.history),
+  HISTORY_MEMBERSHIP_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.historyMembership),
+  MATCHING_GRPC_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.matching),
+  MATCHING_MEMBERSHIP_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.matchingMembership),
+  WORKER_GRPC_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.worker),
+  WORKER_MEMBERSHIP_PORT: temporalPort.default(DEFAULT_TEMPORAL_PORTS.workerMembership),
   CLUSTER_WORKERS: z.coerce.number().int().min(1).max(16).default(2),
   CLUSTER_DATA_DIR: z.string().min(1).default('.data/cluster'),
   /** The cluster's Redis: one it starts there, with an append-only file, unless one answers. */
@@ -43,4 +63,19 @@ export function loadClusterSettings(env: NodeJS.ProcessEnv = process.env): Clust
     );
   }
   return { ...parsed.data, config };
+}
+
+/** The Temporal server's ports: the frontend's from TEMPORAL_ADDRESS, the others from settings. */
+export function clusterTemporalPorts(settings: ClusterSettings, frontend: number): TemporalPorts {
+  return {
+    frontend,
+    frontendHttp: settings.FRONTEND_HTTP_PORT,
+    frontendMembership: settings.FRONTEND_MEMBERSHIP_PORT,
+    history: settings.HISTORY_GRPC_PORT,
+    historyMembership: settings.HISTORY_MEMBERSHIP_PORT,
+    matching: settings.MATCHING_GRPC_PORT,
+    matchingMembership: settings.MATCHING_MEMBERSHIP_PORT,
+    worker: settings.WORKER_GRPC_PORT,
+    workerMembership: settings.WORKER_MEMBERSHIP_PORT,
+  };
 }

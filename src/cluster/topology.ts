@@ -182,12 +182,20 @@ function runSetupScript(script: string, env: NodeJS.ProcessEnv, output: (chunk: 
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), SETUP_SCRIPT_TIMEOUT_MS);
     child.once('error', fail);
-    child.once('exit', (code) =>
-      code === 0 ? done() : fail(new Error(`temporal/${script} failed (exit ${code}):\n${tail}`)),
-    );
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return done();
+      const why = signal
+        ? `did not finish within ${SETUP_SCRIPT_TIMEOUT_MS / 1000} s`
+        : `failed (exit ${code})`;
+      fail(new Error(`temporal/${script} ${why}:\n${tail}`));
+    });
   });
 }
+
+const SETUP_SCRIPT_TIMEOUT_MS = 5 * 60_000;
 
 export interface TemporalOnPostgresOptions {
   binaries: ClusterBinaries;
@@ -230,6 +238,12 @@ export async function startTemporalOnPostgres(options: TemporalOnPostgresOptions
       output: logTo('temporal-server'),
       detached: true,
     });
+    const started = server;
+    started.process.once('exit', (code, signal) => {
+      // Not stopped on purpose: say so, since nothing else will.
+      if (server === started)
+        log(`temporal-server exited (${signal ?? `code ${code}`}); see its log`);
+    });
   };
   /** SIGTERM as an operator stops it, or SIGKILL as a crash would. */
   const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
@@ -261,7 +275,7 @@ export async function startTemporalOnPostgres(options: TemporalOnPostgresOptions
         TEMPORAL_ADDRESS: address,
         TEMPORAL_NAMESPACE: options.namespace,
         TEMPORAL_NAMESPACE_RETENTION_HOURS: String(options.retentionHours),
-        PATH: `${dirname(binaries.temporalCli)}:${process.env.PATH ?? ''}`,
+        TEMPORAL_CLI: binaries.temporalCli,
       },
       setupLog,
     );
@@ -307,10 +321,21 @@ export function dropTemporalDatabases(binaries: ClusterBinaries, postgres: Postg
  */
 export async function startCluster(options: ClusterOptions) {
   const { binaries, log } = options;
-  const logs = processLogs(join(options.dataDir, 'logs'));
+  const dataDir = resolve(options.dataDir);
+  // Built before anything starts: a compile error stops here, with nothing to stop.
+  log('Building the worker and the API (npm run build) and the workflow bundle');
+  const bundle = buildProduction(join(dataDir, 'workflow-bundle.js'));
+  const logs = processLogs(join(dataDir, 'logs'));
   const logTo = logs.to;
   const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  /** Says when a service ends that nobody stopped: nothing else would. */
+  const watch = (name: string, service: ChildService) =>
+    service.process.once('exit', (code, signal) => {
+      if (!stopping) log(`${name} exited (${signal ?? `code ${code}`}); see its log`);
+    });
   const stopAll = async () => {
+    stopping = true;
     for (const stop of stops.splice(0).reverse()) {
       await stop().catch((err: unknown) => log(`while stopping: ${String(err)}`));
     }
@@ -319,7 +344,6 @@ export async function startCluster(options: ClusterOptions) {
   let temporalAddress = '';
 
   const roles: ClusterRole[] = [];
-  let bundle = '';
   let workersStarted = 0;
   const startRole = async (name: string, entry: string, env: NodeJS.ProcessEnv) => {
     const httpPort = Number(env.PORT ?? env.WORKER_HTTP_PORT);
@@ -336,6 +360,9 @@ export async function startCluster(options: ClusterOptions) {
         TEMPORAL_ADDRESS: temporalAddress,
         TEMPORAL_NAMESPACE: options.namespace,
         REDIS_URL: redis!.url,
+        // The cluster gives these; a file named in this environment must not override them.
+        REDIS_URL_FILE: '',
+        API_KEYS_FILE: '',
         ...options.roleEnv,
         ...env,
       },
@@ -349,6 +376,7 @@ export async function startCluster(options: ClusterOptions) {
       detached: true,
     });
     const role: ClusterRole = { ...service, name, pid: service.process.pid!, httpUrl };
+    watch(name, service);
     roles.push(role);
     return role;
   };
@@ -363,14 +391,14 @@ export async function startCluster(options: ClusterOptions) {
   let redis: LocalRedis | null = null;
   try {
     // Started first and stopped last: the workers write to it until they have drained.
-    redis = await ensureLocalRedis(options.redisUrl, join(options.dataDir, 'redis'), {
+    redis = await ensureLocalRedis(options.redisUrl, join(dataDir, 'redis'), {
       detached: true,
     });
     stops.push(() => redis!.stop());
     log(
       redis.pid === null
         ? `Using the Redis already answering at ${redis.url}`
-        : `Started redis-server at ${redis.url} with an append-only file in ${join(options.dataDir, 'redis')}`,
+        : `Started redis-server at ${redis.url} with an append-only file in ${join(dataDir, 'redis')}`,
     );
 
     const temporal = await startTemporalOnPostgres({ ...options, logTo });
@@ -389,6 +417,8 @@ export async function startCluster(options: ClusterOptions) {
         TEMPORAL_UI_IP: HOST,
         TEMPORAL_UI_PORT: String(options.uiPort),
         TEMPORAL_DEFAULT_NAMESPACE: options.namespace,
+        // Compose's switch, with the UI's own sense (see docker-compose.yml).
+        TEMPORAL_DISABLE_WRITE_ACTIONS: process.env.TEMPORAL_UI_DISABLE_WRITE_ACTIONS || 'true',
       },
       answers: () =>
         fetch(uiUrl, { signal: AbortSignal.timeout(2000) }).then(
@@ -399,10 +429,8 @@ export async function startCluster(options: ClusterOptions) {
       output: logTo('ui-server'),
       detached: true,
     });
+    watch('ui-server', ui);
     stops.push(() => ui.stop());
-
-    log('Building the worker and the API (npm run build) and the workflow bundle');
-    bundle = buildProduction(join(options.dataDir, 'workflow-bundle.js'));
 
     // Stopped in reverse: the API first (no new decisions), then the workers, which drain.
     const stopRoles = (which: (role: ClusterRole) => boolean) => async () => {

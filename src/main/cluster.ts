@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findOrBuildClusterBinaries } from '../cluster/binaries';
-import { loadClusterSettings } from '../cluster/config';
-import { DEFAULT_TEMPORAL_PORTS, postgresTarget, startCluster } from '../cluster/topology';
+import { clusterTemporalPorts, loadClusterSettings } from '../cluster/config';
+import { postgresTarget, startCluster } from '../cluster/topology';
 import { ConfigError } from '../config';
+import { portIsFree } from '../process/ports';
 import { splitAddress, temporalAnswers } from '../temporal/dev-server';
 import { runMain } from './process';
 
@@ -40,9 +41,36 @@ runMain(async () => {
       `Invalid configuration:\n  TEMPORAL_ADDRESS: the cluster's server listens on 127.0.0.1; ${host} is not this host`,
     );
   }
+  if (port > 32767) {
+    throw new ConfigError(
+      'Invalid configuration:\n  TEMPORAL_ADDRESS: its port must be below 32768 (the server stores ports as smallint)',
+    );
+  }
   if (await temporalAnswers(config.TEMPORAL_ADDRESS)) {
     throw new Error(
       `A Temporal server already answers at ${config.TEMPORAL_ADDRESS} (the dev server of npm start?). Stop it, or give the cluster another TEMPORAL_ADDRESS.`,
+    );
+  }
+  const temporalPorts = clusterTemporalPorts(settings, port);
+  // Every fixed port, checked before anything starts: a service that cannot bind its port would
+  // otherwise fail after the others started, or another server's answer be taken for its own.
+  const ports: [string, number | null][] = [
+    ['PORT (the API)', config.PORT],
+    ['TEMPORAL_UI_PORT', config.TEMPORAL_UI_PORT],
+    ['TEMPORAL_METRICS_PORT', settings.TEMPORAL_METRICS_PORT],
+    ...(Object.keys(temporalPorts) as (keyof typeof temporalPorts)[]).map(
+      (service): [string, number] => [
+        `the Temporal server's ${service} port`,
+        temporalPorts[service],
+      ],
+    ),
+  ];
+  const taken: string[] = [];
+  for (const [name, p] of ports)
+    if (p !== null && !(await portIsFree(p))) taken.push(`${p} (${name})`);
+  if (taken.length > 0) {
+    throw new Error(
+      `Ports in use on 127.0.0.1: ${taken.join(', ')}. Stop what listens there (npm start?), or move the cluster's ports (docs/DEPLOYMENT.md lists their variables).`,
     );
   }
   const binaries = await findOrBuildClusterBinaries({ log: say });
@@ -55,7 +83,7 @@ runMain(async () => {
       settings.TEMPORAL_VISIBILITY_DB_NAME,
     ),
     dataDir: settings.CLUSTER_DATA_DIR,
-    temporalPorts: { ...DEFAULT_TEMPORAL_PORTS, frontend: port },
+    temporalPorts,
     temporalMetricsPort: settings.TEMPORAL_METRICS_PORT,
     uiPort: config.TEMPORAL_UI_PORT,
     apiPort: config.PORT,
@@ -85,6 +113,12 @@ runMain(async () => {
       `${w.httpUrl}/metrics (pid ${w.pid})`,
     ]),
     ['Redis', cluster.redisUrl],
+    [
+      'Model',
+      config.LLM_PROVIDER === 'openai'
+        ? `${config.LLM_MODEL} at ${config.LLM_BASE_URL ?? 'OpenAI'}`
+        : 'the offline stand-in (set LLM_PROVIDER=openai and LLM_MODEL for a real one)',
+    ],
     ['Logs', `${join(settings.CLUSTER_DATA_DIR, 'logs')}/`],
   ];
   say('');

@@ -448,7 +448,7 @@ function onPostgres(r: BenchResults): string[] {
   return [
     'The Temporal server of `npm run cluster` and docker-compose.yml (frontend, history, matching',
     "and worker services in one process, `temporal/server/production.yaml`) on this machine's",
-    'PostgreSQL 15, history and SQL visibility in two databases; one worker and one API as above.',
+    'PostgreSQL, history and SQL visibility in two databases; one worker and one API as above.',
     '',
     table(
       [

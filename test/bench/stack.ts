@@ -7,6 +7,7 @@ import type { DecisionRecord } from '../../src/domain/decision';
 import { stopChild } from '../../src/process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../../src/cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../../src/cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
@@ -102,7 +103,7 @@ async function startTemporal(options: StackOptions, dir: string) {
     return { address: server.address, pid: server.process.pid!, stop: () => server.stop() };
   }
   const postgres = postgresTarget(
-    process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432',
+    process.env.POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
     `bench_temporal_${process.pid}`,
     `bench_temporal_visibility_${process.pid}`,
   );

@@ -1,10 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOrBuildClusterBinaries, type ClusterBinaries } from '../../src/cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../../src/cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
@@ -16,6 +17,7 @@ import {
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { temporalAnswers } from '../../src/temporal/dev-server';
+import { portIsFree } from '../../src/process/ports';
 import { freePort } from '../support/ports';
 import { startSchemaInstanceServer } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
@@ -116,58 +118,58 @@ function decisionsCli(args: string[]) {
   return { code: run.status, out: run.stdout, err: run.stderr };
 }
 
-beforeAll(async () => {
-  // `.ci/run` builds these first (npm run cluster:install); on a fresh machine this takes minutes.
-  binaries = await findOrBuildClusterBinaries({ log });
-  postgres = postgresTarget(
-    process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432',
-    `temporal_test_${process.pid}`,
-    `temporal_visibility_test_${process.pid}`,
-  );
-  model = await startSchemaInstanceServer();
-  dataDir = mkdtempSync(join(tmpdir(), 'cluster-test-'));
-  try {
-    cluster = await startCluster({
-      binaries,
-      postgres,
-      dataDir,
-      temporalPorts: await freeTemporalPorts(),
-      temporalMetricsPort: null,
-      uiPort: await freePort(),
-      apiPort: await freePort(),
-      redisUrl: `redis://127.0.0.1:${await freePort()}`,
-      workers: 2,
-      namespace: 'default',
-      retentionHours: 24,
-      apiKeys: `${KEY}=decisions:read+decisions:write@cluster-test`,
-      roleEnv: {
-        LLM_PROVIDER: 'openai',
-        LLM_MODEL: 'schema-instance',
-        LLM_BASE_URL: model.baseURL,
-        LOG_LEVEL: 'warn',
-      },
-      log,
-    });
-  } catch (err) {
-    throw new Error(
-      `The cluster test needs PostgreSQL at ${postgres.host}:${postgres.port} (POSTGRES_URL) and could not start the cluster: ${String(err)}`,
-      { cause: err },
-    );
-  }
-  client = new Client({
-    connection: await Connection.connect({ address: cluster.temporalAddress }),
-  });
-}, 15 * 60_000);
-
-afterAll(async () => {
-  await client?.connection.close().catch(() => undefined);
-  await cluster?.stop();
-  await model?.close();
-  if (postgres && binaries) dropTemporalDatabases(binaries, postgres);
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-}, 120_000);
-
 describe('the production topology (npm run cluster)', () => {
+  beforeAll(async () => {
+    // `.ci/run` builds these first (npm run cluster:install); on a fresh machine this takes minutes.
+    binaries = await findOrBuildClusterBinaries({ log });
+    postgres = postgresTarget(
+      process.env.POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
+      `temporal_test_${process.pid}`,
+      `temporal_visibility_test_${process.pid}`,
+    );
+    model = await startSchemaInstanceServer();
+    dataDir = mkdtempSync(join(tmpdir(), 'cluster-test-'));
+    try {
+      cluster = await startCluster({
+        binaries,
+        postgres,
+        dataDir,
+        temporalPorts: await freeTemporalPorts(),
+        temporalMetricsPort: null,
+        uiPort: await freePort(),
+        apiPort: await freePort(),
+        redisUrl: `redis://127.0.0.1:${await freePort()}`,
+        workers: 2,
+        namespace: 'default',
+        retentionHours: 24,
+        apiKeys: `${KEY}=decisions:read+decisions:write@cluster-test`,
+        roleEnv: {
+          LLM_PROVIDER: 'openai',
+          LLM_MODEL: 'schema-instance',
+          LLM_BASE_URL: model.baseURL,
+          LOG_LEVEL: 'warn',
+        },
+        log,
+      });
+    } catch (err) {
+      throw new Error(
+        `The cluster test needs PostgreSQL at ${postgres.host}:${postgres.port} (POSTGRES_URL) and could not start the cluster: ${String(err)}`,
+        { cause: err },
+      );
+    }
+    client = new Client({
+      connection: await Connection.connect({ address: cluster.temporalAddress }),
+    });
+  }, 15 * 60_000);
+
+  afterAll(async () => {
+    await client?.connection.close().catch(() => undefined);
+    await cluster?.stop();
+    await model?.close();
+    if (postgres && binaries) dropTemporalDatabases(binaries, postgres);
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
   let completedId: string;
   let failedId: string;
 
@@ -237,6 +239,8 @@ describe('the production topology (npm run cluster)', () => {
     expect((await result(id)).status).toBe('completed');
     const { counts } = await completions(id);
     expect(eachPhaseOnce(counts), JSON.stringify(counts)).toBe(true);
+    // The held call's answer reached the restarted server: the phase was not run a second time.
+    expect(model.requests.filter((r) => r.task === 'draftDecision')).toHaveLength(1);
   }, 180_000);
 
   it('finds the failed decision, and only it, with DecisionStatus="failed" in SQL visibility', async () => {
@@ -291,4 +295,97 @@ describe('the production topology (npm run cluster)', () => {
     expect(status).toBe(200);
     expect(shown.result).not.toBeNull();
   });
+});
+
+describe('npm run cluster itself', () => {
+  it('starts everything, says where, and stops every process it started on one Ctrl-C', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-main-'));
+    const temporal = await freeTemporalPorts();
+    const ports = {
+      PORT: await freePort(),
+      TEMPORAL_UI_PORT: await freePort(),
+      redis: await freePort(),
+    };
+    const target = postgresTarget(
+      process.env.POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
+      `temporal_main_test_${process.pid}`,
+      `temporal_visibility_main_test_${process.pid}`,
+    );
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      POSTGRES_URL: process.env.POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
+      TEMPORAL_DB_NAME: target.database,
+      TEMPORAL_VISIBILITY_DB_NAME: target.visibilityDatabase,
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporal.frontend}`,
+      FRONTEND_HTTP_PORT: String(temporal.frontendHttp),
+      FRONTEND_MEMBERSHIP_PORT: String(temporal.frontendMembership),
+      HISTORY_GRPC_PORT: String(temporal.history),
+      HISTORY_MEMBERSHIP_PORT: String(temporal.historyMembership),
+      MATCHING_GRPC_PORT: String(temporal.matching),
+      MATCHING_MEMBERSHIP_PORT: String(temporal.matchingMembership),
+      WORKER_GRPC_PORT: String(temporal.worker),
+      WORKER_MEMBERSHIP_PORT: String(temporal.workerMembership),
+      TEMPORAL_METRICS_PORT: 'off',
+      PORT: String(ports.PORT),
+      TEMPORAL_UI_PORT: String(ports.TEMPORAL_UI_PORT),
+      CLUSTER_REDIS_URL: `redis://127.0.0.1:${ports.redis}`,
+      CLUSTER_DATA_DIR: dir,
+      API_KEYS: '',
+      LLM_PROVIDER: '',
+      LOG_LEVEL: 'warn',
+    };
+    // In a process group of its own, as in a terminal: Ctrl-C reaches tsx and the entry point.
+    const main = spawn(resolve(root, 'node_modules/.bin/tsx'), ['src/main/cluster.ts'], {
+      cwd: root,
+      env,
+      detached: true,
+    });
+    let out = '';
+    main.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    main.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((done) => main.once('exit', (code) => done(code)));
+    try {
+      await waitFor(
+        'the summary',
+        () => (out.includes('Ctrl-C stops everything') ? true : undefined),
+        180_000,
+      );
+      for (const line of [
+        `API:              http://127.0.0.1:${ports.PORT}`,
+        `Temporal Web UI:  http://127.0.0.1:${ports.TEMPORAL_UI_PORT}`,
+        `on PostgreSQL (${target.database}, ${target.visibilityDatabase})`,
+        `Redis:            redis://127.0.0.1:${ports.redis}`,
+        'Model:            the offline stand-in',
+      ]) {
+        expect(out).toContain(line);
+      }
+      // The key it made for itself, readable by its owner only, lets a client in.
+      const keysFile = join(dir, 'api_keys.txt');
+      expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+      const key = readFileSync(keysFile, 'utf8').split('=')[0]!;
+      const res = await fetch(`http://127.0.0.1:${ports.PORT}/decisions`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query: 'Should the cluster answer its own key?' }),
+      });
+      expect(res.status).toBe(202);
+
+      process.kill(-main.pid!, 'SIGINT');
+      expect(await exited).toBe(0);
+      expect(out).not.toContain('exiting without waiting');
+      // Nothing it started still listens: API, Web UI, every Temporal port, Redis.
+      for (const port of [
+        ports.PORT,
+        ports.TEMPORAL_UI_PORT,
+        ports.redis,
+        ...(Object.keys(temporal) as (keyof typeof temporal)[]).map((k) => temporal[k]),
+      ]) {
+        expect(await portIsFree(port), `port ${port} is still in use`).toBe(true);
+      }
+    } finally {
+      if (main.exitCode === null) process.kill(-main.pid!, 'SIGKILL');
+      dropTemporalDatabases(binaries, target);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -300,6 +300,22 @@ describe('docker-compose.yml and npm run cluster: one source in temporal/', () =
       expect(reads.has(name), `compose sets ${name}, which the UI config does not read`).toBe(true);
     }
   });
+
+  it("keeps the Web UI's own login and TLS settings that docs/DEPLOYMENT.md points to", () => {
+    const reads = templateVariables('temporal/ui-server/production.yaml');
+    for (const name of [
+      'TEMPORAL_AUTH_ENABLED',
+      'TEMPORAL_AUTH_PROVIDER_URL',
+      'TEMPORAL_AUTH_CLIENT_ID',
+      'TEMPORAL_AUTH_CLIENT_SECRET',
+      'TEMPORAL_AUTH_CALLBACK_URL',
+      'TEMPORAL_TLS_CA',
+      'TEMPORAL_CODEC_ENDPOINT',
+    ]) {
+      expect(reads.has(name), name).toBe(true);
+    }
+    expect(read('docs/DEPLOYMENT.md')).toContain('`TEMPORAL_AUTH_*`');
+  });
 });
 
 describe('temporal/setup.sh', () => {
