@@ -1,4 +1,4 @@
-import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
+import type { PhaseName } from '../../src/domain/phases';
 import { reconcile } from '../../src/operations/reconcile';
 import { createRedis } from '../../src/projection/redis-client';
 import { DecisionProjection } from '../../src/projection/redis-projection';
@@ -7,6 +7,7 @@ import type { ModelFault } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
 import { fuzzApi } from './api-fuzz';
 import type { Stack } from './stack';
+import { eachPhaseOnce } from '../support/history';
 
 /** One scenario's figures, as docs/RELIABILITY.md shows them. */
 export interface Figures {
@@ -93,10 +94,7 @@ export function workerKilledInPhases(stack: Stack, phases: readonly PhaseName[])
         release();
         const outcome = await stack.outcome(id);
         if (outcome.status === 'completed') completed += 1;
-        const counts = await stack.completedPhases(id);
-        const needs = counts.retrieveInformation ?? 0;
-        if (PHASE_NAMES.every((p) => (p === 'retrieveInformation' ? needs >= 1 : counts[p] === 1)))
-          once += 1;
+        if (eachPhaseOnce(await stack.completedPhases(id))) once += 1;
       }
       checks.push(`${once}/${phases.length} with every phase completed once in history`);
       return {

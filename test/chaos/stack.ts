@@ -10,6 +10,7 @@ import { freePort } from '../support/ports';
 import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
 import { startSchemaInstanceServer } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
+import { activityCompletions } from '../support/history';
 
 type Role = ReturnType<typeof startRole>;
 
@@ -142,18 +143,7 @@ export async function startStack(options: { temporalCli: string; workers: number
     /** Completed activities per activity type in the decision's history. */
     async completedPhases(id: string): Promise<Record<string, number>> {
       const history = await client.workflow.getHandle(id).fetchHistory();
-      const types = new Map<string, string>();
-      const counts: Record<string, number> = {};
-      for (const e of history.events ?? []) {
-        const scheduled = e.activityTaskScheduledEventAttributes;
-        if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
-        const done = e.activityTaskCompletedEventAttributes;
-        if (done) {
-          const type = types.get(String(done.scheduledEventId)) ?? '?';
-          counts[type] = (counts[type] ?? 0) + 1;
-        }
-      }
-      return counts;
+      return activityCompletions(history.events ?? []).counts;
     },
     /** SIGKILLs every worker (whichever holds a call), then starts as many again. */
     async killWorkers(): Promise<void> {

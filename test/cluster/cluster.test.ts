@@ -18,6 +18,7 @@ import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { temporalAnswers } from '../../src/temporal/dev-server';
 import { portIsFree } from '../../src/process/ports';
+import { activityCompletions, eachPhaseOnce } from '../support/history';
 import { freePort } from '../support/ports';
 import { startSchemaInstanceServer } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
@@ -71,25 +72,7 @@ const result = (id: string) => client.workflow.getHandle(id).result() as Promise
 /** How many times each activity type completed in the decision's history, and its events. */
 async function completions(id: string) {
   const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
-  const types = new Map<string, string>();
-  const counts: Record<string, number> = {};
-  for (const e of events) {
-    const scheduled = e.activityTaskScheduledEventAttributes;
-    if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
-    const done = e.activityTaskCompletedEventAttributes;
-    if (done) {
-      const type = types.get(String(done.scheduledEventId)) ?? '?';
-      counts[type] = (counts[type] ?? 0) + 1;
-    }
-  }
-  return { counts, events, types };
-}
-
-/** True when every phase completed exactly once (retrieval once per information need). */
-function eachPhaseOnce(counts: Record<string, number>): boolean {
-  return PHASE_NAMES.every((p) =>
-    p === 'retrieveInformation' ? (counts[p] ?? 0) >= 1 : counts[p] === 1,
-  );
+  return { ...activityCompletions(events), events };
 }
 
 /** Holds the model's answer to the first call for `phase` until `release`. */
