@@ -153,9 +153,26 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** The environment's set variables: an empty one counts as unset. */
+export function setVariables(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+}
+
+/** Parses settings with a schema; a bad value throws a ConfigError naming every problem. */
+export function parseSettings<S extends z.ZodType>(schema: S, values: unknown): z.infer<S> {
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.')}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
 /** Validates the environment; a bad value stops start-up with every problem named. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const values = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const values = setVariables(env);
   // Secrets may come from files (Docker and Kubernetes secrets): NAME_FILE holds NAME.
   for (const name of SECRETS) {
     const file = values[`${name}_FILE`];
@@ -171,14 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
     }
   }
-  const parsed = ConfigSchema.safeParse(values);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `  ${issue.path.join('.')}: ${issue.message}`,
-    );
-    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
-  }
-  return parsed.data;
+  return parseSettings(ConfigSchema, values);
 }
 
 /** The limits every new decision gets from the configuration. */

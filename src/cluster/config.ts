@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, loadConfig, type Config } from '../config';
+import { ConfigError, loadConfig, parseSettings, setVariables, type Config } from '../config';
 import { DEFAULT_TEMPORAL_PORTS, type TemporalPorts } from './topology';
 
 /** The PostgreSQL of this machine, as the project's machines run it (trust auth). */
@@ -51,18 +51,13 @@ export type ClusterSettings = z.infer<typeof ClusterSettingsSchema> & { config: 
 
 export function loadClusterSettings(env: NodeJS.ProcessEnv = process.env): ClusterSettings {
   const config = loadConfig(env);
-  const values = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
-  const parsed = ClusterSettingsSchema.safeParse(values);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
-  }
-  if (parsed.data.TEMPORAL_DB_NAME === parsed.data.TEMPORAL_VISIBILITY_DB_NAME) {
+  const settings = parseSettings(ClusterSettingsSchema, setVariables(env));
+  if (settings.TEMPORAL_DB_NAME === settings.TEMPORAL_VISIBILITY_DB_NAME) {
     throw new ConfigError(
       'Invalid configuration:\n  TEMPORAL_VISIBILITY_DB_NAME: must differ from TEMPORAL_DB_NAME',
     );
   }
-  return { ...parsed.data, config };
+  return { ...settings, config };
 }
 
 /** The Temporal server's ports: the frontend's from TEMPORAL_ADDRESS, the others from settings. */

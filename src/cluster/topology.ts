@@ -10,7 +10,7 @@ import type { ClusterBinaries } from './binaries';
 /** The repository: src/cluster under tsx, dist/cluster once built. */
 const root = resolve(__dirname, '../..');
 /** The one source of the Temporal server's and Web UI's config and setup, shared with compose. */
-export const TEMPORAL_DIR = join(root, 'temporal');
+const TEMPORAL_DIR = join(root, 'temporal');
 
 export interface PostgresTarget {
   host: string;
@@ -293,8 +293,6 @@ export async function startTemporalOnPostgres(options: TemporalOnPostgresOptions
     stop,
   };
 }
-
-export type TemporalOnPostgres = Awaited<ReturnType<typeof startTemporalOnPostgres>>;
 
 /** Drops the server's two databases (a test's or a bench's own), with Temporal's SQL tool. */
 export function dropTemporalDatabases(binaries: ClusterBinaries, postgres: PostgresTarget): void {

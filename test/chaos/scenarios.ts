@@ -3,7 +3,7 @@ import { reconcile } from '../../src/operations/reconcile';
 import { createRedis } from '../../src/projection/redis-client';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import { readDecisionFromTemporal } from '../../src/temporal/read-decision';
-import type { ModelFault } from '../support/schema-instance-server';
+import { holdFirstCall, type ModelFault } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
 import { fuzzApi } from './api-fuzz';
 import type { Stack } from './stack';
@@ -60,21 +60,6 @@ async function decisionsHeldAt(stack: Stack, phase: PhaseName, count: number, to
   return { ids, release };
 }
 
-/** Holds the model's answer to the first call of `phase` until `release`. */
-function holdFirstCall(stack: Stack, phase: PhaseName) {
-  let arrived!: () => void;
-  const inFlight = new Promise<void>((done) => (arrived = done));
-  let release!: () => void;
-  const held = new Promise<void>((done) => (release = done));
-  stack.model.reset({
-    fault: (request, sameTask) =>
-      request.task === phase && sameTask === 1
-        ? (arrived(), { kind: 'hold', until: held })
-        : undefined,
-  });
-  return { inFlight, release };
-}
-
 /**
  * The workers are SIGKILLed while a call for `phase` is in flight, and another takes its place: the
  * decision completes, every phase completed once in history.
@@ -87,7 +72,7 @@ export function workerKilledInPhases(stack: Stack, phases: readonly PhaseName[])
       const checks: string[] = [];
       let once = 0;
       for (const phase of phases) {
-        const { inFlight, release } = holdFirstCall(stack, phase);
+        const { inFlight, release } = holdFirstCall(stack.model, phase);
         const id = await stack.decide(`Should we survive a crash in ${phase}?`);
         await inFlight;
         await stack.killWorkers();
@@ -303,7 +288,7 @@ export function workerKilledAfterAnswer(stack: Stack, phases: readonly PhaseName
       let completed = 0;
       let once = 0;
       for (const phase of phases) {
-        const { inFlight, release } = holdFirstCall(stack, phase);
+        const { inFlight, release } = holdFirstCall(stack.model, phase);
         const id = await stack.decide(`Should we keep a stored answer in ${phase}?`);
         await inFlight;
         // Every earlier phase stored its answers before it completed; the next key is this one's.

@@ -15,12 +15,12 @@ import {
   type PostgresTarget,
 } from '../../src/cluster/topology';
 import type { DecisionRecord } from '../../src/domain/decision';
-import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
+import { PHASE_NAMES } from '../../src/domain/phases';
 import { temporalAnswers } from '../../src/temporal/dev-server';
 import { portIsFree } from '../../src/process/ports';
 import { activityCompletions, eachPhaseOnce } from '../support/history';
 import { freePort } from '../support/ports';
-import { startSchemaInstanceServer } from '../support/schema-instance-server';
+import { holdFirstCall, startSchemaInstanceServer } from '../support/schema-instance-server';
 import { waitFor } from '../support/wait';
 
 // `npm run cluster`'s topology, as it runs in production: temporal-server on PostgreSQL (history
@@ -73,21 +73,6 @@ const result = (id: string) => client.workflow.getHandle(id).result() as Promise
 async function completions(id: string) {
   const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
   return { ...activityCompletions(events), events };
-}
-
-/** Holds the model's answer to the first call for `phase` until `release`. */
-function holdFirstCall(phase: PhaseName) {
-  let arrived!: () => void;
-  const inFlight = new Promise<void>((done) => (arrived = done));
-  let release!: () => void;
-  const held = new Promise<void>((done) => (release = done));
-  model.reset({
-    fault: (request, sameTask) =>
-      request.task === phase && sameTask === 1
-        ? (arrived(), { kind: 'hold', until: held })
-        : undefined,
-  });
-  return { inFlight, release };
 }
 
 /** `npm run decisions -- <args>` as an operator runs it against the cluster (the built CLI). */
@@ -180,7 +165,7 @@ describe('the production topology (npm run cluster)', () => {
   });
 
   it('loses nothing when the worker running a phase is SIGKILLed: the other worker completes it', async () => {
-    const { inFlight, release } = holdFirstCall('defineScope');
+    const { inFlight, release } = holdFirstCall(model, 'defineScope');
     const id = await ask('Should we survive a worker crash mid-decision?');
     await inFlight;
     const pending = await waitFor('the held phase to show as pending', async () => {
@@ -208,7 +193,7 @@ describe('the production topology (npm run cluster)', () => {
   }, 180_000);
 
   it('loses nothing when the Temporal server is SIGKILLed and restarted mid-decision; the API serves from Redis meanwhile', async () => {
-    const { inFlight, release } = holdFirstCall('draftDecision');
+    const { inFlight, release } = holdFirstCall(model, 'draftDecision');
     const id = await ask('Should we survive a Temporal server crash?');
     await inFlight;
     await cluster.temporal.stop('SIGKILL');

@@ -352,3 +352,24 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
     close,
   };
 }
+
+/**
+ * Holds the model's answer to the first call for `phase` until `release`; `inFlight` settles when
+ * that call has arrived. Replaces the server's faults and forgets earlier requests.
+ */
+export function holdFirstCall(
+  model: Pick<Awaited<ReturnType<typeof startSchemaInstanceServer>>, 'reset'>,
+  phase: string,
+) {
+  let arrived!: () => void;
+  const inFlight = new Promise<void>((done) => (arrived = done));
+  let release!: () => void;
+  const held = new Promise<void>((done) => (release = done));
+  model.reset({
+    fault: (request, sameTask) =>
+      request.task === phase && sameTask === 1
+        ? (arrived(), { kind: 'hold', until: held })
+        : undefined,
+  });
+  return { inFlight, release };
+}
