@@ -4,7 +4,13 @@ import { DEFAULT_LIMITS, MIN_TOKEN_BUDGET, type DecisionLimits } from './domain/
 import { isPhaseName, PHASE_NAMES, type PhaseName } from './domain/phases';
 
 /** Settings that may be given as NAME_FILE, a path to a file holding the value. */
-const SECRETS = ['LLM_API_KEY', 'API_KEYS', 'API_KEY_SECRET', 'REDIS_URL'] as const;
+const SECRETS = [
+  'LLM_API_KEY',
+  'API_KEYS',
+  'API_KEY_SECRET',
+  'REDIS_URL',
+  'WEBHOOK_SECRET',
+] as const;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -128,6 +134,20 @@ export const ConfigSchema = z
     WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
     WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+    /** Signs webhook deliveries (Standard Webhooks); unset, decisions with a webhook are refused. */
+    WEBHOOK_SECRET: z
+      .string()
+      .regex(
+        /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/,
+        'must be whsec_ followed by a base64 key of at least 12 bytes',
+      )
+      .optional(),
+    /** How long a delivery is retried before it counts as failed. */
+    WEBHOOK_RETRY_HOURS: z.coerce.number().positive().max(720).default(24),
+    /** How long one delivery attempt waits for the receiver's answer. */
+    WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().int().positive().max(300).default(10),
+    /** Lets webhook URLs reach loopback, private and link-local addresses (tests, private meshes). */
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: flag.default(false),
   })
   .superRefine((c, ctx) => {
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {

@@ -22,6 +22,9 @@ import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionMetrics } from '../observability/metrics';
 import type { DecisionProjection } from '../projection/redis-projection';
+import { pendingDelivery, type WebhookDelivery, type WebhookMessage } from '../domain/webhook';
+import { WebhookUrlError } from '../webhooks/address';
+import { postWebhook, type PostOutcome } from '../webhooks/deliver';
 
 export interface ActivityDeps {
   model: LanguageModel;
@@ -36,7 +39,9 @@ export interface ActivityDeps {
   /** Token caps that replace the ones derived from the answer schemas. */
   maxCompletionTokens?: Partial<Record<PhaseName, number>>;
   knowledge: KnowledgeBase;
-  projection: Pick<DecisionProjection, 'write'>;
+  projection: Pick<DecisionProjection, 'write' | 'writeDelivery' | 'readDelivery'>;
+  /** Signs webhook deliveries; without a secret a delivery fails at once, saying why. */
+  webhooks?: { secret: string | null; allowPrivateNetworks: boolean };
   /** How many passages each information need is answered from. */
   passagesPerNeed?: number;
   heartbeatIntervalMs?: number;
@@ -184,6 +189,65 @@ export function createActivities(deps: ActivityDeps) {
     return { ...run, attempt };
   };
 
+  /** Reports an attempt's outcome; the delivery goes on whether or not Redis takes it. */
+  const report = async (message: WebhookMessage, delivery: WebhookDelivery): Promise<void> => {
+    await deps.projection
+      .writeDelivery(message.decision_id, delivery)
+      .catch((err: unknown) =>
+        deps.logger?.warn({ err, delivery: delivery.id }, 'Could not store a delivery state'),
+      );
+  };
+
+  const deliverWebhook = async (message: WebhookMessage): Promise<WebhookDelivery> => {
+    const ctx = Context.current();
+    const attempt = ctx.info.attempt;
+    const base = { ...pendingDelivery(message.id, message.body.type), attempts: attempt };
+    const fail = async (type: string, error: string, status: number | null, final: boolean) => {
+      const state = type === 'WebhookGone' ? 'gone' : final ? 'failed' : 'retrying';
+      await report(message, { ...base, state, last_status: status, last_error: error });
+      throw ApplicationFailure.create({ type, message: error, nonRetryable: final });
+    };
+    const secret = deps.webhooks?.secret;
+    if (!secret) {
+      return fail(
+        'WebhookNotConfigured',
+        'WEBHOOK_SECRET is not set on the worker, so it cannot sign deliveries',
+        null,
+        true,
+      );
+    }
+    let outcome: PostOutcome;
+    try {
+      outcome = await postWebhook(message, {
+        secret,
+        allowPrivateNetworks: deps.webhooks?.allowPrivateNetworks ?? false,
+        signal: ctx.cancellationSignal,
+      });
+    } catch (err) {
+      if (err instanceof WebhookUrlError) {
+        return fail('WebhookUrlRefused', err.message, null, true);
+      }
+      const why = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : String(err);
+      return fail('WebhookUnreachable', `No answer from the receiver: ${why}`, null, false);
+    }
+    const { status } = outcome;
+    if (status >= 200 && status < 300) {
+      const delivered: WebhookDelivery = {
+        ...base,
+        state: 'delivered',
+        last_status: status,
+        delivered_at: new Date().toISOString(),
+      };
+      await report(message, delivered);
+      ctx.log.info('Webhook delivered', { delivery: message.id, status, attempt });
+      return delivered;
+    }
+    if (status === 410) {
+      return fail('WebhookGone', 'The receiver answered 410 Gone: no more attempts', status, true);
+    }
+    return fail('WebhookRejected', `The receiver answered ${status}`, status, false);
+  };
+
   const phases = {} as Record<PhaseName, PhaseActivity>;
   for (const name of PHASE_NAMES) phases[name] = (input) => runPhase(name, input);
   return {
@@ -194,6 +258,18 @@ export function createActivities(deps: ActivityDeps) {
       const runId = Context.current().info.workflowExecution?.runId ?? '';
       const applied = await deps.projection.write(record, events, 'workflow', runId);
       if (applied) deps.metrics?.record(events);
+    },
+    /** One signed POST of a decision event; Temporal retries it with the same webhook-id. */
+    deliverWebhook,
+    /** Marks a delivery failed once its retries are used up, keeping its last attempt's details. */
+    async recordDeliveryFailure(message: WebhookMessage, error: string): Promise<void> {
+      const last = await deps.projection.readDelivery(message.decision_id, message.id);
+      if (last && last.state !== 'pending' && last.state !== 'retrying') return;
+      await deps.projection.writeDelivery(message.decision_id, {
+        ...(last ?? pendingDelivery(message.id, message.body.type)),
+        state: 'failed',
+        last_error: last?.last_error ? `${error}; last: ${last.last_error}` : error,
+      });
     },
   };
 }

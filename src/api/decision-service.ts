@@ -27,6 +27,12 @@ import type { DecisionProjection, ListQuery } from '../projection/redis-projecti
 import type { decisionWorkflow } from '../workflows';
 import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
 import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
+import {
+  DEFAULT_WEBHOOK_EVENTS,
+  type DecisionEventType,
+  type WebhookSubscription,
+} from '../domain/webhook';
+import { checkWebhookUrl, WebhookUrlError, type Resolve } from '../webhooks/address';
 import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
@@ -42,6 +48,16 @@ export interface DecisionServiceOptions {
   staleAfterMs?: number;
   /** The server's limits; a request's budget may only lower them. */
   limits?: DecisionLimits;
+  /** Webhook deliveries; null (or unset) refuses requests that ask for one. */
+  webhooks?: WebhookSettings | null;
+}
+
+export interface WebhookSettings {
+  allowPrivateNetworks: boolean;
+  timeoutMs: number;
+  retryMs: number;
+  /** Resolves a host's addresses (the system resolver by default). */
+  resolve?: Resolve;
 }
 
 export interface CreateRequest {
@@ -51,6 +67,8 @@ export interface CreateRequest {
   metadata?: Record<string, string>;
   /** Lower than the server's maximum only; unset parts take the maximum. */
   budget?: Partial<DecisionBudget>;
+  /** Where to deliver the decision's events (by default its end and a review request). */
+  webhook?: { url: string; events?: DecisionEventType[] };
 }
 
 export interface ForkRequest {
@@ -59,6 +77,8 @@ export interface ForkRequest {
   context?: string;
   /** The fork's budget; unset takes the source's. */
   budget?: Partial<DecisionBudget>;
+  /** The fork's own webhook; a fork does not inherit its source's. */
+  webhook?: CreateRequest['webhook'];
 }
 
 /** Who asks, and the key that makes a retried create return the same decision. */
@@ -89,6 +109,7 @@ export class DecisionService {
     fork?: DecisionInput['fork'],
     owner: string | null = null,
   ): Promise<{ record: DecisionRecord; created: boolean }> {
+    const webhook = request.webhook ? await this.subscription(request.webhook) : null;
     const id = idempotency ? idempotentId(idempotency) : randomUUID();
     const limits = this.options.limits ?? DEFAULT_LIMITS;
     const input: DecisionInput = {
@@ -108,6 +129,7 @@ export class DecisionService {
           max_tokens: Math.min(request.budget?.max_tokens ?? Infinity, limits.budget.max_tokens),
         },
       },
+      webhook,
     };
     // Key order carries no meaning in JSON: a reordered, identical body is the same request.
     const described = [request, fork?.source_id, fork?.from_phase];
@@ -139,6 +161,31 @@ export class DecisionService {
       return { record: (await this.get(id)) ?? initialRecord(id, input, nowIso()), created: false };
     }
     return { record: initialRecord(id, input, nowIso()), created: true };
+  }
+
+  /** The webhook a request asks for, refused with 400 unless this server may call its URL. */
+  private async subscription(
+    webhook: NonNullable<CreateRequest['webhook']>,
+  ): Promise<WebhookSubscription> {
+    const settings = this.options.webhooks;
+    const refuse = (message: string): never => {
+      throw new ProblemError(400, `webhook.url ${message}`, {
+        errors: [{ path: 'webhook.url', message }],
+      });
+    };
+    if (!settings) return refuse('cannot be used: this server has no WEBHOOK_SECRET to sign with');
+    try {
+      await checkWebhookUrl(webhook.url, settings);
+    } catch (err) {
+      if (err instanceof WebhookUrlError) refuse(err.message);
+      throw err;
+    }
+    return {
+      url: webhook.url,
+      events: [...new Set(webhook.events ?? DEFAULT_WEBHOOK_EVENTS)],
+      timeout_ms: settings.timeoutMs,
+      retry_ms: settings.retryMs,
+    };
   }
 
   /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
@@ -297,6 +344,7 @@ export class DecisionService {
         metadata: source.metadata,
         // What the fork's budget does not name, it keeps from the source's.
         budget: { ...source.budget, ...request.budget },
+        ...(request.webhook ? { webhook: request.webhook } : {}),
       },
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },

@@ -79,6 +79,13 @@ export async function startApi(
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     reviewTimeoutMs: config.REVIEW_TIMEOUT_SECONDS * 1000,
     limits: decisionLimits(config),
+    webhooks: config.WEBHOOK_SECRET
+      ? {
+          allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+          timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+          retryMs: config.WEBHOOK_RETRY_HOURS * 3_600_000,
+        }
+      : null,
     onProjectionError: (err) =>
       logger.warn({ err }, 'Projection read failed; reading from Temporal instead'),
   });

@@ -1,5 +1,6 @@
 import type { InformationNeed, PhaseOutputMap } from './outputs';
 import { PHASES, type PhaseName } from './phases';
+import type { WebhookState, WebhookSubscription } from './webhook';
 
 export const DECISION_STATUSES = [
   'pending',
@@ -188,6 +189,8 @@ export interface DecisionRecord {
   forked_from: { process_id: string; from_phase: PhaseName } | null;
   /** The most the decision may spend (null in decisions started before budgets). */
   budget: DecisionBudget | null;
+  /** Where its events are delivered, and how each delivery went (null without a webhook). */
+  webhook: WebhookState | null;
   status: DecisionStatus;
   current_phase: PhaseName | null;
   phases: PhaseRecord[];
@@ -212,6 +215,8 @@ export interface DecisionInput {
   fork?: { source_id: string; from_phase: PhaseName; outputs: PhaseOutputs } | null;
   /** Budget and bounds; decisions started before they existed use DEFAULT_LIMITS. */
   limits?: DecisionLimits | null;
+  /** Deliver these events to this URL, each by a workflow of its own. */
+  webhook?: WebhookSubscription | null;
 }
 
 /** A decision before its first phase has run: every phase pending. */
@@ -237,6 +242,9 @@ export function initialRecord(
       ? { process_id: input.fork.source_id, from_phase: input.fork.from_phase }
       : null,
     budget: input.limits?.budget ?? null,
+    webhook: input.webhook
+      ? { url: input.webhook.url, events: input.webhook.events, deliveries: [] }
+      : null,
     status: 'pending',
     current_phase: null,
     phases: PHASES.map((phase) => ({

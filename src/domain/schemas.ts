@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DECISION_STATUSES, PHASE_STATUSES } from './decision';
 import { CompileResultOutput, PHASE_OUTPUT_SCHEMAS } from './outputs';
 import { PHASE_NAMES, type PhaseName } from './phases';
+import { DECISION_EVENT_TYPES, DELIVERY_STATES } from './webhook';
 
 const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 
@@ -54,6 +55,22 @@ export const ReviewStateSchema = z.object({
   answered_at: z.string().nullable(),
 });
 
+export const WebhookDeliverySchema = z.object({
+  id: z.string(),
+  event: z.enum(DECISION_EVENT_TYPES),
+  state: z.enum(DELIVERY_STATES),
+  attempts: z.number().int(),
+  last_status: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  delivered_at: z.string().nullable(),
+});
+
+export const WebhookStateSchema = z.object({
+  url: z.string(),
+  events: z.array(z.enum(DECISION_EVENT_TYPES)),
+  deliveries: z.array(WebhookDeliverySchema),
+});
+
 export const DecisionRecordSchema = z.object({
   process_id: z.string(),
   owner: z.string().nullable().default(null),
@@ -63,6 +80,8 @@ export const DecisionRecordSchema = z.object({
   review: ReviewStateSchema,
   forked_from: z.object({ process_id: z.string(), from_phase: phaseName }).nullable(),
   budget: DecisionBudgetSchema.nullable().default(null),
+  /** Where events are delivered and how each delivery went (null without a webhook). */
+  webhook: WebhookStateSchema.nullable().default(null),
   status: z.enum(DECISION_STATUSES),
   current_phase: phaseName.nullable(),
   phases: z.array(PhaseRecordSchema),

@@ -6,7 +6,8 @@ import {
   type DecisionStatus,
 } from '../domain/decision';
 import type { PhaseName } from '../domain/phases';
-import { DecisionRecordSchema } from '../domain/schemas';
+import { DecisionRecordSchema, WebhookDeliverySchema } from '../domain/schemas';
+import { deliveryRank, type WebhookDelivery, type WebhookState } from '../domain/webhook';
 
 // Applies a write only when its seq is newer than the stored one, so a retried, late or replayed
 // write never moves a decision backwards. Everything happens in one script, hence atomically.
@@ -89,6 +90,19 @@ end
 return 1
 `;
 
+// Stores one webhook delivery's state in its decision's hash, unless a report of a later attempt
+// (or this attempt's final state) is there already, and moves the hash's deliveries counter so
+// that a record kept parsed is read again. A decision whose record has expired is left alone.
+// KEYS: record hash. ARGV: delivery id, its state as JSON, its rank (see deliveryRank).
+const DELIVERY_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local stored = redis.call('HGET', KEYS[1], 'delivery_rank:' .. ARGV[1])
+if stored and tonumber(stored) > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'delivery:' .. ARGV[1], ARGV[2], 'delivery_rank:' .. ARGV[1], ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'deliveries_v', 1)
+return 1
+`;
+
 export interface ProjectionOptions {
   /** Prefixes every key, so tests and several deployments can share one Redis. */
   prefix: string;
@@ -99,6 +113,7 @@ export interface ProjectionOptions {
 
 type ProjectionRedis = Redis & {
   writeDecision(...args: (string | number)[]): Promise<number>;
+  writeDelivery(key: string, id: string, state: string, rank: number): Promise<number>;
 };
 
 // Finished records kept parsed per process, oldest dropped first.
@@ -119,7 +134,10 @@ function deepFreeze<T>(value: T): T {
 export class DecisionProjection {
   private readonly redis: ProjectionRedis;
   private readonly now: () => number;
-  private readonly finished = new Map<string, DecisionRecord>();
+  private readonly finished = new Map<
+    string,
+    { record: DecisionRecord; deliveries: string | null }
+  >();
 
   constructor(
     redis: Redis,
@@ -127,6 +145,7 @@ export class DecisionProjection {
   ) {
     if (!('writeDecision' in redis)) {
       redis.defineCommand('writeDecision', { numberOfKeys: 6, lua: WRITE_SCRIPT });
+      redis.defineCommand('writeDelivery', { numberOfKeys: 1, lua: DELIVERY_SCRIPT });
     }
     this.redis = redis as ProjectionRedis;
     this.now = options.now ?? Date.now;
@@ -180,6 +199,7 @@ export class DecisionProjection {
       review: JSON.stringify(record.review),
       forked_from: record.forked_from ? JSON.stringify(record.forked_from) : '',
       budget: record.budget ? JSON.stringify(record.budget) : '',
+      webhook: record.webhook ? JSON.stringify(record.webhook) : '',
       status: record.status,
       current_phase: record.current_phase ?? '',
       phases: JSON.stringify(record.phases),
@@ -221,21 +241,45 @@ export class DecisionProjection {
   async get(id: string): Promise<DecisionRecord | null> {
     const kept = this.finished.get(id);
     if (kept) {
-      const seq = await this.redis.hget(this.recordKey(id), 'seq');
-      if (seq !== null && Number(seq) === kept.seq) return kept;
+      const [seq, deliveries] = await this.redis.hmget(this.recordKey(id), 'seq', 'deliveries_v');
+      if (seq !== null && Number(seq) === kept.record.seq && deliveries === kept.deliveries) {
+        return kept.record;
+      }
       this.finished.delete(id);
     }
-    const record = await this.read(id);
-    if (record && isTerminal(record.status)) {
+    const read = await this.read(id);
+    if (read && isTerminal(read.record.status)) {
       if (this.finished.size >= FINISHED_KEPT) {
         this.finished.delete(this.finished.keys().next().value!);
       }
-      this.finished.set(id, deepFreeze(record));
+      this.finished.set(id, { record: deepFreeze(read.record), deliveries: read.deliveries });
     }
-    return record;
+    return read?.record ?? null;
   }
 
-  private async read(id: string): Promise<DecisionRecord | null> {
+  /**
+   * Stores what a webhook delivery's latest attempt did; a report older than the stored one (by
+   * deliveryRank) is ignored. False when it was ignored or the decision's record is gone.
+   */
+  async writeDelivery(decisionId: string, delivery: WebhookDelivery): Promise<boolean> {
+    const applied = await this.redis.writeDelivery(
+      this.recordKey(decisionId),
+      delivery.id,
+      JSON.stringify(delivery),
+      deliveryRank(delivery),
+    );
+    return applied === 1;
+  }
+
+  /** The delivery's last stored state, or null when no attempt has reported yet. */
+  async readDelivery(decisionId: string, deliveryId: string): Promise<WebhookDelivery | null> {
+    const text = await this.redis.hget(this.recordKey(decisionId), `delivery:${deliveryId}`);
+    return text ? WebhookDeliverySchema.parse(JSON.parse(text)) : null;
+  }
+
+  private async read(
+    id: string,
+  ): Promise<{ record: DecisionRecord; deliveries: string | null } | null> {
     const replies = await this.redis
       .multi()
       .hgetall(this.recordKey(id))
@@ -244,7 +288,15 @@ export class DecisionProjection {
     const hash = replies?.[0]?.[1] as Record<string, string> | undefined;
     const result = replies?.[1]?.[1] as string | null | undefined;
     if (!hash || Object.keys(hash).length === 0) return null;
-    return DecisionRecordSchema.parse({
+    const webhook = hash.webhook ? (JSON.parse(hash.webhook) as WebhookState) : null;
+    if (webhook) {
+      // The workflow lists the deliveries it started; their attempts report here on their own.
+      webhook.deliveries = webhook.deliveries.map((d) => {
+        const reported = hash[`delivery:${d.id}`];
+        return reported ? (JSON.parse(reported) as WebhookDelivery) : d;
+      });
+    }
+    const record = DecisionRecordSchema.parse({
       process_id: hash.process_id,
       owner: hash.owner || null,
       query: hash.query,
@@ -253,6 +305,7 @@ export class DecisionProjection {
       review: hash.review ? (JSON.parse(hash.review) as unknown) : undefined,
       forked_from: hash.forked_from ? (JSON.parse(hash.forked_from) as unknown) : null,
       budget: hash.budget ? (JSON.parse(hash.budget) as unknown) : null,
+      webhook,
       status: hash.status,
       current_phase: hash.current_phase || null,
       phases: JSON.parse(hash.phases ?? '[]') as unknown,
@@ -263,6 +316,7 @@ export class DecisionProjection {
       completed_at: hash.completed_at || null,
       seq: Number(hash.seq),
     });
+    return { record, deliveries: hash.deliveries_v ?? null };
   }
 
   /** Events after `afterId` (exclusive; from the start when null), oldest first. */

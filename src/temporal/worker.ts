@@ -112,6 +112,10 @@ export async function startWorker(
       maxCompletionTokens: config.LLM_MAX_COMPLETION_TOKENS,
       knowledge,
       projection,
+      webhooks: {
+        secret: config.WEBHOOK_SECRET ?? null,
+        allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      },
       metrics: decisionMetrics(registry),
       logger,
     }),

@@ -5,10 +5,12 @@ import {
   condition,
   isCancellation,
   log,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -45,6 +47,8 @@ import {
   progressQuery,
   reviewUpdate,
 } from '../domain/workflow-api';
+import { deliveryId, pendingDelivery, type WebhookMessage } from '../domain/webhook';
+import { webhookDeliveryWorkflow } from './webhook-delivery';
 
 /**
  * A phase's activity, its attempt timeout derived from the decision's model timeout and the
@@ -133,6 +137,45 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     },
   );
 
+  // Deliveries run as workflows of their own, which outlive the decision; it waits only until
+  // each has started, so that none is lost when the decision ends.
+  const deliveries: Promise<void>[] = [];
+  const deliver = (event: DecisionEvent): void => {
+    const webhook = input.webhook;
+    if (!webhook || !record.webhook || !webhook.events.includes(event.type)) return;
+    const id = deliveryId(record.process_id, event, record.seq);
+    record.webhook.deliveries.push(pendingDelivery(id, event.type));
+    const message: WebhookMessage = {
+      id,
+      decision_id: record.process_id,
+      url: webhook.url,
+      body: {
+        type: event.type,
+        timestamp: record.updated_at,
+        decision_id: record.process_id,
+        data: event.data,
+      },
+      timeout_ms: webhook.timeout_ms,
+      retry_ms: webhook.retry_ms,
+    };
+    const started = CancellationScope.nonCancellable(() =>
+      startChild(webhookDeliveryWorkflow, {
+        workflowId: id,
+        args: [message],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        memo: { decision_id: record.process_id, event: event.type },
+      }),
+    );
+    deliveries.push(
+      started.then(
+        () => undefined,
+        // A delivery that cannot start never fails the decision.
+        (err: unknown) => log.warn('Webhook delivery not started', { id, error: String(err) }),
+      ),
+    );
+  };
+  const deliveriesStarted = () => Promise.all(deliveries);
+
   let indexed = { status: '', phase: '' };
   let unsent: DecisionEvent[] = [];
   let numbered = 0;
@@ -142,6 +185,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     // projection even when a reset run repeats a counter the old run already used.
     record.seq = Math.max(record.seq + 1, Date.now() * 1000);
     record.updated_at = now();
+    for (const event of events) deliver(event);
     // Decisions started before sparse indexing upsert at every phase; others only when their
     // status changes, with the phase a decision stopped in (none while it runs): each upsert is
     // a history event and a visibility write.
@@ -273,9 +317,13 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
           type: 'Cancelled',
           message: 'The decision was cancelled',
         };
-        await CancellationScope.nonCancellable(() =>
-          publish({ type: 'decision.cancelled', data: { status: 'cancelled', phase: phase.name } }),
-        );
+        await CancellationScope.nonCancellable(async () => {
+          await publish({
+            type: 'decision.cancelled',
+            data: { status: 'cancelled', phase: phase.name },
+          });
+          await deliveriesStarted();
+        });
         throw err;
       }
       const error = describeFailure(phase.name, err);
@@ -289,6 +337,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
         { type: 'phase.failed', data: { phase: phase.name, title: phase.title, index, error } },
         { type: 'decision.failed', data: { status: 'failed', error } },
       );
+      await deliveriesStarted();
       throw ApplicationFailure.create({
         type: error.type,
         message: `Phase ${phase.name} failed: ${error.message}`,
@@ -314,6 +363,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       });
     }
   }
+  await deliveriesStarted();
   return record;
 
   /** Pauses for the reviewer's update, or until the review period passes. */

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialRecord, type DecisionRecord } from '../../src/domain/decision';
+import { pendingDelivery, type DeliveryState } from '../../src/domain/webhook';
 import { CANNED } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
 
@@ -106,6 +107,45 @@ describe('DecisionProjection (real Redis)', () => {
     await t.projection.get('d9');
     await t.redis.del(t.projection.recordKey('d9'));
     expect(await t.projection.get('d9')).toBeNull();
+  });
+
+  describe('webhook deliveries', () => {
+    const withWebhook = (seq: number) => ({
+      ...completed('w1', seq),
+      webhook: {
+        url: 'https://example.com/hook',
+        events: ['decision.completed' as const],
+        deliveries: [pendingDelivery('msg_w1_12_1', 'decision.completed')],
+      },
+    });
+    const report = (attempts: number, state: DeliveryState) => ({
+      ...pendingDelivery('msg_w1_12_1', 'decision.completed'),
+      state,
+      attempts,
+      last_status: state === 'delivered' ? 200 : 500,
+    });
+    const delivery = async () => (await t.projection.get('w1'))?.webhook?.deliveries[0];
+
+    it("shows each delivery's latest attempt, also on a finished record read before", async () => {
+      await t.projection.write(withWebhook(5));
+      expect(await delivery()).toMatchObject({ state: 'pending', attempts: 0 });
+      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(true);
+      expect(await delivery()).toMatchObject({ state: 'retrying', attempts: 1, last_status: 500 });
+      expect(await t.projection.writeDelivery('w1', report(2, 'delivered'))).toBe(true);
+      expect(await delivery()).toMatchObject({ state: 'delivered', attempts: 2 });
+    });
+
+    it('ignores a late report of an earlier attempt', async () => {
+      await t.projection.write(withWebhook(5));
+      await t.projection.writeDelivery('w1', report(2, 'delivered'));
+      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(false);
+      expect(await delivery()).toMatchObject({ state: 'delivered', attempts: 2 });
+    });
+
+    it('writes nothing for a decision whose record has expired', async () => {
+      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(false);
+      expect(await t.redis.exists(t.projection.recordKey('w1'))).toBe(0);
+    });
   });
 
   it('returns null for an id it does not have', async () => {

@@ -124,11 +124,13 @@ describe('docker-compose.yml', () => {
           expect(known.has(setting), `${name}: ${key}`).toBe(true);
           if (setting === key) continue;
           const file = join(dir, setting);
-          writeFileSync(file, 'from-a-file-0123=decisions:read\n');
+          const value =
+            setting === 'WEBHOOK_SECRET'
+              ? 'whsec_ZnJvbS1hLWZpbGUtMDEyMzQ1Njc='
+              : 'from-a-file-0123=decisions:read';
+          writeFileSync(file, `${value}\n`);
           const config = loadConfig({ [key]: file }) as Record<string, unknown>;
-          expect(config[setting], `${name}: ${key} is read`).toBe(
-            'from-a-file-0123=decisions:read',
-          );
+          expect(config[setting], `${name}: ${key} is read`).toBe(value);
         }
       }
     } finally {
@@ -169,21 +171,27 @@ describe('docker-compose.yml: what is exposed and what is secret', () => {
     expect(services.api!.ports).toEqual(['8001:8001']);
   });
 
-  it('gives API_KEYS and LLM_API_KEY only as Docker secrets from git-ignored files', () => {
+  it('gives API_KEYS, LLM_API_KEY and WEBHOOK_SECRET only as Docker secrets from git-ignored files', () => {
     expect(compose.secrets).toEqual({
       api_keys: { file: './secrets/api_keys.txt' },
       llm_api_key: { file: './secrets/llm_api_key.txt' },
+      webhook_secret: { file: './secrets/webhook_secret.txt' },
     });
-    expect(services.api!.secrets).toEqual(['api_keys']);
-    expect(services.api!.environment).toMatchObject({ API_KEYS_FILE: '/run/secrets/api_keys' });
-    expect(services.worker!.secrets).toEqual(['llm_api_key']);
+    expect(services.api!.secrets).toEqual(['api_keys', 'webhook_secret']);
+    expect(services.api!.environment).toMatchObject({
+      API_KEYS_FILE: '/run/secrets/api_keys',
+      WEBHOOK_SECRET_FILE: '/run/secrets/webhook_secret',
+    });
+    expect(services.worker!.secrets).toEqual(['llm_api_key', 'webhook_secret']);
     expect(services.worker!.environment).toMatchObject({
       LLM_API_KEY_FILE: '/run/secrets/llm_api_key',
+      WEBHOOK_SECRET_FILE: '/run/secrets/webhook_secret',
     });
     for (const [name, s] of Object.entries(services)) {
       const env = Object.keys(s.environment ?? {});
       expect(env, name).not.toContain('API_KEYS');
       expect(env, name).not.toContain('LLM_API_KEY');
+      expect(env, name).not.toContain('WEBHOOK_SECRET');
     }
     expect(read('.gitignore').split('\n')).toContain('secrets/*.txt');
     expect(existsSync(resolve(root, 'secrets/README.md'))).toBe(true);

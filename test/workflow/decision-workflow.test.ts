@@ -104,7 +104,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     input: Partial<DecisionInput> = {},
   ): Promise<T> {
     const taskQueue = uniqueName('wf');
-    const activities: Activities = {
+    const activities: Pick<Activities, PhaseName | 'projectDecision'> = {
       ...phases,
       projectDecision: async (record: DecisionRecord) => {
         await store.projection.write(record);

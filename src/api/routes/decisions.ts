@@ -8,6 +8,7 @@ import {
 } from '../../domain/decision';
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
+import { DECISION_EVENT_TYPES, DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import { callerOf, visibleDecision } from '../access';
 import type { DecisionService } from '../decision-service';
@@ -172,6 +173,24 @@ export function registerDecisionRoutes(
     .strict()
     .optional()
     .describe('Spend less than the server allows; a call that would pass it is not made');
+  const Webhook = z
+    .object({
+      url: z
+        .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
+        .max(2048, 'must be at most 2048 characters')
+        .describe(
+          'An http(s) URL on a public address; events arrive there as signed POSTs (Standard Webhooks)',
+        )
+        .openapi({ example: 'https://example.com/hooks/decisions' }),
+      events: z
+        .array(z.enum(DECISION_EVENT_TYPES))
+        .min(1, 'must name at least one event')
+        .optional()
+        .describe(`Events to deliver; by default ${DEFAULT_WEBHOOK_EVENTS.join(', ')}`),
+    })
+    .strict()
+    .optional()
+    .describe('Call this URL when the decision ends or asks for review');
   const CreateBody = z
     .object({
       query: question,
@@ -182,6 +201,7 @@ export function registerDecisionRoutes(
         .refine((m) => Object.keys(m).length <= 20, 'must have at most 20 keys')
         .optional(),
       budget: Budget,
+      webhook: Webhook,
     })
     .openapi('CreateDecision');
   const idParam = z.object({
@@ -519,6 +539,7 @@ export function registerDecisionRoutes(
               query: question.optional(),
               context: text('Background the agents should know', 20_000).optional(),
               budget: Budget,
+              webhook: Webhook,
             })
             .openapi('Fork'),
         ),

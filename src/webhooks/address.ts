@@ -1,0 +1,108 @@
+import { lookup, type LookupAddress, type LookupOneOptions, type LookupOptions } from 'node:dns';
+import ipaddr from 'ipaddr.js';
+
+/** A webhook URL this server will not call, with the reason in words the caller can act on. */
+export class WebhookUrlError extends Error {
+  override name = 'WebhookUrlError';
+}
+
+const OPT_IN = 'webhooks reach public addresses only, unless WEBHOOK_ALLOW_PRIVATE_NETWORKS=true';
+
+/** The special range an address lies in (loopback, private, linkLocal, …), or null when public. */
+export function nonPublicRange(address: string): string | null {
+  if (!ipaddr.isValid(address)) return 'unparsable';
+  // process() turns an IPv4-mapped IPv6 address (::ffff:10.0.0.1) into the IPv4 one it carries.
+  const range = ipaddr.process(address).range();
+  return range === 'unicast' ? null : range;
+}
+
+/** Throws when an address that a webhook host resolved to is not a public one. */
+export function assertPublic(host: string, address: string): void {
+  const range = nonPublicRange(address);
+  if (range !== null) {
+    const resolved = host === address ? address : `${host} resolves to ${address}`;
+    throw new WebhookUrlError(`${resolved}, a ${range} address: ${OPT_IN}`);
+  }
+}
+
+/** The URL's host as DNS and ipaddr.js spell it: IPv6 literals lose their brackets. */
+export function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+export type Resolve = (host: string) => Promise<LookupAddress[]>;
+
+const systemResolve: Resolve = (host) =>
+  new Promise((done, fail) =>
+    lookup(host, { all: true }, (err, addresses) => (err ? fail(err) : done(addresses))),
+  );
+
+/**
+ * Checks a webhook URL before a decision that uses it starts: http or https, and unless private
+ * networks are allowed, a host whose every address (after DNS resolution) is public.
+ */
+export async function checkWebhookUrl(
+  text: string,
+  options: { allowPrivateNetworks: boolean; resolve?: Resolve },
+): Promise<URL> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new WebhookUrlError('is not an absolute URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new WebhookUrlError(`must use http or https, not ${url.protocol.slice(0, -1)}`);
+  }
+  if (options.allowPrivateNetworks) return url;
+  const host = hostOf(url);
+  if (ipaddr.isValid(host)) {
+    assertPublic(host, host);
+    return url;
+  }
+  let addresses: LookupAddress[];
+  try {
+    addresses = await (options.resolve ?? systemResolve)(host);
+  } catch (err) {
+    throw new WebhookUrlError(
+      `${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    );
+  }
+  if (addresses.length === 0) throw new WebhookUrlError(`${host} resolves to no address`);
+  for (const { address } of addresses) assertPublic(host, address);
+  return url;
+}
+
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+/**
+ * A `lookup` for http.request that refuses non-public addresses when the connection is made, so
+ * a name that resolved to a public address when the decision started cannot be pointed at an
+ * internal one later (DNS rebinding), and neither can a redirect.
+ */
+export function guardedLookup(allowPrivateNetworks: boolean) {
+  return (
+    host: string,
+    options: LookupOptions | LookupOneOptions,
+    callback: LookupCallback,
+  ): void => {
+    lookup(host, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      try {
+        if (!allowPrivateNetworks) {
+          for (const { address } of addresses) assertPublic(host, address);
+        }
+      } catch (refused) {
+        return callback(refused as NodeJS.ErrnoException, []);
+      }
+      if ('all' in options && options.all) return callback(null, addresses);
+      const first = addresses[0];
+      if (!first) return callback(new Error(`${host} resolves to no address`), []);
+      callback(null, first.address, first.family);
+    });
+  };
+}

@@ -1,0 +1,104 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import ipaddr from 'ipaddr.js';
+import { Webhook } from 'standardwebhooks';
+import type { WebhookMessage } from '../domain/webhook';
+import { assertPublic, guardedLookup, hostOf, WebhookUrlError } from './address';
+
+// Only these keep the method and the body; a 301/302/303 would turn the POST into a GET.
+const FOLLOWED_REDIRECTS = new Set([307, 308]);
+const MAX_REDIRECTS = 3;
+
+export interface PostOptions {
+  secret: string;
+  allowPrivateNetworks: boolean;
+  /** Aborts the attempt (the activity's cancellation). */
+  signal?: AbortSignal;
+  userAgent?: string;
+}
+
+/** The receiver's answer to one attempt: its status, and the URL that gave it. */
+export interface PostOutcome {
+  status: number;
+  url: string;
+}
+
+/**
+ * POSTs a message signed per Standard Webhooks (`webhook-id`, `webhook-timestamp` of this
+ * attempt, `webhook-signature`), following 307/308 redirects with the same checks as the first
+ * URL. Resolves with any HTTP status; rejects when no answer came (refused address, connection
+ * error, timeout).
+ */
+export async function postWebhook(
+  message: WebhookMessage,
+  options: PostOptions,
+): Promise<PostOutcome> {
+  const payload = JSON.stringify(message.body);
+  const timestamp = new Date();
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': options.userAgent ?? 'decision-backend-webhooks',
+    'webhook-id': message.id,
+    'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
+    'webhook-signature': new Webhook(options.secret).sign(message.id, timestamp, payload),
+  };
+  const signal = AbortSignal.any([
+    AbortSignal.timeout(message.timeout_ms),
+    ...(options.signal ? [options.signal] : []),
+  ]);
+  let url = new URL(message.url);
+  for (let redirects = 0; ; redirects++) {
+    const response = await send(url, payload, headers, options.allowPrivateNetworks, signal);
+    const location = response.headers.location;
+    if (!FOLLOWED_REDIRECTS.has(response.statusCode ?? 0) || !location) {
+      return { status: response.statusCode ?? 0, url: url.href };
+    }
+    if (redirects >= MAX_REDIRECTS) {
+      throw new WebhookUrlError(`more than ${MAX_REDIRECTS} redirects from ${message.url}`);
+    }
+    const next = new URL(location, url);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new WebhookUrlError(`redirected to a ${next.protocol.slice(0, -1)} URL`);
+    }
+    url = next;
+  }
+}
+
+function send(
+  url: URL,
+  payload: string,
+  headers: Record<string, string>,
+  allowPrivateNetworks: boolean,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const host = hostOf(url);
+  // A literal address is connected to without a lookup, so it is checked here.
+  if (!allowPrivateNetworks && ipaddr.isValid(host)) assertPublic(host, host);
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
+        lookup: guardedLookup(allowPrivateNetworks),
+        signal,
+      },
+      (response) => {
+        // The body is not read for anything; draining it frees the connection.
+        response.resume();
+        response.once('end', () => resolve(response));
+        response.once('error', reject);
+      },
+    );
+    req.once('error', (err) =>
+      reject(signal.aborted && !(err instanceof WebhookUrlError) ? abortReason(signal) : err),
+    );
+    req.end(payload);
+  });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(String(reason));
+}

@@ -1,0 +1,64 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  proxyActivities,
+  proxyLocalActivities,
+  setWorkflowOptions,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  FINAL_DELIVERY_FAILURES,
+  type WebhookDelivery,
+  type WebhookMessage,
+} from '../domain/webhook';
+
+const { recordDeliveryFailure } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+/**
+ * Delivers one decision event to its webhook: a signed POST, retried with backoff (every attempt
+ * with the same webhook-id) until the receiver answers 2xx or 410, or the retry period ends. Each
+ * attempt is an attempt of one activity, so the Web UI shows them, and a worker that dies
+ * mid-attempt is replaced by another. It runs apart from its decision, which never waits for it.
+ */
+export async function webhookDeliveryWorkflow(message: WebhookMessage): Promise<WebhookDelivery> {
+  const { deliverWebhook } = proxyActivities<Activities>({
+    // The request's own timeout ends an attempt first; this one catches a worker that died.
+    startToCloseTimeout: message.timeout_ms + 5_000,
+    scheduleToCloseTimeout: message.retry_ms,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 hour',
+      nonRetryableErrorTypes: [...FINAL_DELIVERY_FAILURES],
+    },
+    summary: `${message.body.type} → ${message.url.slice(0, 200)}`,
+  });
+  try {
+    return await deliverWebhook(message);
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    await recordDeliveryFailure(message, `Delivery failed: ${reason}`);
+    throw ApplicationFailure.create({
+      type: 'WebhookDeliveryFailed',
+      message: `Delivery ${message.id} of ${message.body.type} failed: ${reason}`,
+      nonRetryable: true,
+      cause: err instanceof Error ? err : undefined,
+    });
+  }
+}
+
+// A delivery is short and its code small: it may move to the current worker version rather than
+// keep an old version's workers running through a day of retries. Only a worker of a deployment
+// may say so (an unversioned one, whose version has no deployment name, has its task refused).
+setWorkflowOptions(
+  () =>
+    workflowInfo().currentDeploymentVersion?.deploymentName
+      ? { versioningBehavior: 'AUTO_UPGRADE' }
+      : {},
+  webhookDeliveryWorkflow,
+);

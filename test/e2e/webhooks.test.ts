@@ -1,0 +1,313 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/api/app';
+import { DecisionService } from '../../src/api/decision-service';
+import type { DecisionRecord } from '../../src/domain/decision';
+import type { WebhookBody } from '../../src/domain/webhook';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
+import { freePort } from '../support/ports';
+import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
+import { startReceiver, verifySignature, type Answer } from '../support/webhook-receiver';
+
+type View = Omit<DecisionRecord, 'seq'>;
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+const json = { 'Content-Type': 'application/json' };
+const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+
+const bodyOf = (text: string) => JSON.parse(text) as WebhookBody;
+
+describe('webhooks: signed deliveries by Temporal activities (API and worker processes)', () => {
+  let store: ReturnType<typeof testProjection>;
+  let connection: Connection;
+  let client: Client;
+  let baseUrl: string;
+  let api: ReturnType<typeof startRole>;
+  let worker: ReturnType<typeof startRole>;
+  let env: Record<string, string>;
+  // What the receiver answers to a decision's n-th request of a type; each test sets its own
+  // before it creates its decision.
+  let answer: (type: string, index: number) => Answer = () => 200;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  const startWorker = async () => {
+    const role = startRole('src/main/worker.ts', {
+      ...env,
+      WORKER_HTTP_PORT: 'off',
+      WORKER_SDK_METRICS_ADDRESS: 'off',
+    });
+    await waitFor(
+      'the worker to poll',
+      () => (role.output().includes('Worker polling') ? true : undefined),
+      90_000,
+    );
+    return role;
+  };
+
+  beforeAll(async () => {
+    store = testProjection();
+    connection = await Connection.connect({ address: services.temporalAddress });
+    client = new Client({ connection });
+    receiver = await startReceiver((request) => {
+      const body = bodyOf(request.body);
+      const mine = receiver.received.filter(
+        (r) => bodyOf(r.body).decision_id === body.decision_id && bodyOf(r.body).type === body.type,
+      );
+      return answer(body.type, mine.length - 1);
+    });
+    const port = await freePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+    env = {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      TEMPORAL_TASK_QUEUE: uniqueName('webhooks'),
+      REDIS_URL: services.redisUrl,
+      REDIS_KEY_PREFIX: store.prefix,
+      LOG_LEVEL: 'info',
+      LLM_PROVIDER: 'offline',
+      WORKFLOW_BUNDLE_PATH: prebuiltBundle(),
+      WEBHOOK_SECRET: SECRET,
+      // The receiver listens on 127.0.0.1.
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      WEBHOOK_TIMEOUT_SECONDS: '2',
+    };
+    worker = await startWorker();
+    api = startRole('src/main/api.ts', { ...env, PORT: String(port), AUTH_DISABLED: 'true' });
+    await waitFor(
+      'the API',
+      async () => ((await fetch(`${baseUrl}/health`)).ok ? true : undefined),
+      90_000,
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all([api, worker].filter(Boolean).map((r) => stopRole(r.child)));
+    await receiver?.close();
+    await store?.cleanup();
+    await connection?.close();
+  });
+
+  const create = async (body: object): Promise<View> => {
+    const res = await fetch(`${baseUrl}/decisions`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ ...body, webhook: { url: receiver.url } }),
+    });
+    expect(res.status, await res.clone().text()).toBe(202);
+    return (await res.json()) as View;
+  };
+  const read = async (id: string) =>
+    (await (await fetch(`${baseUrl}/decisions/${id}`)).json()) as View;
+  const requestsOf = (id: string, type: string) =>
+    receiver.received.filter((r) => {
+      const body = bodyOf(r.body);
+      return body.decision_id === id && body.type === type;
+    });
+
+  /** The delivery workflows a decision started, read from its own history. */
+  async function deliveriesOf(id: string): Promise<string[]> {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    return (history.events ?? [])
+      .map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId)
+      .filter((child): child is string => Boolean(child));
+  }
+
+  /** Waits for a delivery workflow to close, and returns its history's events. */
+  async function closedDelivery(workflowId: string): Promise<HistoryEvent[]> {
+    const handle = client.workflow.getHandle(workflowId);
+    await waitFor(
+      `delivery ${workflowId} to close`,
+      async () => ((await handle.describe()).status.name !== 'RUNNING' ? true : undefined),
+      60_000,
+    );
+    return (await handle.fetchHistory()).events ?? [];
+  }
+
+  const startedAttempts = (events: HistoryEvent[]) =>
+    events
+      .map((e) => e.activityTaskStartedEventAttributes?.attempt)
+      .filter((a): a is number => typeof a === 'number');
+
+  it('delivers each event once, signed; a 500 is retried with the same webhook-id', async () => {
+    answer = (type, index) => (type === 'decision.completed' && index === 0 ? 500 : 200);
+    const created = await create({ query: 'Should we call our callers back?', review: true });
+    const id = created.process_id;
+    // The default events: a review request, then the end.
+    await waitFor('the review request to arrive', () =>
+      requestsOf(id, 'review.requested').length > 0 ? true : undefined,
+    );
+    const review = await fetch(`${baseUrl}/decisions/${id}/review`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ approve: true }),
+    });
+    expect(review.status).toBe(200);
+
+    const children = await waitFor(
+      'two deliveries to be started',
+      async () => {
+        const ids = await deliveriesOf(id);
+        return ids.length === 2 ? ids : undefined;
+      },
+      60_000,
+    );
+    const histories = await Promise.all(children.map(closedDelivery));
+
+    // Every request the receiver got is signed with the secret, and checks out by its own HMAC.
+    const mine = receiver.received.filter((r) => bodyOf(r.body).decision_id === id);
+    expect(mine.length).toBe(3);
+    for (const r of mine) expect(verifySignature(SECRET, r.headers, r.body)).toBe(true);
+    expect(
+      verifySignature(
+        `whsec_${randomBytes(24).toString('base64')}`,
+        mine[0]!.headers,
+        mine[0]!.body,
+      ),
+    ).toBe(false);
+
+    const [review1, ...reviewRest] = requestsOf(id, 'review.requested');
+    expect(reviewRest).toEqual([]);
+    expect(review1!.answered).toBe(200);
+
+    const completed = requestsOf(id, 'decision.completed');
+    expect(completed.map((r) => r.answered)).toEqual([500, 200]);
+    expect(completed[1]!.headers['webhook-id']).toBe(completed[0]!.headers['webhook-id']);
+    expect(completed[0]!.headers['webhook-id']).not.toBe(review1!.headers['webhook-id']);
+    const body = bodyOf(completed[1]!.body);
+    expect(body.data.status).toBe('completed');
+    expect((body.data.result as View['result'])?.decision.decision).toBeTruthy();
+
+    // Temporal's history agrees: the completion's delivery took two attempts, the review's one.
+    const byId = new Map(children.map((child, i) => [child, histories[i]!]));
+    const completionHistory = byId.get(String(completed[0]!.headers['webhook-id']))!;
+    expect(startedAttempts(completionHistory)).toContain(2);
+    expect(completionHistory.some((e) => e.workflowExecutionCompletedEventAttributes)).toBe(true);
+    expect(startedAttempts(byId.get(String(review1!.headers['webhook-id']))!)).toEqual([1]);
+
+    // And so does the status document.
+    const view = await read(id);
+    const delivered = view.webhook?.deliveries.find((d) => d.event === 'decision.completed');
+    expect(delivered).toMatchObject({
+      id: completed[0]!.headers['webhook-id'],
+      state: 'delivered',
+      attempts: 2,
+      last_status: 200,
+    });
+    expect(delivered?.delivered_at).toBeTruthy();
+    expect(view.webhook?.deliveries).toHaveLength(2);
+  }, 120_000);
+
+  it('delivers after the worker is killed mid-delivery, with the same webhook-id', async () => {
+    // The first attempt is held open: the decision has ended and its delivery is under way.
+    answer = (_type, index) => (index === 0 ? 'hold' : 200);
+    const created = await create({ query: 'Should we survive a crash mid-delivery?' });
+    const id = created.process_id;
+    await waitFor(
+      'the first delivery attempt',
+      () => (requestsOf(id, 'decision.completed').length === 1 ? true : undefined),
+      60_000,
+    );
+    expect((await read(id)).status).toBe('completed');
+    await crashRole(worker);
+    worker = await startWorker();
+
+    const [child] = await deliveriesOf(id);
+    const events = await closedDelivery(child!);
+    const attempts = requestsOf(id, 'decision.completed');
+    expect(attempts.map((r) => r.answered)).toEqual([null, 200]);
+    expect(attempts[1]!.headers['webhook-id']).toBe(attempts[0]!.headers['webhook-id']);
+    expect(verifySignature(SECRET, attempts[1]!.headers, attempts[1]!.body)).toBe(true);
+    // The attempt that completed it ran on the new worker.
+    const identity = /"identity":"([^"]+)"/.exec(worker.output())?.[1];
+    const completedBy = events
+      .map((e) => e.activityTaskCompletedEventAttributes?.identity)
+      .filter(Boolean);
+    expect(completedBy).toEqual([identity]);
+    expect(startedAttempts(events)).toEqual([2]);
+    expect((await read(id)).webhook?.deliveries[0]).toMatchObject({
+      state: 'delivered',
+      attempts: 2,
+    });
+  }, 120_000);
+
+  it('stops at a 410 after one attempt, and the decision still completes', async () => {
+    answer = () => 410;
+    const created = await create({ query: 'Should we stop calling a receiver that is gone?' });
+    const id = created.process_id;
+    const [child] = await waitFor('the delivery to start', async () => {
+      const ids = await deliveriesOf(id);
+      return ids.length > 0 ? ids : undefined;
+    });
+    const events = await closedDelivery(child!);
+    expect(events.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
+    expect(startedAttempts(events)).toEqual([1]);
+    expect(requestsOf(id, 'decision.completed').map((r) => r.answered)).toEqual([410]);
+    const view = await read(id);
+    expect(view.status).toBe('completed');
+    expect(view.webhook?.deliveries[0]).toMatchObject({
+      state: 'gone',
+      attempts: 1,
+      last_status: 410,
+      delivered_at: null,
+    });
+    expect((await client.workflow.getHandle(id).describe()).status.name).toBe('COMPLETED');
+  }, 60_000);
+
+  describe('URLs it refuses, with nothing started', () => {
+    const taskQueue = uniqueName('refused');
+    let app: ReturnType<typeof createApp>;
+
+    beforeAll(() => {
+      const decisions = new DecisionService({
+        client,
+        projection: store.projection,
+        // No worker polls it: what is started stays there, to be counted.
+        taskQueue,
+        webhooks: { allowPrivateNetworks: false, timeoutMs: 2000, retryMs: 60_000 },
+      });
+      app = createApp({
+        decisions,
+        health: () => Promise.reject(new Error('unused')),
+        projection: store.projection,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys: null,
+        maxQueryChars: 200,
+      });
+    });
+
+    const post = (url: string) =>
+      app.request('/decisions', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ query: 'Where do we call?', webhook: { url } }),
+      });
+
+    it.each([
+      ['ftp://example.com/hook', 'must use http or https, not ftp'],
+      ['http://10.1.2.3/hook', '10.1.2.3, a private address'],
+      ['http://169.254.169.254/latest/meta-data', 'a linkLocal address'],
+      ['http://[::1]:8080/hook', '::1, a loopback address'],
+      ['http://[::ffff:192.168.0.1]/hook', 'a private address'],
+      ['http://localhost:8080/hook', 'localhost resolves to 127.0.0.1, a loopback address'],
+      ['not a url', 'is not an absolute URL'],
+    ])('refuses %s with 400', async (url, reason) => {
+      const res = await post(url);
+      expect(res.status).toBe(400);
+      const problem = (await res.json()) as { detail: string; errors: { path: string }[] };
+      expect(problem.detail).toContain(reason);
+      expect(problem.errors[0]?.path).toBe('webhook.url');
+    });
+
+    it('started no decision for any refused URL', async () => {
+      // A public address passes; its decision is the only one Temporal knows on this queue.
+      const accepted = await post('https://93.184.215.14/hook');
+      expect(accepted.status).toBe(202);
+      const count = () => client.workflow.count(`TaskQueue = "${taskQueue}"`);
+      await waitFor('the accepted decision to be visible', async () =>
+        (await count()).count >= 1 ? true : undefined,
+      );
+      expect((await count()).count).toBe(1);
+    });
+  });
+});

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WebhookMessage } from '../../src/domain/webhook';
+import { checkWebhookUrl, nonPublicRange, WebhookUrlError } from '../../src/webhooks/address';
+import { postWebhook } from '../../src/webhooks/deliver';
+import { startReceiver, verifySignature } from '../support/webhook-receiver';
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+
+function message(url: string): WebhookMessage {
+  return {
+    id: 'msg_test_1_1',
+    decision_id: 'test',
+    url,
+    body: {
+      type: 'decision.completed',
+      timestamp: new Date().toISOString(),
+      decision_id: 'test',
+      data: { status: 'completed' },
+    },
+    timeout_ms: 2000,
+    retry_ms: 60_000,
+  };
+}
+
+describe('webhook addresses', () => {
+  it.each([
+    ['127.0.0.1', 'loopback'],
+    ['10.0.0.1', 'private'],
+    ['172.16.5.4', 'private'],
+    ['192.168.1.1', 'private'],
+    ['169.254.169.254', 'linkLocal'],
+    ['100.64.0.1', 'carrierGradeNat'],
+    ['0.0.0.0', 'unspecified'],
+    ['::1', 'loopback'],
+    ['fe80::1', 'linkLocal'],
+    ['fd00::1', 'uniqueLocal'],
+    ['::ffff:10.0.0.1', 'private'],
+  ])('counts %s as %s, not public', (address, range) => {
+    expect(nonPublicRange(address)).toBe(range);
+  });
+
+  it.each(['93.184.215.14', '2606:4700:4700::1111', '8.8.8.8'])('counts %s as public', (a) => {
+    expect(nonPublicRange(a)).toBeNull();
+  });
+
+  it('checks every address a name resolves to, not only the first', async () => {
+    const resolve = () =>
+      Promise.resolve([
+        { address: '93.184.215.14', family: 4 },
+        { address: '10.0.0.7', family: 4 },
+      ]);
+    await expect(
+      checkWebhookUrl('https://hooks.example/x', { allowPrivateNetworks: false, resolve }),
+    ).rejects.toThrow('hooks.example resolves to 10.0.0.7, a private address');
+    await expect(
+      checkWebhookUrl('https://hooks.example/x', { allowPrivateNetworks: true, resolve }),
+    ).resolves.toBeInstanceOf(URL);
+  });
+
+  it('reads decimal and hex IPv4 spellings as the address they are', async () => {
+    for (const url of ['http://2130706433/', 'http://0x7f.1/']) {
+      await expect(checkWebhookUrl(url, { allowPrivateNetworks: false })).rejects.toThrow(
+        '127.0.0.1, a loopback address',
+      );
+    }
+  });
+});
+
+describe('postWebhook', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+  const receiver = async (answer: Parameters<typeof startReceiver>[0]) => {
+    const r = await startReceiver(answer);
+    closers.push(r.close);
+    return r;
+  };
+
+  it('signs the body so that a receiver verifies it with its own HMAC', async () => {
+    const r = await receiver(() => 204);
+    const outcome = await postWebhook(message(r.url), {
+      secret: SECRET,
+      allowPrivateNetworks: true,
+    });
+    expect(outcome.status).toBe(204);
+    const [got] = r.received;
+    expect(got?.headers['webhook-id']).toBe('msg_test_1_1');
+    expect(verifySignature(SECRET, got!.headers, got!.body)).toBe(true);
+    // A body changed on the way no longer verifies.
+    expect(verifySignature(SECRET, got!.headers, got!.body.replace('completed', 'failed'))).toBe(
+      false,
+    );
+  });
+
+  it('refuses a loopback receiver when connecting, by name or by address', async () => {
+    const r = await receiver(() => 200);
+    const byName = r.url.replace('127.0.0.1', 'localhost');
+    for (const url of [r.url, byName]) {
+      await expect(
+        postWebhook(message(url), { secret: SECRET, allowPrivateNetworks: false }),
+      ).rejects.toBeInstanceOf(WebhookUrlError);
+    }
+    expect(r.received).toEqual([]);
+  });
+
+  it('follows a 307 with the same signed request, and not a 302', async () => {
+    const target = await receiver(() => 200);
+    // The receiver helper answers with a status only, so the redirect comes from a tiny server.
+    const hop = (status: number) =>
+      new Promise<string>((resolve) => {
+        const server = createServer((_req, res) =>
+          res.writeHead(status, { Location: target.url }).end(),
+        );
+        server.listen(0, '127.0.0.1', () => {
+          const address = server.address();
+          closers.push(() => new Promise((done) => server.close(() => done())));
+          resolve(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`);
+        });
+      });
+    const followed = await postWebhook(message(await hop(307)), {
+      secret: SECRET,
+      allowPrivateNetworks: true,
+    });
+    expect(followed).toEqual({ status: 200, url: target.url });
+    expect(verifySignature(SECRET, target.received[0]!.headers, target.received[0]!.body)).toBe(
+      true,
+    );
+    const notFollowed = await postWebhook(message(await hop(302)), {
+      secret: SECRET,
+      allowPrivateNetworks: true,
+    });
+    expect(notFollowed.status).toBe(302);
+    expect(target.received).toHaveLength(1);
+  });
+
+  it('gives up on a receiver that does not answer within the timeout', async () => {
+    const r = await receiver(() => 'hold');
+    await expect(
+      postWebhook(
+        { ...message(r.url), timeout_ms: 300 },
+        { secret: SECRET, allowPrivateNetworks: true },
+      ),
+    ).rejects.toThrow(/timeout|aborted/i);
+  });
+});
