@@ -11,10 +11,15 @@ Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
 const dir = resolve(__dirname, '../histories');
 const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
+// Histories replay under the workflow id they ran with where the commands derive from it (a
+// webhook delivery's child workflow id carries its decision's id); others under any id.
+const WORKFLOW_IDS: Record<string, string> = {
+  'decision-webhooks-v6.json': '2e39a69e-485e-4647-b01a-b73766a2eca1',
+};
 const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
 describe('saved histories replay against the current workflow code', () => {
-  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes', () => {
+  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries', () => {
     expect(histories).toEqual(
       expect.arrayContaining([
         'decision-completed-v1.json',
@@ -23,6 +28,7 @@ describe('saved histories replay against the current workflow code', () => {
         'decision-forked-v3.json',
         'decision-completed-v4.json',
         'decision-completed-v5.json',
+        'decision-webhooks-v6.json',
       ]),
     );
   });
@@ -31,6 +37,7 @@ describe('saved histories replay against the current workflow code', () => {
     await Worker.runReplayHistory(
       { workflowBundle: { codePath: services.workflowBundlePath } },
       load(file),
+      WORKFLOW_IDS[file],
     );
   });
 
