@@ -133,6 +133,21 @@ export const ConfigSchema = z
     WORKER_MAX_ACTIVITIES: z.coerce.number().int().positive().default(100),
     WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(40),
     WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
+    /** The Worker Deployment the worker polls as; unset, named after TEMPORAL_TASK_QUEUE. */
+    WORKER_DEPLOYMENT_NAME: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/,
+        'must be 1-100 letters, digits, - or _ (Temporal refuses . and : in a deployment name)',
+      )
+      .optional(),
+    /** The worker's build id; unset, the package version and the workflow bundle's hash. */
+    WORKER_BUILD_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/, 'must be 1-100 letters, digits, ., +, - or _')
+      .optional(),
+    /** Whether a starting worker makes its version current: auto, manual or always (dev). */
+    WORKER_PROMOTION: z.enum(['auto', 'manual', 'always']).default('auto'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     /** Signs webhook deliveries (Standard Webhooks); unset, decisions with a webhook are refused. */
     WEBHOOK_SECRET: z

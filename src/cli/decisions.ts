@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { Client, Connection, type HistoryAndWorkflowId } from '@temporalio/client';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -15,6 +16,13 @@ import { retryDecision, type RetryResult } from '../operations/retry';
 import { createRedis } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
 import { DecisionProjection } from '../projection/redis-projection';
+import {
+  deploymentNameFor,
+  deploymentReport,
+  promoteBuild,
+  type DeploymentReport,
+  type PromoteResult,
+} from '../temporal/versioning';
 import { terminalSafe, terminalText } from './terminal-text';
 
 /** A failure the operator can act on: printed as one line, exit code 1. */
@@ -128,6 +136,37 @@ function formatReconcile(report: ReconcileReport): string {
     ...report.updated.map((id) => `  updated  ${id}`),
     ...report.failed.map((f) => `  FAILED   ${f.process_id}: ${f.error}`),
   ].join('\n');
+}
+
+/** `deploy status` as text: the routing, then one row per version, oldest first. */
+export function formatDeployStatus(report: DeploymentReport): string {
+  const ramping = report.ramping
+    ? `${report.ramping.build_id} at ${report.ramping.percentage}%`
+    : 'none';
+  const lines = [
+    `Deployment ${report.deployment} (task queue ${report.task_queue})`,
+    `  current: ${report.current ?? 'none (new decisions wait for a current version)'}`,
+    `  ramping: ${ramping}`,
+    '',
+    `  ${pad('build id', 28)}${pad('status', 10)}${pad('created', 26)}${pad('running', 9)}workers`,
+  ];
+  for (const v of report.versions) {
+    const workers =
+      v.pollers.length === 0 ? 'none' : `${v.pollers.length} (${v.pollers.join(', ')})`;
+    lines.push(
+      `  ${pad(v.build_id, 28)}${pad(v.status, 10)}${pad(v.created_at ?? '', 26)}${pad(String(v.running ?? '?'), 9)}${workers}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function formatPromote(r: PromoteResult): string {
+  if (!r.changed) return `${r.current} is already the current build of ${r.deployment}`;
+  const promoted = `Promoted ${r.current} in ${r.deployment}: new decisions start on it.`;
+  if (!r.previous) return promoted;
+  const running =
+    r.previous_running === null ? 'its running decisions' : `${r.previous_running} running`;
+  return `${promoted}\n${r.previous} drains (${running} stay on it): stop its workers once \`decisions deploy status\` shows it drained.`;
 }
 
 /** The `decisions` command: operators' jobs the Temporal Web UI does not do well. */
@@ -292,6 +331,47 @@ export function program(): Command {
         } finally {
           redis.disconnect();
         }
+      });
+    });
+
+  const deploy = cli
+    .command('deploy')
+    .description(
+      'Worker Deployment Versioning: which build takes new decisions, and which drain ' +
+        '(the deployment is WORKER_DEPLOYMENT_NAME, else named after TEMPORAL_TASK_QUEUE)',
+    );
+
+  deploy
+    .command('status')
+    .description(
+      'The current and ramping build, and per version its status, running decisions and workers',
+    )
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      await withClient(async (client, config) => {
+        const name = deploymentNameFor(config);
+        const report = await deploymentReport(client, config.TEMPORAL_TASK_QUEUE, name);
+        emit(report, opts.json, formatDeployStatus);
+      });
+    });
+
+  deploy
+    .command('promote')
+    .description(
+      'Make a build current: new decisions start on it, running ones stay on the build they ' +
+        'started on. Also the rollback: promote the previous build again.',
+    )
+    .option('--build-id <id>', 'the build to promote; by default the newest registered one')
+    .option('--json', 'print JSON')
+    .action(async (opts: { buildId?: string; json?: boolean }) => {
+      await withClient(async (client, config) => {
+        const result = await promoteBuild(client, {
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          deploymentName: deploymentNameFor(config),
+          buildId: opts.buildId,
+          identity: `decisions deploy promote@${hostname()}`,
+        });
+        emit(result, opts.json, formatPromote);
       });
     });
 

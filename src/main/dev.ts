@@ -30,7 +30,14 @@ runMain(async () => {
     );
     installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
     const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-dev');
-    const worker = await startWorker(config, logger, tracing);
+    // One build id across restarts, and always current: `npm start` is the only worker, so the
+    // decisions in flight continue on the restarted code, as they did before versioning
+    // (patched() and the replayed histories guard that). A build per bundle is for deploys.
+    const worker = await startWorker(
+      { ...config, WORKER_BUILD_ID: config.WORKER_BUILD_ID ?? 'dev', WORKER_PROMOTION: 'always' },
+      logger,
+      tracing,
+    );
     stops.push(() => worker.shutdown());
     worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
     const api = await startApi(config, logger, { requireAuth: false, tracing });

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { serve, type ServerType } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -16,7 +15,13 @@ import type { Tracing } from '../observability/tracing';
 import { DecisionProjection } from '../projection/redis-projection';
 import { createRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
-import { tracedBundlePath } from './workflow-bundle';
+import {
+  applyPromotionPolicy,
+  buildIdFor,
+  deploymentNameFor,
+  loadWorkflowCode,
+  type WorkerVersion,
+} from './versioning';
 
 export interface RunningWorker {
   worker: Worker;
@@ -24,19 +29,9 @@ export interface RunningWorker {
   done: Promise<void>;
   /** The worker's own HTTP endpoints (/health, /ready, /metrics), when enabled. */
   httpUrl: string | null;
+  /** The Worker Deployment Version it polls as; the decisions it starts are pinned to it. */
+  version: WorkerVersion;
   shutdown(): Promise<void>;
-}
-
-/** The prebuilt bundle to load: its traced sibling when the worker traces (see ./workflow-bundle). */
-function prebuiltBundle(path: string, tracing: Tracing | null): string {
-  if (!tracing) return path;
-  const traced = tracedBundlePath(path);
-  if (!existsSync(traced)) {
-    throw new Error(
-      `OTEL_EXPORTER_OTLP_ENDPOINT is set but ${traced} does not exist: make the bundles with \`npm run bundle:workflows -- ${path}\`, which writes both`,
-    );
-  }
-  return traced;
 }
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
@@ -75,17 +70,27 @@ export async function startWorker(
     ttlSeconds: config.DECISION_TTL_SECONDS,
   });
   const registry = createRegistry('worker');
+  const code = await loadWorkflowCode(config.WORKFLOW_BUNDLE_PATH, tracing);
+  const version: WorkerVersion = {
+    deploymentName: deploymentNameFor(config),
+    buildId: config.WORKER_BUILD_ID ?? buildIdFor(code.plain),
+  };
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     // Workflows run bundled, in a separate deterministic context: prebuilt (images bundle at
-    // build time, so workers start fast; the traced bundle when this worker traces), or bundled
-    // now from their path, with the tracing plugin's interceptors when it traces.
-    ...(config.WORKFLOW_BUNDLE_PATH
-      ? { workflowBundle: { codePath: prebuiltBundle(config.WORKFLOW_BUNDLE_PATH, tracing) } }
-      : { workflowsPath: require.resolve('../workflows') }),
+    // build time, so workers start fast), or bundled at start; see loadWorkflowCode.
+    workflowBundle: { code: code.run },
+    // Each decision stays on the version that started it, to its end (a review can pause it for
+    // a day): its history only ever replays on the code that wrote it. Changes that must reach
+    // running decisions still go behind patched() (docs/OPERATIONS.md).
+    workerDeploymentOptions: {
+      version,
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'PINNED',
+    },
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
@@ -169,15 +174,6 @@ export async function startWorker(
     httpUrl = `http://${config.HOST}:${typeof address === 'object' && address ? address.port : config.WORKER_HTTP_PORT}`;
   }
 
-  logger.info(
-    {
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      namespace: config.TEMPORAL_NAMESPACE,
-      identity: worker.options.identity,
-      http: httpUrl,
-    },
-    'Worker polling',
-  );
   const done = worker.run().finally(async () => {
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await connection.close();
@@ -185,10 +181,43 @@ export async function startWorker(
     redis.disconnect();
     await tracing?.shutdown();
   });
+  // The server learns of a version from its polls, so the policy applies once the worker runs;
+  // a worker that fails meanwhile fails the start rather than the wait.
+  const routing = await Promise.race([
+    applyPromotionPolicy(client.workflowService, {
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      version,
+      policy: config.WORKER_PROMOTION,
+    }),
+    done.then(() => {
+      throw new Error('The worker stopped before its version was routed');
+    }),
+  ]).catch(async (err: unknown) => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await done.catch(() => undefined);
+    throw err;
+  });
+  logger.info(
+    {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      namespace: config.TEMPORAL_NAMESPACE,
+      identity: worker.options.identity,
+      deployment: version.deploymentName,
+      buildId: version.buildId,
+      currentBuildId: routing.current,
+      promoted: routing.promoted,
+      http: httpUrl,
+    },
+    routing.current === version.buildId
+      ? 'Worker polling'
+      : 'Worker polling, not current: it takes new decisions once its build is promoted or ramped',
+  );
   return {
     worker,
     done,
     httpUrl,
+    version,
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;

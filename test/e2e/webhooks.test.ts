@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
@@ -183,6 +183,15 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     expect(startedAttempts(completionHistory)).toContain(2);
     expect(completionHistory.some((e) => e.workflowExecutionCompletedEventAttributes)).toBe(true);
     expect(startedAttempts(byId.get(String(review1!.headers['webhook-id']))!)).toEqual([1]);
+    // The decision is pinned to its worker's build; its deliveries may move to a newer one.
+    const behavior = async (workflowId: string) =>
+      (await client.workflow.getHandle(workflowId).describe()).raw.workflowExecutionInfo
+        ?.versioningInfo?.behavior;
+    const { VersioningBehavior } = temporal.api.enums.v1;
+    expect(await behavior(id)).toBe(VersioningBehavior.VERSIONING_BEHAVIOR_PINNED);
+    for (const child of children) {
+      expect(await behavior(child)).toBe(VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE);
+    }
 
     // And so does the status document.
     const view = await read(id);

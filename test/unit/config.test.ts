@@ -8,6 +8,7 @@ import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/llm';
 import { OFFLINE_MODEL } from '../../src/llm/offline';
+import { deploymentNameFor } from '../../src/temporal/versioning';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -152,5 +153,22 @@ describe('loadConfig for deployment', () => {
     expect(() => loadConfig({ WORKER_MAX_WORKFLOW_TASKS: '1' })).toThrow(
       /WORKER_MAX_WORKFLOW_TASKS/,
     );
+  });
+
+  it('names the worker version after the task queue unless told, and refuses names Temporal would', () => {
+    const config = loadConfig({ TEMPORAL_TASK_QUEUE: 'decisions.eu:1' });
+    expect(config).toMatchObject({ WORKER_PROMOTION: 'auto' });
+    expect(config.WORKER_BUILD_ID).toBeUndefined();
+    expect(deploymentNameFor(config)).toBe('decisions-eu-1');
+    expect(deploymentNameFor(loadConfig({ WORKER_DEPLOYMENT_NAME: 'billing' }))).toBe('billing');
+    expect(loadConfig({ WORKER_BUILD_ID: '1.4.0+git.3f2a9c1' }).WORKER_BUILD_ID).toBe(
+      '1.4.0+git.3f2a9c1',
+    );
+    expect(() => loadConfig({ WORKER_DEPLOYMENT_NAME: 'decisions.v2' })).toThrow(
+      /WORKER_DEPLOYMENT_NAME: .*Temporal refuses \. and :/,
+    );
+    expect(() => loadConfig({ WORKER_BUILD_ID: '__internal' })).toThrow(/WORKER_BUILD_ID/);
+    expect(() => loadConfig({ WORKER_BUILD_ID: 'has space' })).toThrow(/WORKER_BUILD_ID/);
+    expect(() => loadConfig({ WORKER_PROMOTION: 'sometimes' })).toThrow(/WORKER_PROMOTION/);
   });
 });

@@ -1,0 +1,431 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { isGrpcServiceError, type Client, type Connection } from '@temporalio/client';
+import { optionalTsToDate, optionalTsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode, Runtime } from '@temporalio/worker';
+import type { Config } from '../config';
+import type { Tracing } from '../observability/tracing';
+import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
+
+// Worker Deployment Versioning: every worker polls as one version (a deployment name and a build
+// id) and pins the decisions it starts to that version, so a new build takes new decisions while
+// the workers of the old one finish theirs. docs/OPERATIONS.md has the rollout steps.
+
+const { TaskQueueType, WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+type WorkflowService = Connection['workflowService'];
+
+/** gRPC status codes the deployment calls answer with while a version is still registering. */
+const RETRYABLE = new Set([
+  4, // DEADLINE_EXCEEDED
+  5, // NOT_FOUND: the version's first poll has not reached the server yet
+  8, // RESOURCE_EXHAUSTED
+  9, // FAILED_PRECONDITION: not every task queue type of the version has been polled yet
+  10, // ABORTED
+  14, // UNAVAILABLE
+]);
+const NOT_FOUND = 5;
+
+/** What makes a worker's version current when it starts (WORKER_PROMOTION). */
+export type PromotionPolicy = 'auto' | 'manual' | 'always';
+
+export interface WorkerVersion {
+  deploymentName: string;
+  buildId: string;
+}
+
+export type VersionStatus = 'inactive' | 'current' | 'ramping' | 'draining' | 'drained' | 'unknown';
+
+export interface VersionState {
+  build_id: string;
+  status: VersionStatus;
+  created_at: string | null;
+}
+
+/** A deployment as the server describes it: which build takes new decisions, and every version. */
+export interface DeploymentState {
+  deployment: string;
+  /** The build new decisions start on; null when none is (new decisions wait, or go unversioned). */
+  current: string | null;
+  ramping: { build_id: string; percentage: number } | null;
+  /** Oldest first. */
+  versions: VersionState[];
+}
+
+const STATUS: Partial<Record<number, VersionStatus>> = {
+  [Status.WORKER_DEPLOYMENT_VERSION_STATUS_INACTIVE]: 'inactive',
+  [Status.WORKER_DEPLOYMENT_VERSION_STATUS_CURRENT]: 'current',
+  [Status.WORKER_DEPLOYMENT_VERSION_STATUS_RAMPING]: 'ramping',
+  [Status.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINING]: 'draining',
+  [Status.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINED]: 'drained',
+};
+
+/** The workflow code a worker loads, and the code that names its build. */
+export interface WorkflowCode {
+  /** What the worker runs: the traced bundle when it traces. */
+  run: string;
+  /**
+   * The bundle without tracing. The build id hashes this one: the traced bundle is the same code
+   * with Temporal's tracing interceptors, and turning tracing on is configuration, not a new build.
+   */
+  plain: string;
+}
+
+/**
+ * The workflow code: read from WORKFLOW_BUNDLE_PATH (the traced sibling to run when tracing), or
+ * bundled now. Bundling here rather than in Worker.create lets the build id hash what runs.
+ */
+export async function loadWorkflowCode(
+  bundlePath: string | undefined,
+  tracing: Tracing | null,
+): Promise<WorkflowCode> {
+  if (bundlePath) {
+    const plain = readBundle(bundlePath, 'WORKFLOW_BUNDLE_PATH');
+    if (!tracing) return { run: plain, plain };
+    const traced = tracedBundlePath(bundlePath);
+    if (!existsSync(traced)) {
+      throw new Error(
+        `OTEL_EXPORTER_OTLP_ENDPOINT is set but ${traced} does not exist: make the bundles with \`npm run bundle:workflows -- ${bundlePath}\`, which writes both`,
+      );
+    }
+    return { run: readBundle(traced, 'the traced bundle'), plain };
+  }
+  const options = {
+    workflowsPath: require.resolve('../workflows'),
+    logger: Runtime.instance().logger,
+  };
+  const [plain, traced] = await Promise.all([
+    bundleWorkflowCode(options),
+    tracing
+      ? bundleWorkflowCode({ ...options, workflowInterceptorModules: [TRACING_WORKFLOW_MODULE] })
+      : null,
+  ]);
+  return { run: (traced ?? plain).code, plain: plain.code };
+}
+
+function readBundle(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The version in package.json, read at run time: package.json is outside the compiled tree. */
+export function packageVersion(): string {
+  const file = resolve(__dirname, '../../package.json');
+  const { version } = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown };
+  if (typeof version !== 'string' || !version) throw new Error(`${file} has no version`);
+  return version;
+}
+
+/** A build id from the package version and the workflow code: `0.1.0+3f2a9c1b7d4e`. */
+export function buildIdFor(code: string, version = packageVersion()): string {
+  return `${version}+${createHash('sha256').update(code).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * WORKER_DEPLOYMENT_NAME, else the task queue's name (without the `.` and `:` a deployment name
+ * may not hold): workers of different task queues, test workers among them, never share one.
+ */
+export function deploymentNameFor(
+  config: Pick<Config, 'WORKER_DEPLOYMENT_NAME' | 'TEMPORAL_TASK_QUEUE'>,
+): string {
+  return config.WORKER_DEPLOYMENT_NAME ?? config.TEMPORAL_TASK_QUEUE.replace(/[.:]/g, '-');
+}
+
+/** The deployment's routing and versions; null when no worker of it has polled yet. */
+export async function describeDeployment(
+  service: WorkflowService,
+  namespace: string,
+  deploymentName: string,
+): Promise<DeploymentState | null> {
+  let info;
+  try {
+    ({ workerDeploymentInfo: info } = await service.describeWorkerDeployment({
+      namespace,
+      deploymentName,
+    }));
+  } catch (err) {
+    if (grpcCode(err) === NOT_FOUND) return null;
+    throw deploymentError(`Cannot describe Worker Deployment ${deploymentName}`, err);
+  }
+  const routing = info?.routingConfig;
+  const ramping = routing?.rampingDeploymentVersion?.buildId;
+  return {
+    deployment: deploymentName,
+    current: routing?.currentDeploymentVersion?.buildId || null,
+    ramping: ramping
+      ? { build_id: ramping, percentage: routing?.rampingVersionPercentage ?? 0 }
+      : null,
+    versions: (info?.versionSummaries ?? [])
+      .map((v) => ({
+        build_id: v.deploymentVersion?.buildId ?? '',
+        status: STATUS[v.status ?? 0] ?? 'unknown',
+        created_at: optionalTsToDate(v.createTime)?.toISOString() ?? null,
+      }))
+      .sort((a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? '')),
+  };
+}
+
+export interface VersionReport extends VersionState {
+  /** Identities of its workers polling the task queue now (seen within the last 90 s). */
+  pollers: string[];
+  /** Decisions pinned to it that are still running: what its drainage waits for. */
+  running: number | null;
+}
+
+export interface DeploymentReport extends Omit<DeploymentState, 'versions'> {
+  task_queue: string;
+  versions: VersionReport[];
+}
+
+/** `decisions deploy status`: the deployment, and per version its workers and running decisions. */
+export async function deploymentReport(
+  client: Client,
+  taskQueue: string,
+  deploymentName: string,
+): Promise<DeploymentReport> {
+  const namespace = client.options.namespace;
+  const state = await describeDeployment(client.workflowService, namespace, deploymentName);
+  if (!state) throw noDeployment(deploymentName, taskQueue);
+  const pollers = await pollersByBuild(client.workflowService, namespace, taskQueue);
+  const versions = await Promise.all(
+    state.versions.map(async (v) => ({
+      ...v,
+      pollers: pollers.get(v.build_id) ?? [],
+      running: await runningPinned(client, { deploymentName, buildId: v.build_id }),
+    })),
+  );
+  return { ...state, task_queue: taskQueue, versions };
+}
+
+/**
+ * A running worker is back polling at least once a minute (a long poll the server answers empty
+ * after 60 s); the server remembers a poller for five minutes, stopped or not.
+ */
+const POLLED_WITHIN_MS = 90_000;
+
+/** The workers polling a task queue's workflow tasks now, by build id. */
+export async function pollersByBuild(
+  service: WorkflowService,
+  namespace: string,
+  taskQueue: string,
+): Promise<Map<string, string[]>> {
+  const { pollers } = await service.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return livePollers(pollers ?? [], Date.now());
+}
+
+/** Pollers seen within the last 90 s, by build id (exported for its test). */
+export function livePollers(
+  pollers: temporal.api.taskqueue.v1.IPollerInfo[],
+  now: number,
+): Map<string, string[]> {
+  const byBuild = new Map<string, string[]>();
+  for (const poller of pollers) {
+    const buildId = poller.deploymentOptions?.buildId;
+    const seen = optionalTsToMs(poller.lastAccessTime) ?? 0;
+    if (!buildId || now - seen > POLLED_WITHIN_MS) continue;
+    byBuild.set(buildId, [...(byBuild.get(buildId) ?? []), poller.identity ?? '?']);
+  }
+  return byBuild;
+}
+
+/**
+ * Running workflows pinned to a version, by the query the server's drainage check runs; null for
+ * a name the query language could not quote (another tool's, never one of ours).
+ */
+export async function runningPinned(
+  client: Client,
+  version: WorkerVersion,
+): Promise<number | null> {
+  const value = `pinned:${version.deploymentName}:${version.buildId}`;
+  if (/['"\\]/.test(value)) return null;
+  const { count } = await client.workflow.count(
+    `BuildIds = '${value}' AND ExecutionStatus = 'Running'`,
+  );
+  return count;
+}
+
+/** Makes a version current: new decisions start on it. Returns the build that was current. */
+export async function setCurrentVersion(
+  service: WorkflowService,
+  namespace: string,
+  version: WorkerVersion,
+  identity: string,
+): Promise<string | null> {
+  try {
+    const response = await service.setWorkerDeploymentCurrentVersion({
+      namespace,
+      deploymentName: version.deploymentName,
+      buildId: version.buildId,
+      identity,
+    });
+    return response.previousDeploymentVersion?.buildId || null;
+  } catch (err) {
+    throw deploymentError(
+      `Cannot make ${version.buildId} current in ${version.deploymentName}`,
+      err,
+    );
+  }
+}
+
+export interface PromoteResult {
+  deployment: string;
+  current: string;
+  /** False when the build was current already. */
+  changed: boolean;
+  /** The build that was current before, if another was. */
+  previous: string | null;
+  /** Decisions still running on the previous build: they stay on it until they finish. */
+  previous_running: number | null;
+}
+
+/**
+ * `decisions deploy promote`: makes a build current, by default the newest registered one. Refuses
+ * a build no worker polls: the server only checks that it polled once, and routing new decisions
+ * to a build whose workers are gone (the usual rollback mistake) would leave them all waiting.
+ */
+export async function promoteBuild(
+  client: Client,
+  options: { taskQueue: string; deploymentName: string; buildId?: string; identity: string },
+): Promise<PromoteResult> {
+  const { taskQueue, deploymentName, identity } = options;
+  const namespace = client.options.namespace;
+  const state = await describeDeployment(client.workflowService, namespace, deploymentName);
+  const known = state?.versions.map((v) => v.build_id) ?? [];
+  if (!state || known.length === 0) throw noDeployment(deploymentName, taskQueue);
+  const buildId = options.buildId ?? known.at(-1)!;
+  if (!known.includes(buildId)) {
+    throw new Error(`${deploymentName} has no build ${buildId}; its builds: ${known.join(', ')}`);
+  }
+  const result = { deployment: deploymentName, current: buildId };
+  if (buildId === state.current) {
+    return { ...result, changed: false, previous: null, previous_running: null };
+  }
+  const pollers = await pollersByBuild(client.workflowService, namespace, taskQueue);
+  if (!pollers.has(buildId)) {
+    throw new Error(
+      `No worker of ${buildId} polls ${taskQueue}: start its workers first, or new decisions would wait for them`,
+    );
+  }
+  const version = { deploymentName, buildId };
+  const previous = await setCurrentVersion(client.workflowService, namespace, version, identity);
+  return {
+    ...result,
+    changed: true,
+    previous,
+    previous_running: previous
+      ? await runningPinned(client, { deploymentName, buildId: previous })
+      : null,
+  };
+}
+
+/**
+ * Whether a starting worker makes its own version current. With no current version every policy
+ * does, or no decision would start anywhere. Then `always` does (one worker in development);
+ * `manual` leaves it to the operator (canary, ramp); `auto` does only for a version that has never
+ * been current or ramping, so that an old worker restarting while it drains, or a new one after a
+ * rollback, does not take new decisions back.
+ */
+export function shouldPromote(
+  policy: PromotionPolicy,
+  state: DeploymentState | null,
+  buildId: string,
+): boolean {
+  if (!state?.current) return true;
+  if (state.current === buildId || policy === 'manual') return false;
+  if (policy === 'always') return true;
+  return state.versions.find((v) => v.build_id === buildId)?.status === 'inactive';
+}
+
+/** Who changed the routing, as the deployment records it (its `lastModifierIdentity`). */
+const WORKER_PROMOTION_IDENTITY = 'decision-worker (WORKER_PROMOTION)';
+
+/**
+ * Run once the worker polls: waits until the server has registered this version on both task
+ * queue types (workflow and activity; promoting earlier fails the server's missing-task-queue
+ * check), then applies the promotion policy. Workers of one build starting together all use
+ * one identity, so the server takes a second promotion of the same version as no change.
+ */
+export async function applyPromotionPolicy(
+  service: WorkflowService,
+  options: {
+    namespace: string;
+    taskQueue: string;
+    version: WorkerVersion;
+    policy: PromotionPolicy;
+    timeoutMs?: number;
+  },
+): Promise<{ promoted: boolean; current: string | null }> {
+  const { namespace, taskQueue, version, policy } = options;
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  await until(deadline, `the server to register ${version.buildId}`, async () => {
+    const { workerDeploymentVersionInfo: info } = await service.describeWorkerDeploymentVersion({
+      namespace,
+      deploymentVersion: version,
+    });
+    const types = new Set(
+      (info?.taskQueueInfos ?? []).filter((q) => q.name === taskQueue).map((q) => q.type),
+    );
+    return types.has(TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW) &&
+      types.has(TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+      ? true
+      : undefined;
+  });
+  const state = await describeDeployment(service, namespace, version.deploymentName);
+  if (!shouldPromote(policy, state, version.buildId)) {
+    return { promoted: false, current: state?.current ?? null };
+  }
+  await until(deadline, `${version.buildId} to become current`, () =>
+    setCurrentVersion(service, namespace, version, WORKER_PROMOTION_IDENTITY),
+  );
+  return { promoted: true, current: version.buildId };
+}
+
+/**
+ * Calls `check` until it returns a value; a retryable server error counts as "not yet". Fails
+ * with the last error, or the last "not yet", once the deadline has passed.
+ */
+async function until<T>(
+  deadline: number,
+  what: string,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  for (;;) {
+    let last: unknown;
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      const code = grpcCode(err instanceof Error && err.cause ? err.cause : err);
+      if (code === null || !RETRYABLE.has(code)) throw err;
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? `: ${last.message}` : '';
+      throw new Error(`Timed out waiting for ${what}${why}`, { cause: last });
+    }
+    await new Promise((done) => setTimeout(done, 250));
+  }
+}
+
+const noDeployment = (name: string, taskQueue: string) =>
+  new Error(
+    `No worker of deployment ${name} has polled yet (task queue ${taskQueue}); start one, or set WORKER_DEPLOYMENT_NAME and TEMPORAL_TASK_QUEUE as the workers have them`,
+  );
+
+/** The gRPC status code of a server error (a plain number: the SDK's enum is grpc-js's). */
+function grpcCode(err: unknown): number | null {
+  return isGrpcServiceError(err) ? Number(err.code) : null;
+}
+
+function deploymentError(what: string, err: unknown): Error {
+  const details = isGrpcServiceError(err) ? err.details : (err as Error).message;
+  return new Error(`${what}: ${details}`, { cause: err });
+}
