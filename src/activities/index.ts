@@ -22,7 +22,12 @@ import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionMetrics } from '../observability/metrics';
 import type { DecisionProjection } from '../projection/redis-projection';
-import { pendingDelivery, type WebhookDelivery, type WebhookMessage } from '../domain/webhook';
+import {
+  deliveryRank,
+  pendingDelivery,
+  type WebhookDelivery,
+  type WebhookMessage,
+} from '../domain/webhook';
 import { WebhookUrlError } from '../webhooks/address';
 import { postWebhook, type PostOutcome } from '../webhooks/deliver';
 
@@ -191,8 +196,9 @@ export function createActivities(deps: ActivityDeps) {
 
   /** Reports an attempt's outcome; the delivery goes on whether or not Redis takes it. */
   const report = async (message: WebhookMessage, delivery: WebhookDelivery): Promise<void> => {
+    const scheduled = Context.current().info.currentAttemptScheduledTimestampMs;
     await deps.projection
-      .writeDelivery(message.decision_id, delivery)
+      .writeDelivery(message.decision_id, delivery, deliveryRank(scheduled, delivery.state))
       .catch((err: unknown) =>
         deps.logger?.warn({ err, delivery: delivery.id }, 'Could not store a delivery state'),
       );
@@ -263,13 +269,19 @@ export function createActivities(deps: ActivityDeps) {
     deliverWebhook,
     /** Marks a delivery failed once its retries are used up, keeping its last attempt's details. */
     async recordDeliveryFailure(message: WebhookMessage, error: string): Promise<void> {
-      const last = await deps.projection.readDelivery(message.decision_id, message.id);
+      const stored = await deps.projection.readDelivery(message.decision_id, message.id);
+      const last = stored?.delivery;
       if (last && last.state !== 'pending' && last.state !== 'retrying') return;
-      await deps.projection.writeDelivery(message.decision_id, {
-        ...(last ?? pendingDelivery(message.id, message.body.type)),
-        state: 'failed',
-        last_error: last?.last_error ? `${error}; last: ${last.last_error}` : error,
-      });
+      // The last attempt's report, made final: it ranks just above it.
+      await deps.projection.writeDelivery(
+        message.decision_id,
+        {
+          ...(last ?? pendingDelivery(message.id, message.body.type)),
+          state: 'failed',
+          last_error: last?.last_error ? `${error}; last: ${last.last_error}` : error,
+        },
+        (stored?.rank ?? 0) + 1,
+      );
     },
   };
 }

@@ -103,9 +103,10 @@ export const FINAL_DELIVERY_FAILURES = [
 const FINAL_STATES: readonly DeliveryState[] = ['delivered', 'failed', 'gone'];
 
 /**
- * Orders reports of one delivery: a later attempt wins, and at the same attempt a final state
- * wins over `retrying`, so a report that arrives late never moves a delivery backwards.
+ * Orders reports of one delivery by when their attempt was scheduled, and at the same attempt a
+ * final state after `retrying`: a report that arrives late never moves a delivery backwards, and
+ * a delivery reset to run again (attempts counting from 1) moves it forwards.
  */
-export function deliveryRank(delivery: Pick<WebhookDelivery, 'attempts' | 'state'>): number {
-  return delivery.attempts * 10 + (FINAL_STATES.includes(delivery.state) ? 1 : 0);
+export function deliveryRank(attemptScheduledMs: number, state: DeliveryState): number {
+  return attemptScheduledMs * 10 + (FINAL_STATES.includes(state) ? 1 : 0);
 }

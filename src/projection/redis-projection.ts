@@ -7,7 +7,7 @@ import {
 } from '../domain/decision';
 import type { PhaseName } from '../domain/phases';
 import { DecisionRecordSchema, WebhookDeliverySchema } from '../domain/schemas';
-import { deliveryRank, type WebhookDelivery, type WebhookState } from '../domain/webhook';
+import type { WebhookDelivery, WebhookState } from '../domain/webhook';
 
 // Applies a write only when its seq is newer than the stored one, so a retried, late or replayed
 // write never moves a decision backwards. Everything happens in one script, hence atomically.
@@ -258,23 +258,35 @@ export class DecisionProjection {
   }
 
   /**
-   * Stores what a webhook delivery's latest attempt did; a report older than the stored one (by
-   * deliveryRank) is ignored. False when it was ignored or the decision's record is gone.
+   * Stores what a webhook delivery's attempt did, unless a report of higher rank (deliveryRank)
+   * is stored. False when it was ignored or the decision's record is gone.
    */
-  async writeDelivery(decisionId: string, delivery: WebhookDelivery): Promise<boolean> {
+  async writeDelivery(
+    decisionId: string,
+    delivery: WebhookDelivery,
+    rank: number,
+  ): Promise<boolean> {
     const applied = await this.redis.writeDelivery(
       this.recordKey(decisionId),
       delivery.id,
       JSON.stringify(delivery),
-      deliveryRank(delivery),
+      rank,
     );
     return applied === 1;
   }
 
-  /** The delivery's last stored state, or null when no attempt has reported yet. */
-  async readDelivery(decisionId: string, deliveryId: string): Promise<WebhookDelivery | null> {
-    const text = await this.redis.hget(this.recordKey(decisionId), `delivery:${deliveryId}`);
-    return text ? WebhookDeliverySchema.parse(JSON.parse(text)) : null;
+  /** The delivery's last stored report and its rank, or null when no attempt has reported. */
+  async readDelivery(
+    decisionId: string,
+    deliveryId: string,
+  ): Promise<{ delivery: WebhookDelivery; rank: number } | null> {
+    const [text, rank] = await this.redis.hmget(
+      this.recordKey(decisionId),
+      `delivery:${deliveryId}`,
+      `delivery_rank:${deliveryId}`,
+    );
+    if (!text) return null;
+    return { delivery: WebhookDeliverySchema.parse(JSON.parse(text)), rank: Number(rank ?? 0) };
   }
 
   private async read(

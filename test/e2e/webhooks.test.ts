@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -239,7 +241,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     });
   }, 120_000);
 
-  it('stops at a 410 after one attempt, and the decision still completes', async () => {
+  it('stops at a 410 after one attempt, the decision still completes, and a reset delivers again', async () => {
     answer = () => 410;
     const created = await create({ query: 'Should we stop calling a receiver that is gone?' });
     const id = created.process_id;
@@ -260,6 +262,24 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       delivered_at: null,
     });
     expect((await client.workflow.getHandle(id).describe()).status.name).toBe('COMPLETED');
+
+    // The operator's redelivery (docs/OPERATIONS.md): reset the delivery to its start, once the
+    // receiver is back. The same event arrives with the same webhook-id.
+    answer = () => 200;
+    await promisify(execFile)(services.temporalCliPath, [
+      ...['workflow', 'reset', '--address', services.temporalAddress],
+      ...['--workflow-id', child!, '--type', 'FirstWorkflowTask', '--reason', 'receiver back'],
+    ]);
+    await waitFor('the redelivery', async () =>
+      (await read(id)).webhook?.deliveries[0]?.state === 'delivered' ? true : undefined,
+    );
+    const again = requestsOf(id, 'decision.completed');
+    expect(again.map((r) => r.answered)).toEqual([410, 200]);
+    expect(again[1]!.headers['webhook-id']).toBe(again[0]!.headers['webhook-id']);
+    expect((await read(id)).webhook?.deliveries[0]).toMatchObject({
+      attempts: 1,
+      last_status: 200,
+    });
   }, 60_000);
 
   describe('URLs it refuses, with nothing started', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialRecord, type DecisionRecord } from '../../src/domain/decision';
-import { pendingDelivery, type DeliveryState } from '../../src/domain/webhook';
+import { deliveryRank, pendingDelivery, type DeliveryState } from '../../src/domain/webhook';
 import { CANNED } from '../support/canned-outputs';
 import { testProjection } from '../support/context';
 
@@ -118,32 +118,45 @@ describe('DecisionProjection (real Redis)', () => {
         deliveries: [pendingDelivery('msg_w1_12_1', 'decision.completed')],
       },
     });
-    const report = (attempts: number, state: DeliveryState) => ({
-      ...pendingDelivery('msg_w1_12_1', 'decision.completed'),
-      state,
-      attempts,
-      last_status: state === 'delivered' ? 200 : 500,
-    });
+    // An attempt's report, its attempt scheduled at `at` (ms).
+    const report = (attempts: number, state: DeliveryState, at = attempts * 1000) =>
+      [
+        {
+          ...pendingDelivery('msg_w1_12_1', 'decision.completed'),
+          state,
+          attempts,
+          last_status: state === 'delivered' ? 200 : 500,
+        },
+        deliveryRank(at, state),
+      ] as const;
+    const write = (r: ReturnType<typeof report>) => t.projection.writeDelivery('w1', ...r);
     const delivery = async () => (await t.projection.get('w1'))?.webhook?.deliveries[0];
 
     it("shows each delivery's latest attempt, also on a finished record read before", async () => {
       await t.projection.write(withWebhook(5));
       expect(await delivery()).toMatchObject({ state: 'pending', attempts: 0 });
-      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(true);
+      expect(await write(report(1, 'retrying'))).toBe(true);
       expect(await delivery()).toMatchObject({ state: 'retrying', attempts: 1, last_status: 500 });
-      expect(await t.projection.writeDelivery('w1', report(2, 'delivered'))).toBe(true);
+      expect(await write(report(2, 'delivered'))).toBe(true);
       expect(await delivery()).toMatchObject({ state: 'delivered', attempts: 2 });
     });
 
     it('ignores a late report of an earlier attempt', async () => {
       await t.projection.write(withWebhook(5));
-      await t.projection.writeDelivery('w1', report(2, 'delivered'));
-      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(false);
+      await write(report(2, 'delivered'));
+      expect(await write(report(1, 'retrying'))).toBe(false);
       expect(await delivery()).toMatchObject({ state: 'delivered', attempts: 2 });
     });
 
+    it('takes a delivery reset to run again, though its attempts count from 1 again', async () => {
+      await t.projection.write(withWebhook(5));
+      await write(report(5, 'failed'));
+      expect(await write(report(1, 'delivered', 60_000))).toBe(true);
+      expect(await delivery()).toMatchObject({ state: 'delivered', attempts: 1 });
+    });
+
     it('writes nothing for a decision whose record has expired', async () => {
-      expect(await t.projection.writeDelivery('w1', report(1, 'retrying'))).toBe(false);
+      expect(await write(report(1, 'retrying'))).toBe(false);
       expect(await t.redis.exists(t.projection.recordKey('w1'))).toBe(0);
     });
   });
