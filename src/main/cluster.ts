@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findOrBuildClusterBinaries } from '../cluster/binaries';
 import { clusterTemporalPorts, loadClusterSettings } from '../cluster/config';
@@ -7,22 +6,21 @@ import { postgresTarget, startCluster } from '../cluster/topology';
 import { ConfigError } from '../config';
 import { portIsFree } from '../process/ports';
 import { splitAddress, temporalAnswers } from '../temporal/dev-server';
-import { runMain } from './process';
+import { newWebhookSecret } from '../webhooks/deliver';
+import { keptSecret, runMain } from './process';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** API_KEYS when set; else a key of the cluster's own, kept in its data folder across starts. */
 function clusterApiKeys(apiKeys: string | undefined, dataDir: string): string {
-  if (apiKeys) return apiKeys;
-  const file = join(dataDir, 'api_keys.txt');
-  if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true });
-    const key = randomBytes(24).toString('base64url');
-    writeFileSync(file, `${key}=decisions:read+decisions:write+decisions:admin@operator\n`, {
-      mode: 0o600,
-    });
-  }
-  return readFileSync(file, 'utf8').trim();
+  return (
+    apiKeys ??
+    keptSecret(
+      join(dataDir, 'api_keys.txt'),
+      () =>
+        `${randomBytes(24).toString('base64url')}=decisions:read+decisions:write+decisions:admin@operator`,
+    )
+  );
 }
 
 // `npm run cluster`: the production topology on this machine (docs/DEPLOYMENT.md);
@@ -75,6 +73,8 @@ runMain(async () => {
   }
   const binaries = await findOrBuildClusterBinaries({ log: say });
   const apiKeys = clusterApiKeys(config.API_KEYS, settings.CLUSTER_DATA_DIR);
+  const webhookSecretFile = join(settings.CLUSTER_DATA_DIR, 'webhook_secret.txt');
+  const webhookSecret = config.WEBHOOK_SECRET ?? keptSecret(webhookSecretFile, newWebhookSecret);
   const cluster = await startCluster({
     binaries,
     postgres: postgresTarget(
@@ -92,6 +92,7 @@ runMain(async () => {
     namespace: config.TEMPORAL_NAMESPACE,
     retentionHours: settings.TEMPORAL_NAMESPACE_RETENTION_HOURS,
     apiKeys,
+    roleEnv: { WEBHOOK_SECRET: webhookSecret, WEBHOOK_SECRET_FILE: '' },
     log: say,
   });
   const keysFile = join(settings.CLUSTER_DATA_DIR, 'api_keys.txt');
@@ -100,6 +101,7 @@ runMain(async () => {
   const rows: [string, string][] = [
     ['API', `${cluster.apiUrl}   (docs at ${cluster.apiUrl}/docs)`],
     ['API key', config.API_KEYS ? 'from API_KEYS' : `in ${keysFile}`],
+    ['Webhook secret', config.WEBHOOK_SECRET ? 'from WEBHOOK_SECRET' : `in ${webhookSecretFile}`],
     ['Temporal Web UI', cluster.uiUrl],
     [
       'Temporal',

@@ -6,13 +6,24 @@ import { startTracing } from '../observability/tracing';
 import { ensureLocalRedis } from '../projection/redis-dev';
 import { ensureLocalTemporal } from '../temporal/local';
 import { startWorker } from '../temporal/worker';
-import { runMain } from './process';
+import { newWebhookSecret } from '../webhooks/deliver';
+import { keptSecret, runMain } from './process';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
+const DEV_WEBHOOK_SECRET_FILE = '.data/webhook_secret.txt';
 
 // The all-in-one for development: Temporal dev server, Redis if none runs, one worker, the API.
 runMain(async () => {
-  const config = loadConfig();
+  const loaded = loadConfig();
+  // Webhooks work out of the box here: signed with a secret kept beside the dev data, and a
+  // receiver on this machine allowed unless WEBHOOK_ALLOW_PRIVATE_NETWORKS says otherwise.
+  const config = {
+    ...loaded,
+    WEBHOOK_SECRET: loaded.WEBHOOK_SECRET ?? keptSecret(DEV_WEBHOOK_SECRET_FILE, newWebhookSecret),
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS
+      ? loaded.WEBHOOK_ALLOW_PRIVATE_NETWORKS
+      : true,
+  };
   const logger = createLogger(config.LOG_LEVEL, 'dev');
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -49,6 +60,9 @@ runMain(async () => {
     say(`  API docs:         ${api.url}/docs`);
     say(`  Temporal Web UI:  ${ui}`);
     if (worker.httpUrl) say(`  Worker metrics:   ${worker.httpUrl}/metrics`);
+    say(
+      `  Webhook secret:   ${loaded.WEBHOOK_SECRET ? 'from WEBHOOK_SECRET' : `in ${DEV_WEBHOOK_SECRET_FILE}`}${config.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? ' (receivers on this machine allowed)' : ''}`,
+    );
     say(
       `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,
     );

@@ -1,4 +1,18 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ConfigError } from '../config';
+
+/**
+ * A secret kept in a file (mode 600) across starts: the file's content when it exists, else one
+ * made by `make` and written there first.
+ */
+export function keptSecret(file: string, make: () => string): string {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${make()}\n`, { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
 
 /** Signals this close together are one Ctrl-C, relayed by npm and tsx. */
 const SAME_KEYPRESS_MS = 1500;

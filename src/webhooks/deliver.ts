@@ -1,9 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import ipaddr from 'ipaddr.js';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookMessage } from '../domain/webhook';
 import { assertPublic, guardedLookup, hostOf, WebhookUrlError } from './address';
+
+/** A new signing secret in the Standard Webhooks form: `whsec_` and a base64 key of 32 bytes. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
 
 // Only these keep the method and the body; a 301/302/303 would turn the POST into a GET.
 const FOLLOWED_REDIRECTS = new Set([307, 308]);
