@@ -11,7 +11,7 @@ import { isPhaseName, PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { DecisionPhaseAttribute, DecisionStatusAttribute } from '../domain/workflow-api';
 import { lastPhaseFailure, type PhaseFailure } from '../operations/history';
 import { decisionsQuery, reconcile, type ReconcileReport } from '../operations/reconcile';
-import { replayHistories, type ReplayOutcome } from '../operations/replay';
+import { replayHistories, workflowIdOf, type ReplayOutcome } from '../operations/replay';
 import { retryDecision, type RetryResult } from '../operations/retry';
 import { createRedis } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
@@ -271,10 +271,8 @@ export function program(): Command {
         const outcomes = await withClient(async (client) => {
           const histories: HistoryAndWorkflowId[] = [];
           for (const path of opts.file ?? []) {
-            histories.push({
-              workflowId: basename(path, '.json'),
-              history: historyFromJSON(JSON.parse(readFileSync(path, 'utf8'))),
-            });
+            const history = historyFromJSON(JSON.parse(readFileSync(path, 'utf8')));
+            histories.push({ workflowId: workflowIdOf(history, basename(path, '.json')), history });
           }
           for (const id of ids) {
             histories.push({

@@ -1,4 +1,5 @@
 import type { HistoryAndWorkflowId } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { Worker, type ReplayWorkerOptions } from '@temporalio/worker';
 
 export interface ReplayOutcome {
@@ -7,6 +8,15 @@ export interface ReplayOutcome {
   ok: boolean;
   /** The determinism (or other replay) error, as the SDK words it. */
   error: string | null;
+}
+
+/**
+ * The workflow id a saved history ran under, from its first event (`fallback` for histories
+ * saved without it): commands that derive from the id, such as a webhook delivery's child
+ * workflow id, replay only under it.
+ */
+export function workflowIdOf(history: temporal.api.history.v1.IHistory, fallback: string): string {
+  return history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId || fallback;
 }
 
 /** Replays histories against the current workflow code; one outcome per history. */

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
@@ -231,6 +232,12 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     const failed = cli('replay', '--failed', '--since', '1h');
     expect(failed.status, failed.stdout + failed.stderr).toBe(0);
     expect(failed.stdout).toContain(`ok      ${id}`);
+    // Every saved history, as the deploy gate in docs/OPERATIONS.md replays them: each under the
+    // workflow id it ran with (a webhook delivery's child id carries it).
+    const saved = readdirSync(resolve(root, 'test/histories')).map((f) => `test/histories/${f}`);
+    const files = cli('replay', '--file', ...saved);
+    expect(files.status, files.stdout + files.stderr).toBe(0);
+    expect(files.stdout).toContain('ok      2e39a69e-485e-4647-b01a-b73766a2eca1');
     const missing = cli('show', 'no-such-decision');
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('No decision with id no-such-decision');

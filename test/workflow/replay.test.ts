@@ -4,18 +4,13 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { replayHistories } from '../../src/operations/replay';
+import { replayHistories, workflowIdOf } from '../../src/operations/replay';
 import { services } from '../support/context';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
 const dir = resolve(__dirname, '../histories');
 const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
-// Histories replay under the workflow id they ran with where the commands derive from it (a
-// webhook delivery's child workflow id carries its decision's id); others under any id.
-const WORKFLOW_IDS: Record<string, string> = {
-  'decision-webhooks-v6.json': '2e39a69e-485e-4647-b01a-b73766a2eca1',
-};
 const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
 describe('saved histories replay against the current workflow code', () => {
@@ -37,7 +32,7 @@ describe('saved histories replay against the current workflow code', () => {
     await Worker.runReplayHistory(
       { workflowBundle: { codePath: services.workflowBundlePath } },
       load(file),
-      WORKFLOW_IDS[file],
+      workflowIdOf(load(file), file),
     );
   });
 
