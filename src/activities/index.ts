@@ -272,7 +272,8 @@ export function createActivities(deps: ActivityDeps) {
       const stored = await deps.projection.readDelivery(message.decision_id, message.id);
       const last = stored?.delivery;
       if (last && last.state !== 'pending' && last.state !== 'retrying') return;
-      // The last attempt's report, made final: it ranks just above it.
+      // Final: above any report of an attempt scheduled before now, such as one that timed out
+      // on the server but still reports from its worker; a reset's later attempts rank higher.
       await deps.projection.writeDelivery(
         message.decision_id,
         {
@@ -280,7 +281,7 @@ export function createActivities(deps: ActivityDeps) {
           state: 'failed',
           last_error: last?.last_error ? `${error}; last: ${last.last_error}` : error,
         },
-        (stored?.rank ?? 0) + 1,
+        Math.max((stored?.rank ?? 0) + 1, deliveryRank(Date.now(), 'failed')),
       );
     },
   };

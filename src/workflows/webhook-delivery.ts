@@ -2,9 +2,8 @@ import {
   ActivityFailure,
   ApplicationFailure,
   proxyActivities,
+  log,
   proxyLocalActivities,
-  setWorkflowOptions,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
@@ -22,7 +21,9 @@ const { recordDeliveryFailure } = proxyLocalActivities<Activities>({
  * Delivers one decision event to its webhook: a signed POST, retried with backoff (every attempt
  * with the same webhook-id) until the receiver answers 2xx or 410, or the retry period ends. Each
  * attempt is an attempt of one activity, so the Web UI shows them, and a worker that dies
- * mid-attempt is replaced by another. It runs apart from its decision, which never waits for it.
+ * mid-attempt is replaced by another. It runs apart from its decision, which never waits for it,
+ * on its decision's build (pinned, as the worker pins every workflow): its history only ever
+ * replays on the code that wrote it, also across a rollback.
  */
 export async function webhookDeliveryWorkflow(message: WebhookMessage): Promise<WebhookDelivery> {
   const { deliverWebhook } = proxyActivities<Activities>({
@@ -42,7 +43,15 @@ export async function webhookDeliveryWorkflow(message: WebhookMessage): Promise<
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const reason = cause instanceof Error ? cause.message : String(cause);
-    await recordDeliveryFailure(message, `Delivery failed: ${reason}`);
+    try {
+      await recordDeliveryFailure(message, `Delivery failed: ${reason}`);
+    } catch (recordErr) {
+      // The failure below is the truth either way; the status document lags until read again.
+      log.warn('Could not record the failed delivery', {
+        id: message.id,
+        error: String(recordErr),
+      });
+    }
     throw ApplicationFailure.create({
       type: 'WebhookDeliveryFailed',
       message: `Delivery ${message.id} of ${message.body.type} failed: ${reason}`,
@@ -51,14 +60,3 @@ export async function webhookDeliveryWorkflow(message: WebhookMessage): Promise<
     });
   }
 }
-
-// A delivery is short and its code small: it may move to the current worker version rather than
-// keep an old version's workers running through a day of retries. Only a worker of a deployment
-// may say so (an unversioned one, whose version has no deployment name, has its task refused).
-setWorkflowOptions(
-  () =>
-    workflowInfo().currentDeploymentVersion?.deploymentName
-      ? { versioningBehavior: 'AUTO_UPGRADE' }
-      : {},
-  webhookDeliveryWorkflow,
-);

@@ -185,14 +185,14 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     expect(startedAttempts(completionHistory)).toContain(2);
     expect(completionHistory.some((e) => e.workflowExecutionCompletedEventAttributes)).toBe(true);
     expect(startedAttempts(byId.get(String(review1!.headers['webhook-id']))!)).toEqual([1]);
-    // The decision is pinned to its worker's build; its deliveries may move to a newer one.
+    // The decision and its deliveries are pinned to the build of the worker that started them.
     const behavior = async (workflowId: string) =>
       (await client.workflow.getHandle(workflowId).describe()).raw.workflowExecutionInfo
         ?.versioningInfo?.behavior;
     const { VersioningBehavior } = temporal.api.enums.v1;
     expect(await behavior(id)).toBe(VersioningBehavior.VERSIONING_BEHAVIOR_PINNED);
     for (const child of children) {
-      expect(await behavior(child)).toBe(VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE);
+      expect(await behavior(child)).toBe(VersioningBehavior.VERSIONING_BEHAVIOR_PINNED);
     }
 
     // And so does the status document.

@@ -14,7 +14,7 @@ const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
 const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
 describe('saved histories replay against the current workflow code', () => {
-  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries', () => {
+  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries, and the delivery workflow delivering and giving up', () => {
     expect(histories).toEqual(
       expect.arrayContaining([
         'decision-completed-v1.json',
@@ -24,6 +24,8 @@ describe('saved histories replay against the current workflow code', () => {
         'decision-completed-v4.json',
         'decision-completed-v5.json',
         'decision-webhooks-v6.json',
+        'webhook-delivered-v1.json',
+        'webhook-gone-v1.json',
       ]),
     );
   });
