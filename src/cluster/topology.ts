@@ -381,6 +381,9 @@ export async function startCluster(options: ClusterOptions) {
   const startWorker = async (env: NodeJS.ProcessEnv = {}) =>
     startRole(`worker-${++workersStarted}`, 'dist/main/worker.js', {
       WORKFLOW_BUNDLE_PATH: bundle,
+      // Its workers are replaced in place at every start, as npm start's are: one build id keeps
+      // the decisions in flight served after a change (docs/OPERATIONS.md, in development).
+      WORKER_BUILD_ID: process.env.WORKER_BUILD_ID || 'cluster',
       WORKER_HTTP_PORT: String(await freePort()),
       WORKER_SDK_METRICS_ADDRESS: `${HOST}:${await freePort()}`,
       ...env,

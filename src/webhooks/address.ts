@@ -12,8 +12,15 @@ const OPT_IN = 'webhooks reach public addresses only, unless WEBHOOK_ALLOW_PRIVA
 export function nonPublicRange(address: string): string | null {
   if (!ipaddr.isValid(address)) return 'unparsable';
   // process() turns an IPv4-mapped IPv6 address (::ffff:10.0.0.1) into the IPv4 one it carries.
-  const range = ipaddr.process(address).range();
-  return range === 'unicast' ? null : range;
+  const parsed = ipaddr.process(address);
+  const range = parsed.range();
+  if (range !== 'unicast') return range;
+  // The deprecated IPv4-compatible form (::127.0.0.1) counts as unicast there; no public
+  // receiver has such an address.
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) {
+    return 'ipv4Compatible';
+  }
+  return null;
 }
 
 /** Throws when an address that a webhook host resolved to is not a public one. */
@@ -53,6 +60,11 @@ export async function checkWebhookUrl(
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new WebhookUrlError(`must use http or https, not ${url.protocol.slice(0, -1)}`);
+  }
+  if (url.username || url.password) {
+    throw new WebhookUrlError(
+      'must not carry credentials (user:password@): they would be kept in the decision and its history; the signature authenticates deliveries',
+    );
   }
   if (options.allowPrivateNetworks) return url;
   const host = hostOf(url);

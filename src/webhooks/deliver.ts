@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import ipaddr from 'ipaddr.js';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookMessage } from '../domain/webhook';
@@ -10,6 +10,10 @@ import { assertPublic, guardedLookup, hostOf, WebhookUrlError } from './address'
 export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
+
+// Agents of their own: the global ones may send through a proxy (NODE_USE_ENV_PROXY), whose
+// address the guarded lookup would check instead of the receiver's.
+const agents = { http: new HttpAgent(), https: new HttpsAgent() };
 
 // Only these keep the method and the body; a 301/302/303 would turn the POST into a GET.
 const FOLLOWED_REDIRECTS = new Set([307, 308]);
@@ -80,12 +84,14 @@ function send(
   const host = hostOf(url);
   // A literal address is connected to without a lookup, so it is checked here.
   if (!allowPrivateNetworks && ipaddr.isValid(host)) assertPublic(host, host);
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const https = url.protocol === 'https:';
+  const request = https ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: 'POST',
+        agent: https ? agents.https : agents.http,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
         lookup: guardedLookup(allowPrivateNetworks),
         signal,

@@ -37,6 +37,10 @@ describe('webhook addresses', () => {
     ['fe80::1', 'linkLocal'],
     ['fd00::1', 'uniqueLocal'],
     ['::ffff:10.0.0.1', 'private'],
+    ['::127.0.0.1', 'loopback'],
+    // How a URL spells [::127.0.0.1]: the deprecated IPv4-compatible form.
+    ['::7f00:1', 'ipv4Compatible'],
+    ['::808:808', 'ipv4Compatible'],
   ])('counts %s as %s, not public', (address, range) => {
     expect(nonPublicRange(address)).toBe(range);
   });
@@ -57,6 +61,12 @@ describe('webhook addresses', () => {
     await expect(
       checkWebhookUrl('https://hooks.example/x', { allowPrivateNetworks: true, resolve }),
     ).resolves.toBeInstanceOf(URL);
+  });
+
+  it('refuses credentials in the URL, which would be kept in the decision', async () => {
+    await expect(
+      checkWebhookUrl('https://user:secret@93.184.215.14/hook', { allowPrivateNetworks: true }),
+    ).rejects.toThrow('must not carry credentials');
   });
 
   it('reads decimal and hex IPv4 spellings as the address they are', async () => {
