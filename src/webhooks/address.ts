@@ -23,12 +23,16 @@ export function nonPublicRange(address: string): string | null {
   return null;
 }
 
-/** Throws when an address that a webhook host resolved to is not a public one. */
+/**
+ * Throws when an address that a webhook host resolved to is not a public one. The message names
+ * the kind of address, not the address a name resolved to: callers must not learn this network's
+ * internal names from it.
+ */
 export function assertPublic(host: string, address: string): void {
   const range = nonPublicRange(address);
   if (range !== null) {
-    const resolved = host === address ? address : `${host} resolves to ${address}`;
-    throw new WebhookUrlError(`${resolved}, a ${range} address: ${OPT_IN}`);
+    const what = host === address ? `${address}, a` : `${host} resolves to a`;
+    throw new WebhookUrlError(`${what} ${range} address: ${OPT_IN}`);
   }
 }
 

@@ -66,7 +66,14 @@ export async function postWebhook(
     if (redirects >= MAX_REDIRECTS) {
       throw new WebhookUrlError(`more than ${MAX_REDIRECTS} redirects from ${message.url}`);
     }
-    const next = new URL(location, url);
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new WebhookUrlError(
+        `redirected to ${JSON.stringify(location.slice(0, 200))}, not a URL`,
+      );
+    }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
       throw new WebhookUrlError(`redirected to a ${next.protocol.slice(0, -1)} URL`);
     }

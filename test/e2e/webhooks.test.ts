@@ -318,10 +318,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       ['http://169.254.169.254/latest/meta-data', 'a linkLocal address'],
       ['http://[::1]:8080/hook', '::1, a loopback address'],
       ['http://[::ffff:192.168.0.1]/hook', 'a private address'],
-      [
-        'http://localhost:8080/hook',
-        /localhost resolves to (127\.0\.0\.1|::1), a loopback address/,
-      ],
+      ['http://localhost:8080/hook', 'localhost resolves to a loopback address'],
       ['not a url', 'is not an absolute URL'],
     ])('refuses %s with 400', async (url, reason) => {
       const res = await post(url);

@@ -57,7 +57,7 @@ describe('webhook addresses', () => {
       ]);
     await expect(
       checkWebhookUrl('https://hooks.example/x', { allowPrivateNetworks: false, resolve }),
-    ).rejects.toThrow('hooks.example resolves to 10.0.0.7, a private address');
+    ).rejects.toThrow('hooks.example resolves to a private address');
     await expect(
       checkWebhookUrl('https://hooks.example/x', { allowPrivateNetworks: true, resolve }),
     ).resolves.toBeInstanceOf(URL);
@@ -144,6 +144,24 @@ describe('postWebhook', () => {
     });
     expect(notFollowed.status).toBe(302);
     expect(target.received).toHaveLength(1);
+  });
+
+  it('refuses a redirect to something that is not an http(s) URL, as final', async () => {
+    const hop = async (location: string) => {
+      const server = createServer((_req, res) => res.writeHead(307, { Location: location }).end());
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      closers.push(() => new Promise((done) => server.close(() => done())));
+      const address = server.address();
+      return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+    };
+    for (const [location, reason] of [
+      ['ftp://example.com/x', 'redirected to a ftp URL'],
+      ['http://[bad', 'not a URL'],
+    ]) {
+      await expect(
+        postWebhook(message(await hop(location!)), { secret: SECRET, allowPrivateNetworks: true }),
+      ).rejects.toThrow(reason);
+    }
   });
 
   it('gives up on a receiver that does not answer within the timeout', async () => {
