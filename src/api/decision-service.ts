@@ -8,6 +8,7 @@ import {
   isTerminal,
   terminalEvent,
   type DecisionBudget,
+  type DecisionEventType,
   type DecisionInput,
   type DecisionLimits,
   type DecisionRecord,
@@ -27,11 +28,7 @@ import type { DecisionProjection, ListQuery } from '../projection/redis-projecti
 import type { decisionWorkflow } from '../workflows';
 import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
 import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
-import {
-  DEFAULT_WEBHOOK_EVENTS,
-  type DecisionEventType,
-  type WebhookSubscription,
-} from '../domain/webhook';
+import { DEFAULT_WEBHOOK_EVENTS, type WebhookSubscription } from '../domain/webhook';
 import { checkWebhookUrl, WebhookUrlError, type Resolve } from '../webhooks/address';
 import { ProblemError } from './errors';
 

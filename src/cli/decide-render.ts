@@ -4,6 +4,7 @@
  */
 
 import { terminalSafe, terminalText } from './terminal-text';
+import { DECISION_EVENT_TYPES } from '../domain/decision';
 
 /** RFC 9457 problem details, as the API sends them (fields may be missing from a proxy's reply). */
 export interface Problem {
@@ -115,18 +116,7 @@ export function readJson(text: string): unknown {
   return terminalSafe(JSON.parse(text) as unknown);
 }
 
-const KNOWN_EVENTS = new Set([
-  'decision.started',
-  'phase.started',
-  'phase.completed',
-  'phase.failed',
-  'review.requested',
-  'review.received',
-  'review.timed_out',
-  'decision.completed',
-  'decision.failed',
-  'decision.cancelled',
-]);
+const KNOWN_EVENTS: ReadonlySet<string> = new Set(DECISION_EVENT_TYPES);
 
 /**
  * Turns one SSE message into an event. Unknown event types give null so that a newer server can

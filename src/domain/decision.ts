@@ -135,19 +135,24 @@ export interface ReviewInput {
   feedback?: string;
 }
 
+/** Every event a decision's stream carries (and a webhook may subscribe to). */
+export const DECISION_EVENT_TYPES = [
+  'decision.started',
+  'phase.started',
+  'phase.completed',
+  'phase.failed',
+  'review.requested',
+  'review.received',
+  'review.timed_out',
+  'decision.completed',
+  'decision.failed',
+  'decision.cancelled',
+] as const;
+export type DecisionEventType = (typeof DECISION_EVENT_TYPES)[number];
+
 /** One entry of a decision's event stream (type as in the API, data as JSON). */
 export interface DecisionEvent {
-  type:
-    | 'decision.started'
-    | 'phase.started'
-    | 'phase.completed'
-    | 'phase.failed'
-    | 'review.requested'
-    | 'review.received'
-    | 'review.timed_out'
-    | 'decision.completed'
-    | 'decision.failed'
-    | 'decision.cancelled';
+  type: DecisionEventType;
   data: Record<string, unknown>;
   /**
    * The event's number in its decision, counted by the workflow: the projection appends each

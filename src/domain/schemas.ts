@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { DECISION_STATUSES, PHASE_STATUSES } from './decision';
+import { DECISION_EVENT_TYPES, DECISION_STATUSES, PHASE_STATUSES } from './decision';
 import { CompileResultOutput, PHASE_OUTPUT_SCHEMAS } from './outputs';
 import { PHASE_NAMES, type PhaseName } from './phases';
-import { DECISION_EVENT_TYPES, DELIVERY_STATES } from './webhook';
+import { DELIVERY_STATES } from './webhook';
 
 const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 

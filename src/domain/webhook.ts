@@ -1,20 +1,4 @@
-import type { DecisionEvent } from './decision';
-
-export type DecisionEventType = DecisionEvent['type'];
-
-/** Every event a decision's stream carries; a webhook may subscribe to any of them. */
-export const DECISION_EVENT_TYPES = [
-  'decision.started',
-  'phase.started',
-  'phase.completed',
-  'phase.failed',
-  'review.requested',
-  'review.received',
-  'review.timed_out',
-  'decision.completed',
-  'decision.failed',
-  'decision.cancelled',
-] as const satisfies readonly DecisionEventType[];
+import type { DecisionEvent, DecisionEventType } from './decision';
 
 /** What a webhook receives when its request names no events. */
 export const DEFAULT_WEBHOOK_EVENTS: readonly DecisionEventType[] = [

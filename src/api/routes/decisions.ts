@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, TypedResponse } from 'hono';
 import {
+  DECISION_EVENT_TYPES,
   DECISION_STATUSES,
   MIN_TOKEN_BUDGET,
   type DecisionBudget,
@@ -8,7 +9,7 @@ import {
 } from '../../domain/decision';
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema } from '../../domain/schemas';
-import { DECISION_EVENT_TYPES, DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
+import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import { callerOf, visibleDecision } from '../access';
 import type { DecisionService } from '../decision-service';
