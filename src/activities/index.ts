@@ -191,7 +191,7 @@ export function createActivities(deps: ActivityDeps) {
       latency_ms: run.latency_ms,
       attempt,
     });
-    return { ...run, attempt };
+    return { ...run, attempt, finished_at: new Date().toISOString() };
   };
 
   /** Reports an attempt's outcome; the delivery goes on whether or not Redis takes it. */

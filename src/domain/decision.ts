@@ -70,6 +70,8 @@ export interface PhaseResult<O = unknown> {
   usage: TokenUsage;
   latency_ms: number;
   attempt: number;
+  /** When the activity returned (absent from older workers' results). */
+  finished_at?: string;
 }
 
 /** The most a whole decision may spend, across retries, repair rounds and the fan-out. */

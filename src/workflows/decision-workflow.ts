@@ -220,12 +220,15 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     record.current_phase = phase.name;
     return { type: 'phase.started', data: { phase: phase.name, title: phase.title, index } };
   };
-  const completed = (index: number, output: unknown): DecisionEvent => {
+  // A phase ends when its activity returned (recorded in history, so a reset run that replays
+  // this step keeps it), else now: a reused output.
+  const completed = (index: number, output: unknown, finishedAt?: string): DecisionEvent => {
     const phase = record.phases[index]!;
     (outputs as Record<PhaseName, unknown>)[phase.name] = output;
     phase.status = 'completed';
-    phase.completed_at = now();
-    phase.duration_ms = Date.parse(phase.completed_at) - Date.parse(phase.started_at!);
+    phase.completed_at = finishedAt ?? now();
+    // Never below zero, should the worker's clock run behind the server's.
+    phase.duration_ms = Math.max(0, Date.parse(phase.completed_at) - Date.parse(phase.started_at!));
     return {
       type: 'phase.completed',
       data: {
@@ -300,7 +303,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       phase.repair_rounds = result.repair_rounds ?? null;
       phase.usage = tokens;
       phase.latency_ms = result.latency_ms;
-      events = [completed(index, result.output)];
+      events = [completed(index, result.output, result.finished_at)];
 
       if (phase.name === 'draftDecision' && input.review) {
         await publish(...events);
@@ -421,6 +424,14 @@ async function retrieveInParallel(
     ...combineRetrievals(results),
     model: results[0]?.model ?? 'none',
     attempt: Math.max(1, ...results.map((r) => r.attempt)),
+    ...(results.every((r) => r.finished_at)
+      ? {
+          finished_at: results
+            .map((r) => r.finished_at!)
+            .sort()
+            .at(-1),
+        }
+      : {}),
   };
 }
 

@@ -77,7 +77,8 @@ describe('operations: retry from a phase, replay, reconcile', () => {
       message: 'the model provider rejected the API key',
       attempts: 1,
     });
-    expect((await store.projection.get(id))?.status).toBe('failed');
+    const failed = (await store.projection.get(id))!;
+    expect(failed.status).toBe('failed');
 
     const before = snapshot();
     const retried = await retryDecision(client, id);
@@ -93,7 +94,12 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     for (const p of PHASE_NAMES.slice(6)) expect(rerun[p], p).toBe(1);
     expect(await store.projection.get(id)).toMatchObject({ status: 'completed', error: null });
     // The earlier phases keep the timings of the first run: they come from its history.
-    expect(record.phases.slice(0, 6).every((p) => p.status === 'completed')).toBe(true);
+    const timings = (r: DecisionRecord) =>
+      r.phases.slice(0, 6).map((p) => [p.status, p.started_at, p.completed_at, p.duration_ms]);
+    expect(timings(record)).toEqual(timings(failed));
+    expect(timings(record).every(([status, started]) => status === 'completed' && started)).toBe(
+      true,
+    );
   });
 
   it('retries a completed decision from a named phase', async () => {
