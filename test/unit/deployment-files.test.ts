@@ -104,8 +104,12 @@ describe('docker-compose.yml', () => {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         expect(['service_healthy', 'service_completed_successfully']).toContain(condition);
         if (condition === 'service_healthy') {
+          // Its own check: in the compose file, or a HEALTHCHECK in its own image's last stage.
           const target = services[dep]!;
-          const hasCheck = Boolean(target.healthcheck) || Boolean(target.build);
+          const hasCheck =
+            Boolean(target.healthcheck?.test.length) ||
+            (target.build !== undefined &&
+              finalStage(target.build.dockerfile).some((l) => l.startsWith('HEALTHCHECK ')));
           expect(hasCheck, `${dep} has a health check`).toBe(true);
         }
       }

@@ -60,11 +60,15 @@ describe('offline model', () => {
     const out = await decide(kb, 'Should we move billing to a managed Postgres?');
     const answered = out.retrieveInformation.answers.filter((a) => a.answered);
     expect(answered.length).toBeGreaterThan(0);
-    const sources = new Set(kb.search('managed postgres billing', 50).map((h) => h.source));
     for (const a of answered) {
+      // Each citation names a passage its need was given, and that passage's own file.
+      const need = out.identifyInformationNeeds.needs.find((n) => n.id === a.need_id)!;
+      const given = new Map(kb.search(need.question, 4).map((h, i) => [`P${i + 1}`, h.source]));
       expect(a.citations.length).toBeGreaterThan(0);
-      for (const c of a.citations)
-        expect(sources.has(c.source) || c.source.endsWith('.md')).toBe(true);
+      for (const c of a.citations) {
+        expect(given.has(c.passage_id), c.passage_id).toBe(true);
+        expect(c.source).toBe(given.get(c.passage_id));
+      }
     }
     expect(JSON.stringify(answered)).toMatch(/4,900 USD|60 to 120 seconds|six to eight weeks/);
   });
