@@ -8,7 +8,7 @@ import { parseApiKeys } from '../../src/api/middleware/auth';
 import { createRegistry } from '../../src/observability/metrics';
 import { initialRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { services, testProjection, uniqueName } from '../support/context';
+import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const STATUS_KEYS = [
@@ -28,18 +28,19 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   let store: ReturnType<typeof testProjection>;
   let app: ReturnType<typeof createApp>;
 
-  beforeAll(async () => {
-    connection = await Connection.connect({ address: services.temporalAddress });
-    client = new Client({ connection });
-    store = testProjection();
+  // Bad input is sent to an app of its own, whose queue Temporal can be asked about.
+  const rejectedQueue = uniqueName('rejected');
+  let rejectedApp: ReturnType<typeof createApp>;
+
+  /** The app on a queue no worker polls: started decisions stay pending, which the tests read. */
+  const appOn = (taskQueue: string) => {
     const decisions = new DecisionService({
       client,
       projection: store.projection,
-      // A queue no worker polls: started decisions stay pending, which is what these tests read.
-      taskQueue: uniqueName('routes'),
+      taskQueue,
       queryTimeoutMs: 300,
     });
-    app = createApp({
+    return createApp({
       decisions,
       health: createHealthCheck({
         connection,
@@ -57,14 +58,27 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         warn() {},
       },
     });
+  };
+
+  beforeAll(async () => {
+    connection = await Connection.connect({ address: services.temporalAddress });
+    client = new Client({ connection });
+    store = testProjection();
+    app = appOn(uniqueName('routes'));
+    rejectedApp = appOn(rejectedQueue);
   });
   afterAll(async () => {
     await store?.cleanup();
     await connection?.close();
   });
 
-  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-    app.request(path, {
+  const post = (
+    path: string,
+    body: string,
+    headers: Record<string, string> = {},
+    to: ReturnType<typeof createApp> = app,
+  ) =>
+    to.request(path, {
       method: 'POST',
       body,
       headers: { 'Content-Type': 'application/json', ...headers },
@@ -145,6 +159,8 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   });
 
   describe('bad input', () => {
+    const sendBad = (path: string, body: string, headers: Record<string, string> = {}) =>
+      post(path, body, headers, rejectedApp);
     const cases: [string, string, string, string][] = [
       [
         'malformed JSON',
@@ -188,8 +204,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       ['an empty query (resource route)', '/decisions', '{"query": ""}', 'query must not be empty'],
     ];
     it.each(cases)('rejects %s with 400', async (_name, path, body, detail) => {
-      const before = await store.redis.keys(`${store.prefix}*`);
-      const res = await post(path, body);
+      const res = await sendBad(path, body);
       expect(res.status).toBe(400);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
       const problem = (await res.json()) as { status: number; detail: string; type: string };
@@ -199,11 +214,10 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         instance: path,
       });
       expect(problem.detail).toContain(detail);
-      expect(await store.redis.keys(`${store.prefix}*`)).toEqual(before);
     });
 
     it('rejects a body that is not JSON with 415', async () => {
-      const res = await post('/decisions/start', 'decision_query=x', {
+      const res = await sendBad('/decisions/start', 'decision_query=x', {
         'Content-Type': 'application/x-www-form-urlencoded',
       });
       expect(res.status).toBe(415);
@@ -214,12 +228,23 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
 
     it('rejects a body over the size limit with 413', async () => {
-      const res = await post(
+      const res = await sendBad(
         '/decisions/start',
         JSON.stringify({ decision_query: 'x'.repeat(2000) }),
       );
       expect(res.status).toBe(413);
       expect(await res.json()).toMatchObject({ status: 413, type: '/problems/payload-too-large' });
+    });
+
+    it('started nothing for any rejected request: Temporal knows only the control decision', async () => {
+      // A valid request on the same queue; once visibility shows it, it shows the rest too.
+      expect((await sendBad('/decisions', JSON.stringify({ query: 'Control?' }))).status).toBe(202);
+      const count = async () =>
+        (await client.workflow.count(`TaskQueue = "${rejectedQueue}"`)).count;
+      await waitFor('the control decision to be visible', async () =>
+        (await count()) >= 1 ? true : undefined,
+      );
+      expect(await count()).toBe(1);
     });
   });
 
