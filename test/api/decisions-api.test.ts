@@ -149,6 +149,17 @@ describe('the decision API against a real worker', () => {
         context: 'Budget is frozen until Q3.',
         metadata: { team: 'platform' },
       });
+      // The model was asked with it: every phase's prompt but retrieval's, which answers one
+      // information need from its passages.
+      const asked = counting.prompts.filter((p) =>
+        p.text.includes('Should we hire two platform engineers?'),
+      );
+      const withContext = new Set(
+        asked
+          .filter((p) => p.text.includes('Context from the asker: Budget is frozen until Q3.'))
+          .map((p) => p.task),
+      );
+      expect(withContext).toEqual(new Set(PHASE_NAMES.filter((p) => p !== 'retrieveInformation')));
     });
   });
 
@@ -396,6 +407,7 @@ describe('the decision API against a real worker', () => {
       const byPhase = (await (
         await listApp.request('/decisions?phase=compileResult&limit=100')
       ).json()) as { items: View[] };
+      expect(byPhase.items.length).toBeGreaterThan(0);
       expect(byPhase.items.every((i) => i.current_phase === 'compileResult')).toBe(true);
 
       const none = (await (

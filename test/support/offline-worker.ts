@@ -12,11 +12,17 @@ import { services, uniqueName, type testProjection } from './context';
 export function scriptedOfflineModel() {
   const offline = createOfflineModel();
   const calls: Record<string, number> = {};
+  // What each call was asked: its phase and its prompt as a remote model would read it.
+  const prompts: { task: string; text: string }[] = [];
   let failing: string | null = null;
   const model: LanguageModel = {
     name: offline.name,
     generate(request) {
       calls[request.task] = (calls[request.task] ?? 0) + 1;
+      prompts.push({
+        task: request.task,
+        text: [request.system, ...request.messages.map((m) => m.content)].join('\n'),
+      });
       if (request.task === failing) {
         return Promise.reject(
           ApplicationFailure.create({
@@ -32,6 +38,7 @@ export function scriptedOfflineModel() {
   return {
     model,
     calls,
+    prompts,
     failIn(phase: string | null) {
       failing = phase;
     },
