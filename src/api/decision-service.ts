@@ -289,6 +289,13 @@ export class DecisionService {
     if (isTerminal(record.status)) {
       throw new ProblemError(409, `The decision has already ${record.status}; it takes no review`);
     }
+    // The workflow would hold a review sent before its pause until the draft is ready.
+    if (record.review.requested && record.status !== 'awaiting_review') {
+      throw new ProblemError(
+        409,
+        `The decision is not awaiting review (it is ${record.status}, review ${record.review.status})`,
+      );
+    }
     try {
       // Without a worker the update would wait for one indefinitely; answer within a minute.
       return await this.options.client.connection.withDeadline(Date.now() + 60_000, () =>

@@ -110,7 +110,19 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
   setHandler(outputsQuery, () => outputs);
   setHandler(
     reviewUpdate,
-    (answer: ReviewInput) => {
+    async (answer: ReviewInput) => {
+      // A worker that took the decision over from one that died replays it up to its pause in
+      // the same task that brings the review: the review applies once the decision has paused.
+      await condition(
+        () => record.status === 'awaiting_review' || review !== null || isTerminal(record.status),
+      );
+      if (record.status !== 'awaiting_review' || review !== null) {
+        throw ApplicationFailure.create({
+          type: 'ReviewNotAwaited',
+          message: `The decision is not awaiting review (review ${record.review.status})`,
+          nonRetryable: true,
+        });
+      }
       const outcome: ReviewOutcome = answer.approve
         ? { kind: 'approved' }
         : { kind: 'feedback', feedback: answer.feedback!.trim() };
@@ -122,12 +134,12 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
     },
     {
       validator: (answer: ReviewInput) => {
-        if (record.status !== 'awaiting_review' || review !== null) {
-          throw new Error(
-            record.review.requested
-              ? `The decision is not awaiting review (review ${record.review.status})`
-              : 'The decision was not created with review: true',
-          );
+        if (!record.review.requested) {
+          throw new Error('The decision was not created with review: true');
+        }
+        // A decision still before its pause passes (see above); the API refuses it first.
+        if (review !== null || isTerminal(record.status)) {
+          throw new Error(`The decision is not awaiting review (review ${record.review.status})`);
         }
         const feedback = typeof answer?.feedback === 'string' ? answer.feedback.trim() : '';
         if ((answer?.approve === true) === (feedback !== '')) {

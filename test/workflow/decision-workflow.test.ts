@@ -23,6 +23,7 @@ import {
   DecisionPhaseAttribute,
   DecisionStatusAttribute,
   progressQuery,
+  reviewUpdate,
 } from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
@@ -136,6 +137,46 @@ describe('decisionWorkflow on a real Temporal server', () => {
         () => null,
         (e: unknown) => e,
       );
+
+  it('holds a review that reaches the workflow before its pause, and applies it at the pause', async () => {
+    // What a worker that takes a decision over meets: the review arrives with the task that
+    // replays the decision up to its pause. Here the draft is held until the review is sent.
+    let releaseDraft!: () => void;
+    const draftHeld = new Promise<void>((resolve) => (releaseDraft = resolve));
+    let draftStarted!: () => void;
+    const draftRunning = new Promise<void>((resolve) => (draftStarted = resolve));
+    const mock = mockPhases({
+      draftDecision: async () => {
+        draftStarted();
+        await draftHeld;
+        return CANNED.draftDecision;
+      },
+    });
+    const record = await run(
+      mock.phases,
+      async (id) => {
+        const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
+        await draftRunning;
+        expect((await handle.query(progressQuery)).status).toBe('running');
+        const review = handle.executeUpdate(reviewUpdate, { args: [{ approve: true }] });
+        // The update is accepted by the workflow (not refused as before its pause) ...
+        await waitFor('the review to be accepted', async () =>
+          (await handle.fetchHistory()).events?.some(
+            (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
+          )
+            ? true
+            : undefined,
+        );
+        releaseDraft();
+        // ... and applied once the decision pauses for it.
+        expect(await review).toMatchObject({ status: 'approved' });
+        return handle.result();
+      },
+      { review: { timeout_ms: 600_000 } },
+    );
+    expect(record.status).toBe('completed');
+    expect(record.review).toMatchObject({ requested: true, status: 'approved' });
+  });
 
   it('runs the ten phases in order, sending each exactly the earlier fields PHASE_READS names', async () => {
     const mock = mockPhases();
