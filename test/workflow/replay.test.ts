@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
@@ -38,20 +38,63 @@ describe('saved histories replay against the current workflow code', () => {
     );
   });
 
-  it('fails when the workflow changes its command sequence', async () => {
-    const bundle = await bundleWorkflowCode({
-      workflowsPath: resolve(__dirname, 'fixtures/reordered-workflow.ts'),
-      logger: new DefaultLogger('ERROR'),
-    });
+  it('fails when the patched() branch is removed too early: only the history from before the patch stops replaying', async () => {
+    // The current workflow with its first patch's old branch taken out (every decision fans
+    // retrieval out; the patch deprecated, as one does once no older decision runs), too early.
+    // Its imports point back at the real modules.
+    const source = resolve(__dirname, '../../src/workflows/decision-workflow.ts');
+    const text = readFileSync(source, 'utf8');
+    const unpatched = text
+      .replace('patched(RETRIEVAL_FAN_OUT)', '(deprecatePatch(RETRIEVAL_FAN_OUT), true)')
+      .replace('  patched,\n', '  patched,\n  deprecatePatch,\n')
+      .replace(
+        /from '\.\.\/([^']+)'/g,
+        (_m, path: string) => `from '${resolve(source, '../..', path)}'`,
+      )
+      .replace(
+        /from '\.\/([^']+)'/g,
+        (_m, path: string) => `from '${resolve(source, '..', path)}'`,
+      );
+    expect(unpatched).not.toBe(text);
+    expect(unpatched).not.toContain(' patched(RETRIEVAL_FAN_OUT)');
+    expect(unpatched).toContain('  deprecatePatch,');
+    // Inside the project (git ignores .data), where its imports of @temporalio/workflow resolve
+    // and the bundler compiles TypeScript.
+    const scratch = resolve(__dirname, '../../.data');
+    mkdirSync(scratch, { recursive: true });
+    const dir = mkdtempSync(join(scratch, 'test-unpatched-'));
+    let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+    try {
+      // Exported as src/workflows/index.ts exports them.
+      const delivery = resolve(source, '../webhook-delivery');
+      writeFileSync(
+        join(dir, 'index.ts'),
+        `${unpatched}\nexport { webhookDeliveryWorkflow } from '${delivery}';\n`,
+      );
+      bundle = await bundleWorkflowCode({
+        workflowsPath: join(dir, 'index.ts'),
+        logger: new DefaultLogger('ERROR'),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
     await expect(
-      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed-v2.json')),
+      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed-v1.json')),
     ).rejects.toBeInstanceOf(DeterminismViolationError);
-    // What `decisions replay` reports for such a build: not ok, with the determinism error.
+    // What `decisions replay` reports for such a build: the history from before the patch fails
+    // with the determinism error; those from after it, which took the branch kept, replay.
     const outcomes = await replayHistories(
-      histories.map((file) => ({ workflowId: file, history: load(file) })),
+      histories.map((file) => ({
+        workflowId: workflowIdOf(load(file), file),
+        history: load(file),
+      })),
       { workflowBundle: bundle },
     );
-    expect(outcomes.every((o) => !o.ok)).toBe(true);
-    expect(outcomes[0]!.error).toMatch(/^DeterminismViolationError: /);
+    const failed = outcomes.filter((o) => !o.ok);
+    expect(failed.map((o) => o.workflowId)).toEqual([
+      workflowIdOf(load('decision-completed-v1.json'), 'decision-completed-v1.json'),
+    ]);
+    expect(failed[0]!.error).toMatch(/^DeterminismViolationError: /);
   });
 });
