@@ -169,12 +169,13 @@ describe('end to end: the real API and worker processes', () => {
       body: JSON.stringify({ query: 'Should we trace decisions?' }),
     });
     const { process_id } = (await res.json()) as { process_id: string };
+    // This decision's trace: the one its workflow was started in (the span names its id).
     const trace = await waitFor('the decision trace', () => {
-      const api = collector.spans.find(
-        (s) => s.name === 'POST /decisions' && s.service === 'decision-api',
+      const start = collector.spans.find(
+        (s) => s.name === 'StartWorkflow:decisionWorkflow' && s.workflowId === process_id,
       );
-      if (!api) return undefined;
-      const same = collector.spans.filter((s) => s.traceId === api.traceId);
+      if (!start) return undefined;
+      const same = collector.spans.filter((s) => s.traceId === start.traceId);
       return same.some((s) => s.name === 'RunActivity:compileResult') ? same : undefined;
     });
     const names = trace.map((s) => s.name);
@@ -190,7 +191,9 @@ describe('end to end: the real API and worker processes', () => {
     expect(new Set(trace.map((s) => s.service))).toEqual(
       new Set(['decision-api', 'decision-worker']),
     );
-    expect(process_id).toBeTruthy();
+    // And no other decision's workflow in it.
+    const ids = new Set(trace.map((s) => s.workflowId).filter(Boolean));
+    expect(ids).toEqual(new Set([process_id]));
   });
 
   it('refuses to start the production API without API keys, saying how to fix it', async () => {
@@ -246,6 +249,8 @@ interface CollectedSpan {
   traceId: string;
   name: string;
   service: string;
+  /** The Temporal interceptors' `temporalWorkflowId` attribute, where the span has one. */
+  workflowId: string | null;
 }
 
 /** A local OTLP/HTTP receiver that keeps the spans it is sent (JSON encoding). */
@@ -258,15 +263,25 @@ async function startSpanCollector() {
       const payload = JSON.parse(body) as {
         resourceSpans?: {
           resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
-          scopeSpans?: { spans?: { traceId: string; name: string }[] }[];
+          scopeSpans?: {
+            spans?: {
+              traceId: string;
+              name: string;
+              attributes?: { key: string; value: { stringValue?: string } }[];
+            }[];
+          }[];
         }[];
       };
       for (const rs of payload.resourceSpans ?? []) {
         const service =
           rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
         for (const ss of rs.scopeSpans ?? []) {
-          for (const span of ss.spans ?? [])
-            spans.push({ traceId: span.traceId, name: span.name, service });
+          for (const span of ss.spans ?? []) {
+            const workflowId =
+              span.attributes?.find((a) => a.key === 'temporalWorkflowId')?.value.stringValue ??
+              null;
+            spans.push({ traceId: span.traceId, name: span.name, service, workflowId });
+          }
         }
       }
       res.writeHead(200, { 'Content-Type': 'application/json' });
