@@ -69,6 +69,8 @@ export const ConfigSchema = z
     LOG_LEVEL: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
+    /** JSON lines, or readable lines (`pretty`); `auto` is readable on a terminal only. */
+    LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Unset means the offline stand-in, with a loud warning: production names its provider. */
     LLM_PROVIDER: z.enum(['offline', 'openai']).optional(),
     LLM_MODEL: z.string().min(1).optional(),

@@ -6,7 +6,7 @@ import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
-  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api'), {
+  const api = await startApi(config, createLogger(config.LOG_LEVEL, 'api', config.LOG_FORMAT), {
     requireAuth: true,
     tracing: startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-api'),
   });

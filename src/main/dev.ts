@@ -24,7 +24,7 @@ runMain(async () => {
       ? loaded.WEBHOOK_ALLOW_PRIVATE_NETWORKS
       : true,
   };
-  const logger = createLogger(config.LOG_LEVEL, 'dev');
+  const logger = createLogger(config.LOG_LEVEL, 'dev', config.LOG_FORMAT);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => say(String(err)));

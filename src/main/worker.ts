@@ -7,7 +7,7 @@ import { runMain } from './process';
 
 runMain(async () => {
   const config = loadConfig();
-  const logger = createLogger(config.LOG_LEVEL, 'worker');
+  const logger = createLogger(config.LOG_LEVEL, 'worker', config.LOG_FORMAT);
   installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
   const worker = await startWorker(
     config,
