@@ -5,8 +5,7 @@ import { ConfigError, decisionLimits, type Config } from '../config';
 import { createRegistry } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
 import { parseApiKeys, type ApiKey } from './middleware/auth';
-import { DecisionProjection } from '../projection/redis-projection';
-import { createRedis } from '../projection/redis-client';
+import { createProjection } from '../projection/redis-client';
 import { createApp } from './app';
 import { DecisionService } from './decision-service';
 import { createHealthCheck } from './health';
@@ -67,12 +66,8 @@ export async function startApi(
     (added) => added.length > 0 && logger.info({ added }, 'Registered search attributes'),
     (err: unknown) => logger.warn({ err }, 'Could not check the search attributes'),
   );
-  const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
+  const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
-  const projection = new DecisionProjection(redis, {
-    prefix: config.REDIS_KEY_PREFIX,
-    ttlSeconds: config.DECISION_TTL_SECONDS,
-  });
   const decisions = new DecisionService({
     client,
     projection,

@@ -13,9 +13,8 @@ import { lastPhaseFailure, type PhaseFailure } from '../operations/history';
 import { decisionsQuery, reconcile, type ReconcileReport } from '../operations/reconcile';
 import { replayHistories, workflowIdOf, type ReplayOutcome } from '../operations/replay';
 import { retryDecision, type RetryResult } from '../operations/retry';
-import { createRedis } from '../projection/redis-client';
+import { createProjection } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
-import { DecisionProjection } from '../projection/redis-projection';
 import {
   deploymentNameFor,
   deploymentReport,
@@ -312,12 +311,8 @@ export function program(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { since?: Date; json?: boolean }) => {
       await withClient(async (client, config) => {
-        const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
+        const { redis, projection } = createProjection(config);
         try {
-          const projection = new DecisionProjection(redis, {
-            prefix: config.REDIS_KEY_PREFIX,
-            ttlSeconds: config.DECISION_TTL_SECONDS,
-          });
           const report = await reconcile({
             client,
             projection,

@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis';
+import type { Config } from '../config';
+import { DecisionProjection } from './redis-projection';
 
 /**
  * A Redis client that fails fast while Redis is away or hung instead of queueing or waiting for
@@ -13,4 +15,19 @@ export function createRedis(url: string, commandTimeoutMs = 1000): Redis {
     commandTimeout: commandTimeoutMs,
     lazyConnect: false,
   });
+}
+
+/** The Redis client and the projection on it, as the configuration names them. */
+export function createProjection(
+  config: Pick<
+    Config,
+    'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS' | 'REDIS_KEY_PREFIX' | 'DECISION_TTL_SECONDS'
+  >,
+): { redis: Redis; projection: DecisionProjection } {
+  const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
+  const projection = new DecisionProjection(redis, {
+    prefix: config.REDIS_KEY_PREFIX,
+    ttlSeconds: config.DECISION_TTL_SECONDS,
+  });
+  return { redis, projection };
 }

@@ -12,8 +12,7 @@ import { createModel } from '../llm';
 import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
-import { DecisionProjection } from '../projection/redis-projection';
-import { createRedis } from '../projection/redis-client';
+import { createProjection } from '../projection/redis-client';
 import { ensureSearchAttributes } from './search-attributes';
 import {
   applyPromotionPolicy,
@@ -63,12 +62,8 @@ export async function startWorker(
     { model: model.name, provider: config.LLM_PROVIDER ?? 'offline', passages: knowledge.size },
     'Model and knowledge base ready',
   );
-  const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
+  const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
-  const projection = new DecisionProjection(redis, {
-    prefix: config.REDIS_KEY_PREFIX,
-    ttlSeconds: config.DECISION_TTL_SECONDS,
-  });
   const registry = createRegistry('worker');
   const code = await loadWorkflowCode(config.WORKFLOW_BUNDLE_PATH, tracing);
   const version: WorkerVersion = {

@@ -1,7 +1,12 @@
 import { callerOf, visibleDecision } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import { isTerminal, terminalEvent, type DecisionRecord } from '../../domain/decision';
+import {
+  DECISION_EVENT_TYPES,
+  isTerminal,
+  terminalEvent,
+  type DecisionRecord,
+} from '../../domain/decision';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
 import { ProblemError } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
@@ -40,10 +45,8 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     path: '/decisions/{process_id}/events',
     summary: "Follow a decision's events (Server-Sent Events)",
     description:
-      'Event types: decision.started, phase.started, phase.completed (with the output), ' +
-      'phase.failed, review.requested, review.received, review.timed_out, decision.completed, ' +
-      'decision.failed, decision.cancelled. Each has an id; send it back as Last-Event-ID to ' +
-      'resume without gaps or repeats.',
+      `Event types: ${DECISION_EVENT_TYPES.join(', ')}. Each has an id; send it back as ` +
+      'Last-Event-ID to resume without gaps or repeats.',
     security: [{ bearer: [] }],
     request: {
       params: z.object({ process_id: z.string() }),
