@@ -28,8 +28,6 @@ export interface RunningWorker {
   done: Promise<void>;
   /** The worker's own HTTP endpoints (/health, /ready, /metrics), when enabled. */
   httpUrl: string | null;
-  /** The Worker Deployment Version it polls as; the decisions it starts are pinned to it. */
-  version: WorkerVersion;
   shutdown(): Promise<void>;
 }
 
@@ -212,7 +210,6 @@ export async function startWorker(
     worker,
     done,
     httpUrl,
-    version,
     async shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;
