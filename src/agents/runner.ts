@@ -112,7 +112,7 @@ export async function runAgent<A extends z.ZodType, O>(
       jsonSchema: bounds.jsonSchema,
       maxOutputTokens: bounds.maxOutputTokens,
       maxAnswerChars: bounds.maxAnswerChars,
-      context: ctx,
+      hints: ctx,
       signal: options.signal,
     });
     if (!response.reused) {

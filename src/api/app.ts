@@ -12,7 +12,7 @@ import { tracingMiddleware } from '../observability/tracing';
 import type { Tracer } from '@opentelemetry/api';
 import type { DecisionProjection } from '../projection/redis-projection';
 import { ProblemError } from './errors';
-import type { HealthCheck } from './health';
+import type { HealthCheck } from '../observability/health';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { attemptLimiter, rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse } from './problem';

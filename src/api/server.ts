@@ -8,7 +8,7 @@ import { parseApiKeys, type ApiKey } from './middleware/auth';
 import { createProjection } from '../projection/redis-client';
 import { createApp } from './app';
 import { DecisionService } from './decision-service';
-import { createHealthCheck } from './health';
+import { createHealthCheck } from '../observability/health';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 
 export interface RunningApi {

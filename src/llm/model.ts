@@ -1,5 +1,4 @@
 import type { TokenUsage } from '../domain/decision';
-import type { AgentContext } from '../agents/context';
 import type { JsonSchema } from './json-schema';
 
 export interface ChatMessage {
@@ -20,8 +19,11 @@ export interface ModelRequest {
   maxOutputTokens: number;
   /** An answer longer than this many characters is not stored or parsed: `OutputTooLarge`. */
   maxAnswerChars: number;
-  /** The structured facts the prompt was written from. Not sent to remote models. */
-  context: AgentContext;
+  /**
+   * What the caller wrote the prompt from, in its own structured form, for a local stand-in that
+   * cannot read prose (the agents' offline model). Opaque here, and never sent to a remote model.
+   */
+  hints?: unknown;
   signal?: AbortSignal;
 }
 

@@ -5,7 +5,7 @@ import { installTemporalRuntime } from '../observability/temporal-runtime';
 import { startTracing } from '../observability/tracing';
 import { ensureLocalRedis } from '../projection/redis-dev';
 import { ensureLocalTemporal } from '../temporal/local';
-import { startWorker } from '../temporal/worker';
+import { startWorker } from './start-worker';
 import { newWebhookSecret } from '../webhooks/deliver';
 import { keptSecret, runMain } from './process';
 

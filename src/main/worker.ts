@@ -1,7 +1,7 @@
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { installTemporalRuntime } from '../observability/temporal-runtime';
-import { startWorker } from '../temporal/worker';
+import { startWorker } from './start-worker';
 import { startTracing } from '../observability/tracing';
 import { runMain } from './process';
 

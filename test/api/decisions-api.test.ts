@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
 import { reconcile } from '../../src/operations/reconcile';
-import { createHealthCheck } from '../../src/api/health';
+import { createHealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';

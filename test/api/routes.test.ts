@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
-import { createHealthCheck, type HealthCheck } from '../../src/api/health';
+import { createHealthCheck, type HealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import { createRegistry } from '../../src/observability/metrics';
 import { initialRecord } from '../../src/domain/decision';

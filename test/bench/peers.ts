@@ -10,7 +10,7 @@ import { selectInputs } from '../../src/domain/phase-inputs';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { combineRetrievals } from '../../src/domain/retrieval';
 import type { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { createOfflineModel } from '../../src/llm/offline';
+import { createOfflineModel } from '../../src/agents/offline-model';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import { closedLoop, round, spread } from './measure';
 

@@ -82,7 +82,7 @@ export class FakeModel implements LanguageModel {
     return new Promise((resolve) => {
       const text =
         this.script(request, this.calls(request.task).length) ??
-        JSON.stringify(cannedAnswer(request.task, request.context));
+        JSON.stringify(cannedAnswer(request.task, request.hints as AgentContext));
       resolve({ text, model: this.name, usage: { input_tokens: 10, output_tokens: 5 } });
     });
   }

@@ -13,7 +13,7 @@ import { retrieveInformation } from '../../src/agents/retrieve-information';
 import { answerBounds, runAgent, validateAnswer } from '../../src/agents/runner';
 import type { PhaseOutputs } from '../../src/domain/decision';
 import { selectInputs } from '../../src/domain/phase-inputs';
-import { createOfflineModel } from '../../src/llm/offline';
+import { createOfflineModel } from '../../src/agents/offline-model';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { cannedAnswer, FakeModel } from '../support/fake-model';

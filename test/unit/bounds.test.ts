@@ -114,7 +114,7 @@ describe('answer bounds', () => {
           jsonSchema: bounds.jsonSchema,
           maxOutputTokens: bounds.maxOutputTokens,
           maxAnswerChars: bounds.maxAnswerChars,
-          context: ctx,
+          hints: ctx,
         }) + bounds.maxOutputTokens;
       expect(reserved, phase).toBeLessThan(MIN_TOKEN_BUDGET);
     }

@@ -18,7 +18,7 @@ const request: ModelRequest = {
   jsonSchema: {},
   maxOutputTokens: 1000,
   maxAnswerChars: 10_000,
-  context: { query: 'q', outputs: {} },
+  hints: { query: 'q', outputs: {} },
 };
 // 400 + 400 + 2 characters of prompt and schema: 201 tokens, plus the cap of 1000.
 const RESERVED = 1201;

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
-import { createModel } from '../../src/llm';
-import { OFFLINE_MODEL } from '../../src/llm/offline';
+import { createModel } from '../../src/main/model';
+import { OFFLINE_MODEL } from '../../src/agents/offline-model';
 import { deploymentNameFor } from '../../src/temporal/versioning';
 
 describe('loadConfig', () => {

@@ -7,7 +7,7 @@ import type { PhaseOutputs } from '../../src/domain/decision';
 import type { PhaseOutputMap, RetrievalAnswer } from '../../src/domain/outputs';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { createOfflineModel, subjectOf } from '../../src/llm/offline';
+import { createOfflineModel, subjectOf } from '../../src/agents/offline-model';
 
 /** Runs all ten agents on the offline model, retrieval against the sample knowledge base. */
 async function decide(kb: KnowledgeBase, query: string): Promise<PhaseOutputMap> {
@@ -102,5 +102,27 @@ describe('offline model', () => {
     });
     aborted.abort();
     await expect(call).rejects.toThrow(/abort/i);
+  });
+
+  it('answers from the agent context the runner passes as hints, and refuses a call without it', async () => {
+    const model = createOfflineModel();
+    const request = {
+      task: 'identifyTrigger',
+      system: 'You identify triggers.',
+      messages: [{ role: 'user' as const, content: 'Should we hire two more platform engineers?' }],
+      schemaName: 'identifyTrigger',
+      jsonSchema: {},
+      maxOutputTokens: 1000,
+      maxAnswerChars: 10_000,
+    };
+    await expect(model.generate(request)).rejects.toThrow(/carries no agent context/);
+    // The prompt asks about hiring; the hints about billing: the answer follows the hints.
+    const answer = await model.generate({
+      ...request,
+      hints: { query: 'Should we move billing to a managed Postgres?', outputs: {} },
+    });
+    const { stakeholders } = JSON.parse(answer.text) as { stakeholders: string[] };
+    expect(stakeholders).toContain('Finance');
+    expect(stakeholders).not.toContain('Engineering managers');
   });
 });

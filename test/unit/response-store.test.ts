@@ -27,7 +27,7 @@ const request = (content: string) => ({
   jsonSchema: {},
   maxOutputTokens: 100,
   maxAnswerChars: 1000,
-  context: { query: 'q', outputs: {} } as AgentContext,
+  hints: { query: 'q', outputs: {} } as AgentContext,
 });
 
 describe('withResponseStore', () => {

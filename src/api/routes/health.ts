@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { HealthCheck } from '../health';
+import type { HealthCheck } from '../../observability/health';
 import type { ApiEnv } from './decisions';
 
 const Check = z.object({ ok: z.boolean(), detail: z.string() });

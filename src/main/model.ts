@@ -1,8 +1,8 @@
+import { createOfflineModel } from '../agents/offline-model';
 import type { Config } from '../config';
-import type { ProviderErrorReport } from './errors';
-import type { LanguageModel } from './model';
-import { createOfflineModel } from './offline';
-import { createOpenAIModel } from './openai';
+import type { ProviderErrorReport } from '../llm/errors';
+import type { LanguageModel } from '../llm/model';
+import { createOpenAIModel } from '../llm/openai';
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
 export function createModel(

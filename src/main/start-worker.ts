@@ -4,23 +4,23 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { createHealthCheck } from '../api/health';
+import { createHealthCheck } from '../observability/health';
 import { decisionLimits, type Config } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
-import { createModel } from '../llm';
+import { createModel } from './model';
 import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
 import { createProjection } from '../projection/redis-client';
-import { ensureSearchAttributes } from './search-attributes';
+import { ensureSearchAttributes } from '../temporal/search-attributes';
 import {
   applyPromotionPolicy,
   buildIdFor,
   deploymentNameFor,
   loadWorkflowCode,
   type WorkerVersion,
-} from './versioning';
+} from '../temporal/versioning';
 
 export interface RunningWorker {
   worker: Worker;

@@ -1,10 +1,10 @@
 import { setTimeout } from 'node:timers/promises';
-import type { AgentContext, PromptPassage } from '../agents/context';
+import type { AgentContext, PromptPassage } from './context';
 import type { PhaseOutputMap, RetrievalAnswer } from '../domain/outputs';
 import type { PhaseName } from '../domain/phases';
 import { searchTerms } from '../knowledge/knowledge-base';
-import type { JsonSchema } from './json-schema';
-import type { LanguageModel, ModelRequest, ModelResponse } from './model';
+import type { JsonSchema } from '../llm/json-schema';
+import type { LanguageModel, ModelRequest, ModelResponse } from '../llm/model';
 
 export const OFFLINE_MODEL = 'offline-heuristic-v1';
 
@@ -335,6 +335,17 @@ const compose: Compose = {
   },
 };
 
+/** The agent context a call carries as its hints: the offline model reads it, not the prompt. */
+function agentContextOf(request: ModelRequest): AgentContext {
+  const hints = request.hints as Partial<AgentContext> | undefined;
+  if (typeof hints?.query !== 'string' || typeof hints.outputs !== 'object' || !hints.outputs) {
+    throw new Error(
+      `The offline model answers agents' calls only: the "${request.task}" request carries no agent context in its hints`,
+    );
+  }
+  return hints as AgentContext;
+}
+
 /**
  * A deterministic stand-in for a language model: no network, no key. It answers each phase with
  * fixed rules over the question's own words, earlier outputs and retrieved passages. It does not
@@ -351,7 +362,7 @@ export function createOfflineModel(options: { delayMs?: number } = {}): Language
       const rules = compose[request.task as PhaseName];
       if (!rules) throw new Error(`The offline model has no rules for "${request.task}"`);
       if (delayMs > 0) await setTimeout(delayMs, undefined, { signal: request.signal });
-      const text = JSON.stringify(fitToSchema(rules(request.context), request.jsonSchema));
+      const text = JSON.stringify(fitToSchema(rules(agentContextOf(request)), request.jsonSchema));
       const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
       return {
         text,
