@@ -4,6 +4,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 import globals from 'globals';
+import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
@@ -22,6 +24,50 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
+    },
+  },
+  {
+    // The layers: entry points (main, cli) on top, the domain at the bottom; no module imports
+    // one that imports it back, even through others.
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver()],
+    },
+    rules: {
+      'import-x/no-cycle': 'error',
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './src/domain',
+              from: './src',
+              except: ['./domain'],
+              message: 'The domain is the bottom layer: it imports nothing else of the project.',
+            },
+            {
+              target: ['./src/llm', './src/knowledge'],
+              from: './src',
+              except: ['./domain', './llm', './knowledge'],
+              message:
+                'Models and the knowledge base know only the domain: whoever calls them passes what they need.',
+            },
+            {
+              target: './src/!(main|cli)/**',
+              from: ['./src/main', './src/cli'],
+              message: 'Entry points (src/main, src/cli) compose the layers; nothing imports them.',
+            },
+            {
+              target: './src/!(main|cli|api)/**',
+              from: './src/api',
+              message: 'The HTTP API is one entry layer: shared code lives below it.',
+            },
+          ],
+        },
       ],
     },
   },
