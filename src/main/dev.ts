@@ -30,9 +30,13 @@ runMain(async () => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => say(String(err)));
   };
   try {
-    const temporal = await ensureLocalTemporal(config, say);
+    // The servers run in process groups of their own: a terminal's Ctrl-C reaches only this
+    // process, which stops the API and the worker first and the servers they use last.
+    const temporal = await ensureLocalTemporal(config, say, { detached: true });
     stops.push(() => temporal.stop());
-    const redis = await ensureLocalRedis(config.REDIS_URL, config.REDIS_DATA_DIR);
+    const redis = await ensureLocalRedis(config.REDIS_URL, config.REDIS_DATA_DIR, {
+      detached: true,
+    });
     stops.push(() => redis.stop());
     say(
       redis.pid === null

@@ -13,7 +13,8 @@ runMain(async () => {
     process.exit(0);
   }
   const config = loadConfig();
-  const temporal = await ensureLocalTemporal(config, log);
+  // Stopped by this process on Ctrl-C (and killed should it exit abruptly), like npm start's.
+  const temporal = await ensureLocalTemporal(config, log, { detached: true });
   if (!temporal.server) process.exit(0);
   log(`Temporal dev server: ${temporal.address}`);
   log(`Temporal Web UI:     ${temporal.uiUrl}`);

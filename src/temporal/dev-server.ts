@@ -18,6 +18,11 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Where the server's own output goes; by default it is kept only for error messages. */
   output?: (chunk: string) => void;
+  /**
+   * In a process group of its own: a terminal's Ctrl-C then reaches only its parent, which stops
+   * it after the workers that use it.
+   */
+  detached?: boolean;
 }
 
 const DevServerSettingsSchema = z.object({
@@ -100,6 +105,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     answers: () => temporalAnswers(options.address, 1000),
     timeoutMs: options.startTimeoutMs ?? 60_000,
     output: options.output,
+    detached: options.detached,
   });
   return {
     address: options.address,

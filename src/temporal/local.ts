@@ -13,10 +13,12 @@ export interface LocalTemporal {
 /**
  * Uses the Temporal server at TEMPORAL_ADDRESS when one answers; otherwise finds (or builds) the
  * temporal CLI and starts a dev server there, with history in a SQLite file and the Web UI on.
+ * `detached` runs it in a process group of its own (see `DevServerOptions`).
  */
 export async function ensureLocalTemporal(
   config: Config,
   log: (line: string) => void,
+  options: { detached?: boolean } = {},
 ): Promise<LocalTemporal> {
   if (await temporalAnswers(config.TEMPORAL_ADDRESS)) {
     log(`Using the Temporal server already answering at ${config.TEMPORAL_ADDRESS}`);
@@ -30,6 +32,8 @@ export async function ensureLocalTemporal(
     namespace: config.TEMPORAL_NAMESPACE,
     uiPort: config.TEMPORAL_UI_PORT,
     dbFile: config.TEMPORAL_DB_FILE,
+    detached: options.detached,
   });
+  log(`Started the Temporal dev server (pid ${server.process.pid}) at ${server.address}`);
   return { address: server.address, uiUrl: server.uiUrl, server, stop: () => server.stop() };
 }
