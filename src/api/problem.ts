@@ -1,16 +1,18 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
 
 /** The one error body of the API: RFC 9457 problem details. */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance?: string;
+export const ProblemDetailsSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  instance: z.string().optional(),
   /** For validation problems: each invalid field and what is wrong with it. */
-  errors?: { path: string; message: string }[];
-}
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof ProblemDetailsSchema>;
 
 const TITLES: Record<number, [string, string]> = {
   400: ['invalid-request', 'Invalid request'],

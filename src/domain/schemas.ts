@@ -4,7 +4,7 @@ import { CompileResultOutput, PHASE_OUTPUT_SCHEMAS } from './outputs';
 import { PHASE_NAMES, type PhaseName } from './phases';
 import { DELIVERY_STATES } from './webhook';
 
-const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
+export const PhaseNameSchema = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 
 export const DecisionBudgetSchema = z.object({
   max_model_calls: z.number().int().positive(),
@@ -12,13 +12,13 @@ export const DecisionBudgetSchema = z.object({
 });
 
 export const DecisionErrorSchema = z.object({
-  phase: phaseName.nullable(),
+  phase: PhaseNameSchema.nullable(),
   type: z.string(),
   message: z.string(),
 });
 
 export const PhaseRecordSchema = z.object({
-  name: phaseName,
+  name: PhaseNameSchema,
   title: z.string(),
   status: z.enum(PHASE_STATUSES),
   started_at: z.string().nullable(),
@@ -78,12 +78,12 @@ export const DecisionRecordSchema = z.object({
   context: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),
   review: ReviewStateSchema,
-  forked_from: z.object({ process_id: z.string(), from_phase: phaseName }).nullable(),
+  forked_from: z.object({ process_id: z.string(), from_phase: PhaseNameSchema }).nullable(),
   budget: DecisionBudgetSchema.nullable().default(null),
   /** Where events are delivered and how each delivery went (null without a webhook). */
   webhook: WebhookStateSchema.nullable().default(null),
   status: z.enum(DECISION_STATUSES),
-  current_phase: phaseName.nullable(),
+  current_phase: PhaseNameSchema.nullable(),
   phases: z.array(PhaseRecordSchema),
   result: DecisionResultSchema.nullable(),
   error: DecisionErrorSchema.nullable(),

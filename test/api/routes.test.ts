@@ -6,7 +6,7 @@ import { DecisionService } from '../../src/api/decision-service';
 import { createHealthCheck, type HealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import { createRegistry } from '../../src/observability/metrics';
-import { initialRecord } from '../../src/domain/decision';
+import { DECISION_EVENT_TYPES, initialRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
@@ -355,9 +355,13 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
-  it('serves an OpenAPI 3.1 document listing every route', async () => {
+  it('serves an OpenAPI 3.1 document listing every route and the data of every event', async () => {
     const res = await app.request('/openapi.json');
-    const doc = (await res.json()) as { openapi: string; paths: Record<string, object> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<string, object>;
+      components: { schemas: Record<string, { type?: string; oneOf?: object[] }> };
+    };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/decisions',
@@ -374,6 +378,10 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/health',
       '/ready',
     ]);
+    for (const type of DECISION_EVENT_TYPES) {
+      const schema = doc.components.schemas[`EventData.${type}`];
+      expect(schema?.type ?? schema?.oneOf?.length, type).toBeTruthy();
+    }
   });
 
   it('answers an unknown route with a 404 problem document', async () => {

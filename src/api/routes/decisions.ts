@@ -12,6 +12,7 @@ import { DecisionRecordSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import { callerOf, visibleDecision } from '../access';
+import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService } from '../decision-service';
 import { ProblemError } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
@@ -25,16 +26,8 @@ export type ApiEnv = { Variables: AuthVariables };
 export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true }).openapi('Decision');
 type DecisionView = z.infer<typeof DecisionViewSchema>;
 
-export const ProblemSchema = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string(),
-    instance: z.string().optional(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  })
-  .openapi('Problem');
+// A clone has .openapi(), which a schema made before @hono/zod-openapi extended zod lacks.
+export const ProblemSchema = ProblemDetailsSchema.clone().openapi('Problem');
 
 const problemOf = (description: string) => ({
   description,

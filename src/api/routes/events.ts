@@ -7,6 +7,7 @@ import {
   terminalEvent,
   type DecisionRecord,
 } from '../../domain/decision';
+import { DECISION_EVENT_DATA } from '../../domain/events';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
 import { ProblemError } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
@@ -40,13 +41,19 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
   const blockMs = deps.blockMs ?? 15_000;
   const maxStreams = deps.maxStreamsPerKey ?? 20;
   const streamsOpen = new Map<string, number>();
+  for (const type of DECISION_EVENT_TYPES) {
+    // A clone: register() calls .openapi(), which a schema made before @hono/zod-openapi
+    // extended zod lacks (the domain's may be).
+    app.openAPIRegistry.register(`EventData.${type}`, DECISION_EVENT_DATA[type].clone());
+  }
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/decisions/{process_id}/events',
     summary: "Follow a decision's events (Server-Sent Events)",
     description:
       `Event types: ${DECISION_EVENT_TYPES.join(', ')}. Each has an id; send it back as ` +
-      'Last-Event-ID to resume without gaps or repeats.',
+      'Last-Event-ID to resume without gaps or repeats. The data of an event of type T is the ' +
+      'JSON of the schema EventData.T (see components).',
     security: [{ bearer: [] }],
     request: {
       params: z.object({ process_id: z.string() }),
