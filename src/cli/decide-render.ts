@@ -3,109 +3,41 @@
  * so every format is unit-tested without a server or a terminal.
  */
 
+import { z } from 'zod';
+import { ProblemDetailsSchema } from '../api/problem';
+import { DECISION_EVENT_TYPES, type DecisionEventType } from '../domain/decision';
+import { DECISION_EVENT_DATA, type DecisionStreamEvent } from '../domain/events';
+import { CompileResultOutput } from '../domain/outputs';
+import { DecisionResultSchema, type DecisionErrorSchema } from '../domain/schemas';
 import { terminalSafe, terminalText } from './terminal-text';
-import { DECISION_EVENT_TYPES } from '../domain/decision';
 
-/** RFC 9457 problem details, as the API sends them (fields may be missing from a proxy's reply). */
-export interface Problem {
-  type?: string;
-  title?: string;
+/** Problem details as the client reads them: a proxy's reply may lack any field but the status. */
+export type Problem = Partial<Omit<z.output<typeof ProblemDetailsSchema>, 'status'>> & {
   status: number;
-  detail?: string;
-  errors?: { path: string; message: string }[];
-}
+};
 
-export interface DecisionError {
-  phase: string | null;
-  type: string;
-  message: string;
-}
+export type DecisionError = z.output<typeof DecisionErrorSchema>;
 
-export interface DecisionUsage {
-  model_calls: number;
-  input_tokens: number;
-  output_tokens: number;
-  latency_ms: number;
-}
-
-export interface CompiledDecision {
-  title: string;
-  decision: string;
-  summary: string;
-  rationale: string;
-  alternatives_considered: { name: string; weighted_score: number }[];
-  risks: { risk: string; mitigation: string }[];
-  next_steps: string[];
-  open_questions: string[];
-}
-
-export interface DecisionResult {
-  query: string;
-  decision: CompiledDecision;
-  phases: Record<string, unknown>;
-  usage: DecisionUsage;
-}
-
-export type DecisionEvent =
-  | { type: 'decision.started'; process_id: string; status: string }
-  | { type: 'phase.started'; phase: string; title: string; index: number }
-  | {
-      type: 'phase.completed';
-      phase: string;
-      title: string;
-      index: number;
-      duration_ms: number | null;
-      output: unknown;
-    }
-  | {
-      type: 'phase.failed';
-      phase: string;
-      title: string;
-      index: number;
-      error: { type: string; message: string };
-    }
-  | { type: 'review.requested'; phase: string; draft: unknown }
-  | { type: 'review.received'; approved: boolean; feedback: string | null }
-  | { type: 'review.timed_out' }
-  | { type: 'decision.completed'; status: 'completed'; result: unknown }
-  | { type: 'decision.failed'; status: 'failed'; error: DecisionError }
-  | { type: 'decision.cancelled'; status: 'cancelled' };
-
-export type TerminalEvent = Extract<
-  DecisionEvent,
-  { type: 'decision.completed' | 'decision.failed' | 'decision.cancelled' }
->;
-
-export function isTerminalEvent(event: DecisionEvent): event is TerminalEvent {
-  return (
-    event.type === 'decision.completed' ||
-    event.type === 'decision.failed' ||
-    event.type === 'decision.cancelled'
+/**
+ * A reader of an object schema that keeps each field that matches its schema and leaves out the
+ * rest (and reads anything that is no object as {}): for text shown to a human, where what is
+ * there is worth more than a refusal.
+ */
+function lenient<Shape extends Record<string, z.ZodType>>(schema: z.ZodObject<Shape>) {
+  const fields = Object.fromEntries(
+    Object.entries(schema.shape).map(([key, field]) => [key, field.optional().catch(undefined)]),
   );
+  return z.object(fields).catch({}) as unknown as z.ZodType<Partial<z.output<z.ZodObject<Shape>>>>;
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : fallback;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-function list(value: unknown): unknown[] {
-  return Array.isArray(value) ? (value as unknown[]) : [];
-}
-
-function errorOf(value: unknown): { type: string; message: string } {
-  const error = isObject(value) ? value : {};
-  return { type: str(error.type, 'Error'), message: str(error.message, 'unknown error') };
-}
+const UsageReader = lenient(DecisionResultSchema.shape.usage);
+const ResultReader = lenient(
+  DecisionResultSchema.pick({ query: true }).extend({
+    decision: lenient(CompileResultOutput),
+    usage: UsageReader,
+  }),
+);
+const ProblemReader = lenient(ProblemDetailsSchema);
 
 /**
  * Reads a JSON document the API sent. Its strings carry the query, the context, model output and
@@ -119,82 +51,52 @@ export function readJson(text: string): unknown {
 const KNOWN_EVENTS: ReadonlySet<string> = new Set(DECISION_EVENT_TYPES);
 
 /**
- * Turns one SSE message into an event. Unknown event types give null so that a newer server can
- * add events without breaking older clients; a known type with unreadable data is an error.
+ * Turns one SSE message into an event, its data checked against the domain's schema of its type.
+ * Unknown event types give null so that a newer server can add events without breaking older
+ * clients (and unknown keys are dropped); a known type whose data does not match is an error.
  */
-export function parseEvent(type: string | undefined, data: string): DecisionEvent | null {
+export function parseEvent(type: string | undefined, data: string): DecisionStreamEvent | null {
   if (type === undefined || !KNOWN_EVENTS.has(type)) return null;
-  let parsed: unknown;
+  const known = type as DecisionEventType;
+  let json: unknown;
   try {
-    parsed = readJson(data);
+    json = JSON.parse(data) as unknown;
   } catch {
-    throw new Error(`The server sent a ${type} event whose data is not JSON`);
+    throw new Error(`The server sent a ${known} event whose data is not JSON`);
   }
-  const d = isObject(parsed) ? parsed : {};
-  const phase = {
-    phase: str(d.phase),
-    title: str(d.title, str(d.phase)),
-    index: num(d.index) ?? 0,
-  };
-  switch (type) {
-    case 'decision.started':
-      return { type, process_id: str(d.process_id), status: str(d.status) };
-    case 'phase.started':
-      return { type, ...phase };
-    case 'phase.completed':
-      return { type, ...phase, duration_ms: num(d.duration_ms), output: d.output };
-    case 'phase.failed':
-      return { type, ...phase, error: errorOf(d.error) };
-    case 'review.requested':
-      return { type, phase: str(d.phase), draft: d.draft };
-    case 'review.received':
-      return {
-        type,
-        approved: d.approved === true,
-        feedback: typeof d.feedback === 'string' ? d.feedback : null,
-      };
-    case 'review.timed_out':
-      return { type };
-    case 'decision.completed':
-      return { type, status: 'completed', result: d.result };
-    case 'decision.failed': {
-      const error = isObject(d.error) ? d.error : {};
-      return {
-        type,
-        status: 'failed',
-        error: {
-          phase: typeof error.phase === 'string' ? error.phase : null,
-          ...errorOf(error),
-        },
-      };
-    }
-    case 'decision.cancelled':
-      return { type, status: 'cancelled' };
-    default:
-      return null;
+  // Checked before terminal controls are stripped, so that no text the server sent fails its
+  // schema only because the client emptied it.
+  const parsed = DECISION_EVENT_DATA[known].safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.length ? issue.path.join('.') : '(the data itself)';
+    throw new Error(
+      `The server sent a ${known} event whose data does not match its schema: ` +
+        `${path}: ${issue?.message ?? 'invalid'}`,
+    );
   }
+  return { type: known, data: terminalSafe(parsed.data) } as DecisionStreamEvent;
 }
 
 /** Reads an error body: problem+json when the API sent it, else whatever text came back. */
 export function toProblem(status: number, reason: string, body: string): Problem {
   // A reason phrase may carry bytes 0x80-0xFF, which decode to C1 controls.
   const statusText = terminalText(reason);
+  let parsed: unknown = null;
   try {
-    const parsed = readJson(body);
-    if (isObject(parsed)) {
-      const errors = list(parsed.errors)
-        .filter(isObject)
-        .map((e) => ({ path: str(e.path), message: str(e.message) }));
-      return {
-        type: str(parsed.type) || undefined,
-        title: str(parsed.title) || undefined,
-        status,
-        detail: str(parsed.detail) || str(parsed.title) || statusText || undefined,
-        ...(errors.length > 0 ? { errors } : {}),
-      };
-    }
+    parsed = readJson(body);
   } catch {
-    // Not JSON: a proxy's error page, say. Fall through and show its text.
+    // Not JSON: a proxy's error page, say; its text is shown below.
+  }
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    const problem = ProblemReader.parse(parsed);
+    return {
+      type: problem.type || undefined,
+      title: problem.title || undefined,
+      status,
+      detail: problem.detail || problem.title || statusText || undefined,
+      ...(problem.errors?.length ? { errors: problem.errors } : {}),
+    };
   }
   const text = terminalText(body).trim().replace(/\s+/g, ' ');
   return { status, detail: text.slice(0, 200) || statusText || undefined };
@@ -228,14 +130,13 @@ export function decisionPath(api: string, id: string): string {
 export function reviewInstructions(
   api: string,
   id: string,
-  options: { auth?: boolean; draft?: unknown } = {},
+  options: { auth?: boolean; draft?: { recommended?: string } } = {},
 ): string {
   const auth = options.auth ? ` -H "Authorization: Bearer $DECISIONS_API_KEY"` : '';
   const curl = (body: string) =>
     `curl -X POST ${decisionPath(api, id)}/review -H 'Content-Type: application/json'${auth} -d '${body}'`;
   const lines = [`Decision ${id} awaits your review of its draft.`];
-  const draft = isObject(options.draft) ? options.draft : {};
-  const recommended = str(draft.recommended);
+  const recommended = options.draft?.recommended;
   if (recommended) lines.push(`  Draft recommends: ${recommended}`);
   lines.push(`  Approve:        ${curl('{"approve":true}')}`);
   lines.push(`  Ask for change: ${curl('{"feedback":"..."}')}`);
@@ -250,24 +151,28 @@ export interface EventContext {
 }
 
 /** One plain line (or a few) per event, for a log or a pipe; null when there is nothing to say. */
-export function describeEvent(event: DecisionEvent, ctx: EventContext): string | null {
+export function describeEvent(event: DecisionStreamEvent, ctx: EventContext): string | null {
   switch (event.type) {
     case 'decision.started':
       return `Decision ${ctx.id} started\n`;
     case 'phase.started':
-      return `${step(event.index, ctx.total)} ${event.title}: started\n`;
+      return `${step(event.data.index, ctx.total)} ${event.data.title}: started\n`;
     case 'phase.completed': {
-      const took = event.duration_ms === null ? '' : ` in ${formatDuration(event.duration_ms)}`;
-      return `${step(event.index, ctx.total)} ${event.title}: completed${took}\n`;
+      const { index, title, duration_ms } = event.data;
+      return `${step(index, ctx.total)} ${title}: completed in ${formatDuration(duration_ms)}\n`;
     }
-    case 'phase.failed':
-      return `${step(event.index, ctx.total)} ${event.title}: failed (${event.error.type}: ${event.error.message})\n`;
+    case 'phase.failed': {
+      const { index, title, error } = event.data;
+      return `${step(index, ctx.total)} ${title}: failed (${error.type}: ${error.message})\n`;
+    }
     case 'review.requested':
-      return reviewInstructions(ctx.api, ctx.id, { auth: ctx.auth, draft: event.draft });
-    case 'review.received':
-      return event.approved
+      return reviewInstructions(ctx.api, ctx.id, { auth: ctx.auth, draft: event.data.draft });
+    case 'review.received': {
+      const { approved, feedback } = event.data;
+      return approved
         ? 'Review received: draft approved\n'
-        : `Review received: changes requested${event.feedback ? `: ${event.feedback}` : ''}\n`;
+        : `Review received: changes requested${feedback ? `: ${feedback}` : ''}\n`;
+    }
     case 'review.timed_out':
       return 'Review timed out; the decision continues without it\n';
     default:
@@ -277,7 +182,7 @@ export function describeEvent(event: DecisionEvent, ctx: EventContext): string |
 
 /** Where the progress bar stands after an event: value out of the phase count, and its label. */
 export function progressAfter(
-  event: DecisionEvent,
+  event: DecisionStreamEvent,
   current: { value: number; label: string },
   total: number,
 ): { value: number; label: string } {
@@ -285,9 +190,9 @@ export function progressAfter(
     case 'decision.started':
       return { value: current.value, label: 'Starting' };
     case 'phase.started':
-      return { value: Math.max(current.value, event.index), label: event.title };
+      return { value: Math.max(current.value, event.data.index), label: event.data.title };
     case 'phase.completed':
-      return { value: Math.max(current.value, event.index + 1), label: event.title };
+      return { value: Math.max(current.value, event.data.index + 1), label: event.data.title };
     case 'review.requested':
       return { value: current.value, label: 'Awaiting review' };
     case 'decision.completed':
@@ -321,60 +226,52 @@ function section(heading: string, body: string[]): string[] {
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
+/** The usage line of a result; null when the usage says nothing readable. */
 export function formatUsage(usage: unknown): string | null {
-  if (!isObject(usage)) return null;
+  const { model_calls: calls, input_tokens, output_tokens, latency_ms } = UsageReader.parse(usage);
   const parts: string[] = [];
-  const calls = num(usage.model_calls);
-  const input = num(usage.input_tokens);
-  const output = num(usage.output_tokens);
-  const latency = num(usage.latency_ms);
-  if (calls !== null) parts.push(`${integer.format(calls)} model call${calls === 1 ? '' : 's'}`);
-  if (input !== null) parts.push(`${integer.format(input)} input tokens`);
-  if (output !== null) parts.push(`${integer.format(output)} output tokens`);
-  if (latency !== null) parts.push(`${formatDuration(latency)} model time`);
+  if (calls !== undefined) {
+    parts.push(`${integer.format(calls)} model call${calls === 1 ? '' : 's'}`);
+  }
+  if (input_tokens !== undefined) parts.push(`${integer.format(input_tokens)} input tokens`);
+  if (output_tokens !== undefined) parts.push(`${integer.format(output_tokens)} output tokens`);
+  if (latency_ms !== undefined) parts.push(`${formatDuration(latency_ms)} model time`);
   return parts.length > 0 ? `Usage: ${parts.join(', ')}` : null;
 }
 
 /**
- * The final decision as readable text. Reads the result leniently: a field the server left out is
- * skipped rather than shown as "undefined".
+ * The final decision as readable text. Reads the result leniently: a field the server left out
+ * (or sent in another shape) is skipped rather than shown as "undefined".
  */
 export function renderResult(result: unknown, width = 100): string {
-  const r = isObject(result) ? result : {};
-  const d = isObject(r.decision) ? r.decision : {};
-  const para = (value: unknown) => (str(value) ? [wrap(str(value), width, '  ')] : []);
-  const bullets = (values: unknown[], mark = '-') =>
-    values
-      .filter((v): v is string => typeof v === 'string')
-      .map((v, i) => wrap(`${mark === '#' ? `${i + 1}.` : mark} ${v}`, width, '  '));
+  const r = ResultReader.parse(result);
+  const d = r.decision ?? {};
+  const para = (value: string | undefined) => (value ? [wrap(value, width, '  ')] : []);
+  const bullets = (values: string[] = [], mark = '-') =>
+    values.map((v, i) => wrap(`${mark === '#' ? `${i + 1}.` : mark} ${v}`, width, '  '));
 
-  const alternatives = list(d.alternatives_considered)
-    .filter(isObject)
-    .map((a) => ({ name: str(a.name), score: num(a.weighted_score) }));
+  const alternatives = d.alternatives_considered ?? [];
   const nameWidth = Math.max(0, ...alternatives.map((a) => a.name.length));
-  const risks = list(d.risks)
-    .filter(isObject)
-    .flatMap((risk) => [
-      wrap(`- ${str(risk.risk)}`, width, '  '),
-      ...(str(risk.mitigation) ? [wrap(`mitigation: ${str(risk.mitigation)}`, width, '    ')] : []),
-    ]);
+  const risks = (d.risks ?? []).flatMap(({ risk, mitigation }) => [
+    wrap(`- ${risk}`, width, '  '),
+    ...(mitigation ? [wrap(`mitigation: ${mitigation}`, width, '    ')] : []),
+  ]);
 
-  const title = str(d.title);
   const lines = [
-    ...(title ? [title, '='.repeat(Math.min(title.length, width))] : []),
-    ...(str(r.query) ? [wrap(`Question: ${str(r.query)}`, width)] : []),
+    ...(d.title ? [d.title, '='.repeat(Math.min(d.title.length, width))] : []),
+    ...(r.query ? [wrap(`Question: ${r.query}`, width)] : []),
     ...section('Decision', para(d.decision)),
     ...section('Summary', para(d.summary)),
     ...section('Rationale', para(d.rationale)),
     ...section(
       'Alternatives considered (weighted score)',
       alternatives.map((a) =>
-        `  ${a.name.padEnd(nameWidth)}  ${a.score === null ? '   -' : a.score.toFixed(2)}`.trimEnd(),
+        `  ${a.name.padEnd(nameWidth)}  ${a.weighted_score.toFixed(2)}`.trimEnd(),
       ),
     ),
     ...section('Risks', risks),
-    ...section('Next steps', bullets(list(d.next_steps), '#')),
-    ...section('Open questions', bullets(list(d.open_questions))),
+    ...section('Next steps', bullets(d.next_steps, '#')),
+    ...section('Open questions', bullets(d.open_questions)),
   ];
   const usage = formatUsage(r.usage);
   if (usage) lines.push('', usage);

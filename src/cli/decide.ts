@@ -6,7 +6,6 @@ import {
   decisionPath,
   describeEvent,
   formatProblem,
-  isTerminalEvent,
   parseEvent,
   progressAfter,
   readJson,
@@ -15,11 +14,10 @@ import {
   renderResult,
   reviewInstructions,
   toProblem,
-  type DecisionEvent,
   type EventContext,
   type Problem,
-  type TerminalEvent,
 } from './decide-render';
+import { isEndEvent, type DecisionEndEvent, type DecisionStreamEvent } from '../domain/events';
 import { terminalText } from './terminal-text';
 
 export const DEFAULT_API = 'http://127.0.0.1:8001';
@@ -195,10 +193,10 @@ async function createDecision(api: Api, options: Options): Promise<Created> {
 async function followEvents(
   api: Api,
   id: string,
-  handlers: { event: (event: DecisionEvent) => void; notice: (text: string) => void },
+  handlers: { event: (event: DecisionStreamEvent) => void; notice: (text: string) => void },
   sleep: (ms: number) => Promise<void>,
   signal: AbortSignal | undefined,
-): Promise<TerminalEvent> {
+): Promise<{ end: DecisionEndEvent; sent: string }> {
   const seen = new Set<string>();
   let lastId: string | undefined;
   let failures = 0;
@@ -230,7 +228,7 @@ async function followEvents(
             lastId = message.id;
           }
           failures = 0;
-          let event: DecisionEvent | null;
+          let event: DecisionStreamEvent | null;
           try {
             event = parseEvent(message.event, message.data);
           } catch (err) {
@@ -238,7 +236,9 @@ async function followEvents(
           }
           if (!event) continue;
           handlers.event(event);
-          if (isTerminalEvent(event)) return event;
+          // The end's data as sent, too: --json passes the result on whole, keys this client
+          // does not know and text as the model wrote it included.
+          if (isEndEvent(event)) return { end: event, sent: message.data };
         }
         reason = 'the server closed the stream';
       }
@@ -259,7 +259,7 @@ async function followEvents(
 }
 
 interface Progress {
-  event(event: DecisionEvent): void;
+  event(event: DecisionStreamEvent): void;
   notice(text: string): void;
   stop(): void;
 }
@@ -322,7 +322,7 @@ function quietProgress(io: Io, ctx: EventContext): Progress {
     event(event) {
       if (event.type === 'review.requested') {
         io.stderr.write(
-          reviewInstructions(ctx.api, ctx.id, { auth: ctx.auth, draft: event.draft }),
+          reviewInstructions(ctx.api, ctx.id, { auth: ctx.auth, draft: event.data.draft }),
         );
       }
     },
@@ -365,7 +365,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       : io.isTTY
         ? barProgress(io, ctx)
         : lineProgress(io, ctx);
-    const end = await followEvents(api, id, progress, sleep, io.signal);
+    const { end, sent } = await followEvents(api, id, progress, sleep, io.signal);
     progress.stop();
     progress = undefined;
 
@@ -373,12 +373,12 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       case 'decision.completed':
         io.stdout.write(
           options.json
-            ? `${JSON.stringify(end.result ?? null, null, 2)}\n`
-            : `\n${renderResult(end.result)}`,
+            ? `${JSON.stringify((readJson(sent) as { result: unknown }).result, null, 2)}\n`
+            : `\n${renderResult(end.data.result)}`,
         );
         return 0;
       case 'decision.failed':
-        io.stderr.write(renderFailure(id, end.error));
+        io.stderr.write(renderFailure(id, end.data.error));
         return 1;
       case 'decision.cancelled':
         io.stderr.write(renderCancelled(id));

@@ -1,4 +1,9 @@
-import { DEFAULT_LIMITS } from '../../src/domain/decision';
+import {
+  DECISION_EVENT_TYPES,
+  DEFAULT_LIMITS,
+  type DecisionEventType,
+} from '../../src/domain/decision';
+import { DECISION_EVENT_DATA } from '../../src/domain/events';
 import {
   DECISION_WORKFLOW_TYPE,
   DecisionOwnerAttribute,
@@ -18,6 +23,16 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { Redis } from 'ioredis';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
+import {
+  keyShape,
+  parseSse,
+  readRecording,
+  RECORDINGS,
+  RERECORD,
+  streamShape,
+  writeRecording,
+  type Recording,
+} from '../support/streams';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -445,6 +460,77 @@ describe('the decision API against a real worker', () => {
       );
       expect(JSON.parse(completed[0]!.data)).toHaveProperty('output.trigger');
       expect(events.filter((e) => e.event === 'phase.started')).toHaveLength(10);
+    });
+
+    it("streams the events the decide client's recordings hold, in the same shape", async () => {
+      const quickReview = createApp({ ...base, decisions: service(1500) });
+      const body = async (id: string) => (await app.request(`/decisions/${id}/events`)).text();
+      // Each story as the decide client follows it, to its end.
+      const stories: Record<Recording, () => Promise<string>> = {
+        reviewed: async () => {
+          const { body: created } = await create({
+            query: 'Should we move billing to a managed Postgres?',
+            review: true,
+          });
+          await waitUntil(created.process_id, 'awaiting_review');
+          await app.request(`/decisions/${created.process_id}/review`, {
+            method: 'POST',
+            headers: json,
+            body: JSON.stringify({ feedback: 'Check the month-end freeze before any cut-over.' }),
+          });
+          return body(created.process_id);
+        },
+        reviewTimedOut: async () => {
+          const { body: created } = await create(
+            { query: 'Should we wait for a reviewer?', review: true },
+            {},
+            quickReview,
+          );
+          return body(created.process_id);
+        },
+        failed: async () => {
+          const { body: created } = await create({
+            query: 'Should we spend more than we may?',
+            budget: { max_model_calls: 2 },
+          });
+          return body(created.process_id);
+        },
+        cancelled: async () => {
+          const { body: created } = await create({ query: 'Should we cancel?', review: true });
+          await waitUntil(created.process_id, 'awaiting_review');
+          await app.request(`/decisions/${created.process_id}/cancel`, { method: 'POST' });
+          return body(created.process_id);
+        },
+      };
+      const names = Object.keys(RECORDINGS) as Recording[];
+      const streams = await Promise.all(names.map((name) => stories[name]()));
+
+      for (const [i, name] of names.entries()) {
+        const live = parseSse(streams[i]!);
+        // The domain's schemas describe the wire exactly: every event reads, and no key is left out.
+        for (const frame of live) {
+          const where = `${name}: ${frame.event} ${frame.id}`;
+          expect(DECISION_EVENT_TYPES, where).toContain(frame.event);
+          const data: unknown = JSON.parse(frame.data);
+          const parsed = DECISION_EVENT_DATA[frame.event as DecisionEventType].safeParse(data);
+          expect(parsed.error?.issues, where).toBeUndefined();
+          expect(keyShape(parsed.data), `${where}: a key its schema does not declare`).toEqual(
+            keyShape(data),
+          );
+        }
+        if (process.env.RECORD_STREAMS === '1') {
+          writeRecording(name, streams[i]!);
+          continue;
+        }
+        expect(
+          streamShape(live),
+          `${RECORDINGS[name]} no longer has the shape of what the server streams. ` +
+            `If the change is intended, re-record: ${RERECORD}`,
+        ).toEqual(streamShape(readRecording(name)));
+      }
+      // Together the recordings hold every event the client may be sent.
+      const recorded = new Set(names.flatMap((name) => readRecording(name).map((f) => f.event)));
+      expect([...recorded].sort()).toEqual([...DECISION_EVENT_TYPES].sort());
     });
 
     it('resumes after Last-Event-ID with no gap and no duplicate', async () => {

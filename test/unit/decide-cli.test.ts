@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { problem } from '../../src/api/problem';
 import { run } from '../../src/cli/decide';
 import {
   describeEvent,
@@ -14,88 +15,59 @@ import {
   reviewInstructions,
   toProblem,
   wrap,
-  type DecisionEvent,
 } from '../../src/cli/decide-render';
+import { initialRecord } from '../../src/domain/decision';
+import type { DecisionEventData, DecisionStreamEvent } from '../../src/domain/events';
+import { PHASES } from '../../src/domain/phases';
+import { readRecording, toSse, type Frame, type Recording } from '../support/streams';
 
-const TITLES = [
-  'Identify trigger',
-  'Root cause analysis',
-  'Scope definition',
-  'Establish goals',
-  'Information needs',
-  'Retrieve information',
-  'Generate alternatives',
-  'Draft decision',
-  'Update draft',
-  'Compile result',
-];
-const NAMES = [
-  'identifyTrigger',
-  'analyzeRootCause',
-  'defineScope',
-  'establishGoals',
-  'identifyInformationNeeds',
-  'retrieveInformation',
-  'generateAlternatives',
-  'draftDecision',
-  'updateDraft',
-  'compileResult',
-];
+// What the real server streamed (test/streams, recorded and kept in shape by the API tests).
+const recordings = {
+  reviewed: readRecording('reviewed'),
+  reviewTimedOut: readRecording('reviewTimedOut'),
+  failed: readRecording('failed'),
+  cancelled: readRecording('cancelled'),
+} satisfies Record<Recording, Frame[]>;
 
-const RESULT = {
-  query: 'Should we move billing to a managed Postgres?',
-  decision: {
-    title: 'Move billing to managed Postgres',
-    decision: 'Adopt managed Postgres for the billing database',
-    summary: 'Managed Postgres removes most of the operational load at an acceptable cost.',
-    rationale: 'It scores best on reliability and team effort, the two heaviest criteria.',
-    alternatives_considered: [
-      { name: 'Managed Postgres', weighted_score: 0.82 },
-      { name: 'Self-hosted Postgres', weighted_score: 0.61 },
-      { name: 'Stay on MySQL', weighted_score: 0.4 },
-    ],
-    risks: [{ risk: 'Vendor lock-in', mitigation: 'Keep the schema portable' }],
-    next_steps: ['Run a two-week pilot', 'Plan the cut-over'],
-    open_questions: ['Who owns on-call after the move?'],
-  },
-  phases: {},
-  usage: { model_calls: 12, input_tokens: 10234, output_tokens: 2345, latency_ms: 41_200 },
-};
-
-interface Frame {
-  id: string;
-  event: string;
-  data: unknown;
+/** The data of the first event of this type a recording holds. */
+function dataOf<T extends DecisionStreamEvent['type']>(
+  frames: readonly Frame[],
+  type: T,
+  which: (data: DecisionEventData<T>) => boolean = () => true,
+): DecisionEventData<T> {
+  const found = frames
+    .filter((f) => f.event === type)
+    .map((f) => JSON.parse(f.data) as DecisionEventData<T>)
+    .find(which);
+  if (!found) throw new Error(`the recording has no ${type} event`);
+  return found;
 }
 
-function frames(end: Frame['event'] = 'decision.completed', options: { review?: boolean } = {}) {
-  const list: Frame[] = [
-    { id: '1-0', event: 'decision.started', data: { process_id: 'dec-1', status: 'running' } },
-  ];
-  const add = (event: string, data: unknown) =>
-    list.push({ id: `${list.length + 1}-0`, event, data });
-  NAMES.forEach((phase, index) => {
-    const title = TITLES[index];
-    add('phase.started', { phase, title, index });
-    add('phase.completed', { phase, title, index, duration_ms: 1200 + index, output: {} });
-    if (options.review && phase === 'draftDecision') {
-      add('review.requested', { phase, draft: { recommended: 'Managed Postgres' } });
-      add('review.received', { approved: true, feedback: null });
-    }
-  });
-  if (end === 'decision.completed') add(end, { status: 'completed', result: RESULT });
-  if (end === 'decision.failed') {
-    add(end, {
-      status: 'failed',
-      error: { phase: 'compileResult', type: 'ModelTimeout', message: 'the model did not answer' },
-    });
-  }
-  if (end === 'decision.cancelled') add(end, { status: 'cancelled' });
-  return list;
-}
+const idOf = (frames: readonly Frame[]) => dataOf(frames, 'decision.started').process_id;
+const phaseFrom =
+  <N extends string>(name: N) =>
+  (data: { phase: string }) =>
+    data.phase === name;
 
-function sse(frame: Frame): string {
-  return `id: ${frame.id}\nevent: ${frame.event}\ndata: ${JSON.stringify(frame.data)}\n\n`;
+const ID = idOf(recordings.reviewed);
+const RESULT = dataOf(recordings.reviewed, 'decision.completed').result;
+const DRAFT = dataOf(recordings.reviewed, 'review.requested').draft;
+const FEEDBACK = dataOf(recordings.reviewed, 'review.received').feedback;
+const FAILURE = dataOf(recordings.failed, 'decision.failed').error;
+const TITLES = PHASES.map((p) => p.title);
+const LAST = PHASES.length - 1;
+
+/** A recording's frames with one event's data changed. */
+function withData<T extends DecisionStreamEvent['type']>(
+  frames: readonly Frame[],
+  type: T,
+  change: (data: DecisionEventData<T>) => unknown,
+): Frame[] {
+  return frames.map((f) =>
+    f.event === type
+      ? { ...f, data: JSON.stringify(change(JSON.parse(f.data) as DecisionEventData<T>)) }
+      : f,
+  );
 }
 
 /** How one events connection behaves: send `send` frames, then cut it (mid-frame if `partial`). */
@@ -108,11 +80,13 @@ interface Plan {
 
 interface Fake {
   url: string;
+  /** The decision the fake creates: the one whose stream `frames` were recorded from. */
+  id: string;
   frames: Frame[];
   /** Consumed one per events connection; once empty, a connection sends everything and ends. */
   plans: Plan[];
   honourLastEventId: boolean;
-  create: { status: number; body: unknown; type?: string };
+  create?: { status: number; body: unknown; type?: string };
   eventsStatus?: number;
   posts: { headers: IncomingHttpHeaders; body: unknown }[];
   streams: { headers: IncomingHttpHeaders }[];
@@ -129,19 +103,13 @@ afterEach(async () => {
 });
 
 async function fakeApi(overrides: Partial<Fake> = {}): Promise<Fake> {
+  const frames = overrides.frames ?? recordings.reviewed;
   const fake: Fake = {
     url: '',
-    frames: frames(),
+    id: idOf(frames),
+    frames,
     plans: [],
     honourLastEventId: true,
-    create: {
-      status: 202,
-      body: {
-        process_id: 'dec-1',
-        status: 'pending',
-        phases: TITLES.map((title, i) => ({ name: NAMES[i], title, status: 'pending' })),
-      },
-    },
     posts: [],
     streams: [],
     ...overrides,
@@ -152,20 +120,24 @@ async function fakeApi(overrides: Partial<Fake> = {}): Promise<Fake> {
       req.setEncoding('utf8');
       req.on('data', (chunk: string) => (body += chunk));
       req.on('end', () => {
-        fake.posts.push({ headers: req.headers, body: JSON.parse(body) });
-        res.writeHead(fake.create.status, {
-          'Content-Type': fake.create.type ?? 'application/json',
-          Location: '/decisions/dec-1',
+        const sent = JSON.parse(body) as { query: string; context?: string };
+        fake.posts.push({ headers: req.headers, body: sent });
+        // The new decision as the API shows it: every phase pending.
+        const { seq: _seq, ...created } = initialRecord(fake.id, sent, new Date().toISOString());
+        const answer = fake.create ?? { status: 202, body: created };
+        res.writeHead(answer.status, {
+          'Content-Type': answer.type ?? 'application/json',
+          Location: `/decisions/${fake.id}`,
         });
-        res.end(JSON.stringify(fake.create.body));
+        res.end(JSON.stringify(answer.body));
       });
       return;
     }
-    if (req.method === 'GET' && req.url === '/decisions/dec-1/events') {
+    if (req.method === 'GET' && req.url === `/decisions/${fake.id}/events`) {
       fake.streams.push({ headers: req.headers });
       if (fake.eventsStatus) {
         res.writeHead(fake.eventsStatus, { 'Content-Type': 'application/problem+json' });
-        res.end(JSON.stringify({ status: fake.eventsStatus, detail: 'No decision with id dec-1' }));
+        res.end(JSON.stringify(problem(fake.eventsStatus, `No decision with id ${fake.id}`)));
         return;
       }
       const last = req.headers['last-event-id'];
@@ -177,12 +149,12 @@ async function fakeApi(overrides: Partial<Fake> = {}): Promise<Fake> {
       const plan = fake.plans.shift();
       const rest = fake.frames.slice(start);
       if (!plan) {
-        res.end(rest.map(sse).join(''));
+        res.end(`: stream open\n\n${rest.map(toSse).join('')}`);
         return;
       }
       const cut = rest[plan.send];
-      res.write(`: keep-alive\n\n${rest.slice(0, plan.send).map(sse).join('')}`);
-      if (plan.partial && cut) res.write(sse(cut).slice(0, 25));
+      res.write(`: keep-alive\n\n${rest.slice(0, plan.send).map(toSse).join('')}`);
+      if (plan.partial && cut) res.write(toSse(cut).slice(0, 25));
       if (plan.hold) return;
       // Ends the socket under the chunked response: the client sees a dropped connection.
       res.socket?.end();
@@ -236,36 +208,55 @@ function count(text: string, part: string): number {
   return text.split(part).length - 1;
 }
 
+/** Every event of a recording, as the client reads it. */
+function eventsOf(frames: readonly Frame[]): DecisionStreamEvent[] {
+  return frames.map((f) => parseEvent(f.event, f.data)!);
+}
+
+const usageLine = (usage: typeof RESULT.usage) =>
+  `Usage: ${usage.model_calls} model calls, ${usage.input_tokens.toLocaleString('en-US')} input ` +
+  `tokens, ${usage.output_tokens.toLocaleString('en-US')} output tokens, ` +
+  `${formatDuration(usage.latency_ms)} model time`;
+
 describe('decide rendering', () => {
-  it('parses known events and ignores unknown ones', () => {
-    expect(
-      parseEvent('phase.started', '{"phase":"defineScope","title":"Scope","index":2}'),
-    ).toEqual({ type: 'phase.started', phase: 'defineScope', title: 'Scope', index: 2 });
-    expect(
-      parseEvent('decision.failed', '{"status":"failed","error":{"phase":null,"type":"X"}}'),
-    ).toEqual({
-      type: 'decision.failed',
-      status: 'failed',
-      error: { phase: null, type: 'X', message: 'unknown error' },
-    });
+  it('reads every recorded event with its data, and ignores unknown ones', () => {
+    for (const frames of Object.values(recordings)) {
+      for (const frame of frames) {
+        expect(parseEvent(frame.event, frame.data)).toEqual({
+          type: frame.event,
+          data: JSON.parse(frame.data),
+        });
+      }
+    }
     expect(parseEvent('phase.progress', '{}')).toBeNull();
     expect(parseEvent(undefined, '{}')).toBeNull();
-    expect(() => parseEvent('decision.completed', '{"status":')).toThrow(/not JSON/);
+  });
+
+  it('drops keys a newer server adds, but refuses data that does not match its schema', () => {
+    const started = recordings.reviewed.find((f) => f.event === 'phase.started')!;
+    const data = JSON.parse(started.data) as Record<string, unknown>;
+    expect(parseEvent('phase.started', JSON.stringify({ ...data, eta_ms: 5 }))).toEqual({
+      type: 'phase.started',
+      data,
+    });
+    expect(() => parseEvent('phase.started', JSON.stringify({ ...data, index: 'two' }))).toThrow(
+      /^The server sent a phase\.started event whose data does not match its schema: index: /,
+    );
+    const failed = recordings.failed.find((f) => f.event === 'decision.failed')!;
+    const { message: _message, ...error } = FAILURE;
+    expect(() =>
+      parseEvent('decision.failed', JSON.stringify({ ...JSON.parse(failed.data), error })),
+    ).toThrow(/decision\.failed event whose data does not match its schema: error\.message: /);
+    expect(() => parseEvent('decision.completed', '{"status":')).toThrow(
+      'The server sent a decision.completed event whose data is not JSON',
+    );
   });
 
   it('formats problem details with their field errors', () => {
-    const problem = toProblem(
-      400,
-      'Bad Request',
-      JSON.stringify({
-        type: '/problems/invalid-request',
-        title: 'Invalid request',
-        status: 400,
-        detail: 'The request body is invalid',
-        errors: [{ path: 'query', message: 'must not be empty' }],
-      }),
-    );
-    expect(formatProblem(problem)).toBe(
+    const invalid = problem(400, 'The request body is invalid', {
+      errors: [{ path: 'query', message: 'must not be empty' }],
+    });
+    expect(formatProblem(toProblem(400, 'Bad Request', JSON.stringify(invalid)))).toBe(
       'Error 400: The request body is invalid\n  - query: must not be empty\n',
     );
     expect(formatProblem(toProblem(502, 'Bad Gateway', '<html>upstream down</html>'))).toBe(
@@ -274,45 +265,37 @@ describe('decide rendering', () => {
     expect(formatProblem(toProblem(503, 'Service Unavailable', ''))).toBe(
       'Error 503: Service Unavailable\n',
     );
+    // A proxy's JSON that is no problem document: what fits is kept, the rest falls back.
+    expect(formatProblem(toProblem(504, 'Gateway Timeout', '{"title":7,"errors":"x"}'))).toBe(
+      'Error 504: Gateway Timeout\n',
+    );
   });
 
-  it('describes phase events as one line each', () => {
-    const ctx = { api: 'http://h:1', id: 'dec-1', total: 10 };
-    const line = (event: DecisionEvent) => describeEvent(event, ctx);
-    expect(line({ type: 'phase.started', phase: 'p', title: 'Identify trigger', index: 0 })).toBe(
-      '[ 1/10] Identify trigger: started\n',
+  it('describes the recorded phase events as one line each', () => {
+    const ctx = { api: 'http://h:1', id: ID, total: PHASES.length };
+    const lines = eventsOf(recordings.reviewed).map((event) => describeEvent(event, ctx));
+    const compiled = dataOf(recordings.reviewed, 'phase.completed', phaseFrom('compileResult'));
+    expect(lines).toContain(`[ 1/10] ${TITLES[0]}: started\n`);
+    expect(lines).toContain(
+      `[10/10] ${TITLES[LAST]}: completed in ${formatDuration(compiled.duration_ms)}\n`,
     );
-    expect(
-      line({
-        type: 'phase.completed',
-        phase: 'p',
-        title: 'Compile result',
-        index: 9,
-        duration_ms: 2500,
-        output: {},
-      }),
-    ).toBe('[10/10] Compile result: completed in 2.5 s\n');
-    expect(
-      line({
-        type: 'phase.failed',
-        phase: 'p',
-        title: 'Draft decision',
-        index: 7,
-        error: { type: 'ModelTimeout', message: 'slow' },
-      }),
-    ).toBe('[ 8/10] Draft decision: failed (ModelTimeout: slow)\n');
-    expect(line({ type: 'review.received', approved: false, feedback: 'cheaper' })).toBe(
-      'Review received: changes requested: cheaper\n',
+    expect(lines).toContain(`Review received: changes requested: ${FEEDBACK}\n`);
+    expect(lines.at(-1)).toBeNull();
+
+    const failed = dataOf(recordings.failed, 'phase.failed');
+    const failedLines = eventsOf(recordings.failed).map((event) => describeEvent(event, ctx));
+    expect(failedLines).toContain(
+      `[ ${failed.index + 1}/10] ${TITLES[failed.index]}: failed (${FAILURE.type}: ${FAILURE.message})\n`,
     );
-    expect(line({ type: 'decision.cancelled', status: 'cancelled' })).toBeNull();
+    expect(eventsOf(recordings.reviewTimedOut).map((e) => describeEvent(e, ctx))).toContain(
+      'Review timed out; the decision continues without it\n',
+    );
+    expect(describeEvent(eventsOf(recordings.cancelled).at(-1)!, ctx)).toBeNull();
   });
 
   it('tells the reviewer how to answer, without printing the key', () => {
-    const text = reviewInstructions('http://h:1', 'dec 1', {
-      auth: true,
-      draft: { recommended: 'A' },
-    });
-    expect(text).toContain('Draft recommends: A');
+    const text = reviewInstructions('http://h:1', 'dec 1', { auth: true, draft: DRAFT });
+    expect(text).toContain(`Draft recommends: ${DRAFT.recommended}`);
     expect(text).toContain(
       `curl -X POST http://h:1/decisions/dec%201/review -H 'Content-Type: application/json' -H "Authorization: Bearer $DECISIONS_API_KEY" -d '{"approve":true}'`,
     );
@@ -321,58 +304,66 @@ describe('decide rendering', () => {
   });
 
   it('moves the bar forward only', () => {
-    let state = { value: 0, label: '' };
-    state = progressAfter(
-      { type: 'phase.completed', phase: 'p', title: 'T', index: 3, duration_ms: 1, output: {} },
-      state,
-      10,
-    );
-    expect(state).toEqual({ value: 4, label: 'T' });
-    state = progressAfter({ type: 'phase.started', phase: 'p', title: 'Old', index: 1 }, state, 10);
-    expect(state.value).toBe(4);
-    state = progressAfter(
-      { type: 'decision.completed', status: 'completed', result: {} },
-      state,
-      10,
-    );
+    const events = eventsOf(recordings.reviewed);
+    const completed = events.filter((e) => e.type === 'phase.completed');
+    const started = events.filter((e) => e.type === 'phase.started');
+    let state = progressAfter(completed[3]!, { value: 0, label: '' }, 10);
+    expect(state).toEqual({ value: 4, label: TITLES[3] });
+    state = progressAfter(started[1]!, state, 10);
+    expect(state).toEqual({ value: 4, label: TITLES[1] });
+    state = progressAfter(events.at(-1)!, state, 10);
     expect(state).toEqual({ value: 10, label: 'Done' });
   });
 
-  it('renders the final decision readably', () => {
+  it('renders the recorded decision readably', () => {
     const text = renderResult(RESULT);
-    expect(text).toContain('Move billing to managed Postgres\n================================');
-    expect(text).toContain('Decision\n  Adopt managed Postgres for the billing database');
-    expect(text).toContain('Rationale\n  It scores best');
-    expect(text).toContain(
-      '  Managed Postgres      0.82\n  Self-hosted Postgres  0.61\n  Stay on MySQL         0.40',
+    const d = RESULT.decision;
+    expect(text.startsWith(`${d.title}\n${'='.repeat(d.title.length)}\n`)).toBe(true);
+    expect(text).toContain(`\n${wrap(`Question: ${RESULT.query}`, 100)}\n`);
+    expect(text).toContain(`Decision\n${wrap(d.decision, 100, '  ')}\n`);
+    expect(text).toContain(`Rationale\n${wrap(d.rationale, 100, '  ')}\n`);
+    const width = Math.max(...d.alternatives_considered.map((a) => a.name.length));
+    const rows = d.alternatives_considered.map(
+      (a) => `  ${a.name.padEnd(width)}  ${a.weighted_score.toFixed(2)}`,
     );
-    expect(text).toContain('Risks\n  - Vendor lock-in\n    mitigation: Keep the schema portable');
-    expect(text).toContain('Next steps\n  1. Run a two-week pilot\n  2. Plan the cut-over');
-    expect(text).toContain('Open questions\n  - Who owns on-call after the move?');
-    expect(text).toContain(
-      'Usage: 12 model calls, 10,234 input tokens, 2,345 output tokens, 41.2 s model time',
-    );
+    expect(text).toContain(`Alternatives considered (weighted score)\n${rows.join('\n')}\n`);
+    const risk = d.risks[0]!;
+    expect(text).toContain(`Risks\n${wrap(`- ${risk.risk}`, 100, '  ')}\n`);
+    expect(text).toContain(wrap(`mitigation: ${risk.mitigation}`, 100, '    '));
+    expect(text).toContain(`Next steps\n${wrap(`1. ${d.next_steps[0]!}`, 100, '  ')}\n`);
+    expect(text).toContain(usageLine(RESULT.usage));
     expect(text).not.toContain('undefined');
   });
 
   it('skips what a partial result leaves out', () => {
-    const text = renderResult({ decision: { decision: 'Do it', open_questions: [] } });
-    expect(text).toBe('Decision\n  Do it\n');
+    expect(renderResult({ decision: { decision: 'Do it', open_questions: [] } })).toBe(
+      'Decision\n  Do it\n',
+    );
+    // A field in another shape is skipped too, the others kept.
+    expect(
+      renderResult({
+        query: 7,
+        decision: { title: 'T', risks: [{ risk: 'r' }], next_steps: 'none' },
+        usage: { model_calls: 1, input_tokens: 'many' },
+      }),
+    ).toBe('T\n=\n\nUsage: 1 model call\n');
+    expect(renderResult(null)).toBe('\n');
   });
 
   it('formats failures, durations and wrapped text', () => {
-    expect(
-      renderFailure('dec-1', { phase: 'draftDecision', type: 'ModelTimeout', message: 'slow' }),
-    ).toBe('Decision dec-1 failed in phase draftDecision\n  ModelTimeout: slow\n');
+    expect(renderFailure(idOf(recordings.failed), FAILURE)).toBe(
+      `Decision ${idOf(recordings.failed)} failed in phase ${FAILURE.phase}\n  ${FAILURE.type}: ${FAILURE.message}\n`,
+    );
     expect(formatDuration(450)).toBe('450 ms');
+    expect(formatDuration(2500)).toBe('2.5 s');
     expect(formatDuration(61_000)).toBe('1 min 1 s');
     expect(wrap('aaa bbb ccc', 9, '  ')).toBe('  aaa bbb\n  ccc');
   });
 });
 
-describe('decide against a fake API', () => {
+describe('decide against a fake API serving recorded streams', () => {
   it('creates, follows every phase and prints the result (plain lines when piped)', async () => {
-    const api = await fakeApi({ frames: frames('decision.completed', { review: true }) });
+    const api = await fakeApi();
     const { code, out, err } = await decide(
       ['--api', api.url, '--review', '--context', 'We run on AWS', 'Should', 'we', 'move?'],
       { env: { DECISIONS_API_KEY: 'secret' } },
@@ -391,14 +382,18 @@ describe('decide against a fake API', () => {
       accept: 'text/event-stream',
       authorization: 'Bearer secret',
     });
-    expect(out).toContain('Decision dec-1 created\n');
-    expect(out).toContain('[ 1/10] Identify trigger: started\n');
-    expect(out).toContain('[10/10] Compile result: completed in 1.2 s\n');
-    expect(out).toContain('Decision dec-1 awaits your review of its draft.');
-    expect(out).toContain(`${api.url}/decisions/dec-1/review`);
-    expect(out).toContain('Review received: draft approved');
-    expect(out).toContain('Decision\n  Adopt managed Postgres for the billing database');
-    expect(out).toContain('Usage: 12 model calls');
+    const compiled = dataOf(recordings.reviewed, 'phase.completed', phaseFrom('compileResult'));
+    expect(out).toContain(`Decision ${ID} created\n`);
+    expect(out).toContain(`[ 1/10] ${TITLES[0]}: started\n`);
+    expect(out).toContain(
+      `[10/10] ${TITLES[LAST]}: completed in ${formatDuration(compiled.duration_ms)}\n`,
+    );
+    expect(out).toContain(`Decision ${ID} awaits your review of its draft.`);
+    expect(out).toContain(`Draft recommends: ${DRAFT.recommended}`);
+    expect(out).toContain(`${api.url}/decisions/${ID}/review`);
+    expect(out).toContain(`Review received: changes requested: ${FEEDBACK}`);
+    expect(out).toContain(`Decision\n${wrap(RESULT.decision.decision, 100, '  ')}`);
+    expect(out).toContain(usageLine(RESULT.usage));
   });
 
   it('reconnects with Last-Event-ID after a dropped stream and repeats nothing', async () => {
@@ -407,8 +402,8 @@ describe('decide against a fake API', () => {
     expect(code).toBe(0);
     expect(api.streams).toHaveLength(2);
     expect(api.streams[0]?.headers['last-event-id']).toBeUndefined();
-    // Frames 1-0..5-0 arrived whole; the sixth was cut halfway and must come again.
-    expect(api.streams[1]?.headers['last-event-id']).toBe('5-0');
+    // Five frames arrived whole; the sixth was cut halfway and must come again.
+    expect(api.streams[1]?.headers['last-event-id']).toBe(api.frames[4]!.id);
     expect(delays).toHaveLength(1);
     expect(err).toMatch(/^Event stream lost \(.+\); reconnecting \(1\/5\)\n$/);
     for (const title of TITLES) {
@@ -425,7 +420,11 @@ describe('decide against a fake API', () => {
     });
     const { code, out, delays } = await decide(['--api', api.url, '--json', 'q'], {});
     expect(code).toBe(0);
-    expect(api.streams.map((s) => s.headers['last-event-id'])).toEqual([undefined, '8-0', '12-0']);
+    expect(api.streams.map((s) => s.headers['last-event-id'])).toEqual([
+      undefined,
+      api.frames[7]!.id,
+      api.frames[11]!.id,
+    ]);
     expect(delays).toEqual([250, 250]);
     expect(JSON.parse(out)).toEqual(RESULT);
   });
@@ -444,13 +443,9 @@ describe('decide against a fake API', () => {
       create: {
         status: 400,
         type: 'application/problem+json',
-        body: {
-          type: '/problems/invalid-request',
-          title: 'Invalid request',
-          status: 400,
-          detail: 'The request body is invalid',
+        body: problem(400, 'The request body is invalid', {
           errors: [{ path: 'query', message: 'must be at most 4000 characters' }],
-        },
+        }),
       },
     });
     const { code, out, err } = await decide(['--api', api.url, 'q'], {});
@@ -466,16 +461,46 @@ describe('decide against a fake API', () => {
     const api = await fakeApi({ eventsStatus: 404 });
     const { code, err, delays } = await decide(['--api', api.url, 'q'], {});
     expect(code).toBe(1);
-    expect(err).toBe('Error 404: No decision with id dec-1\n');
+    expect(err).toBe(`Error 404: No decision with id ${ID}\n`);
+    expect(delays).toEqual([]);
+  });
+
+  it('stops without retrying when a known event does not match its schema', async () => {
+    const api = await fakeApi({
+      frames: withData(recordings.reviewed, 'phase.started', (d) => ({ ...d, index: 'two' })),
+    });
+    const { code, err, delays } = await decide(['--api', api.url, 'q'], {});
+    expect(code).toBe(1);
+    expect(err).toMatch(
+      /^Error: The server sent a phase\.started event whose data does not match its schema: index: .+\n$/,
+    );
+    expect(api.streams).toHaveLength(1);
     expect(delays).toEqual([]);
   });
 
   it('prints only the result JSON with --json, and review instructions on stderr', async () => {
-    const api = await fakeApi({ frames: frames('decision.completed', { review: true }) });
+    const api = await fakeApi();
     const { code, out, err } = await decide([`--api=${api.url}/`, '--json', 'q'], {});
     expect(code).toBe(0);
     expect(out).toBe(`${JSON.stringify(RESULT, null, 2)}\n`);
-    expect(err).toContain(`curl -X POST ${api.url}/decisions/dec-1/review`);
+    expect(err).toContain(`curl -X POST ${api.url}/decisions/${ID}/review`);
+  });
+
+  it('passes the result on whole with --json: keys it does not know and text as written', async () => {
+    const frames = withData(recordings.reviewed, 'decision.completed', (d) => ({
+      ...d,
+      result: {
+        ...d.result,
+        from_a_newer_server: { kept: true },
+        decision: { ...d.result.decision, summary: `  ${d.result.decision.summary}  ` },
+      },
+    }));
+    const api = await fakeApi({ frames });
+    const { code, out } = await decide(['--api', api.url, '--json', 'q'], {});
+    expect(code).toBe(0);
+    const result = JSON.parse(out) as typeof RESULT & { from_a_newer_server: unknown };
+    expect(result.from_a_newer_server).toEqual({ kept: true });
+    expect(result.decision.summary).toBe(`  ${RESULT.decision.summary}  `);
   });
 
   it('takes the API URL from DECISIONS_API_URL and prints only the id with --no-follow', async () => {
@@ -484,24 +509,36 @@ describe('decide against a fake API', () => {
       env: { DECISIONS_API_URL: api.url },
     });
     expect(code).toBe(0);
-    expect(out).toBe('dec-1\n');
+    expect(out).toBe(`${ID}\n`);
+    expect(api.posts).toHaveLength(1);
     expect(api.streams).toHaveLength(0);
   });
 
+  it('says when the review timed out, and goes on to the result', async () => {
+    const api = await fakeApi({ frames: recordings.reviewTimedOut });
+    const { code, out } = await decide(['--api', api.url, 'q'], {});
+    const result = dataOf(recordings.reviewTimedOut, 'decision.completed').result;
+    expect(code).toBe(0);
+    expect(out).toContain('Review timed out; the decision continues without it\n');
+    expect(out).toContain(`Decision\n${wrap(result.decision.decision, 100, '  ')}`);
+  });
+
   it('exits 1 with the phase, type and message when the decision fails', async () => {
-    const api = await fakeApi({ frames: frames('decision.failed') });
-    const { code, err } = await decide(['--api', api.url, 'q'], {});
+    const api = await fakeApi({ frames: recordings.failed });
+    const { code, out, err } = await decide(['--api', api.url, 'q'], {});
+    const failed = dataOf(recordings.failed, 'phase.failed');
     expect(code).toBe(1);
+    expect(out).toContain(`${TITLES[failed.index]}: failed (${FAILURE.type}: `);
     expect(err).toBe(
-      'Decision dec-1 failed in phase compileResult\n  ModelTimeout: the model did not answer\n',
+      `Decision ${api.id} failed in phase ${FAILURE.phase}\n  ${FAILURE.type}: ${FAILURE.message}\n`,
     );
   });
 
   it('exits 1 when the decision is cancelled', async () => {
-    const api = await fakeApi({ frames: frames('decision.cancelled') });
+    const api = await fakeApi({ frames: recordings.cancelled });
     const { code, err } = await decide(['--api', api.url, 'q'], {});
     expect(code).toBe(1);
-    expect(err).toBe('Decision dec-1 was cancelled\n');
+    expect(err).toBe(`Decision ${api.id} was cancelled\n`);
   });
 
   it('draws a progress bar on a terminal', async () => {
@@ -511,17 +548,18 @@ describe('decide against a fake API', () => {
     expect(out).toContain('10/10 phases');
     expect(out).toContain('Done');
     expect(out).not.toContain('[ 1/10]');
-    expect(out).toContain('Usage: 12 model calls');
+    expect(out).toContain(usageLine(RESULT.usage));
   });
 
   it('stops following on Ctrl-C (abort) and says the decision keeps running', async () => {
+    // Started, the first phase started and completed; then the server holds the stream open.
     const api = await fakeApi({ plans: [{ send: 3, hold: true }] });
     const { code, err } = await decide(['--api', api.url, 'q'], {
-      abortOn: 'Identify trigger: completed',
+      abortOn: `${TITLES[0]}: completed`,
     });
     expect(code).toBe(130);
     expect(err).toBe(
-      `Stopped following; decision dec-1 keeps running: ${api.url}/decisions/dec-1\n`,
+      `Stopped following; decision ${ID} keeps running: ${api.url}/decisions/${ID}\n`,
     );
   });
 
@@ -539,30 +577,25 @@ describe('decide against a fake API', () => {
 
 describe('decide with text that tries to drive the terminal', () => {
   const HOSTILE = '\u001b]0;pwned\u0007\u001b[2J\u202e';
-  const hostileFrames = () =>
-    frames('decision.completed', { review: true }).map((frame) => {
-      if (frame.event === 'review.requested') {
-        return {
-          ...frame,
-          data: { phase: 'draftDecision', draft: { recommended: `Managed ${HOSTILE}Postgres` } },
-        };
-      }
-      if (frame.event === 'review.received') {
-        return { ...frame, data: { approved: false, feedback: `cheaper ${HOSTILE}please` } };
-      }
-      if (frame.event !== 'decision.completed') return frame;
-      return {
-        ...frame,
-        data: {
-          status: 'completed',
-          result: {
-            ...RESULT,
-            query: `Should we ${HOSTILE}move billing?`,
-            decision: { ...RESULT.decision, summary: `Managed Postgres ${HOSTILE}wins.` },
-          },
-        },
-      };
-    });
+  /** The reviewed recording with escape sequences in the draft, the feedback and the result. */
+  const hostileFrames = () => {
+    let frames = withData(recordings.reviewed, 'review.requested', (d) => ({
+      ...d,
+      draft: { ...d.draft, recommended: `Managed ${HOSTILE}Postgres` },
+    }));
+    frames = withData(frames, 'review.received', (d) => ({
+      ...d,
+      feedback: `cheaper ${HOSTILE}please`,
+    }));
+    return withData(frames, 'decision.completed', (d) => ({
+      ...d,
+      result: {
+        ...d.result,
+        query: `Should we ${HOSTILE}move billing?`,
+        decision: { ...d.result.decision, summary: `Managed Postgres ${HOSTILE}wins.` },
+      },
+    }));
+  };
   const expectClean = (text: string) => {
     for (const part of ['\u001b]0;', 'pwned', '\u0007', '\u001b[2J', '\u202e']) {
       expect(text).not.toContain(part);
@@ -608,24 +641,15 @@ describe('decide with text that tries to drive the terminal', () => {
       'Error 503: Service Unavailable\n',
     );
     const api = await fakeApi({
-      frames: frames('decision.failed').map((f) =>
-        f.event === 'decision.failed'
-          ? {
-              ...f,
-              data: {
-                status: 'failed',
-                error: {
-                  phase: 'compileResult',
-                  type: 'ModelError',
-                  message: `bad ${HOSTILE}answer`,
-                },
-              },
-            }
-          : f,
-      ),
+      frames: withData(recordings.failed, 'decision.failed', (d) => ({
+        ...d,
+        error: { ...d.error, message: `bad ${HOSTILE}answer` },
+      })),
     });
     const { code, err } = await decide(['--api', api.url, 'q'], {});
     expect(code).toBe(1);
-    expect(err).toBe('Decision dec-1 failed in phase compileResult\n  ModelError: bad answer\n');
+    expect(err).toBe(
+      `Decision ${api.id} failed in phase ${FAILURE.phase}\n  ${FAILURE.type}: bad answer\n`,
+    );
   });
 });
