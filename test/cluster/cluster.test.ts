@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,6 +21,7 @@ import { portIsFree } from '../../src/process/ports';
 import { activityCompletions, eachPhaseOnce } from '../support/history';
 import { freePort } from '../support/ports';
 import { holdFirstCall, startSchemaInstanceServer } from '../support/schema-instance-server';
+import { startInOwnGroup } from '../support/processes';
 import { waitFor } from '../support/wait';
 
 // `npm run cluster`'s topology, as it runs in production: temporal-server on PostgreSQL (history
@@ -303,21 +304,11 @@ describe('npm run cluster itself', () => {
       LOG_LEVEL: 'warn',
     };
     // In a process group of its own, as in a terminal: Ctrl-C reaches tsx and the entry point.
-    const main = spawn(resolve(root, 'node_modules/.bin/tsx'), ['src/main/cluster.ts'], {
-      cwd: root,
-      env,
-      detached: true,
-    });
-    let out = '';
-    main.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    main.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise<number | null>((done) => main.once('exit', (code) => done(code)));
+    const started = startInOwnGroup('src/main/cluster.ts', env);
+    const main = started.child;
     try {
-      await waitFor(
-        'the summary',
-        () => (out.includes('Ctrl-C stops everything') ? true : undefined),
-        180_000,
-      );
+      await started.summary(180_000);
+      const out = started.output();
       for (const line of [
         `API:              http://127.0.0.1:${ports.PORT}`,
         `Temporal Web UI:  http://127.0.0.1:${ports.TEMPORAL_UI_PORT}`,
@@ -339,8 +330,8 @@ describe('npm run cluster itself', () => {
       expect(res.status).toBe(202);
 
       process.kill(-main.pid!, 'SIGINT');
-      expect(await exited).toBe(0);
-      expect(out).not.toContain('exiting without waiting');
+      expect(await started.exited).toBe(0);
+      expect(started.output()).not.toContain('exiting without waiting');
       // Nothing it started still listens: API, Web UI, every Temporal port, Redis.
       for (const port of [
         ports.PORT,

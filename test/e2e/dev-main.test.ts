@@ -1,14 +1,14 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { portIsFree } from '../../src/process/ports';
 import { newWebhookSecret } from '../../src/webhooks/deliver';
 import { uniqueName } from '../support/context';
 import { freePort } from '../support/ports';
-import { prebuiltBundle, root } from '../support/processes';
+import { prebuiltBundle, startInOwnGroup } from '../support/processes';
 import { waitFor } from '../support/wait';
 
 /** The process group a process runs in, or null once it has exited. */
@@ -50,29 +50,16 @@ describe('npm start itself', () => {
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'warn',
     };
-    // In a process group of its own, as in a terminal: Ctrl-C reaches tsx and the entry point,
-    // and anything else left in that group.
-    const main = spawn(resolve(root, 'node_modules/.bin/tsx'), ['src/main/dev.ts'], {
-      cwd: root,
-      env,
-      detached: true,
-    });
-    let out = '';
-    main.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    main.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise<number | null>((done) => main.once('exit', (code) => done(code)));
+    // As in a terminal: Ctrl-C reaches tsx, the entry point, and anything else left in its group.
+    const started = startInOwnGroup('src/main/dev.ts', env);
+    const main = started.child;
+    const out = () => started.output();
     try {
-      await waitFor(
-        'the summary',
-        () => (out.includes('Ctrl-C stops everything') ? true : undefined),
-        120_000,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}\noutput:\n${out}`);
-      });
-      const temporalPid = Number(/Temporal dev server \(pid (\d+)\)/.exec(out)?.[1]);
-      const redisPid = Number(/Started redis-server \(pid (\d+)\)/.exec(out)?.[1]);
-      expect(temporalPid, out).toBeGreaterThan(0);
-      expect(redisPid, out).toBeGreaterThan(0);
+      await started.summary(120_000);
+      const temporalPid = Number(/Temporal dev server \(pid (\d+)\)/.exec(out())?.[1]);
+      const redisPid = Number(/Started redis-server \(pid (\d+)\)/.exec(out())?.[1]);
+      expect(temporalPid, out()).toBeGreaterThan(0);
+      expect(redisPid, out()).toBeGreaterThan(0);
       // The terminal's group is npm start's alone: each server has a group of its own.
       const group = groupOf(main.pid!);
       expect(group).toBe(main.pid);
@@ -99,10 +86,10 @@ describe('npm start itself', () => {
 
       // What a terminal sends on Ctrl-C: SIGINT to every process in the foreground group.
       process.kill(-main.pid!, 'SIGINT');
-      expect(await exited, out).toBe(0);
-      expect(out).not.toContain('exiting without waiting');
+      expect(await started.exited, out()).toBe(0);
+      expect(out()).not.toContain('exiting without waiting');
       // Nothing failed on the way down (the servers are stopped last, after the worker).
-      expect(out).not.toMatch(/Worker failed|Shutdown failed/);
+      expect(out()).not.toMatch(/Worker failed|Shutdown failed/);
       for (const pid of [temporalPid, redisPid]) expect(groupOf(pid), `pid ${pid}`).toBeNull();
       for (const [name, port] of Object.entries(ports)) {
         expect(await portIsFree(port), `${name} port ${port} is still in use`).toBe(true);

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { waitFor } from './wait';
 
 export const root = resolve(__dirname, '../..');
 
@@ -16,6 +17,32 @@ export function startRole(entry: string, env: NodeJS.ProcessEnv) {
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return { child, output: () => output };
+}
+
+/**
+ * Runs an entry point as a person runs `npm start` or `npm run cluster` in a terminal: in a
+ * process group of its own (a signal to the group is what Ctrl-C sends), its output kept.
+ * `summary()` waits until it has printed its summary, which ends "Ctrl-C stops everything".
+ */
+export function startInOwnGroup(entry: string, env: NodeJS.ProcessEnv) {
+  const child = spawn(resolve(root, 'node_modules/.bin/tsx'), [entry], {
+    cwd: root,
+    env,
+    detached: true,
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const summary = (timeoutMs: number) =>
+    waitFor(
+      'the summary',
+      () => (output.includes('Ctrl-C stops everything') ? true : undefined),
+      timeoutMs,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\noutput:\n${output}`);
+    });
+  return { child, output: () => output, exited, summary };
 }
 
 /** SIGTERM to tsx, which passes it on once to the node process it runs. */
