@@ -26,7 +26,12 @@ import {
 } from '../domain/workflow-api';
 import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
-import { retryDecision, RetryError, type RetryResult } from '../operations/retry';
+import {
+  retryDecision,
+  RetryError,
+  type RetryOptions,
+  type RetryResult,
+} from '../operations/retry';
 import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookSubscription } from '../domain/webhook';
 import { checkWebhookUrl, WebhookUrlError, type Resolve } from '../webhooks/address';
@@ -310,10 +315,10 @@ export class DecisionService {
   }
 
   /** Retries from a phase (the failed one by default): a reset, earlier phases not run again. */
-  async retry(id: string, fromPhase?: PhaseName): Promise<RetryResult> {
+  async retry(id: string, options: RetryOptions = {}): Promise<RetryResult> {
     await this.getOrThrow(id);
     try {
-      return await retryDecision(this.options.client, id, fromPhase);
+      return await retryDecision(this.options.client, id, options);
     } catch (err) {
       if (err instanceof RetryError) throw new ProblemError(409, err.message);
       throw err;

@@ -116,7 +116,8 @@ export function formatShow(shown: Shown): string {
 }
 
 const formatRetry = (r: RetryResult) =>
-  `Retrying ${r.process_id} from ${r.from_phase} (reset to event ${r.reset_event_id}); new run ${r.new_run_id}`;
+  `Retrying ${r.process_id} from ${r.from_phase} (reset to event ${r.reset_event_id}); new run ${r.new_run_id}` +
+  (r.build_id ? ` on build ${r.build_id}` : '');
 
 const formatReplay = (outcomes: ReplayOutcome[]) =>
   outcomes.length === 0
@@ -242,12 +243,26 @@ export function program(): Command {
     )
     .argument('<id>', 'the decision id (process_id)')
     .option('--from-phase <phase>', 'the phase to run again from', phase)
+    .option(
+      '--on-current-build',
+      "run it on the deployment's current build, not the one its history was written by " +
+        '(needed when that build has no workers left; check with `decisions replay <id>` first)',
+    )
     .option('--json', 'print JSON')
-    .action(async (id: string, opts: { fromPhase?: PhaseName; json?: boolean }) => {
-      await withClient(async (client) => {
-        emit(await retryDecision(client, id, opts.fromPhase), opts.json, formatRetry);
-      });
-    });
+    .action(
+      async (
+        id: string,
+        opts: { fromPhase?: PhaseName; onCurrentBuild?: boolean; json?: boolean },
+      ) => {
+        await withClient(async (client) => {
+          const result = await retryDecision(client, id, {
+            fromPhase: opts.fromPhase,
+            onCurrentBuild: opts.onCurrentBuild,
+          });
+          emit(result, opts.json, formatRetry);
+        });
+      },
+    );
 
   cli
     .command('replay')

@@ -1,8 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { toCanonicalString } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import Long from 'long';
 import { PHASES, type PhaseName } from '../domain/phases';
+import { describeDeployment, pollersByBuild } from '../temporal/versioning';
 import { lastPhaseFailure, resetPointFor } from './history';
+
+const { VersioningBehavior } = temporal.api.enums.v1;
+const { PinnedOverrideBehavior } = temporal.api.workflow.v1.VersioningOverride;
 
 export interface RetryResult {
   process_id: string;
@@ -11,6 +17,19 @@ export interface RetryResult {
   reset_event_id: number;
   old_run_id: string;
   new_run_id: string;
+  /** The build the new run is pinned to; null for a decision from before versioning. */
+  build_id: string | null;
+}
+
+export interface RetryOptions {
+  /** The phase to run again from; by default the one that failed. */
+  fromPhase?: PhaseName;
+  /**
+   * Run the retried decision on the deployment's current build instead of the one its history
+   * was written by (whose workers may be gone). That build replays the history up to the phase:
+   * the case `patched()` guards, checked first with `decisions replay`.
+   */
+  onCurrentBuild?: boolean;
 }
 
 export class RetryError extends Error {
@@ -22,12 +41,17 @@ export class RetryError extends Error {
  * phase was scheduled. The phases before it are not run again (their results come from history);
  * the new run continues from there and writes the projection as it goes. Without `fromPhase`,
  * retries from the phase that failed.
+ *
+ * The new run stays on the build its decision is pinned to. When that build is no longer current
+ * and none of its workers polls, the retry is refused (it would wait for them) unless
+ * `onCurrentBuild` moves it to the current build.
  */
 export async function retryDecision(
   client: Client,
   id: string,
-  fromPhase?: PhaseName,
+  options: RetryOptions = {},
 ): Promise<RetryResult> {
+  const { fromPhase, onCurrentBuild = false } = options;
   const handle = client.workflow.getHandle(id);
   const description = await handle.describe();
   if (description.status.name === 'RUNNING') {
@@ -47,18 +71,76 @@ export async function retryDecision(
       `Decision ${id} never scheduled ${phase} in its latest run; it can be retried from: ${ran.join(', ') || 'none'}`,
     );
   }
+  const pinned = description.raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
+  let buildId = pinned?.buildId || null;
+  let moveTo: string | null = null;
+  if (pinned?.deploymentName && buildId) {
+    const deployment = await describeDeployment(
+      client.workflowService,
+      client.options.namespace,
+      pinned.deploymentName,
+    );
+    const current = deployment?.current ?? null;
+    if (onCurrentBuild) {
+      if (!current) {
+        throw new RetryError(
+          `Worker Deployment ${pinned.deploymentName} has no current build to move decision ${id} to`,
+        );
+      }
+      if (current !== buildId) moveTo = current;
+    } else if (current !== buildId) {
+      const live = await pollersByBuild(
+        client.workflowService,
+        client.options.namespace,
+        description.taskQueue,
+      );
+      if (!live.has(buildId)) {
+        throw new RetryError(
+          `Decision ${id} runs on build ${buildId}, which no worker polls any more` +
+            (current ? ` (the current build is ${current})` : '') +
+            '; a retry would wait for one. Retry it on the current build with --on-current-build ' +
+            `(API: "on_current_build": true), after checking with \`decisions replay ${id}\` that ` +
+            'the current code replays its history',
+        );
+      }
+    }
+  }
+  const version = moveTo ? { deploymentName: pinned!.deploymentName!, buildId: moveTo } : null;
   const response = await client.workflowService.resetWorkflowExecution({
     namespace: client.options.namespace,
     workflowExecution: { workflowId: id, runId: description.runId },
-    reason: `Retry from ${phase}`,
+    reason: version ? `Retry from ${phase} on build ${version.buildId}` : `Retry from ${phase}`,
     workflowTaskFinishEventId: Long.fromNumber(eventId),
     requestId: randomUUID(),
+    // The new run pinned to the current build, as `temporal workflow update-options` would.
+    postResetOperations: version
+      ? [
+          {
+            updateWorkflowOptions: {
+              workflowExecutionOptions: {
+                versioningOverride: {
+                  pinned: {
+                    version,
+                    behavior: PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+                  },
+                  // The fields servers before 1.28 read.
+                  behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+                  pinnedVersion: toCanonicalString(version),
+                },
+              },
+              updateMask: { paths: ['versioning_override'] },
+            },
+          },
+        ]
+      : [],
   });
+  if (version) buildId = version.buildId;
   return {
     process_id: id,
     from_phase: phase,
     reset_event_id: eventId,
     old_run_id: description.runId,
     new_run_id: response.runId ?? '',
+    build_id: buildId,
   };
 }

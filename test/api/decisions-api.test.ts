@@ -797,6 +797,12 @@ describe('the decision API against a real worker', () => {
       ).json()) as View;
       const nothing = await app.request(`/decisions/${done.process_id}/retry`, { method: 'POST' });
       expect(nothing.status).toBe(409);
+      const invalid = await app.request(`/decisions/${done.process_id}/retry`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ from_phase: 'compileResult', on_current_build: 'yes' }),
+      });
+      expect(invalid.status).toBe(400);
       const before = counting.calls.compileResult ?? 0;
       const res = await app.request(`/decisions/${done.process_id}/retry`, {
         method: 'POST',
@@ -807,6 +813,8 @@ describe('the decision API against a real worker', () => {
       expect(await res.json()).toMatchObject({
         process_id: done.process_id,
         from_phase: 'compileResult',
+        // This suite's worker polls without versioning: the run is pinned to no build.
+        build_id: null,
       });
       await waitFor('the retried run to finish', async () => {
         const view = (await (await app.request(`/decisions/${done.process_id}`)).json()) as View;

@@ -16,6 +16,7 @@ import {
   describeDeployment,
   livePollers,
   packageVersion,
+  pollersByBuild,
   runningPinned,
   shouldPromote,
   type DeploymentState,
@@ -124,6 +125,14 @@ describe('worker versioning: decisions stay on the version they started on', () 
   let bundles: string;
   const roles: Role[] = [];
   const taskQueue = uniqueName('versioning');
+  /** What the first test leaves for the retry test: both builds' workers, and A's decision. */
+  let left:
+    | {
+        a: Awaited<ReturnType<typeof startWorker>>;
+        b: Awaited<ReturnType<typeof startWorker>>;
+        paused: WorkflowHandle;
+      }
+    | undefined;
 
   const env = () => ({
     TEMPORAL_ADDRESS: address,
@@ -317,6 +326,60 @@ describe('worker versioning: decisions stay on the version they started on', () 
           ? true
           : undefined,
       DRAINAGE_GRACE_MS + 30_000,
+    );
+    left = { a, b, paused };
+  }, 240_000);
+
+  it("retries a decision whose build's workers are gone: refused, saying how; run on the current build with --on-current-build", async () => {
+    if (!left) throw new Error('runs after the test above, on the decision it completed on A');
+    const { a, b, paused } = left;
+    await stopRole(a.role.child);
+    // The server lists a stopped worker's poller until its last poll is 90 s old.
+    await waitFor(
+      "A's workers to leave the task queue's live pollers",
+      async () =>
+        (await pollersByBuild(client.workflowService, 'default', taskQueue)).has(a.buildId)
+          ? undefined
+          : true,
+      150_000,
+    );
+
+    const refused = await decisions('retry', paused.workflowId, '--from-phase', 'compileResult')
+      .then(() => null)
+      .catch((err: { code?: number; stderr?: string }) => err);
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toContain(`runs on build ${a.buildId}, which no worker polls any more`);
+    expect(refused?.stderr).toContain(`the current build is ${b.buildId}`);
+    expect(refused?.stderr).toContain('--on-current-build');
+    // Refused before anything was reset: the decision's run is the one A completed.
+    const before = await paused.describe();
+    expect(before.status.name).toBe('COMPLETED');
+
+    const retried = JSON.parse(
+      await decisions(
+        'retry',
+        paused.workflowId,
+        '--from-phase',
+        'compileResult',
+        '--on-current-build',
+        '--json',
+      ),
+    ) as { new_run_id: string; old_run_id: string; build_id: string };
+    expect(retried).toMatchObject({ old_run_id: before.runId, build_id: b.buildId });
+    const run = client.workflow.getHandle<typeof decisionWorkflow>(
+      paused.workflowId,
+      retried.new_run_id,
+    );
+    expect((await run.result()).status).toBe('completed');
+    // The new run is pinned to B by the override, and B's worker ran the phase again.
+    const info = (await run.describe()).raw.workflowExecutionInfo?.versioningInfo;
+    expect(info?.versioningOverride?.pinned?.version?.buildId).toBe(b.buildId);
+    const events = (await run.fetchHistory()).events ?? [];
+    const compiled = events.filter((e) => e.activityTaskCompletedEventAttributes).at(-1);
+    expect(compiled?.activityTaskCompletedEventAttributes?.identity).toBe(b.identity);
+    const lastTask = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1);
+    expect(lastTask?.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId).toBe(
+      b.buildId,
     );
   }, 240_000);
 });

@@ -105,7 +105,7 @@ describe('operations: retry from a phase, replay, reconcile', () => {
   it('retries a completed decision from a named phase', async () => {
     const { id } = await decide('Should we retry compiled results?');
     const before = snapshot();
-    await retryDecision(client, id, 'compileResult');
+    await retryDecision(client, id, { fromPhase: 'compileResult' });
     const record: DecisionRecord = await client.workflow
       .getHandle<typeof decisionWorkflow>(id)
       .result();
@@ -124,7 +124,7 @@ describe('operations: retry from a phase, replay, reconcile', () => {
 
   it('replays a retried history cleanly against the current code', async () => {
     const { id } = await decide('Should we replay retried decisions?');
-    await retryDecision(client, id, 'draftDecision');
+    await retryDecision(client, id, { fromPhase: 'draftDecision' });
     await client.workflow.getHandle(id).result();
     const histories = [
       { workflowId: id, history: await client.workflow.getHandle(id).fetchHistory() },

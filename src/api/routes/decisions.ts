@@ -573,7 +573,21 @@ export function registerDecisionRoutes(
         params: idParam,
         body: {
           required: false,
-          ...json(z.object({ from_phase: phaseName.optional() }).openapi('Retry')),
+          ...json(
+            z
+              .object({
+                from_phase: phaseName.optional(),
+                on_current_build: z
+                  .boolean()
+                  .optional()
+                  .openapi({
+                    description:
+                      "Run it on the deployment's current build instead of the one its history was " +
+                      'written by (needed when that build has no workers left)',
+                  }),
+              })
+              .openapi('Retry'),
+          ),
         },
       },
       responses: {
@@ -586,10 +600,13 @@ export function registerDecisionRoutes(
               reset_event_id: z.number(),
               old_run_id: z.string(),
               new_run_id: z.string(),
+              build_id: z.string().nullable(),
             }),
           ),
         },
-        409: problemOf('Still running, or nothing to retry from'),
+        409: problemOf(
+          "Still running, nothing to retry from, or its build's workers are gone (see on_current_build)",
+        ),
         ...NOT_FOUND,
         ...COMMON,
       },
@@ -598,7 +615,13 @@ export function registerDecisionRoutes(
       const body = c.req.header('Content-Type') ? c.req.valid('json') : {};
       const id = c.req.valid('param').process_id;
       await visible(c, id);
-      return c.json(await decisions.retry(id, body.from_phase), 202);
+      return c.json(
+        await decisions.retry(id, {
+          fromPhase: body.from_phase,
+          onCurrentBuild: body.on_current_build,
+        }),
+        202,
+      );
     },
   );
 }
