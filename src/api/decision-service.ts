@@ -34,7 +34,12 @@ import {
 } from '../operations/retry';
 import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookSubscription } from '../domain/webhook';
-import { checkWebhookUrl, WebhookUrlError, type Resolve } from '../webhooks/address';
+import {
+  checkWebhookUrl,
+  WebhookCheckUnavailable,
+  WebhookUrlError,
+  type Resolve,
+} from '../webhooks/address';
 import { ProblemError } from './errors';
 
 export interface DecisionServiceOptions {
@@ -180,6 +185,9 @@ export class DecisionService {
       await checkWebhookUrl(webhook.url, settings);
     } catch (err) {
       if (err instanceof WebhookUrlError) refuse(err.message);
+      // A DNS failure that may pass says nothing about the URL: 503, the request may be resent.
+      if (err instanceof WebhookCheckUnavailable)
+        throw new ProblemError(503, `webhook.url ${err.message}`);
       throw err;
     }
     return {

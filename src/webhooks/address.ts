@@ -41,6 +41,17 @@ export function hostOf(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
+/**
+ * The URL's host could not be resolved for a reason that may pass (a DNS server that timed out
+ * or failed): no verdict on the URL, so the request may be sent again.
+ */
+export class WebhookCheckUnavailable extends Error {
+  override name = 'WebhookCheckUnavailable';
+}
+
+/** What resolvers answer for a name that does not exist or has no address: the URL is wrong. */
+const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA', 'EAI_NONAME', 'EAI_NODATA', 'NXDOMAIN']);
+
 export type Resolve = (host: string) => Promise<LookupAddress[]>;
 
 const systemResolve: Resolve = (host) =>
@@ -80,8 +91,11 @@ export async function checkWebhookUrl(
   try {
     addresses = await (options.resolve ?? systemResolve)(host);
   } catch (err) {
-    throw new WebhookUrlError(
-      `${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && NO_SUCH_NAME.has(code))
+      throw new WebhookUrlError(`${host} does not resolve (${code})`);
+    throw new WebhookCheckUnavailable(
+      `${host} could not be resolved just now (${code ?? String(err)}), so its addresses could not be checked; retry shortly`,
     );
   }
   if (addresses.length === 0) throw new WebhookUrlError(`${host} resolves to no address`);

@@ -8,6 +8,7 @@ import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
 import type { DecisionRecord } from '../../src/domain/decision';
 import type { WebhookBody } from '../../src/domain/webhook';
+import type { Resolve } from '../../src/webhooks/address';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { freePort } from '../support/ports';
 import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
@@ -285,28 +286,38 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
   describe('URLs it refuses, with nothing started', () => {
     const taskQueue = uniqueName('refused');
     let app: ReturnType<typeof createApp>;
+    /** The same, with a resolver that fails as DNS servers do. */
+    let flakyDns: ReturnType<typeof createApp>;
 
     beforeAll(() => {
-      const decisions = new DecisionService({
-        client,
-        projection: store.projection,
-        // No worker polls it: what is started stays there, to be counted.
-        taskQueue,
-        webhooks: { allowPrivateNetworks: false, timeoutMs: 2000, retryMs: 60_000 },
-      });
-      app = createApp({
-        decisions,
-        health: () => Promise.reject(new Error('unused')),
-        projection: store.projection,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys: null,
-        maxQueryChars: 200,
-      });
+      const appWith = (resolve?: Resolve) =>
+        createApp({
+          decisions: new DecisionService({
+            client,
+            projection: store.projection,
+            // No worker polls it: what is started stays there, to be counted.
+            taskQueue,
+            webhooks: { allowPrivateNetworks: false, timeoutMs: 2000, retryMs: 60_000, resolve },
+          }),
+          health: () => Promise.reject(new Error('unused')),
+          projection: store.projection,
+          redis: store.redis,
+          keyPrefix: store.prefix,
+          apiKeys: null,
+          maxQueryChars: 200,
+        });
+      app = appWith();
+      flakyDns = appWith((host) =>
+        Promise.reject(
+          Object.assign(new Error(`getaddrinfo failed ${host}`), {
+            code: host === 'dns-down.example' ? 'EAI_AGAIN' : 'ENOTFOUND',
+          }),
+        ),
+      );
     });
 
-    const post = (url: string) =>
-      app.request('/decisions', {
+    const post = (url: string, to = app) =>
+      to.request('/decisions', {
         method: 'POST',
         headers: json,
         body: JSON.stringify({ query: 'Where do we call?', webhook: { url } }),
@@ -326,6 +337,19 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       const problem = (await res.json()) as { detail: string; errors: { path: string }[] };
       expect(problem.detail).toMatch(reason);
       expect(problem.errors[0]?.path).toBe('webhook.url');
+    });
+
+    it('answers 503 when DNS fails for a while, 400 when the name does not exist', async () => {
+      const unavailable = await post('https://dns-down.example/hook', flakyDns);
+      expect(unavailable.status).toBe(503);
+      expect(((await unavailable.json()) as { detail: string }).detail).toMatch(
+        'webhook.url dns-down.example could not be resolved just now (EAI_AGAIN)',
+      );
+      const missing = await post('https://no-such.example/hook', flakyDns);
+      expect(missing.status).toBe(400);
+      expect(((await missing.json()) as { detail: string }).detail).toMatch(
+        'no-such.example does not resolve (ENOTFOUND)',
+      );
     });
 
     it('started no decision for any refused URL', async () => {

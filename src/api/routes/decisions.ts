@@ -45,6 +45,11 @@ const BODY_PROBLEMS = {
   415: problemOf('Body is not JSON'),
 };
 const NOT_FOUND = { 404: problemOf('No decision has this id') };
+const WEBHOOK_UNCHECKED = {
+  503: problemOf(
+    "The webhook URL's host could not be resolved just now (a DNS failure that may pass): nothing was started; send it again",
+  ),
+};
 
 const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
@@ -279,6 +284,7 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         422: problemOf('The Idempotency-Key was used with a different body'),
+        ...WEBHOOK_UNCHECKED,
         ...BODY_PROBLEMS,
         ...COMMON,
       },
@@ -545,6 +551,7 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         409: problemOf('The source has no output yet for a phase before from_phase'),
+        ...WEBHOOK_UNCHECKED,
         ...BODY_PROBLEMS,
         ...NOT_FOUND,
         ...COMMON,
