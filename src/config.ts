@@ -10,9 +10,16 @@ const SECRETS = [
   'API_KEY_SECRET',
   'REDIS_URL',
   'WEBHOOK_SECRET',
+  'WEBHOOK_PREVIOUS_SECRET',
 ] as const;
 
 const port = z.coerce.number().int().min(0).max(65535);
+const webhookSecret = z
+  .string()
+  .regex(
+    /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/,
+    'must be whsec_ followed by a base64 key of at least 12 bytes',
+  );
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 /**
@@ -152,13 +159,9 @@ export const ConfigSchema = z
     WORKER_PROMOTION: z.enum(['auto', 'manual', 'always']).default('auto'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     /** Signs webhook deliveries (Standard Webhooks); unset, decisions with a webhook are refused. */
-    WEBHOOK_SECRET: z
-      .string()
-      .regex(
-        /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/,
-        'must be whsec_ followed by a base64 key of at least 12 bytes',
-      )
-      .optional(),
+    WEBHOOK_SECRET: webhookSecret.optional(),
+    /** While a secret is rotated: deliveries carry a second signature, made with this one. */
+    WEBHOOK_PREVIOUS_SECRET: webhookSecret.optional(),
     /** How long a delivery is retried before it counts as failed. */
     WEBHOOK_RETRY_HOURS: z.coerce.number().positive().max(720).default(24),
     /** How long one delivery attempt waits for the receiver's answer. */
@@ -167,6 +170,13 @@ export const ConfigSchema = z
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: flag.default(false),
   })
   .superRefine((c, ctx) => {
+    if (c.WEBHOOK_PREVIOUS_SECRET && !c.WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_PREVIOUS_SECRET'],
+        message: 'needs WEBHOOK_SECRET, the new secret it is rotated to',
+      });
+    }
     if (c.LLM_PROVIDER === 'openai' && !c.LLM_API_KEY && !c.LLM_BASE_URL) {
       ctx.addIssue({
         code: 'custom',

@@ -46,7 +46,12 @@ export interface ActivityDeps {
   knowledge: KnowledgeBase;
   projection: Pick<DecisionProjection, 'write' | 'writeDelivery' | 'readDelivery'>;
   /** Signs webhook deliveries; without a secret a delivery fails at once, saying why. */
-  webhooks?: { secret: string | null; allowPrivateNetworks: boolean };
+  webhooks?: {
+    secret: string | null;
+    /** While the secret is rotated, the one before it: deliveries are signed with both. */
+    previousSecret?: string | null;
+    allowPrivateNetworks: boolean;
+  };
   /** How many passages each information need is answered from. */
   passagesPerNeed?: number;
   heartbeatIntervalMs?: number;
@@ -226,6 +231,7 @@ export function createActivities(deps: ActivityDeps) {
     try {
       outcome = await postWebhook(message, {
         secret,
+        previousSecret: deps.webhooks?.previousSecret,
         allowPrivateNetworks: deps.webhooks?.allowPrivateNetworks ?? false,
         signal: ctx.cancellationSignal,
       });

@@ -112,6 +112,7 @@ export async function startWorker(
       projection,
       webhooks: {
         secret: config.WEBHOOK_SECRET ?? null,
+        previousSecret: config.WEBHOOK_PREVIOUS_SECRET ?? null,
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       },
       metrics: decisionMetrics(registry),

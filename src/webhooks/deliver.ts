@@ -21,6 +21,12 @@ const MAX_REDIRECTS = 3;
 
 export interface PostOptions {
   secret: string;
+  /**
+   * While the secret is rotated, the one before it: the delivery carries a signature made with
+   * each, so receivers that still hold the old secret verify it too (Standard Webhooks' list of
+   * space-separated signatures).
+   */
+  previousSecret?: string | null;
   allowPrivateNetworks: boolean;
   /** Aborts the attempt (the activity's cancellation). */
   signal?: AbortSignal;
@@ -50,7 +56,10 @@ export async function postWebhook(
     'user-agent': options.userAgent ?? 'decision-backend-webhooks',
     'webhook-id': message.id,
     'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
-    'webhook-signature': new Webhook(options.secret).sign(message.id, timestamp, payload),
+    'webhook-signature': [options.secret, options.previousSecret]
+      .filter((secret): secret is string => Boolean(secret))
+      .map((secret) => new Webhook(secret).sign(message.id, timestamp, payload))
+      .join(' '),
   };
   const signal = AbortSignal.any([
     AbortSignal.timeout(message.timeout_ms),

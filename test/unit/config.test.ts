@@ -132,6 +132,20 @@ describe('API keys', () => {
 });
 
 describe('loadConfig for deployment', () => {
+  it('takes a previous webhook secret only beside the new one it is rotated to', () => {
+    const current = `whsec_${'A'.repeat(43)}=`;
+    const previous = `whsec_${'B'.repeat(43)}=`;
+    expect(() => loadConfig({ WEBHOOK_PREVIOUS_SECRET: previous })).toThrow(
+      /WEBHOOK_PREVIOUS_SECRET: needs WEBHOOK_SECRET/,
+    );
+    expect(() =>
+      loadConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: 'not-a-secret' }),
+    ).toThrow(/WEBHOOK_PREVIOUS_SECRET: must be whsec_/);
+    expect(
+      loadConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous }),
+    ).toMatchObject({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous });
+  });
+
   it('reads a secret from NAME_FILE', () => {
     const dir = mkdtempSync(join(tmpdir(), 'config-'));
     const file = join(dir, 'api-keys');

@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebhookMessage } from '../../src/domain/webhook';
 import { checkWebhookUrl, nonPublicRange, WebhookUrlError } from '../../src/webhooks/address';
+import { Webhook } from 'standardwebhooks';
 import { postWebhook } from '../../src/webhooks/deliver';
 import { startReceiver, verifySignature } from '../support/webhook-receiver';
 
@@ -103,6 +104,26 @@ describe('postWebhook', () => {
     expect(verifySignature(SECRET, got!.headers, got!.body.replace('completed', 'failed'))).toBe(
       false,
     );
+  });
+
+  it('signs with the new and the previous secret while one is rotated: receivers with either verify', async () => {
+    const r = await receiver(() => 204);
+    const previous = `whsec_${randomBytes(32).toString('base64')}`;
+    await postWebhook(message(r.url), {
+      secret: SECRET,
+      previousSecret: previous,
+      allowPrivateNetworks: true,
+    });
+    const [got] = r.received;
+    expect(String(got?.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(verifySignature(SECRET, got!.headers, got!.body)).toBe(true);
+    expect(verifySignature(previous, got!.headers, got!.body)).toBe(true);
+    // The receivers' library reads the list too.
+    expect(() =>
+      new Webhook(previous).verify(got!.body, got!.headers as Record<string, string>),
+    ).not.toThrow();
+    const stranger = `whsec_${randomBytes(32).toString('base64')}`;
+    expect(verifySignature(stranger, got!.headers, got!.body)).toBe(false);
   });
 
   it('refuses a loopback receiver when connecting, by name or by address', async () => {
