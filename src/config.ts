@@ -157,6 +157,12 @@ export const ConfigSchema = z
       .optional(),
     /** Whether a starting worker makes its version current: auto, manual or always (dev). */
     WORKER_PROMOTION: z.enum(['auto', 'manual', 'always']).default('auto'),
+    /**
+     * `off` polls without Worker Deployment Versioning, for a Temporal server without its APIs
+     * (before 1.27): decisions then move to whichever worker polls, and only patched() guards
+     * changes. Not to be mixed with versioned workers on one task queue.
+     */
+    WORKER_VERSIONING: z.enum(['on', 'off']).default('on'),
     WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
     /** Signs webhook deliveries (Standard Webhooks); unset, decisions with a webhook are refused. */
     WEBHOOK_SECRET: webhookSecret.optional(),

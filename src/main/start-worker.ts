@@ -68,6 +68,7 @@ export async function startWorker(
     deploymentName: deploymentNameFor(config),
     buildId: config.WORKER_BUILD_ID ?? buildIdFor(code.plain),
   };
+  const versioned = config.WORKER_VERSIONING === 'on';
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
@@ -79,11 +80,9 @@ export async function startWorker(
     // Each decision stays on the version that started it, to its end (a review can pause it for
     // a day): its history only ever replays on the code that wrote it. Changes that must reach
     // running decisions still go behind patched() (docs/OPERATIONS.md).
-    workerDeploymentOptions: {
-      version,
-      useWorkerVersioning: true,
-      defaultVersioningBehavior: 'PINNED',
-    },
+    workerDeploymentOptions: versioned
+      ? { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' }
+      : undefined,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
@@ -178,12 +177,14 @@ export async function startWorker(
   // The server learns of a version from its polls, so the policy applies once the worker runs;
   // a worker that fails meanwhile fails the start rather than the wait.
   const routing = await Promise.race([
-    applyPromotionPolicy(client.workflowService, {
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      version,
-      policy: config.WORKER_PROMOTION,
-    }),
+    versioned
+      ? applyPromotionPolicy(client.workflowService, {
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          version,
+          policy: config.WORKER_PROMOTION,
+        })
+      : { promoted: false, current: null },
     done.then(() => {
       throw new Error('The worker stopped before its version was routed');
     }),
@@ -197,13 +198,17 @@ export async function startWorker(
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       namespace: config.TEMPORAL_NAMESPACE,
       identity: worker.options.identity,
-      deployment: version.deploymentName,
-      buildId: version.buildId,
-      currentBuildId: routing.current,
-      promoted: routing.promoted,
+      ...(versioned
+        ? {
+            deployment: version.deploymentName,
+            buildId: version.buildId,
+            currentBuildId: routing.current,
+            promoted: routing.promoted,
+          }
+        : { versioning: 'off' }),
       http: httpUrl,
     },
-    routing.current === version.buildId
+    !versioned || routing.current === version.buildId
       ? 'Worker polling'
       : 'Worker polling, not current: it takes new decisions once its build is promoted or ramped',
   );

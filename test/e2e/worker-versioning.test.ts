@@ -383,3 +383,49 @@ describe('worker versioning: decisions stay on the version they started on', () 
     );
   }, 240_000);
 });
+
+describe('WORKER_VERSIONING=off, for a Temporal server without the Worker Deployment APIs', () => {
+  it('polls without a version: a decision completes with no build in its history, and no deployment is registered', async () => {
+    const store = testProjection();
+    const taskQueue = uniqueName('unversioned');
+    const role = startRole('src/main/worker.ts', {
+      TEMPORAL_ADDRESS: services.temporalAddress,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      REDIS_URL: services.redisUrl,
+      REDIS_KEY_PREFIX: store.prefix,
+      LOG_LEVEL: 'info',
+      LLM_PROVIDER: 'offline',
+      WORKER_HTTP_PORT: 'off',
+      WORKER_SDK_METRICS_ADDRESS: 'off',
+      WORKFLOW_BUNDLE_PATH: services.workflowBundlePath,
+      WORKER_VERSIONING: 'off',
+    });
+    const connection = await Connection.connect({ address: services.temporalAddress });
+    try {
+      await waitFor(
+        'the worker to poll',
+        () => (role.output().includes('"msg":"Worker polling"') ? true : undefined),
+        90_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${role.output()}`);
+      });
+      expect(pollingLine(role)).toMatchObject({ versioning: 'off' });
+      const client = new Client({ connection });
+      const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: uniqueName('unversioned'),
+        args: [{ query: 'Should we run without versioning?' }],
+      });
+      expect((await handle.result()).status).toBe('completed');
+      const info = (await handle.describe()).raw.workflowExecutionInfo?.versioningInfo;
+      expect(info?.deploymentVersion ?? null).toBeNull();
+      const ran = await whereItRan(handle);
+      expect(ran.builds).toEqual(new Set(['none']));
+      expect(await describeDeployment(client.workflowService, 'default', taskQueue)).toBeNull();
+    } finally {
+      await stopRole(role.child);
+      await connection.close();
+      await store.cleanup();
+    }
+  }, 120_000);
+});
