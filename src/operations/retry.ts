@@ -123,7 +123,7 @@ export async function retryDecision(
                     version,
                     behavior: PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
                   },
-                  // The fields servers before 1.28 read.
+                  // The deprecated fields, for servers that read only them (the SDK sets both).
                   behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
                   pinnedVersion: toCanonicalString(version),
                 },
