@@ -116,8 +116,21 @@ export class DecisionService {
     fork?: DecisionInput['fork'],
     owner: string | null = null,
   ): Promise<{ record: DecisionRecord; created: boolean }> {
-    const webhook = request.webhook ? await this.subscription(request.webhook) : null;
     const id = idempotency ? idempotentId(idempotency) : randomUUID();
+    // Key order carries no meaning in JSON: a reordered, identical body is the same request.
+    const described = [request, fork?.source_id, fork?.from_phase];
+    const requestHash = sha256(stableStringify(described) ?? '');
+    let webhook: WebhookSubscription | null = null;
+    if (request.webhook) {
+      try {
+        webhook = await this.subscription(request.webhook);
+      } catch (err) {
+        // A resent create answers as the first did, whatever the webhook's host resolves to now.
+        const accepted = idempotency ? await this.accepted(id, requestHash, described) : null;
+        if (accepted) return { record: accepted, created: false };
+        throw err;
+      }
+    }
     const limits = this.options.limits ?? DEFAULT_LIMITS;
     const input: DecisionInput = {
       query: request.query,
@@ -138,9 +151,6 @@ export class DecisionService {
       },
       webhook,
     };
-    // Key order carries no meaning in JSON: a reordered, identical body is the same request.
-    const described = [request, fork?.source_id, fork?.from_phase];
-    const requestHash = sha256(stableStringify(described) ?? '');
     try {
       await this.options.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue: this.options.taskQueue,
@@ -156,18 +166,36 @@ export class DecisionService {
       });
     } catch (err) {
       if (!(idempotency && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      const description = await this.options.client.workflow.getHandle(id).describe();
-      // Decisions created before the hash ignored key order hold the plain JSON's hash.
-      const stored = description.memo?.request_hash;
-      if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
-        throw new ProblemError(
-          422,
-          'This Idempotency-Key was already used with a different request body',
-        );
-      }
-      return { record: (await this.get(id)) ?? initialRecord(id, input, nowIso()), created: false };
+      const record = await this.accepted(id, requestHash, described);
+      return { record: record ?? initialRecord(id, input, nowIso()), created: false };
     }
     return { record: initialRecord(id, input, nowIso()), created: true };
+  }
+
+  /**
+   * The decision an earlier create with the same Idempotency-Key started, or null when there is
+   * none; 422 when that create had another body.
+   */
+  private async accepted(
+    id: string,
+    requestHash: string,
+    described: unknown,
+  ): Promise<DecisionRecord | null> {
+    let stored: unknown;
+    try {
+      stored = (await this.options.client.workflow.getHandle(id).describe()).memo?.request_hash;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+    // Decisions created before the hash ignored key order hold the plain JSON's hash.
+    if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
+      throw new ProblemError(
+        422,
+        'This Idempotency-Key was already used with a different request body',
+      );
+    }
+    return this.get(id);
   }
 
   /** The webhook a request asks for, refused with 400 unless this server may call its URL. */

@@ -352,6 +352,55 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       );
     });
 
+    it('answers a resent create with its decision even when the webhook host no longer resolves', async () => {
+      // Its own queue, so that the count below stays that of refused URLs.
+      let dns: 'up' | 'down' = 'up';
+      const resent = createApp({
+        decisions: new DecisionService({
+          client,
+          projection: store.projection,
+          taskQueue: uniqueName('resent'),
+          webhooks: {
+            allowPrivateNetworks: false,
+            timeoutMs: 2000,
+            retryMs: 60_000,
+            resolve: (host) =>
+              dns === 'up'
+                ? Promise.resolve([{ address: '93.184.215.14', family: 4 }])
+                : Promise.reject(
+                    Object.assign(new Error(`getaddrinfo ${host}`), { code: 'EAI_AGAIN' }),
+                  ),
+          },
+        }),
+        health: () => Promise.reject(new Error('unused')),
+        projection: store.projection,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys: null,
+        maxQueryChars: 200,
+      });
+      const create = (key: string) =>
+        resent.request('/decisions', {
+          method: 'POST',
+          headers: { ...json, 'Idempotency-Key': key },
+          body: JSON.stringify({
+            query: 'Who hears back?',
+            webhook: { url: 'https://hooks.example/x' },
+          }),
+        });
+      const key = uniqueName('key');
+      const first = await create(key);
+      expect(first.status).toBe(202);
+      const { process_id } = (await first.json()) as { process_id: string };
+
+      dns = 'down';
+      const again = await create(key);
+      expect(again.status).toBe(202);
+      expect(((await again.json()) as { process_id: string }).process_id).toBe(process_id);
+      // A new key is a new request: its URL must be checked, and now cannot be.
+      expect((await create(uniqueName('key'))).status).toBe(503);
+    });
+
     it('started no decision for any refused URL', async () => {
       // A public address passes; its decision is the only one Temporal knows on this queue.
       const accepted = await post('https://93.184.215.14/hook');
