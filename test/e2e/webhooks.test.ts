@@ -289,23 +289,24 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     /** The same, with a resolver that fails as DNS servers do. */
     let flakyDns: ReturnType<typeof createApp>;
 
-    beforeAll(() => {
-      const appWith = (resolve?: Resolve) =>
-        createApp({
-          decisions: new DecisionService({
-            client,
-            projection: store.projection,
-            // No worker polls it: what is started stays there, to be counted.
-            taskQueue,
-            webhooks: { allowPrivateNetworks: false, timeoutMs: 2000, retryMs: 60_000, resolve },
-          }),
-          health: () => Promise.reject(new Error('unused')),
+    /** An API whose decisions go to a queue no worker polls: what is started stays, to count. */
+    const appWith = (resolve?: Resolve, queue = taskQueue) =>
+      createApp({
+        decisions: new DecisionService({
+          client,
           projection: store.projection,
-          redis: store.redis,
-          keyPrefix: store.prefix,
-          apiKeys: null,
-          maxQueryChars: 200,
-        });
+          taskQueue: queue,
+          webhooks: { allowPrivateNetworks: false, timeoutMs: 2000, retryMs: 60_000, resolve },
+        }),
+        health: () => Promise.reject(new Error('unused')),
+        projection: store.projection,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys: null,
+        maxQueryChars: 200,
+      });
+
+    beforeAll(() => {
       app = appWith();
       flakyDns = appWith((host) =>
         Promise.reject(
@@ -355,30 +356,15 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     it('answers a resent create with its decision even when the webhook host no longer resolves', async () => {
       // Its own queue, so that the count below stays that of refused URLs.
       let dns: 'up' | 'down' = 'up';
-      const resent = createApp({
-        decisions: new DecisionService({
-          client,
-          projection: store.projection,
-          taskQueue: uniqueName('resent'),
-          webhooks: {
-            allowPrivateNetworks: false,
-            timeoutMs: 2000,
-            retryMs: 60_000,
-            resolve: (host) =>
-              dns === 'up'
-                ? Promise.resolve([{ address: '93.184.215.14', family: 4 }])
-                : Promise.reject(
-                    Object.assign(new Error(`getaddrinfo ${host}`), { code: 'EAI_AGAIN' }),
-                  ),
-          },
-        }),
-        health: () => Promise.reject(new Error('unused')),
-        projection: store.projection,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys: null,
-        maxQueryChars: 200,
-      });
+      const resent = appWith(
+        (host) =>
+          dns === 'up'
+            ? Promise.resolve([{ address: '93.184.215.14', family: 4 }])
+            : Promise.reject(
+                Object.assign(new Error(`getaddrinfo ${host}`), { code: 'EAI_AGAIN' }),
+              ),
+        uniqueName('resent'),
+      );
       const create = (key: string) =>
         resent.request('/decisions', {
           method: 'POST',

@@ -38,6 +38,20 @@ type Role = ReturnType<typeof startRole>;
 const DRAINAGE_GRACE_MS = 4000;
 const DRAINAGE_REFRESH_MS = 1000;
 
+/** A worker process's environment: the offline model, no HTTP ports, this queue and prefix. */
+function workerEnv(address: string, taskQueue: string, redisKeyPrefix: string) {
+  return {
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    REDIS_URL: services.redisUrl,
+    REDIS_KEY_PREFIX: redisKeyPrefix,
+    LOG_LEVEL: 'info',
+    LLM_PROVIDER: 'offline',
+    WORKER_HTTP_PORT: 'off',
+    WORKER_SDK_METRICS_ADDRESS: 'off',
+  };
+}
+
 /** The `Worker polling` line a worker logs once its version is routed. */
 function pollingLine(role: Role): { buildId: string; identity: string; promoted: boolean } {
   for (const line of role.output().split('\n')) {
@@ -135,14 +149,7 @@ describe('worker versioning: decisions stay on the version they started on', () 
     | undefined;
 
   const env = () => ({
-    TEMPORAL_ADDRESS: address,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    REDIS_URL: services.redisUrl,
-    REDIS_KEY_PREFIX: store.prefix,
-    LOG_LEVEL: 'info',
-    LLM_PROVIDER: 'offline',
-    WORKER_HTTP_PORT: 'off',
-    WORKER_SDK_METRICS_ADDRESS: 'off',
+    ...workerEnv(address, taskQueue, store.prefix),
     // No sticky cache: every workflow task goes through the task queue, where only the version
     // pin can route it back to the workers of its build (a cached workflow's sticky queue would
     // take it to the same worker whatever the versioning).
@@ -389,14 +396,7 @@ describe('WORKER_VERSIONING=off, for a Temporal server without the Worker Deploy
     const store = testProjection();
     const taskQueue = uniqueName('unversioned');
     const role = startRole('src/main/worker.ts', {
-      TEMPORAL_ADDRESS: services.temporalAddress,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      REDIS_URL: services.redisUrl,
-      REDIS_KEY_PREFIX: store.prefix,
-      LOG_LEVEL: 'info',
-      LLM_PROVIDER: 'offline',
-      WORKER_HTTP_PORT: 'off',
-      WORKER_SDK_METRICS_ADDRESS: 'off',
+      ...workerEnv(services.temporalAddress, taskQueue, store.prefix),
       WORKFLOW_BUNDLE_PATH: services.workflowBundlePath,
       WORKER_VERSIONING: 'off',
     });
