@@ -227,7 +227,7 @@ function section(heading: string, body: string[]): string[] {
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 /** The usage line of a result; null when the usage says nothing readable. */
-export function formatUsage(usage: unknown): string | null {
+function formatUsage(usage: unknown): string | null {
   const { model_calls: calls, input_tokens, output_tokens, latency_ms } = UsageReader.parse(usage);
   const parts: string[] = [];
   if (calls !== undefined) {

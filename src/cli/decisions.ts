@@ -1,8 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename } from 'node:path';
 import { Client, Connection, type HistoryAndWorkflowId } from '@temporalio/client';
-import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from '../config';
 import { DECISION_STATUSES, type DecisionRecord } from '../domain/decision';
@@ -11,7 +10,7 @@ import { isPhaseName, PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { DecisionPhaseAttribute, DecisionStatusAttribute } from '../domain/workflow-api';
 import { lastPhaseFailure, type PhaseFailure } from '../operations/history';
 import { decisionsQuery, reconcile, type ReconcileReport } from '../operations/reconcile';
-import { replayHistories, workflowIdOf, type ReplayOutcome } from '../operations/replay';
+import { readHistoryFile, replayHistories, type ReplayOutcome } from '../operations/replay';
 import { retryDecision, type RetryResult } from '../operations/retry';
 import { createProjection } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
@@ -139,7 +138,7 @@ function formatReconcile(report: ReconcileReport): string {
 }
 
 /** `deploy status` as text: the routing, then one row per version, oldest first. */
-export function formatDeployStatus(report: DeploymentReport): string {
+function formatDeployStatus(report: DeploymentReport): string {
   const ramping = report.ramping
     ? `${report.ramping.build_id} at ${report.ramping.percentage}%`
     : 'none';
@@ -284,10 +283,7 @@ export function program(): Command {
         }
         const outcomes = await withClient(async (client) => {
           const histories: HistoryAndWorkflowId[] = [];
-          for (const path of opts.file ?? []) {
-            const history = historyFromJSON(JSON.parse(readFileSync(path, 'utf8')));
-            histories.push({ workflowId: workflowIdOf(history, basename(path, '.json')), history });
-          }
+          histories.push(...(opts.file ?? []).map(readHistoryFile));
           for (const id of ids) {
             histories.push({
               workflowId: id,

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
 import { Worker, type ReplayWorkerOptions } from '@temporalio/worker';
 
@@ -17,6 +20,12 @@ export interface ReplayOutcome {
  */
 export function workflowIdOf(history: temporal.api.history.v1.IHistory, fallback: string): string {
   return history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId || fallback;
+}
+
+/** A history saved as JSON (`decisions export-history`), with the workflow id it ran under. */
+export function readHistoryFile(path: string): HistoryAndWorkflowId {
+  const history = historyFromJSON(JSON.parse(readFileSync(path, 'utf8')));
+  return { workflowId: workflowIdOf(history, basename(path, '.json')), history };
 }
 
 /** Replays histories against the current workflow code; one outcome per history. */

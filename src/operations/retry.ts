@@ -72,7 +72,7 @@ export async function retryDecision(
     );
   }
   const pinned = description.raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
-  let buildId = pinned?.buildId || null;
+  const buildId = pinned?.buildId || null;
   let moveTo: string | null = null;
   if (pinned?.deploymentName && buildId) {
     const deployment = await describeDeployment(
@@ -134,13 +134,12 @@ export async function retryDecision(
         ]
       : [],
   });
-  if (version) buildId = version.buildId;
   return {
     process_id: id,
     from_phase: phase,
     reset_event_id: eventId,
     old_run_id: description.runId,
     new_run_id: response.runId ?? '',
-    build_id: buildId,
+    build_id: version?.buildId ?? buildId,
   };
 }

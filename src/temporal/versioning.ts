@@ -6,6 +6,7 @@ import { optionalTsToDate, optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, Runtime } from '@temporalio/worker';
 import type { Config } from '../config';
+import { waitFor } from '../process/wait';
 import type { Tracing } from '../observability/tracing';
 import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
 
@@ -28,7 +29,7 @@ const RETRYABLE = new Set([
 const NOT_FOUND = 5;
 
 /** What makes a worker's version current when it starts (WORKER_PROMOTION). */
-export type PromotionPolicy = 'auto' | 'manual' | 'always';
+export type PromotionPolicy = Config['WORKER_PROMOTION'];
 
 export interface WorkerVersion {
   deploymentName: string;
@@ -37,7 +38,7 @@ export interface WorkerVersion {
 
 export type VersionStatus = 'inactive' | 'current' | 'ramping' | 'draining' | 'drained' | 'unknown';
 
-export interface VersionState {
+interface VersionState {
   build_id: string;
   status: VersionStatus;
   created_at: string | null;
@@ -257,7 +258,7 @@ export async function runningPinned(
 }
 
 /** Makes a version current: new decisions start on it. Returns the build that was current. */
-export async function setCurrentVersion(
+async function setCurrentVersion(
   service: WorkflowService,
   namespace: string,
   version: WorkerVersion,
@@ -393,30 +394,17 @@ export async function applyPromotionPolicy(
 }
 
 /**
- * Calls `check` until it returns a value; a retryable server error counts as "not yet". Fails
- * with the last error, or the last "not yet", once the deadline has passed.
+ * Calls `check` until it returns a value, by `deadline`; a retryable server error counts as
+ * "not yet", any other ends the wait.
  */
-async function until<T>(
-  deadline: number,
-  what: string,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  for (;;) {
-    let last: unknown;
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
+function until<T>(deadline: number, what: string, check: () => Promise<T | undefined>): Promise<T> {
+  return waitFor(what, check, deadline - Date.now(), {
+    intervalMs: 250,
+    retryable: (err) => {
       const code = grpcCode(err instanceof Error && err.cause ? err.cause : err);
-      if (code === null || !RETRYABLE.has(code)) throw err;
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? `: ${last.message}` : '';
-      throw new Error(`Timed out waiting for ${what}${why}`, { cause: last });
-    }
-    await new Promise((done) => setTimeout(done, 250));
-  }
+      return code !== null && RETRYABLE.has(code);
+    },
+  });
 }
 
 const noDeployment = (name: string, taskQueue: string) =>

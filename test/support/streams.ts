@@ -14,7 +14,7 @@ export const RECORDINGS = {
 } as const;
 export type Recording = keyof typeof RECORDINGS;
 
-export const STREAMS_DIR = join(__dirname, '..', 'streams');
+const STREAMS_DIR = join(__dirname, '..', 'streams');
 
 export const RERECORD =
   'RECORD_STREAMS=1 npm exec -- vitest run test/api/decisions-api.test.ts -t "recordings"';

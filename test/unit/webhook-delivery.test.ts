@@ -137,20 +137,18 @@ describe('postWebhook', () => {
     expect(r.received).toEqual([]);
   });
 
+  /** A tiny server that redirects every request (the receiver helper answers a status only). */
+  const redirector = async (status: number, location: string) => {
+    const server = createServer((_req, res) => res.writeHead(status, { Location: location }).end());
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    closers.push(() => new Promise((done) => server.close(() => done())));
+    const address = server.address();
+    return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+  };
+
   it('follows a 307 with the same signed request, and not a 302', async () => {
     const target = await receiver(() => 200);
-    // The receiver helper answers with a status only, so the redirect comes from a tiny server.
-    const hop = (status: number) =>
-      new Promise<string>((resolve) => {
-        const server = createServer((_req, res) =>
-          res.writeHead(status, { Location: target.url }).end(),
-        );
-        server.listen(0, '127.0.0.1', () => {
-          const address = server.address();
-          closers.push(() => new Promise((done) => server.close(() => done())));
-          resolve(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`);
-        });
-      });
+    const hop = (status: number) => redirector(status, target.url);
     const followed = await postWebhook(message(await hop(307)), {
       secret: SECRET,
       allowPrivateNetworks: true,
@@ -168,13 +166,7 @@ describe('postWebhook', () => {
   });
 
   it('refuses a redirect to something that is not an http(s) URL, as final', async () => {
-    const hop = async (location: string) => {
-      const server = createServer((_req, res) => res.writeHead(307, { Location: location }).end());
-      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-      closers.push(() => new Promise((done) => server.close(() => done())));
-      const address = server.address();
-      return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
-    };
+    const hop = (location: string) => redirector(307, location);
     for (const [location, reason] of [
       ['ftp://example.com/x', 'redirected to a ftp URL'],
       ['http://[bad', 'not a URL'],

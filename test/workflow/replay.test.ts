@@ -1,17 +1,18 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { replayHistories, workflowIdOf } from '../../src/operations/replay';
+import { readHistoryFile, replayHistories } from '../../src/operations/replay';
 import { services } from '../support/context';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
 const dir = resolve(__dirname, '../histories');
 const histories = readdirSync(dir).filter((file) => file.endsWith('.json'));
-const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+/** Each saved history, read once, with the workflow id it ran under. */
+const saved = new Map(histories.map((file) => [file, readHistoryFile(join(dir, file))]));
+const load = (file: string) => saved.get(file)!;
 
 describe('saved histories replay against the current workflow code', () => {
   it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries, and the delivery workflow delivering and giving up', () => {
@@ -33,8 +34,8 @@ describe('saved histories replay against the current workflow code', () => {
   it.each(histories)('%s replays without a determinism error', async (file) => {
     await Worker.runReplayHistory(
       { workflowBundle: { codePath: services.workflowBundlePath } },
-      load(file),
-      workflowIdOf(load(file), file),
+      load(file).history,
+      load(file).workflowId,
     );
   });
 
@@ -80,20 +81,17 @@ describe('saved histories replay against the current workflow code', () => {
     }
 
     await expect(
-      Worker.runReplayHistory({ workflowBundle: bundle }, load('decision-completed-v1.json')),
+      Worker.runReplayHistory(
+        { workflowBundle: bundle },
+        load('decision-completed-v1.json').history,
+      ),
     ).rejects.toBeInstanceOf(DeterminismViolationError);
     // What `decisions replay` reports for such a build: the history from before the patch fails
     // with the determinism error; those from after it, which took the branch kept, replay.
-    const outcomes = await replayHistories(
-      histories.map((file) => ({
-        workflowId: workflowIdOf(load(file), file),
-        history: load(file),
-      })),
-      { workflowBundle: bundle },
-    );
+    const outcomes = await replayHistories(histories.map(load), { workflowBundle: bundle });
     const failed = outcomes.filter((o) => !o.ok);
     expect(failed.map((o) => o.workflowId)).toEqual([
-      workflowIdOf(load('decision-completed-v1.json'), 'decision-completed-v1.json'),
+      load('decision-completed-v1.json').workflowId,
     ]);
     expect(failed[0]!.error).toMatch(/^DeterminismViolationError: /);
   });

@@ -8,9 +8,8 @@ import {
   type DecisionRecord,
 } from '../../domain/decision';
 import { parseDuration } from '../../domain/duration';
-import { DecisionRecordSchema } from '../../domain/schemas';
+import { DecisionRecordSchema, PhaseNameSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
-import { PHASE_NAMES, type PhaseName } from '../../domain/phases';
 import { callerOf, visibleDecision } from '../access';
 import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService } from '../decision-service';
@@ -51,7 +50,6 @@ const WEBHOOK_UNCHECKED = {
   ),
 };
 
-const phaseName = z.enum(PHASE_NAMES as [PhaseName, ...PhaseName[]]);
 const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const jsonBody = <T extends z.ZodType>(schema: T) => ({
   body: { required: true, ...json(schema) },
@@ -316,7 +314,7 @@ export function registerDecisionRoutes(
       request: {
         query: z.object({
           status: z.enum(DECISION_STATUSES).optional(),
-          phase: phaseName.optional(),
+          phase: PhaseNameSchema.optional(),
           created_after: z.iso.datetime({ offset: true }).optional(),
           created_before: z.iso.datetime({ offset: true }).optional(),
           limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -535,7 +533,7 @@ export function registerDecisionRoutes(
         ...jsonBody(
           z
             .object({
-              from_phase: phaseName,
+              from_phase: PhaseNameSchema,
               query: question.optional(),
               context: text('Background the agents should know', 20_000).optional(),
               budget: Budget,
@@ -583,7 +581,7 @@ export function registerDecisionRoutes(
           ...json(
             z
               .object({
-                from_phase: phaseName.optional(),
+                from_phase: PhaseNameSchema.optional(),
                 on_current_build: z
                   .boolean()
                   .optional()
@@ -603,7 +601,7 @@ export function registerDecisionRoutes(
           ...json(
             z.object({
               process_id: z.string(),
-              from_phase: phaseName,
+              from_phase: PhaseNameSchema,
               reset_event_id: z.number(),
               old_run_id: z.string(),
               new_run_id: z.string(),
