@@ -44,17 +44,18 @@ export default tseslint.config(
         {
           zones: [
             {
-              target: './src/domain',
+              target: ['./src/domain', './src/phases'],
               from: './src',
-              except: ['./domain'],
-              message: 'The domain is the bottom layer: it imports nothing else of the project.',
+              except: ['./domain', './phases'],
+              message:
+                'The domain and the phase declarations are the bottom layer: they import nothing else of the project.',
             },
             {
               target: ['./src/llm', './src/knowledge'],
               from: './src',
-              except: ['./domain', './llm', './knowledge'],
+              except: ['./domain', './phases', './llm', './knowledge'],
               message:
-                'Models and the knowledge base know only the domain: whoever calls them passes what they need.',
+                'Models and the knowledge base know only the domain and the phases: whoever calls them passes what they need.',
             },
             {
               target: './src/!(main|cli)/**',
@@ -73,14 +74,14 @@ export default tseslint.config(
   },
   {
     // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, no I/O modules.
-    files: ['src/workflows/**/*.ts', 'src/domain/**/*.ts'],
+    files: ['src/workflows/**/*.ts', 'src/domain/**/*.ts', 'src/phases/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           paths: nodeBuiltins.map((name) => ({
             name,
-            message: 'Workflow and domain code must be deterministic: no Node built-ins.',
+            message: 'Workflow, domain and phase code must be deterministic: no Node built-ins.',
           })),
           patterns: [
             {

@@ -1,9 +1,15 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
-import { AGENTS } from '../agents';
-import type { AgentContext, PromptPassage } from '../agents/context';
-import { retrieveInformation, unansweredNeed } from '../agents/retrieve-information';
-import { runAgent, type AgentRun } from '../agents/runner';
+import { phaseNamed } from '../phases';
+import type { AgentContext, PromptPassage } from '../phases/phase';
+import {
+  retrieveInformation,
+  unansweredNeed,
+  type RetrievalAnswer,
+} from '../phases/retrieve-information';
+import type { InformationNeed } from '../phases/identify-information-needs';
+import { MAX_ITEMS } from '../phases/bounds';
+import { runAgent, type AgentRun } from './run-agent';
 import {
   DEFAULT_LIMITS,
   type DecisionBudget,
@@ -13,7 +19,6 @@ import {
   type PhaseResult,
 } from '../domain/decision';
 import { checkPayload } from '../domain/payload';
-import { MAX_ITEMS, type InformationNeed, type RetrievalAnswer } from '../domain/outputs';
 import { PHASE_NAMES, type PhaseName } from '../domain/phases';
 import { combineRetrievals } from '../domain/retrieval';
 import type { KnowledgeBase } from '../knowledge/knowledge-base';
@@ -175,7 +180,7 @@ export function createActivities(deps: ActivityDeps) {
       run = { ...combineRetrievals(runs), model: model.name };
     } else {
       run = await runAgent(
-        AGENTS[phase],
+        phaseNamed(phase),
         {
           query: input.query,
           outputs: input.outputs,

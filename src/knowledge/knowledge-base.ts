@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import MiniSearch from 'minisearch';
+import { isSearchTerm, searchTerms } from '../domain/text';
 
 export interface Passage {
   /** Stable id: the file's path under the knowledge folder, the section, and the chunk. */
@@ -13,15 +14,6 @@ export interface Passage {
 export interface SearchHit extends Passage {
   score: number;
 }
-
-const STOPWORDS = new Set(
-  (
-    'a about an and are as at be been being but by can could did do does for from had has have how ' +
-    'i if in into is it its may might more most much must no not of on or our should so than that ' +
-    'the their them then there these they this those to up us was we were what when where which ' +
-    'while who whom why will with would you your'
-  ).split(' '),
-);
 
 const MAX_PASSAGE_CHARS = 1200;
 
@@ -74,13 +66,6 @@ export function splitDocument(source: string, content: string): Passage[] {
   return passages;
 }
 
-/** Terms the index and the queries share: lower case, no stop words, no one-letter words. */
-export function searchTerms(text: string): string[] {
-  return (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter(
-    (t) => t.length > 1 && !STOPWORDS.has(t),
-  );
-}
-
 /** A folder of Markdown/text documents, indexed for BM25-ranked full-text search (MiniSearch). */
 export class KnowledgeBase {
   private readonly index: MiniSearch<Passage>;
@@ -92,7 +77,7 @@ export class KnowledgeBase {
       storeFields: ['id'],
       processTerm: (term) => {
         const t = term.toLowerCase();
-        return t.length > 1 && !STOPWORDS.has(t) ? t : null;
+        return isSearchTerm(t) ? t : null;
       },
       searchOptions: { boost: { heading: 1.5 }, prefix: true, fuzzy: 0.15, combineWith: 'OR' },
     });

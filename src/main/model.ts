@@ -1,4 +1,4 @@
-import { createOfflineModel } from '../agents/offline-model';
+import { createOfflineModel } from '../llm/offline-model';
 import type { Config } from '../config';
 import type { ProviderErrorReport } from '../llm/errors';
 import type { LanguageModel } from '../llm/model';

@@ -33,10 +33,12 @@ import type { PhaseOutputMap } from '../domain/outputs';
 import { combineRetrievals } from '../domain/retrieval';
 import { OWN_FAILURE_TYPES } from '../domain/failures';
 import { checkPayload } from '../domain/payload';
-import { selectInputs } from '../domain/phase-inputs';
+import { selectInputs } from '../domain/phases';
 import {
+  activityOptions,
   attemptTimeoutMs,
   MODEL_CALLS_PER_ATTEMPT,
+  phaseNamed,
   PHASES,
   type PhaseName,
 } from '../domain/phases';
@@ -60,11 +62,10 @@ function phaseActivity(
   calls = MODEL_CALLS_PER_ATTEMPT,
 ): PhaseActivity {
   const index = PHASES.findIndex((p) => p.name === name);
-  const phase = PHASES[index]!;
+  const phase = phaseNamed(name);
   return proxyActivities<Activities>({
     startToCloseTimeout: attemptTimeoutMs(modelTimeoutMs, calls),
-    heartbeatTimeout: phase.heartbeatTimeout,
-    retry: phase.retry,
+    ...activityOptions(phase),
     // Shown next to the activity in the Web UI's event history.
     summary: `Phase ${index + 1}/${PHASES.length}: ${phase.title}`,
   })[name];

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { needContext } from '../../src/activities';
-import { AGENTS } from '../../src/agents';
-import { retrieveInformation, unansweredNeed } from '../../src/agents/retrieve-information';
-import { runAgent } from '../../src/agents/runner';
+import { phaseNamed } from '../../src/phases';
+import { retrieveInformation, unansweredNeed } from '../../src/phases/retrieve-information';
+import { runAgent } from '../../src/activities/run-agent';
 import { initialRecord, type DecisionRecord, type PhaseOutputs } from '../../src/domain/decision';
-import { selectInputs } from '../../src/domain/phase-inputs';
+import { selectInputs } from '../../src/phases';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { combineRetrievals } from '../../src/domain/retrieval';
 import type { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { createOfflineModel } from '../../src/agents/offline-model';
+import { createOfflineModel } from '../../src/llm/offline-model';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import { closedLoop, round, spread } from './measure';
 
@@ -23,7 +23,7 @@ function phaseRunner(knowledge: KnowledgeBase) {
   return async (phase: PhaseName, query: string, outputs: PhaseOutputs): Promise<unknown> => {
     if (phase !== 'retrieveInformation') {
       const ctx = { query, outputs: selectInputs(phase, outputs), context: null, review: null };
-      return (await runAgent(AGENTS[phase], ctx, model)).output;
+      return (await runAgent(phaseNamed(phase), ctx, model)).output;
     }
     const needs = outputs.identifyInformationNeeds?.needs ?? [];
     const runs = await Promise.all(

@@ -10,7 +10,7 @@ import { createHealthCheck } from '../../src/observability/health';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { RedisBudgetLedger } from '../../src/llm/budget';
-import { createOfflineModel } from '../../src/agents/offline-model';
+import { createOfflineModel } from '../../src/llm/offline-model';
 import { RedisResponseStore } from '../../src/llm/response-store';
 import { createRedis } from '../../src/projection/redis-client';
 import { ensureLocalRedis, type LocalRedis } from '../../src/projection/redis-dev';

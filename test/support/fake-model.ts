@@ -1,4 +1,4 @@
-import type { AgentContext } from '../../src/agents/context';
+import type { AgentContext } from '../../src/phases/phase';
 import type { PhaseName } from '../../src/domain/phases';
 import type { LanguageModel, ModelRequest, ModelResponse } from '../../src/llm/model';
 import { CANNED } from './canned-outputs';

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listenOnLoopback, sendCompletion, sendFault, type ModelFault } from './local-server';
-import { AGENTS } from '../../src/agents';
-import type { PromptPassage } from '../../src/agents/context';
+import { phaseNamed } from '../../src/phases';
+import type { PromptPassage } from '../../src/phases/phase';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { cannedAnswer } from './fake-model';
 
@@ -20,7 +20,7 @@ export type Fault = Exclude<ModelFault, { kind: 'hold' }>;
 /** The phase whose system prompt opens the request (json_object mode sends no schema name). */
 function phaseOfSystemPrompt(messages: { role: string; content: string }[]): string {
   const system = messages.find((m) => m.role === 'system')?.content ?? '';
-  return PHASE_NAMES.find((phase) => system.startsWith(AGENTS[phase].system)) ?? 'unknown';
+  return PHASE_NAMES.find((phase) => system.startsWith(phaseNamed(phase).system)) ?? 'unknown';
 }
 
 /** Recovers the need and passages a retrieval prompt carries, as the canned answer needs them. */

@@ -2,7 +2,7 @@ import { realActivities } from './activities';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { LanguageModel } from '../../src/llm/model';
-import { createOfflineModel } from '../../src/agents/offline-model';
+import { createOfflineModel } from '../../src/llm/offline-model';
 import { services, uniqueName, type testProjection } from './context';
 
 /**

@@ -1,19 +1,19 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { compileResult } from '../../src/agents/compile-result';
-import { identifyInformationNeeds } from '../../src/agents/identify-information-needs';
-import { updateDraft } from '../../src/agents/update-draft';
-import { AGENTS } from '../../src/agents';
-import type { AgentContext } from '../../src/agents/context';
-import { draftDecision } from '../../src/agents/draft-decision';
-import { establishGoals, normaliseWeights } from '../../src/agents/establish-goals';
-import { generateAlternatives } from '../../src/agents/generate-alternatives';
-import { retrieveInformation } from '../../src/agents/retrieve-information';
-import { answerBounds, runAgent, validateAnswer } from '../../src/agents/runner';
+import { compileResult } from '../../src/phases/compile-result';
+import { identifyInformationNeeds } from '../../src/phases/identify-information-needs';
+import { updateDraft } from '../../src/phases/update-draft';
+import { phaseNamed } from '../../src/phases';
+import type { AgentContext } from '../../src/phases/phase';
+import { draftDecision } from '../../src/phases/draft-decision';
+import { establishGoals, normaliseWeights } from '../../src/phases/establish-goals';
+import { generateAlternatives } from '../../src/phases/generate-alternatives';
+import { retrieveInformation } from '../../src/phases/retrieve-information';
+import { answerBounds, runAgent, validateAnswer } from '../../src/activities/run-agent';
 import type { PhaseOutputs } from '../../src/domain/decision';
-import { selectInputs } from '../../src/domain/phase-inputs';
-import { createOfflineModel } from '../../src/agents/offline-model';
+import { selectInputs } from '../../src/phases';
+import { createOfflineModel } from '../../src/llm/offline-model';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { cannedAnswer, FakeModel } from '../support/fake-model';
@@ -68,7 +68,7 @@ describe('agents', () => {
     '%s builds its prompt from the earlier phases and validates',
     async (phase) => {
       const model = new FakeModel();
-      const run = await runAgent(AGENTS[phase], contextFor(phase), model);
+      const run = await runAgent(phaseNamed(phase), contextFor(phase), model);
 
       expect(model.requests).toHaveLength(1);
       const request = model.requests[0]!;
@@ -95,7 +95,7 @@ describe('agents', () => {
 
   it('repairs invalid output with one more call that lists the problems', async () => {
     const model = new FakeModel((_req, call) => (call === 1 ? '{"summary": 42}' : undefined));
-    const run = await runAgent(AGENTS.identifyTrigger, contextFor('identifyTrigger'), model);
+    const run = await runAgent(phaseNamed('identifyTrigger'), contextFor('identifyTrigger'), model);
 
     expect(model.requests).toHaveLength(2);
     const repair = model.requests[1]!.messages;
@@ -117,7 +117,7 @@ describe('agents', () => {
         return Promise.resolve();
       },
     });
-    const err = await runAgent(AGENTS.defineScope, contextFor('defineScope'), model).catch(
+    const err = await runAgent(phaseNamed('defineScope'), contextFor('defineScope'), model).catch(
       (e: unknown) => e,
     );
 
@@ -136,15 +136,17 @@ describe('agents', () => {
   it('accepts an answer wrapped in a Markdown fence', () => {
     const answer = cannedAnswer('identifyTrigger', {});
     const text = '```json\n' + JSON.stringify(answer) + '\n```';
-    const schema = AGENTS.identifyTrigger.answer(contextFor('identifyTrigger'));
+    const schema = phaseNamed('identifyTrigger').answer(contextFor('identifyTrigger'));
     expect(validateAnswer(schema, text)).toEqual({ ok: true, answer });
   });
 
   it('fails an answer past its bounds at once, for good, without a repair round', async () => {
     const model = new FakeModel(() => JSON.stringify({ summary: 'x'.repeat(200_000) }));
-    const err = await runAgent(AGENTS.identifyTrigger, contextFor('identifyTrigger'), model).catch(
-      (e: unknown) => e,
-    );
+    const err = await runAgent(
+      phaseNamed('identifyTrigger'),
+      contextFor('identifyTrigger'),
+      model,
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({
       type: 'OutputTooLarge',
       nonRetryable: true,
@@ -190,8 +192,8 @@ describe('agents', () => {
 
     it('the recommendation is one of the alternatives, by name', () => {
       for (const agent of [draftDecision, updateDraft]) {
-        const ctx = contextFor(agent.phase);
-        const answer = cannedAnswer(agent.phase, {}) as Record<string, unknown>;
+        const ctx = contextFor(agent.name);
+        const answer = cannedAnswer(agent.name, {}) as Record<string, unknown>;
         const field = agent === draftDecision ? 'recommended' : 'revised_recommendation';
         expect(problems(agent.answer(ctx), answer)).toEqual([]);
         expect(problems(agent.answer(ctx), { ...answer, [field]: 'Something else' })).toEqual([
@@ -298,7 +300,7 @@ describe('agents', () => {
     async (phase) => {
       const full = contextFor(phase);
       const selected = { ...full, outputs: selectInputs(phase, full.outputs) };
-      const agent = AGENTS[phase];
+      const agent = phaseNamed(phase);
       expect(agent.prompt(selected)).toBe(agent.prompt(full));
       const schema = z.toJSONSchema(agent.answer(full));
       expect(z.toJSONSchema(agent.answer(selected))).toEqual(schema);
@@ -311,7 +313,7 @@ describe('agents', () => {
 
   it('every phase has finite answer bounds and a token cap', () => {
     for (const phase of PHASE_NAMES) {
-      const bounds = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+      const bounds = answerBounds(phaseNamed(phase).answer(contextFor(phase)));
       expect(bounds.maxInstanceChars, phase).toBeLessThan(60_000);
       expect(bounds.maxOutputTokens, phase).toBeGreaterThan(bounds.maxInstanceChars / 4);
       expect(bounds.maxAnswerChars, phase).toBeGreaterThan(bounds.maxInstanceChars);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AGENTS } from '../../src/agents';
-import type { AgentContext } from '../../src/agents/context';
-import { answerBounds } from '../../src/agents/runner';
+import { phaseNamed } from '../../src/phases';
+import type { AgentContext } from '../../src/phases/phase';
+import { answerBounds } from '../../src/activities/run-agent';
 import { MIN_TOKEN_BUDGET, type PhaseOutputs } from '../../src/domain/decision';
 import { MAX_CHARS, MAX_ITEMS } from '../../src/domain/outputs';
 import { estimateInputTokens } from '../../src/llm/budget';
@@ -63,7 +63,7 @@ function largest(schema: JsonSchema): unknown {
 
 describe('answer bounds', () => {
   it.each(PHASE_NAMES)('%s: no instance of its answer schema is longer than its bound', (phase) => {
-    const bounds = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+    const bounds = answerBounds(phaseNamed(phase).answer(contextFor(phase)));
     const text = JSON.stringify(largest(bounds.jsonSchema));
     expect(text.length).toBeLessThanOrEqual(bounds.maxInstanceChars);
     // The bound is tight: within a few characters a field of the largest instance.
@@ -74,7 +74,7 @@ describe('answer bounds', () => {
   it.each(PHASE_NAMES)(
     '%s: the strict form of its schema passes the strict-mode rules',
     (phase) => {
-      const { jsonSchema } = answerBounds(AGENTS[phase].answer(contextFor(phase)));
+      const { jsonSchema } = answerBounds(phaseNamed(phase).answer(contextFor(phase)));
       const strict = toStrictSchema(jsonSchema);
       expect(strictSchemaProblems(strict)).toEqual([]);
       // The lengths it no longer enforces are still said, in the descriptions.
@@ -104,11 +104,11 @@ describe('answer bounds', () => {
     // earlier field a prompt reads at its own (about 75,000 characters for compileResult).
     const longestPrompt = 'x'.repeat(80_000);
     for (const phase of PHASE_NAMES) {
-      const bounds = answerBounds(AGENTS[phase].answer(ctx));
+      const bounds = answerBounds(phaseNamed(phase).answer(ctx));
       const reserved =
         estimateInputTokens({
           task: phase,
-          system: AGENTS[phase].system,
+          system: phaseNamed(phase).system,
           messages: [{ role: 'user', content: longestPrompt }],
           schemaName: phase,
           jsonSchema: bounds.jsonSchema,

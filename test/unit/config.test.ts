@@ -7,7 +7,7 @@ import { parseApiKeys } from '../../src/api/middleware/auth';
 import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/main/model';
-import { OFFLINE_MODEL } from '../../src/agents/offline-model';
+import { OFFLINE_MODEL } from '../../src/llm/offline-model';
 import { deploymentNameFor } from '../../src/temporal/versioning';
 
 describe('loadConfig', () => {

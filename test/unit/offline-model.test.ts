@@ -1,13 +1,14 @@
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AGENTS } from '../../src/agents';
-import type { AgentContext } from '../../src/agents/context';
-import { runAgent } from '../../src/agents/runner';
+import { phaseNamed } from '../../src/phases';
+import type { AgentContext } from '../../src/phases/phase';
+import { runAgent } from '../../src/activities/run-agent';
 import type { PhaseOutputs } from '../../src/domain/decision';
 import type { PhaseOutputMap, RetrievalAnswer } from '../../src/domain/outputs';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { createOfflineModel, subjectOf } from '../../src/agents/offline-model';
+import { createOfflineModel } from '../../src/llm/offline-model';
+import { subjectOf } from '../../src/phases/offline-rules';
 
 /** Runs all ten agents on the offline model, retrieval against the sample knowledge base. */
 async function decide(kb: KnowledgeBase, query: string): Promise<PhaseOutputMap> {
@@ -25,13 +26,13 @@ async function decide(kb: KnowledgeBase, query: string): Promise<PhaseOutputMap>
           passages: hits.map((h, i) => ({ ...h, ref: `P${i + 1}` })),
         };
         answers.push(
-          (await runAgent(AGENTS.retrieveInformation, ctx, model)).output as RetrievalAnswer,
+          (await runAgent(phaseNamed('retrieveInformation'), ctx, model)).output as RetrievalAnswer,
         );
       }
       outputs.retrieveInformation = { summary: `${answers.length} needs`, answers };
     } else {
       (outputs as Record<string, unknown>)[phase] = (
-        await runAgent(AGENTS[phase], { query, outputs }, model)
+        await runAgent(phaseNamed(phase), { query, outputs }, model)
       ).output;
     }
   }
@@ -88,18 +89,23 @@ describe('offline model', () => {
     const ctx = { query: 'Should we hire two more platform engineers?', outputs: {} };
     const slow = createOfflineModel({ delayMs: 300 });
     const started = performance.now();
-    const run = await runAgent(AGENTS.identifyTrigger, ctx, slow);
+    const run = await runAgent(phaseNamed('identifyTrigger'), ctx, slow);
     // Measured by the runner around the call, as it measures a remote model's.
     expect(run.latency_ms).toBeGreaterThanOrEqual(295);
     expect(performance.now() - started).toBeGreaterThanOrEqual(295);
     expect(run.output).toEqual(
-      (await runAgent(AGENTS.identifyTrigger, ctx, createOfflineModel())).output,
+      (await runAgent(phaseNamed('identifyTrigger'), ctx, createOfflineModel())).output,
     );
 
     const aborted = new AbortController();
-    const call = runAgent(AGENTS.identifyTrigger, ctx, createOfflineModel({ delayMs: 60_000 }), {
-      signal: aborted.signal,
-    });
+    const call = runAgent(
+      phaseNamed('identifyTrigger'),
+      ctx,
+      createOfflineModel({ delayMs: 60_000 }),
+      {
+        signal: aborted.signal,
+      },
+    );
     aborted.abort();
     await expect(call).rejects.toThrow(/abort/i);
   });

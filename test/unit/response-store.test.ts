@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentContext } from '../../src/agents/context';
+import type { AgentContext } from '../../src/phases/phase';
 import type { ModelResponse } from '../../src/llm/model';
 import { withResponseStore, type ResponseStore } from '../../src/llm/response-store';
 import { FakeModel } from '../support/fake-model';

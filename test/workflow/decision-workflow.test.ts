@@ -16,7 +16,7 @@ import {
   type DecisionRecord,
   type PhaseInput,
 } from '../../src/domain/decision';
-import { PHASE_READS } from '../../src/domain/phase-inputs';
+import { phaseNamed } from '../../src/phases';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import {
   DECISION_WORKFLOW_TYPE,
@@ -178,7 +178,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(record.review).toMatchObject({ requested: true, status: 'approved' });
   });
 
-  it('runs the ten phases in order, sending each exactly the earlier fields PHASE_READS names', async () => {
+  it('runs the ten phases in order, sending each exactly the earlier fields its declaration reads', async () => {
     const mock = mockPhases();
     const record = await run(mock.phases, (id) =>
       client.workflow.getHandle<typeof decisionWorkflow>(id).result(),
@@ -194,9 +194,9 @@ describe('decisionWorkflow on a real Temporal server', () => {
         expect(call.input.outputs).toEqual({});
         continue;
       }
-      const reads = Object.entries(PHASE_READS[call.phase]);
-      expect(Object.keys(call.input.outputs).sort()).toEqual(reads.map(([p]) => p).sort());
-      for (const [p, fields] of reads) {
+      const reads = phaseNamed(call.phase).reads;
+      expect(Object.keys(call.input.outputs).sort()).toEqual(reads.map((r) => r.phase).sort());
+      for (const { phase: p, fields } of reads) {
         const full = CANNED[p as PhaseName] as Record<string, unknown>;
         expect(call.input.outputs[p as PhaseName]).toEqual(
           Object.fromEntries(fields.map((f) => [f, full[f]])),

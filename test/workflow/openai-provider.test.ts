@@ -7,8 +7,8 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { AGENTS } from '../../src/agents';
-import { runAgent } from '../../src/agents/runner';
+import { phaseNamed } from '../../src/phases';
+import { runAgent } from '../../src/activities/run-agent';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { startFakeOpenAI, type Fault } from '../support/fake-openai-server';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
@@ -89,7 +89,7 @@ describe('the openai provider against a local Chat Completions server', () => {
       server.reset(() => undefined);
       const model = localOpenAIModel(server.baseURL, { responseFormat, tokenLimitField });
       const run = await runAgent(
-        AGENTS.identifyTrigger,
+        phaseNamed('identifyTrigger'),
         { query: CANNED_QUERY, outputs: {} },
         model,
       );

@@ -1,11 +1,10 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { TokenUsage } from '../domain/decision';
-import { PHASE_OUTPUT_SCHEMAS } from '../domain/outputs';
 import { ModelErrorType, outputTooLarge, retryable } from '../llm/errors';
 import { maxInstanceChars, type JsonSchema } from '../llm/json-schema';
 import type { ChatMessage, LanguageModel } from '../llm/model';
-import type { Agent, AgentContext } from './context';
+import type { AgentContext, Phase } from '../phases/phase';
 
 export interface AgentRun<O> {
   output: O;
@@ -88,12 +87,12 @@ export interface RunOptions {
  * retryable failure that names the phase and what was wrong; the activity's retry policy takes
  * over. An answer past its bounds fails at once (`OutputTooLarge`).
  */
-export async function runAgent<A extends z.ZodType, O>(
-  agent: Agent<A, O>,
+export async function runAgent<A extends z.ZodType, R>(
+  agent: Phase<string, z.ZodObject, A, R>,
   ctx: AgentContext,
   model: LanguageModel & { forget?: () => Promise<void> },
   options: RunOptions = {},
-): Promise<AgentRun<O>> {
+): Promise<AgentRun<R>> {
   const schema = agent.answer(ctx);
   const bounds = answerBounds(schema, options.maxOutputTokens);
   const messages: ChatMessage[] = [{ role: 'user', content: agent.prompt(ctx) }];
@@ -105,10 +104,10 @@ export async function runAgent<A extends z.ZodType, O>(
   for (let round = 0; round < 2; round++) {
     const started = performance.now();
     const response = await model.generate({
-      task: agent.phase,
+      task: agent.name,
       system: agent.system,
       messages,
-      schemaName: agent.phase,
+      schemaName: agent.name,
       jsonSchema: bounds.jsonSchema,
       maxOutputTokens: bounds.maxOutputTokens,
       maxAnswerChars: bounds.maxAnswerChars,
@@ -123,7 +122,7 @@ export async function runAgent<A extends z.ZodType, O>(
     }
     if (response.text.length > bounds.maxAnswerChars) {
       await model.forget?.();
-      throw outputTooLarge(agent.phase, response.model, {
+      throw outputTooLarge(agent.name, response.model, {
         chars: response.text.length,
         maxChars: bounds.maxAnswerChars,
       });
@@ -152,21 +151,17 @@ export async function runAgent<A extends z.ZodType, O>(
   await model.forget?.();
   throw retryable(
     ModelErrorType.InvalidOutput,
-    `${agent.phase}: the model's answer was still invalid after a repair round: ${problems.join('; ')}`,
+    `${agent.name}: the model's answer was still invalid after a repair round: ${problems.join('; ')}`,
   );
 }
 
 /** The finished output, checked against the phase's contract: a miss here is a bug in code. */
-function storedOutput<O>(agent: Agent<z.ZodType, O>, output: O): O {
-  const schema =
-    agent.phase === 'retrieveInformation'
-      ? PHASE_OUTPUT_SCHEMAS.retrieveInformation.shape.answers.element
-      : PHASE_OUTPUT_SCHEMAS[agent.phase];
-  const parsed = schema.safeParse(output);
+function storedOutput<R>(agent: Phase<string, z.ZodObject, z.ZodType, R>, output: R): R {
+  const parsed = (agent.callOutput ?? agent.output).safeParse(output);
   if (parsed.success) return output;
   throw ApplicationFailure.create({
     type: 'InvalidPhaseOutput',
-    message: `${agent.phase}: the output computed from a valid answer breaks the phase's contract: ${parsed.error.message}`,
+    message: `${agent.name}: the output computed from a valid answer breaks the phase's contract: ${parsed.error.message}`,
     nonRetryable: true,
   });
 }
