@@ -152,16 +152,53 @@ export const DECISION_EVENT_TYPES = [
 ] as const;
 export type DecisionEventType = (typeof DECISION_EVENT_TYPES)[number];
 
-/** One entry of a decision's event stream (type as in the API, data as JSON). */
-export interface DecisionEvent {
-  type: DecisionEventType;
-  data: Record<string, unknown>;
+interface EventOf<T extends DecisionEventType, D> {
+  type: T;
+  /** What the stream and webhooks carry. */
+  data: D;
   /**
    * The event's number in its decision, counted by the workflow: the projection appends each
    * number once, however often a write that carries it is retried.
    */
   n?: number;
+  /** When it happened (workflow time); the record's times come from here. */
+  at?: string;
 }
+
+/** What a phase's run cost, as its record shows it (not streamed). */
+export interface PhaseRun {
+  attempts: number;
+  model: string;
+  model_calls: number;
+  repair_rounds: number | null;
+  usage: TokenUsage;
+  latency_ms: number;
+}
+
+interface PhaseStep {
+  phase: PhaseName;
+  title: string;
+  index: number;
+}
+
+/** One entry of a decision's event stream (type as in the API, data as JSON). */
+export type DecisionEvent =
+  | EventOf<'decision.started', { process_id: string; status: 'running' }>
+  | EventOf<'phase.started', PhaseStep>
+  | (EventOf<
+      'phase.completed',
+      PhaseStep & { duration_ms: number; reused_from: string | null; output: unknown }
+    > & { run?: PhaseRun })
+  | EventOf<'phase.failed', PhaseStep & { error: DecisionError }>
+  | EventOf<'review.requested', { phase: 'draftDecision'; draft: unknown; timeout_ms: number }>
+  | EventOf<'review.received', { approved: boolean; feedback: string | null }>
+  | EventOf<'review.timed_out', { timeout_ms: number }>
+  | EventOf<'decision.completed', { status: 'completed'; result: DecisionResult | null }>
+  | EventOf<'decision.failed', { status: 'failed'; error: DecisionError | null }>
+  | EventOf<
+      'decision.cancelled',
+      { status: 'cancelled'; phase?: PhaseName | null; error?: DecisionError | null }
+    >;
 
 export type PhaseOutputs = Partial<PhaseOutputMap>;
 
@@ -281,10 +318,10 @@ export function initialRecord(
 
 /** The event that ends a decision's stream, from its final record. */
 export function terminalEvent(record: DecisionRecord): DecisionEvent {
-  return record.status === 'completed'
-    ? { type: 'decision.completed', data: { status: record.status, result: record.result } }
-    : {
-        type: record.status === 'cancelled' ? 'decision.cancelled' : 'decision.failed',
-        data: { status: record.status, error: record.error },
-      };
+  if (record.status === 'completed') {
+    return { type: 'decision.completed', data: { status: 'completed', result: record.result } };
+  }
+  return record.status === 'cancelled'
+    ? { type: 'decision.cancelled', data: { status: 'cancelled', error: record.error } }
+    : { type: 'decision.failed', data: { status: 'failed', error: record.error } };
 }

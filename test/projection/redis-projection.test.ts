@@ -32,7 +32,9 @@ describe('DecisionProjection (real Redis)', () => {
   afterEach(() => t.cleanup());
 
   describe('reconcile copies and the workflow writes of the same state', () => {
-    const started = { type: 'phase.started' as const, data: { phase: 'defineScope' } };
+    const step = { phase: 'defineScope' as const, title: 'Scope definition', index: 2 };
+    const error = { phase: 'defineScope' as const, type: 'Boom', message: 'boom' };
+    const started = { type: 'phase.started' as const, data: step };
     const running = (seq: number) =>
       record('r1', seq, { status: 'running', current_phase: 'defineScope' });
     const kinds = async () => (await t.projection.readEvents('r1', null)).map((e) => e.type);
@@ -47,7 +49,11 @@ describe('DecisionProjection (real Redis)', () => {
       // The first write timed out for the workflow but reached Redis: its events ride along
       // with the next write, which must not append them twice.
       const e1 = { ...started, n: 1 };
-      const e2 = { type: 'phase.completed' as const, data: { phase: 'defineScope' }, n: 2 };
+      const e2 = {
+        type: 'phase.completed' as const,
+        data: { ...step, duration_ms: 1, reused_from: null, output: {} },
+        n: 2,
+      };
       expect(await t.projection.write(running(7), [e1])).toBe(true);
       expect(await t.projection.write(running(8), [e1, e2])).toBe(true);
       expect(await kinds()).toEqual(['phase.started', 'phase.completed']);
@@ -56,14 +62,14 @@ describe('DecisionProjection (real Redis)', () => {
     it("starts a retried run's story afresh, though the run ends as the old one did", async () => {
       const failed = (seq: number) =>
         record('r1', seq, { status: 'failed', completed_at: new Date().toISOString() });
-      const end = { type: 'decision.failed' as const, data: {}, n: 3 };
+      const end = { type: 'decision.failed' as const, data: { status: 'failed' as const, error }, n: 3 };
       expect(
         await t.projection.write(running(7), [{ ...started, n: 1 }], 'workflow', 'run-a'),
       ).toBe(true);
       expect(await t.projection.write(failed(8), [end], 'workflow', 'run-a')).toBe(true);
       // The retry replays up to its reset point and numbers its events from there (2, 3).
       const again = [
-        { type: 'phase.failed' as const, data: {}, n: 2 },
+        { type: 'phase.failed' as const, data: { ...step, error }, n: 2 },
         { ...end, n: 3 },
       ];
       expect(await t.projection.write(failed(9), again, 'workflow', 'run-b')).toBe(true);

@@ -42,20 +42,22 @@ describe('saved histories replay against the current workflow code', () => {
   it('fails when the patched() branch is removed too early: only the history from before the patch stops replaying', async () => {
     // The current workflow with its first patch's old branch taken out (every decision fans
     // retrieval out; the patch deprecated, as one does once no older decision runs), too early.
-    // Its imports point back at the real modules.
-    const source = resolve(__dirname, '../../src/workflows/decision-workflow.ts');
-    const text = readFileSync(source, 'utf8');
+    // The patch is taken in the phase runner; the workflow is copied beside the changed runner,
+    // and every other import points back at the real modules.
+    const workflows = resolve(__dirname, '../../src/workflows');
+    const copied = (file: string) =>
+      readFileSync(join(workflows, file), 'utf8')
+        .replace(
+          /from '\.\.\/([^']+)'/g,
+          (_m, path: string) => `from '${resolve(workflows, '..', path)}'`,
+        )
+        .replace(/from '\.\/([^']+)'/g, (m, path: string) =>
+          path === 'phase-activities' ? m : `from '${resolve(workflows, path)}'`,
+        );
+    const text = copied('phase-activities.ts');
     const unpatched = text
       .replace('patched(RETRIEVAL_FAN_OUT)', '(deprecatePatch(RETRIEVAL_FAN_OUT), true)')
-      .replace('  patched,\n', '  patched,\n  deprecatePatch,\n')
-      .replace(
-        /from '\.\.\/([^']+)'/g,
-        (_m, path: string) => `from '${resolve(source, '../..', path)}'`,
-      )
-      .replace(
-        /from '\.\/([^']+)'/g,
-        (_m, path: string) => `from '${resolve(source, '..', path)}'`,
-      );
+      .replace('  patched,\n', '  patched,\n  deprecatePatch,\n');
     expect(unpatched).not.toBe(text);
     expect(unpatched).not.toContain(' patched(RETRIEVAL_FAN_OUT)');
     expect(unpatched).toContain('  deprecatePatch,');
@@ -67,10 +69,10 @@ describe('saved histories replay against the current workflow code', () => {
     let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
     try {
       // Exported as src/workflows/index.ts exports them.
-      const delivery = resolve(source, '../webhook-delivery');
+      writeFileSync(join(dir, 'phase-activities.ts'), unpatched);
       writeFileSync(
         join(dir, 'index.ts'),
-        `${unpatched}\nexport { webhookDeliveryWorkflow } from '${delivery}';\n`,
+        `${copied('decision-workflow.ts')}\nexport { webhookDeliveryWorkflow } from '${resolve(workflows, 'webhook-delivery')}';\n`,
       );
       bundle = await bundleWorkflowCode({
         workflowsPath: join(dir, 'index.ts'),
