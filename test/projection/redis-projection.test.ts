@@ -62,7 +62,11 @@ describe('DecisionProjection (real Redis)', () => {
     it("starts a retried run's story afresh, though the run ends as the old one did", async () => {
       const failed = (seq: number) =>
         record('r1', seq, { status: 'failed', completed_at: new Date().toISOString() });
-      const end = { type: 'decision.failed' as const, data: { status: 'failed' as const, error }, n: 3 };
+      const end = {
+        type: 'decision.failed' as const,
+        data: { status: 'failed' as const, error },
+        n: 3,
+      };
       expect(
         await t.projection.write(running(7), [{ ...started, n: 1 }], 'workflow', 'run-a'),
       ).toBe(true);
