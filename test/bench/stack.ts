@@ -6,15 +6,15 @@ import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { stopChild } from '../../src/process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
-import type { ClusterBinaries } from '../../src/cluster/binaries';
-import { DEFAULT_POSTGRES_URL } from '../../src/cluster/config';
+import type { ClusterBinaries } from '../../tools/cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../../tools/cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
   postgresTarget,
   processLogs,
   startTemporalOnPostgres,
-} from '../../src/cluster/topology';
+} from '../../tools/cluster/topology';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../support/ports';
