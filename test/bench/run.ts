@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
-import { ensureLocalRedis } from '../../src/projection/redis-dev';
+import { ensureLocalRedis } from '../../tools/redis-dev';
 import { createRedis } from '../../src/projection/redis-client';
 import { findOrBuildClusterBinaries } from '../../tools/cluster/binaries';
 import { buildProduction } from '../../tools/cluster/topology';

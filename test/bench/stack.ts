@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
-import { stopChild } from '../../src/process/child-service';
+import { stopChild } from '../../tools/process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../../tools/cluster/binaries';
 import { DEFAULT_POSTGRES_URL } from '../../tools/cluster/config';
@@ -15,7 +15,7 @@ import {
   processLogs,
   startTemporalOnPostgres,
 } from '../../tools/cluster/topology';
-import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../support/ports';
 import { waitFor } from '../support/wait';

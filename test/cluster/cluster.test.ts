@@ -16,8 +16,8 @@ import {
 } from '../../tools/cluster/topology';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { temporalAnswers } from '../../src/temporal/dev-server';
-import { portIsFree } from '../../src/process/ports';
+import { temporalAnswers } from '../../tools/temporal/dev-server';
+import { portIsFree } from '../../tools/process/ports';
 import { activityCompletions, eachPhaseOnce } from '../support/history';
 import { freePort } from '../support/ports';
 import { holdFirstCall, startSchemaInstanceServer } from '../support/schema-instance-server';

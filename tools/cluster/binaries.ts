@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { findOrBuildTemporalCli } from '../../src/temporal/cli';
-import { goInstall, isExecutable, projectCacheDir } from '../../src/temporal/go-install';
+import { findOrBuildTemporalCli } from '../temporal/cli';
+import { goInstall, isExecutable, projectCacheDir } from '../temporal/go-install';
 
 /** The Temporal server release the cluster runs: the one the temporal CLI v1.5.1 embeds. */
 export const TEMPORAL_SERVER_VERSION = 'v1.29.1';

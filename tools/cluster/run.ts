@@ -4,8 +4,8 @@ import { findOrBuildClusterBinaries } from './binaries';
 import { clusterTemporalPorts, loadClusterSettings } from './config';
 import { postgresTarget, startCluster } from './topology';
 import { ConfigError } from '../../src/config';
-import { portIsFree } from '../../src/process/ports';
-import { splitAddress, temporalAnswers } from '../../src/temporal/dev-server';
+import { portIsFree } from '../process/ports';
+import { splitAddress, temporalAnswers } from '../temporal/dev-server';
 import { newWebhookSecret } from '../../src/webhooks/deliver';
 import { keptSecret, runMain } from '../../src/main/process';
 

@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { startChildService, stopChild, type ChildService } from '../../src/process/child-service';
-import { freePort, freePortBelow32768 } from '../../src/process/ports';
-import { ensureLocalRedis, type LocalRedis } from '../../src/projection/redis-dev';
-import { temporalAnswers } from '../../src/temporal/dev-server';
+import { startChildService, stopChild, type ChildService } from '../process/child-service';
+import { freePort, freePortBelow32768 } from '../process/ports';
+import { ensureLocalRedis, type LocalRedis } from '../redis-dev';
+import { temporalAnswers } from '../temporal/dev-server';
 import type { ClusterBinaries } from './binaries';
 
 /** The repository: this file is tools/cluster/topology.ts, which tsx runs from source. */
