@@ -4,21 +4,21 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
-import { stopChild } from '../../tools/process/child-service';
+import { stopChild } from '../process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
-import type { ClusterBinaries } from '../../tools/cluster/binaries';
-import { DEFAULT_POSTGRES_URL } from '../../tools/cluster/config';
+import type { ClusterBinaries } from '../cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
   postgresTarget,
   processLogs,
   startTemporalOnPostgres,
-} from '../../tools/cluster/topology';
-import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
+} from '../cluster/topology';
+import { startDevServer, type DevServer } from '../temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
-import { freePort } from '../support/ports';
-import { waitFor } from '../support/wait';
+import { freePort } from '../process/ports';
+import { waitFor } from '../../src/process/wait';
 
 const root = resolve(__dirname, '../..');
 const node = process.execPath;
