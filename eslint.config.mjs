@@ -29,8 +29,8 @@ export default tseslint.config(
   },
   {
     // The layers: entry points (main, cli) on top, the domain at the bottom; no module imports
-    // one that imports it back, even through others.
-    files: ['src/**/*.ts'],
+    // one that imports it back, even through others. The scaffolding in tools/ sits above it all.
+    files: ['src/**/*.ts', 'tools/**/*.ts'],
     plugins: { 'import-x': importX },
     settings: {
       'import-x/extensions': ['.ts', '.js'],
@@ -43,6 +43,12 @@ export default tseslint.config(
         'error',
         {
           zones: [
+            {
+              target: './src',
+              from: ['./tools', './test'],
+              message:
+                'Production code never depends on the scaffolding (tools/) or the tests: they import src/, not the other way.',
+            },
             {
               target: ['./src/domain', './src/phases'],
               from: './src',

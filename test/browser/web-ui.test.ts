@@ -5,7 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
-import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';

@@ -8,8 +8,8 @@ import {
   temporalRestarted,
   workerKilledAfterAnswer,
   workerKilledInPhases,
-} from './scenarios';
-import { startStack, type Stack } from './stack';
+} from '../../tools/chaos/scenarios';
+import { startStack, type Stack } from '../../tools/chaos/stack';
 
 // The quick subset of `npm run chaos`: the same scenarios, smaller, against real processes.
 describe('chaos (quick subset of npm run chaos)', () => {

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOrBuildClusterBinaries, type ClusterBinaries } from '../../src/cluster/binaries';
-import { DEFAULT_POSTGRES_URL } from '../../src/cluster/config';
+import { findOrBuildClusterBinaries, type ClusterBinaries } from '../../tools/cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../../tools/cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
@@ -13,11 +13,11 @@ import {
   startCluster,
   type Cluster,
   type PostgresTarget,
-} from '../../src/cluster/topology';
+} from '../../tools/cluster/topology';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { temporalAnswers } from '../../src/temporal/dev-server';
-import { portIsFree } from '../../src/process/ports';
+import { temporalAnswers } from '../../tools/temporal/dev-server';
+import { portIsFree } from '../../tools/process/ports';
 import { activityCompletions, eachPhaseOnce } from '../support/history';
 import { freePort } from '../support/ports';
 import { holdFirstCall, startSchemaInstanceServer } from '../support/schema-instance-server';
@@ -304,7 +304,7 @@ describe('npm run cluster itself', () => {
       LOG_LEVEL: 'warn',
     };
     // In a process group of its own, as in a terminal: Ctrl-C reaches tsx and the entry point.
-    const started = startInOwnGroup('src/main/cluster.ts', env);
+    const started = startInOwnGroup('tools/cluster/run.ts', env);
     const main = started.child;
     try {
       await started.summary(180_000);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DecisionRecord } from '../../src/domain/decision';
-import { portIsFree } from '../../src/process/ports';
+import { portIsFree } from '../../tools/process/ports';
 import { newWebhookSecret } from '../../src/webhooks/deliver';
 import { uniqueName } from '../support/context';
 import { freePort } from '../support/ports';
@@ -51,7 +51,7 @@ describe('npm start itself', () => {
       LOG_LEVEL: 'warn',
     };
     // As in a terminal: Ctrl-C reaches tsx, the entry point, and anything else left in its group.
-    const started = startInOwnGroup('src/main/dev.ts', env);
+    const started = startInOwnGroup('tools/dev.ts', env);
     const main = started.child;
     const out = () => started.output();
     try {

@@ -13,7 +13,7 @@ import { RedisBudgetLedger } from '../../src/llm/budget';
 import { createOfflineModel } from '../../src/llm/offline-model';
 import { RedisResponseStore } from '../../src/llm/response-store';
 import { createRedis } from '../../src/projection/redis-client';
-import { ensureLocalRedis, type LocalRedis } from '../../src/projection/redis-dev';
+import { ensureLocalRedis, type LocalRedis } from '../../tools/redis-dev';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, uniqueName, waitFor } from '../support/context';

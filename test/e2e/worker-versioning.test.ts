@@ -8,8 +8,8 @@ import { msNumberToTs, optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE, progressQuery, reviewUpdate } from '../../src/domain/workflow-api';
-import { startChildService, type ChildService } from '../../src/process/child-service';
-import { devServerSettingsFlags, temporalAnswers } from '../../src/temporal/dev-server';
+import { startChildService, type ChildService } from '../../tools/process/child-service';
+import { devServerSettingsFlags, temporalAnswers } from '../../tools/temporal/dev-server';
 import { searchAttributeFlags } from '../../src/temporal/search-attributes';
 import {
   buildIdFor,

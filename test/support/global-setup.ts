@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { ensureLocalRedis, redisAnswers } from '../../src/projection/redis-dev';
-import { findOrBuildTemporalCli } from '../../src/temporal/cli';
-import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+import { ensureLocalRedis, redisAnswers } from '../../tools/redis-dev';
+import { findOrBuildTemporalCli } from '../../tools/temporal/cli';
+import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
 import { ensureChromium } from './chromium';
 import { freePort } from './ports';
 

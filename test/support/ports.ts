@@ -1,1 +1,1 @@
-export { freePort } from '../../src/process/ports';
+export { freePort } from '../../tools/process/ports';

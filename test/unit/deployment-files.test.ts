@@ -5,13 +5,13 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigSchema, loadConfig } from '../../src/config';
-import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../src/cluster/binaries';
+import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../tools/cluster/binaries';
 import {
   DEFAULT_TEMPORAL_PORTS,
   postgresEnvironment,
   postgresTarget,
   temporalServerEnvironment,
-} from '../../src/cluster/topology';
+} from '../../tools/cluster/topology';
 
 // No Docker engine runs on the project's machines, so the deployment files are checked statically.
 

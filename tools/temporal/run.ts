@@ -1,7 +1,7 @@
-import { loadConfig } from '../config';
-import { findOrBuildTemporalCli } from '../temporal/cli';
-import { ensureLocalTemporal } from '../temporal/local';
-import { runMain } from './process';
+import { loadConfig } from '../../src/config';
+import { findOrBuildTemporalCli } from './cli';
+import { ensureLocalTemporal } from './local';
+import { runMain } from '../../src/main/process';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { startChildService } from '../process/child-service';
+import { startChildService } from './process/child-service';
 
 /** True when a Redis server answers PING at the URL. */
 export async function redisAnswers(url: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Config } from '../config';
+import type { Config } from '../../src/config';
 import { findOrBuildTemporalCli } from './cli';
 import { startDevServer, temporalAnswers, type DevServer } from './dev-server';
 

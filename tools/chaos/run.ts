@@ -1,5 +1,5 @@
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { findOrBuildTemporalCli } from '../../src/temporal/cli';
+import { findOrBuildTemporalCli } from '../temporal/cli';
 import { writeReport, table } from './report';
 import {
   apiFuzzed,

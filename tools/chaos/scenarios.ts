@@ -3,11 +3,11 @@ import { reconcile } from '../../src/operations/reconcile';
 import { createRedis } from '../../src/projection/redis-client';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import { readDecisionFromTemporal } from '../../src/temporal/read-decision';
-import { holdFirstCall, type ModelFault } from '../support/schema-instance-server';
-import { waitFor } from '../support/wait';
+import { holdFirstCall, type ModelFault } from '../../test/support/schema-instance-server';
+import { waitFor } from '../../src/process/wait';
 import { fuzzApi } from './api-fuzz';
 import type { Stack } from './stack';
-import { eachPhaseOnce } from '../support/history';
+import { eachPhaseOnce } from '../../test/support/history';
 
 /** One scenario's figures, as docs/RELIABILITY.md shows them. */
 export interface Figures {

@@ -29,7 +29,7 @@ faults below. \`npm test\` runs a quick subset of the same scenarios (\`test/cha
 
 ${table(results)}
 
-How each scenario works is in \`test/chaos/scenarios.ts\`. A decision's workers are killed while
+How each scenario works is in \`tools/chaos/scenarios.ts\`. A decision's workers are killed while
 the model holds its call for the phase, so the phase's attempt dies with them; Temporal notices
 by the missed heartbeats (heartbeat timeout 30 s) and the phase runs again on the workers started
 in their place. In the second kind, the workers are killed once the model's answer for the phase is

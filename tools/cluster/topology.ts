@@ -3,11 +3,11 @@ import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node
 import { dirname, join, resolve } from 'node:path';
 import { startChildService, stopChild, type ChildService } from '../process/child-service';
 import { freePort, freePortBelow32768 } from '../process/ports';
-import { ensureLocalRedis, type LocalRedis } from '../projection/redis-dev';
+import { ensureLocalRedis, type LocalRedis } from '../redis-dev';
 import { temporalAnswers } from '../temporal/dev-server';
 import type { ClusterBinaries } from './binaries';
 
-/** The repository: src/cluster under tsx, dist/cluster once built. */
+/** The repository: this file is tools/cluster/topology.ts, which tsx runs from source. */
 const root = resolve(__dirname, '../..');
 /** The one source of the Temporal server's and Web UI's config and setup, shared with compose. */
 const TEMPORAL_DIR = join(root, 'temporal');

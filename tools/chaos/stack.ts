@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
 import type { decisionWorkflow } from '../../src/workflows';
-import { ensureLocalRedis, type LocalRedis } from '../../src/projection/redis-dev';
-import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
-import { freePort } from '../support/ports';
-import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
-import { startSchemaInstanceServer } from '../support/schema-instance-server';
-import { waitFor } from '../support/wait';
-import { activityCompletions } from '../support/history';
+import { ensureLocalRedis, type LocalRedis } from '../redis-dev';
+import { startDevServer, type DevServer } from '../temporal/dev-server';
+import { freePort } from '../process/ports';
+import { crashRole, prebuiltBundle, startRole, stopRole } from '../../test/support/processes';
+import { startSchemaInstanceServer } from '../../test/support/schema-instance-server';
+import { waitFor } from '../../src/process/wait';
+import { activityCompletions } from '../../test/support/history';
 
 type Role = ReturnType<typeof startRole>;
 

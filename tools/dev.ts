@@ -1,13 +1,13 @@
-import { startApi } from '../api/server';
-import { loadConfig } from '../config';
-import { createLogger } from '../logger';
-import { installTemporalRuntime } from '../observability/temporal-runtime';
-import { startTracing } from '../observability/tracing';
-import { ensureLocalRedis } from '../projection/redis-dev';
-import { ensureLocalTemporal } from '../temporal/local';
-import { startWorker } from './start-worker';
-import { newWebhookSecret } from '../webhooks/deliver';
-import { keptSecret, runMain } from './process';
+import { startApi } from '../src/api/server';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { installTemporalRuntime } from '../src/observability/temporal-runtime';
+import { startTracing } from '../src/observability/tracing';
+import { ensureLocalRedis } from './redis-dev';
+import { ensureLocalTemporal } from './temporal/local';
+import { startWorker } from '../src/main/start-worker';
+import { newWebhookSecret } from '../src/webhooks/deliver';
+import { keptSecret, runMain } from '../src/main/process';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const DEV_WEBHOOK_SECRET_FILE = '.data/webhook_secret.txt';

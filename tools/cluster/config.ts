@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { ConfigError, loadConfig, parseSettings, setVariables, type Config } from '../config';
+import {
+  ConfigError,
+  loadConfig,
+  parseSettings,
+  setVariables,
+  type Config,
+} from '../../src/config';
 import { DEFAULT_TEMPORAL_PORTS, type TemporalPorts } from './topology';
 
 /** The PostgreSQL of this machine, as the project's machines run it (trust auth). */

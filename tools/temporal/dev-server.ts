@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { startChildService } from '../process/child-service';
-import { searchAttributeFlags } from './search-attributes';
+import { searchAttributeFlags } from '../../src/temporal/search-attributes';
 
 export interface DevServerOptions {
   cliPath: string;

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { findOrBuildClusterBinaries } from '../cluster/binaries';
-import { clusterTemporalPorts, loadClusterSettings } from '../cluster/config';
-import { postgresTarget, startCluster } from '../cluster/topology';
-import { ConfigError } from '../config';
+import { findOrBuildClusterBinaries } from './binaries';
+import { clusterTemporalPorts, loadClusterSettings } from './config';
+import { postgresTarget, startCluster } from './topology';
+import { ConfigError } from '../../src/config';
 import { portIsFree } from '../process/ports';
 import { splitAddress, temporalAnswers } from '../temporal/dev-server';
-import { newWebhookSecret } from '../webhooks/deliver';
-import { keptSecret, runMain } from './process';
+import { newWebhookSecret } from '../../src/webhooks/deliver';
+import { keptSecret, runMain } from '../../src/main/process';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 

@@ -4,21 +4,21 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DecisionRecord } from '../../src/domain/decision';
-import { stopChild } from '../../src/process/child-service';
+import { stopChild } from '../process/child-service';
 import { createRedis } from '../../src/projection/redis-client';
-import type { ClusterBinaries } from '../../src/cluster/binaries';
-import { DEFAULT_POSTGRES_URL } from '../../src/cluster/config';
+import type { ClusterBinaries } from '../cluster/binaries';
+import { DEFAULT_POSTGRES_URL } from '../cluster/config';
 import {
   dropTemporalDatabases,
   freeTemporalPorts,
   postgresTarget,
   processLogs,
   startTemporalOnPostgres,
-} from '../../src/cluster/topology';
-import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
+} from '../cluster/topology';
+import { startDevServer, type DevServer } from '../temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
-import { freePort } from '../support/ports';
-import { waitFor } from '../support/wait';
+import { freePort } from '../process/ports';
+import { waitFor } from '../../src/process/wait';
 
 const root = resolve(__dirname, '../..');
 const node = process.execPath;
