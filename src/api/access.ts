@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { DecisionRecord } from '../domain/decision';
-import { ProblemError } from './errors';
+import { DecisionNotFound } from './errors';
 import type { AuthVariables } from './middleware/auth';
 
 /** Who asks: a principal, and whether it may see every decision. */
@@ -28,6 +28,6 @@ export async function visibleDecision(
   id: string,
 ): Promise<DecisionRecord> {
   const record = await decisions.getOrThrow(id);
-  if (!canSee(caller, record)) throw new ProblemError(404, `No decision with id ${id}`);
+  if (!canSee(caller, record)) throw new DecisionNotFound(id);
   return record;
 }

@@ -40,7 +40,13 @@ import {
   WebhookUrlError,
   type Resolve,
 } from '../webhooks/address';
-import { ProblemError } from './errors';
+import {
+  Conflict,
+  DecisionNotFound,
+  IdempotencyKeyReused,
+  InvalidRequest,
+  Unavailable,
+} from './errors';
 
 export interface DecisionServiceOptions {
   client: Client;
@@ -174,7 +180,7 @@ export class DecisionService {
 
   /**
    * The decision an earlier create with the same Idempotency-Key started, or null when there is
-   * none; 422 when that create had another body.
+   * none; IdempotencyKeyReused when that create had another body.
    */
   private async accepted(
     id: string,
@@ -190,32 +196,27 @@ export class DecisionService {
     }
     // Decisions created before the hash ignored key order hold the plain JSON's hash.
     if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
-      throw new ProblemError(
-        422,
-        'This Idempotency-Key was already used with a different request body',
-      );
+      throw new IdempotencyKeyReused();
     }
     return this.get(id);
   }
 
-  /** The webhook a request asks for, refused with 400 unless this server may call its URL. */
+  /** The webhook a request asks for, refused (InvalidRequest) unless this server may call its URL. */
   private async subscription(
     webhook: NonNullable<CreateRequest['webhook']>,
   ): Promise<WebhookSubscription> {
     const settings = this.options.webhooks;
     const refuse = (message: string): never => {
-      throw new ProblemError(400, `webhook.url ${message}`, {
-        errors: [{ path: 'webhook.url', message }],
-      });
+      throw new InvalidRequest(`webhook.url ${message}`, [{ path: 'webhook.url', message }]);
     };
     if (!settings) return refuse('cannot be used: this server has no WEBHOOK_SECRET to sign with');
     try {
       await checkWebhookUrl(webhook.url, settings);
     } catch (err) {
       if (err instanceof WebhookUrlError) refuse(err.message);
-      // A DNS failure that may pass says nothing about the URL: 503, the request may be resent.
+      // A DNS failure that may pass says nothing about the URL: the request may be resent.
       if (err instanceof WebhookCheckUnavailable)
-        throw new ProblemError(503, `webhook.url ${err.message}`);
+        throw new Unavailable(`webhook.url ${err.message}`);
       throw err;
     }
     return {
@@ -273,7 +274,7 @@ export class DecisionService {
 
   async getOrThrow(id: string): Promise<DecisionRecord> {
     const record = await this.get(id);
-    if (!record) throw new ProblemError(404, `No decision with id ${id}`);
+    if (!record) throw new DecisionNotFound(id);
     return record;
   }
 
@@ -312,7 +313,7 @@ export class DecisionService {
   async cancel(id: string): Promise<void> {
     const record = await this.getOrThrow(id);
     if (isTerminal(record.status)) {
-      throw new ProblemError(409, `The decision has already ${record.status}`);
+      throw new Conflict('finished', `The decision has already ${record.status}`);
     }
     try {
       await this.options.client.workflow.getHandle(id).cancel();
@@ -320,7 +321,7 @@ export class DecisionService {
       // It finished between the read and the cancel.
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       const now = await this.fromTemporal(id);
-      throw new ProblemError(409, `The decision has already ${now?.status ?? 'finished'}`);
+      throw new Conflict('finished', `The decision has already ${now?.status ?? 'finished'}`);
     }
   }
 
@@ -328,12 +329,15 @@ export class DecisionService {
   async review(id: string, input: ReviewInput): Promise<ReviewState> {
     const record = await this.getOrThrow(id);
     if (isTerminal(record.status)) {
-      throw new ProblemError(409, `The decision has already ${record.status}; it takes no review`);
+      throw new Conflict(
+        'finished',
+        `The decision has already ${record.status}; it takes no review`,
+      );
     }
     // The workflow would hold a review sent before its pause until the draft is ready.
     if (record.review.requested && record.status !== 'awaiting_review') {
-      throw new ProblemError(
-        409,
+      throw new Conflict(
+        'not-awaiting-review',
         `The decision is not awaiting review (it is ${record.status}, review ${record.review.status})`,
       );
     }
@@ -344,7 +348,7 @@ export class DecisionService {
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
-        throw new ProblemError(409, err.cause?.message ?? err.message);
+        throw new Conflict('review-refused', err.cause?.message ?? err.message);
       }
       throw err;
     }
@@ -356,7 +360,7 @@ export class DecisionService {
     try {
       return await retryDecision(this.options.client, id, options);
     } catch (err) {
-      if (err instanceof RetryError) throw new ProblemError(409, err.message);
+      if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;
     }
   }
@@ -376,8 +380,8 @@ export class DecisionService {
     const outputs: PhaseOutputs = before.length ? await this.outputsOf(source) : {};
     const missing = before.filter((p) => outputs[p.name] === undefined).map((p) => p.name);
     if (missing.length > 0) {
-      throw new ProblemError(
-        409,
+      throw new Conflict(
+        'missing-outputs',
         `Cannot fork from ${request.from_phase}: the source has no output yet for ${missing.join(', ')}`,
       );
     }
@@ -407,8 +411,7 @@ export class DecisionService {
         () => handle.query(outputsQuery),
       );
     } catch (err) {
-      throw new ProblemError(
-        503,
+      throw new Unavailable(
         `Could not read the source decision's outputs from a worker: ${err instanceof Error ? err.message : String(err)}`,
       );
     }

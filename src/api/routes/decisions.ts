@@ -13,7 +13,7 @@ import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { callerOf, visibleDecision } from '../access';
 import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService } from '../decision-service';
-import { ProblemError } from '../errors';
+import { Conflict, InvalidRequest } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
 
 export type Decisions = Pick<
@@ -112,7 +112,7 @@ const idempotencyOf = (c: Context<ApiEnv>) => {
   const key = c.req.header('Idempotency-Key');
   if (key === undefined) return undefined;
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new ProblemError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+    throw new InvalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters');
   }
   return { principal: c.get('principal'), key };
 };
@@ -348,7 +348,7 @@ export function registerDecisionRoutes(
     async (c) => {
       const q = c.req.valid('query');
       const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-      if (cursor === null) throw new ProblemError(400, 'cursor is not one this API issued');
+      if (cursor === null) throw new InvalidRequest('cursor is not one this API issued');
       const caller = callerOf(c);
       const page = await decisions.list({
         owner: caller.admin ? undefined : caller.principal,
@@ -417,7 +417,7 @@ export function registerDecisionRoutes(
           record.status === 'failed' && record.error
             ? `failed in ${record.error.phase ?? 'the workflow'}: ${record.error.message}`
             : `is ${record.status}`;
-        throw new ProblemError(409, `The decision ${why}; it has no result`);
+        throw new Conflict('no-result', `The decision ${why}; it has no result`);
       }
       return c.json(record.result, 200);
     },
@@ -476,7 +476,7 @@ export function registerDecisionRoutes(
       const { record } = await decisions.wait(id, 5000);
       // It ended otherwise before the cancellation reached it.
       if (record.status === 'completed' || record.status === 'failed') {
-        throw new ProblemError(409, `The decision has already ${record.status}`);
+        throw new Conflict('finished', `The decision has already ${record.status}`);
       }
       return c.json(view(record), record.status === 'cancelled' ? 200 : 202);
     },

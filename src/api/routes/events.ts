@@ -9,7 +9,7 @@ import {
 } from '../../domain/decision';
 import { DECISION_EVENT_DATA } from '../../domain/events';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
-import { ProblemError } from '../errors';
+import { InvalidRequest, LimitReached, Unavailable } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
 import { requireScope } from '../middleware/auth';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
@@ -75,15 +75,14 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     const id = c.req.param('process_id');
     const resumeFrom = c.req.header('Last-Event-ID') ?? c.req.query('last_event_id') ?? null;
     if (resumeFrom !== null && !EVENT_ID.test(resumeFrom)) {
-      throw new ProblemError(400, 'Last-Event-ID must be the id of an event this API sent');
+      throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
     const caller = callerOf(c);
     await visibleDecision(deps.decisions, caller, id);
     // Checked and counted with no await between, so that parallel requests cannot all pass.
     const open = streamsOpen.get(caller.principal) ?? 0;
     if (open >= maxStreams) {
-      throw new ProblemError(
-        429,
+      throw new LimitReached(
         `This key has ${open} event streams open, the most it may; close one first`,
       );
     }
@@ -98,7 +97,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       story = await deps.projection.readEvents(id, null);
     } catch {
       release();
-      throw new ProblemError(503, 'Event streams are unavailable for a moment; retry shortly');
+      throw new Unavailable('Event streams are unavailable for a moment; retry shortly');
     }
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
     if (resumeFrom !== null && end && compareStreamIds(end.id, resumeFrom) <= 0) {
