@@ -1,4 +1,4 @@
-import { callerOf, visibleDecision } from '../access';
+import { callerOf } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import {
@@ -20,7 +20,7 @@ const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decis
 const EVENT_ID = /^\d{1,15}-\d{1,10}$/;
 
 export interface EventRouteDeps {
-  decisions: Pick<Decisions, 'getOrThrow' | 'get'>;
+  decisions: Pick<Decisions, 'get' | 'find'>;
   projection: Pick<DecisionProjection, 'readEvents'>;
   /** Serves new events to every open stream of the process from one Redis connection. */
   hub: EventHub;
@@ -78,7 +78,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
     const caller = callerOf(c);
-    await visibleDecision(deps.decisions, caller, id);
+    await deps.decisions.get({ id, caller });
     // Checked and counted with no await between, so that parallel requests cannot all pass.
     const open = streamsOpen.get(caller.principal) ?? 0;
     if (open >= maxStreams) {
@@ -135,7 +135,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           if (events.length > 0) continue;
           // Nothing new: the stream may have been lost with the projection while the decision
           // finished; then say how it ended from the record rather than wait forever.
-          const record = await deps.decisions.get(id);
+          const record = await deps.decisions.find({ id, caller });
           if (record && isTerminal(record.status)) {
             if (!(await send(await deps.projection.readEvents(id, last)))) {
               await stream.writeSSE({ id: last ?? '0-0', ...synthesizedEnd(record) });
