@@ -101,7 +101,7 @@ export interface Caller {
 }
 
 /** Admins see every decision; others only their own. Decisions without an owner are admins'. */
-export function canSee(caller: Caller, record: Pick<DecisionRecord, 'owner'>): boolean {
+function canSee(caller: Caller, record: Pick<DecisionRecord, 'owner'>): boolean {
   return caller.admin || (record.owner !== null && record.owner === caller.principal);
 }
 
