@@ -11,11 +11,18 @@ import { httpMetrics } from '../observability/metrics';
 import { tracingMiddleware } from '../observability/tracing';
 import type { Tracer } from '@opentelemetry/api';
 import type { DecisionProjection } from '../projection/redis-projection';
-import { ProblemError } from './errors';
+import {
+  Conflict,
+  DecisionNotFound,
+  IdempotencyKeyReused,
+  InvalidRequest,
+  LimitReached,
+  Unavailable,
+} from './errors';
 import type { HealthCheck } from '../observability/health';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { attemptLimiter, rateLimit } from './middleware/rate-limit';
-import { problem, problemResponse } from './problem';
+import { problem, problemResponse, type Problem } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
 import { registerDocsRoutes } from './routes/docs';
 import { EventHub } from './event-hub';
@@ -54,6 +61,19 @@ export interface AppDeps {
   /** A span per request when tracing is on. */
   tracer?: Tracer;
   logger?: Pick<Logger, 'error' | 'info' | 'warn'>;
+}
+
+/** The problem document (but its instance) for what the service or a route refused a request with. */
+function refusal(err: unknown): Problem | null {
+  if (err instanceof DecisionNotFound) return problem(404, err.message);
+  if (err instanceof Conflict) return problem(409, err.message);
+  if (err instanceof IdempotencyKeyReused) return problem(422, err.message);
+  if (err instanceof InvalidRequest) {
+    return problem(400, err.message, err.fields ? { errors: err.fields } : {});
+  }
+  if (err instanceof Unavailable) return problem(503, err.message);
+  if (err instanceof LimitReached) return problem(429, err.message);
+  return null;
 }
 
 const DECISION_ID = /^\/decisions\/(?:status\/)?([^/]+)/;
@@ -190,9 +210,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     problemResponse(c, problem(404, `No route for ${c.req.method} ${c.req.path}`)),
   );
   app.onError((err, c) => {
-    if (err instanceof ProblemError) {
-      return problemResponse(c, { ...err.problem, instance: c.req.path });
-    }
+    const refused = refusal(err);
+    if (refused) return problemResponse(c, { ...refused, instance: c.req.path });
     if (err instanceof HTTPException) {
       const detail =
         err.status === 415

@@ -40,7 +40,13 @@ import {
   WebhookUrlError,
   type Resolve,
 } from '../webhooks/address';
-import { ProblemError } from './errors';
+import {
+  Conflict,
+  DecisionNotFound,
+  IdempotencyKeyReused,
+  InvalidRequest,
+  Unavailable,
+} from './errors';
 
 export interface DecisionServiceOptions {
   client: Client;
@@ -88,16 +94,44 @@ export interface ForkRequest {
   webhook?: CreateRequest['webhook'];
 }
 
-/** Who asks, and the key that makes a retried create return the same decision. */
-export interface Idempotency {
+/** Who asks: a principal, and whether it may see every decision. */
+export interface Caller {
   principal: string;
-  key: string;
+  admin: boolean;
 }
+
+/** Admins see every decision; others only their own. Decisions without an owner are admins'. */
+function canSee(caller: Caller, record: Pick<DecisionRecord, 'owner'>): boolean {
+  return caller.admin || (record.owner !== null && record.owner === caller.principal);
+}
+
+/** A request about one decision, which its caller must be allowed to see. */
+export interface DecisionRequest {
+  id: string;
+  caller: Caller;
+}
+
+export interface StartOptions {
+  caller: Caller;
+  request: CreateRequest;
+  /** Makes a create sent again answer with the decision the first one started. */
+  idempotencyKey?: string;
+}
+
+/** Waits for the decision `id`, or for `record`, the decision as this request has it already. */
+export type WaitOptions = { caller: Caller; timeoutMs: number } & (
+  { id: string } | { record: DecisionRecord }
+);
+
+export type ListOptions = Omit<ListQuery, 'owner'> & { caller: Caller };
+
+/** How long a cancel waits for the workflow to record it before answering. */
+const CANCEL_WAIT_MS = 5000;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** A UUID-shaped id derived from the caller and its idempotency key: the same key, the same id. */
-function idempotentId({ principal, key }: Idempotency): string {
+function idempotentId(principal: string, key: string): string {
   const h = sha256(`${principal}\0${key}`);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -107,16 +141,25 @@ export class DecisionService {
   constructor(private readonly options: DecisionServiceOptions) {}
 
   /**
-   * Starts a decision workflow; its id is the decision's process_id. With an idempotency key the
-   * id is derived from it, so a retried create finds the workflow Temporal already has.
+   * Starts a decision workflow, owned by the caller; its id is the decision's process_id. With an
+   * idempotency key the id is derived from it, so a retried create finds the workflow Temporal
+   * already has.
    */
-  async start(
+  start({
+    caller,
+    request,
+    idempotencyKey,
+  }: StartOptions): Promise<{ record: DecisionRecord; created: boolean }> {
+    return this.startDecision(request, caller.principal, idempotencyKey, null);
+  }
+
+  private async startDecision(
     request: CreateRequest,
-    idempotency?: Idempotency,
-    fork?: DecisionInput['fork'],
-    owner: string | null = null,
+    owner: string,
+    idempotencyKey: string | undefined,
+    fork: DecisionInput['fork'],
   ): Promise<{ record: DecisionRecord; created: boolean }> {
-    const id = idempotency ? idempotentId(idempotency) : randomUUID();
+    const id = idempotencyKey === undefined ? randomUUID() : idempotentId(owner, idempotencyKey);
     // Key order carries no meaning in JSON: a reordered, identical body is the same request.
     const described = [request, fork?.source_id, fork?.from_phase];
     const requestHash = sha256(stableStringify(described) ?? '');
@@ -126,7 +169,8 @@ export class DecisionService {
         webhook = await this.subscription(request.webhook);
       } catch (err) {
         // A resent create answers as the first did, whatever the webhook's host resolves to now.
-        const accepted = idempotency ? await this.accepted(id, requestHash, described) : null;
+        const accepted =
+          idempotencyKey === undefined ? null : await this.accepted(id, requestHash, described);
         if (accepted) return { record: accepted, created: false };
         throw err;
       }
@@ -165,7 +209,9 @@ export class DecisionService {
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
       });
     } catch (err) {
-      if (!(idempotency && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      if (!(idempotencyKey !== undefined && err instanceof WorkflowExecutionAlreadyStartedError)) {
+        throw err;
+      }
       const record = await this.accepted(id, requestHash, described);
       return { record: record ?? initialRecord(id, input, nowIso()), created: false };
     }
@@ -174,7 +220,7 @@ export class DecisionService {
 
   /**
    * The decision an earlier create with the same Idempotency-Key started, or null when there is
-   * none; 422 when that create had another body.
+   * none; IdempotencyKeyReused when that create had another body.
    */
   private async accepted(
     id: string,
@@ -190,32 +236,27 @@ export class DecisionService {
     }
     // Decisions created before the hash ignored key order hold the plain JSON's hash.
     if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
-      throw new ProblemError(
-        422,
-        'This Idempotency-Key was already used with a different request body',
-      );
+      throw new IdempotencyKeyReused();
     }
-    return this.get(id);
+    return this.read(id);
   }
 
-  /** The webhook a request asks for, refused with 400 unless this server may call its URL. */
+  /** The webhook a request asks for, refused (InvalidRequest) unless this server may call its URL. */
   private async subscription(
     webhook: NonNullable<CreateRequest['webhook']>,
   ): Promise<WebhookSubscription> {
     const settings = this.options.webhooks;
     const refuse = (message: string): never => {
-      throw new ProblemError(400, `webhook.url ${message}`, {
-        errors: [{ path: 'webhook.url', message }],
-      });
+      throw new InvalidRequest(`webhook.url ${message}`, [{ path: 'webhook.url', message }]);
     };
     if (!settings) return refuse('cannot be used: this server has no WEBHOOK_SECRET to sign with');
     try {
       await checkWebhookUrl(webhook.url, settings);
     } catch (err) {
       if (err instanceof WebhookUrlError) refuse(err.message);
-      // A DNS failure that may pass says nothing about the URL: 503, the request may be resent.
+      // A DNS failure that may pass says nothing about the URL: the request may be resent.
       if (err instanceof WebhookCheckUnavailable)
-        throw new ProblemError(503, `webhook.url ${err.message}`);
+        throw new Unavailable(`webhook.url ${err.message}`);
       throw err;
     }
     return {
@@ -226,8 +267,34 @@ export class DecisionService {
     };
   }
 
+  /** The decision, read once; DecisionNotFound when it is unknown or the caller may not see it. */
+  async get({ id, caller }: DecisionRequest): Promise<DecisionRecord> {
+    const record = await this.find({ id, caller });
+    if (!record) throw new DecisionNotFound(id);
+    return record;
+  }
+
+  /** The decision, read once, or null when it is unknown or the caller may not see it. */
+  async find({ id, caller }: DecisionRequest): Promise<DecisionRecord | null> {
+    const record = await this.read(id);
+    return record && canSee(caller, record) ? record : null;
+  }
+
+  /** The result of a completed decision; a 'no-result' Conflict before (or without) one. */
+  async result(request: DecisionRequest): Promise<NonNullable<DecisionRecord['result']>> {
+    const record = await this.get(request);
+    if (!record.result) {
+      const why =
+        record.status === 'failed' && record.error
+          ? `failed in ${record.error.phase ?? 'the workflow'}: ${record.error.message}`
+          : `is ${record.status}`;
+      throw new Conflict('no-result', `The decision ${why}; it has no result`);
+    }
+    return record.result;
+  }
+
   /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
-  async get(id: string): Promise<DecisionRecord | null> {
+  private async read(id: string): Promise<DecisionRecord | null> {
     let projected: DecisionRecord | null = null;
     try {
       projected = await this.options.projection.get(id);
@@ -271,23 +338,33 @@ export class DecisionService {
     }
   }
 
-  async getOrThrow(id: string): Promise<DecisionRecord> {
-    const record = await this.get(id);
-    if (!record) throw new ProblemError(404, `No decision with id ${id}`);
-    return record;
-  }
-
-  list(query: ListQuery) {
-    return this.options.projection.list(query);
+  /** A page of the decisions the caller may see, newest first. */
+  list({ caller, ...query }: ListOptions) {
+    return this.options.projection.list({
+      ...query,
+      owner: caller.admin ? undefined : caller.principal,
+    });
   }
 
   /** Waits up to `timeoutMs` for the decision to finish; `finished` says whether it did. */
-  async wait(
-    id: string,
+  async wait(options: WaitOptions): Promise<{ record: DecisionRecord; finished: boolean }> {
+    let record: DecisionRecord;
+    if ('record' in options) {
+      record = options.record;
+      if (!canSee(options.caller, record)) throw new DecisionNotFound(record.process_id);
+    } else {
+      record = await this.get(options);
+    }
+    return this.waitFor(record, options.timeoutMs);
+  }
+
+  /** Waits for a decision the request has read: reads it again only once the wait is over. */
+  private async waitFor(
+    record: DecisionRecord,
     timeoutMs: number,
   ): Promise<{ record: DecisionRecord; finished: boolean }> {
-    const record = await this.getOrThrow(id);
     if (isTerminal(record.status)) return { record, finished: true };
+    const id = record.process_id;
     const handle = this.options.client.workflow.getHandle(id);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
@@ -300,7 +377,8 @@ export class DecisionService {
     }
     // The workflow writes its final state to the projection before it completes; should that
     // write have been lost, Temporal's own record says how it ended.
-    let latest = await this.getOrThrow(id);
+    let latest = await this.read(id);
+    if (!latest) throw new DecisionNotFound(id);
     if (!isTerminal(latest.status) && !abort.signal.aborted) {
       const truth = await this.fromTemporal(id);
       if (truth) latest = await this.repair(latest, truth);
@@ -308,11 +386,14 @@ export class DecisionService {
     return { record: latest, finished: isTerminal(latest.status) };
   }
 
-  /** Requests cancellation; the workflow records it and stops at its current phase. */
-  async cancel(id: string): Promise<void> {
-    const record = await this.getOrThrow(id);
+  /**
+   * Requests cancellation; the workflow records it and stops at its current phase. Answers with
+   * the decision once that is recorded, or as it is after a few seconds without.
+   */
+  async cancel({ id, caller }: DecisionRequest): Promise<DecisionRecord> {
+    const record = await this.get({ id, caller });
     if (isTerminal(record.status)) {
-      throw new ProblemError(409, `The decision has already ${record.status}`);
+      throw new Conflict('finished', `The decision has already ${record.status}`);
     }
     try {
       await this.options.client.workflow.getHandle(id).cancel();
@@ -320,55 +401,67 @@ export class DecisionService {
       // It finished between the read and the cancel.
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       const now = await this.fromTemporal(id);
-      throw new ProblemError(409, `The decision has already ${now?.status ?? 'finished'}`);
+      throw new Conflict('finished', `The decision has already ${now?.status ?? 'finished'}`);
     }
+    const { record: latest } = await this.waitFor(record, CANCEL_WAIT_MS);
+    // It ended otherwise before the cancellation reached it.
+    if (latest.status === 'completed' || latest.status === 'failed') {
+      throw new Conflict('finished', `The decision has already ${latest.status}`);
+    }
+    return latest;
   }
 
   /** Delivers a human review as a validated workflow update. */
-  async review(id: string, input: ReviewInput): Promise<ReviewState> {
-    const record = await this.getOrThrow(id);
+  async review({
+    id,
+    caller,
+    review,
+  }: DecisionRequest & { review: ReviewInput }): Promise<ReviewState> {
+    const record = await this.get({ id, caller });
     if (isTerminal(record.status)) {
-      throw new ProblemError(409, `The decision has already ${record.status}; it takes no review`);
+      throw new Conflict(
+        'finished',
+        `The decision has already ${record.status}; it takes no review`,
+      );
     }
     // The workflow would hold a review sent before its pause until the draft is ready.
     if (record.review.requested && record.status !== 'awaiting_review') {
-      throw new ProblemError(
-        409,
+      throw new Conflict(
+        'not-awaiting-review',
         `The decision is not awaiting review (it is ${record.status}, review ${record.review.status})`,
       );
     }
     try {
       // Without a worker the update would wait for one indefinitely; answer within a minute.
       return await this.options.client.connection.withDeadline(Date.now() + 60_000, () =>
-        this.options.client.workflow.getHandle(id).executeUpdate(reviewUpdate, { args: [input] }),
+        this.options.client.workflow.getHandle(id).executeUpdate(reviewUpdate, { args: [review] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
-        throw new ProblemError(409, err.cause?.message ?? err.message);
+        throw new Conflict('review-refused', err.cause?.message ?? err.message);
       }
       throw err;
     }
   }
 
   /** Retries from a phase (the failed one by default): a reset, earlier phases not run again. */
-  async retry(id: string, options: RetryOptions = {}): Promise<RetryResult> {
-    await this.getOrThrow(id);
+  async retry({ id, caller, ...options }: DecisionRequest & RetryOptions): Promise<RetryResult> {
+    await this.get({ id, caller });
     try {
       return await retryDecision(this.options.client, id, options);
     } catch (err) {
-      if (err instanceof RetryError) throw new ProblemError(409, err.message);
+      if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;
     }
   }
 
-  /** A new decision that reuses the source's outputs for the phases before `from_phase`. */
-  /** A new decision, owned by `owner`, that reuses the source's outputs before `from_phase`. */
-  async fork(
-    id: string,
-    request: ForkRequest,
-    owner: string | null = null,
-  ): Promise<DecisionRecord> {
-    const source = await this.getOrThrow(id);
+  /** A new decision, owned by the caller, that reuses the source's outputs before `from_phase`. */
+  async fork({
+    id,
+    caller,
+    request,
+  }: DecisionRequest & { request: ForkRequest }): Promise<DecisionRecord> {
+    const source = await this.get({ id, caller });
     const before = PHASES.slice(
       0,
       PHASES.findIndex((p) => p.name === request.from_phase),
@@ -376,13 +469,13 @@ export class DecisionService {
     const outputs: PhaseOutputs = before.length ? await this.outputsOf(source) : {};
     const missing = before.filter((p) => outputs[p.name] === undefined).map((p) => p.name);
     if (missing.length > 0) {
-      throw new ProblemError(
-        409,
+      throw new Conflict(
+        'missing-outputs',
         `Cannot fork from ${request.from_phase}: the source has no output yet for ${missing.join(', ')}`,
       );
     }
     const reused = Object.fromEntries(before.map((p) => [p.name, outputs[p.name]]));
-    const { record } = await this.start(
+    const { record } = await this.startDecision(
       {
         query: request.query ?? source.query,
         context: request.context ?? source.context,
@@ -391,9 +484,9 @@ export class DecisionService {
         budget: { ...source.budget, ...request.budget },
         ...(request.webhook ? { webhook: request.webhook } : {}),
       },
+      caller.principal,
       undefined,
       { source_id: id, from_phase: request.from_phase, outputs: reused },
-      owner,
     );
     return record;
   }
@@ -407,8 +500,7 @@ export class DecisionService {
         () => handle.query(outputsQuery),
       );
     } catch (err) {
-      throw new ProblemError(
-        503,
+      throw new Unavailable(
         `Could not read the source decision's outputs from a worker: ${err instanceof Error ? err.message : String(err)}`,
       );
     }

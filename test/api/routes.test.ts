@@ -2,11 +2,15 @@ import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
-import { DecisionService } from '../../src/api/decision-service';
+import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
 import { createHealthCheck, type HealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import { createRegistry } from '../../src/observability/metrics';
-import { DECISION_EVENT_TYPES, initialRecord } from '../../src/domain/decision';
+import {
+  DECISION_EVENT_TYPES,
+  initialRecord,
+  type DecisionStatus,
+} from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 
@@ -33,10 +37,13 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   let rejectedApp: ReturnType<typeof createApp>;
 
   /** The app on a queue no worker polls: started decisions stay pending, which the tests read. */
-  const appOn = (taskQueue: string) => {
+  const appOn = (
+    taskQueue: string,
+    projection: DecisionServiceOptions['projection'] = store.projection,
+  ) => {
     const decisions = new DecisionService({
       client,
-      projection: store.projection,
+      projection,
       taskQueue,
       queryTimeoutMs: 300,
     });
@@ -155,6 +162,87 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       const read = await app.request(res.headers.get('location')!);
       expect(read.status).toBe(200);
       expect(await read.json()).toMatchObject({ process_id: body.process_id });
+    });
+  });
+
+  describe('one read of the decision per request', () => {
+    // The service reads through this projection, which counts the reads of each request.
+    let reads = 0;
+    let counted: ReturnType<typeof createApp>;
+    beforeAll(() => {
+      counted = appOn(uniqueName('read-once'), {
+        get: (id) => {
+          reads++;
+          return store.projection.get(id);
+        },
+        list: (query) => store.projection.list(query),
+        write: (...args) => store.projection.write(...args),
+      });
+    });
+    const readsFor = async (path: string, init?: RequestInit) => {
+      reads = 0;
+      const res = await counted.request(path, init);
+      return { status: res.status, reads };
+    };
+    const send = (body?: object): RequestInit =>
+      body
+        ? {
+            method: 'POST',
+            body: JSON.stringify(body),
+            headers: { 'Content-Type': 'application/json' },
+          }
+        : { method: 'POST' };
+    const projected = async (status: DecisionStatus) => {
+      const id = uniqueName('projected');
+      const created = new Date().toISOString();
+      await store.projection.write({
+        ...initialRecord(id, { query: 'Once?' }, created),
+        status,
+        seq: 1,
+      });
+      return id;
+    };
+
+    it('reads it once to answer a read, a result, a wait, a review, a fork or a refused cancel', async () => {
+      const running = await projected('running');
+      const completed = await projected('completed');
+      expect(await readsFor(`/decisions/${running}`)).toEqual({ status: 200, reads: 1 });
+      expect(await readsFor(`/decisions/status/${running}`)).toEqual({ status: 200, reads: 1 });
+      expect(await readsFor(`/decisions/${running}/result`)).toEqual({ status: 409, reads: 1 });
+      expect(await readsFor(`/decisions/${completed}/wait?timeout=1s`)).toEqual({
+        status: 200,
+        reads: 1,
+      });
+      expect(await readsFor(`/decisions/${completed}/review`, send({ approve: true }))).toEqual({
+        status: 409,
+        reads: 1,
+      });
+      expect(await readsFor(`/decisions/${completed}/cancel`, send())).toEqual({
+        status: 409,
+        reads: 1,
+      });
+      expect(
+        await readsFor(`/decisions/${completed}/fork`, send({ from_phase: 'identifyTrigger' })),
+      ).toEqual({ status: 202, reads: 1 });
+      expect(await readsFor('/decisions/unknown-id/cancel', send())).toEqual({
+        status: 404,
+        reads: 1,
+      });
+    });
+
+    it('reads it once before cancelling it, and once more for the state it answers with', async () => {
+      const started = await counted.request('/decisions', send({ query: 'Cancel me?' }));
+      const { process_id } = (await started.json()) as { process_id: string };
+      // Pending (no worker polls its queue): a retry is refused on what the one read says.
+      expect(await readsFor(`/decisions/${process_id}/retry`, send())).toEqual({
+        status: 409,
+        reads: 1,
+      });
+      // Requested, but with no worker never recorded: 202 with the state after a 5 s wait.
+      expect(await readsFor(`/decisions/${process_id}/cancel`, send())).toEqual({
+        status: 202,
+        reads: 2,
+      });
     });
   });
 

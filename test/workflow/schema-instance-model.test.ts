@@ -161,9 +161,11 @@ describe('a model that only follows the schemas it is sent', () => {
     server.reset();
     const { record: source } = await decide();
     server.reset();
-    const fork = await decisions.fork(source!.process_id, {
-      from_phase: 'generateAlternatives',
-      budget: { max_model_calls: 10 },
+    const fork = await decisions.fork({
+      id: source!.process_id,
+      // The source was started without an owner: an admin's to fork.
+      caller: { principal: 'operator', admin: true },
+      request: { from_phase: 'generateAlternatives', budget: { max_model_calls: 10 } },
     });
     const record = await t.client.workflow
       .getHandle<typeof decisionWorkflow>(fork.process_id)

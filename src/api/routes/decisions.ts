@@ -10,15 +10,15 @@ import {
 import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema, PhaseNameSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
-import { callerOf, visibleDecision } from '../access';
+import { callerOf } from '../access';
 import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService } from '../decision-service';
-import { ProblemError } from '../errors';
+import { InvalidRequest } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
 
 export type Decisions = Pick<
   DecisionService,
-  'start' | 'get' | 'getOrThrow' | 'list' | 'wait' | 'cancel' | 'review' | 'fork' | 'retry'
+  'start' | 'get' | 'find' | 'result' | 'list' | 'wait' | 'cancel' | 'review' | 'fork' | 'retry'
 >;
 export type ApiEnv = { Variables: AuthVariables };
 
@@ -108,13 +108,12 @@ function documentOf(record: DecisionRecord): string | null {
   return text;
 }
 
-const idempotencyOf = (c: Context<ApiEnv>) => {
+const idempotencyKeyOf = (c: Context<ApiEnv>) => {
   const key = c.req.header('Idempotency-Key');
-  if (key === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new ProblemError(400, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new InvalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters');
   }
-  return { principal: c.get('principal'), key };
+  return key;
 };
 
 /** Adds the decision routes: the seed's start/status pair and the resource-style API. */
@@ -129,7 +128,8 @@ export function registerDecisionRoutes(
   },
 ): void {
   const { decisions } = deps;
-  const visible = (c: Context<ApiEnv>, id: string) => visibleDecision(decisions, callerOf(c), id);
+  /** The decision a request names, and who asks about it. */
+  const target = (c: Context<ApiEnv>, id: string) => ({ id, caller: callerOf(c) });
   const read = requireScope('decisions:read');
   const write = requireScope('decisions:write');
   const security = [{ bearer: [] }];
@@ -242,12 +242,11 @@ export function registerDecisionRoutes(
     }),
     async (c) => {
       const { decision_query } = c.req.valid('json');
-      const { record } = await decisions.start(
-        { query: decision_query },
-        idempotencyOf(c),
-        undefined,
-        c.get('principal'),
-      );
+      const { record } = await decisions.start({
+        caller: callerOf(c),
+        request: { query: decision_query },
+        idempotencyKey: idempotencyKeyOf(c),
+      });
       return c.json(
         {
           process_id: record.process_id,
@@ -288,16 +287,16 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const { record } = await decisions.start(
-        c.req.valid('json'),
-        idempotencyOf(c),
-        undefined,
-        c.get('principal'),
-      );
+      const caller = callerOf(c);
+      const { record } = await decisions.start({
+        caller,
+        request: c.req.valid('json'),
+        idempotencyKey: idempotencyKeyOf(c),
+      });
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
       const wait = c.req.valid('query').wait;
       if (wait !== undefined) {
-        const waited = await decisions.wait(record.process_id, wait);
+        const waited = await decisions.wait({ caller, record, timeoutMs: wait });
         return c.json(view(waited.record), waited.finished ? 200 : 202);
       }
       return c.json(view(record), 202);
@@ -348,10 +347,9 @@ export function registerDecisionRoutes(
     async (c) => {
       const q = c.req.valid('query');
       const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-      if (cursor === null) throw new ProblemError(400, 'cursor is not one this API issued');
-      const caller = callerOf(c);
+      if (cursor === null) throw new InvalidRequest('cursor is not one this API issued');
       const page = await decisions.list({
-        owner: caller.admin ? undefined : caller.principal,
+        caller: callerOf(c),
         status: q.status,
         phase: q.phase,
         createdAfter: q.created_after ? Date.parse(q.created_after) : undefined,
@@ -384,7 +382,7 @@ export function registerDecisionRoutes(
         },
       }),
       async (c) => {
-        const record = await visible(c, c.req.valid('param').process_id);
+        const record = await decisions.get(target(c, c.req.valid('param').process_id));
         const document = documentOf(record);
         if (document === null) return c.json(view(record), 200);
         // The very text c.json would send; typed as the JSON response the route declares.
@@ -411,15 +409,7 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const record = await visible(c, c.req.valid('param').process_id);
-      if (!record.result) {
-        const why =
-          record.status === 'failed' && record.error
-            ? `failed in ${record.error.phase ?? 'the workflow'}: ${record.error.message}`
-            : `is ${record.status}`;
-        throw new ProblemError(409, `The decision ${why}; it has no result`);
-      }
-      return c.json(record.result, 200);
+      return c.json(await decisions.result(target(c, c.req.valid('param').process_id)), 200);
     },
   );
 
@@ -443,9 +433,10 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const id = c.req.valid('param').process_id;
-      await visible(c, id);
-      const { record, finished } = await decisions.wait(id, c.req.valid('query').timeout ?? 30_000);
+      const { record, finished } = await decisions.wait({
+        ...target(c, c.req.valid('param').process_id),
+        timeoutMs: c.req.valid('query').timeout ?? 30_000,
+      });
       return c.json(view(record), finished ? 200 : 202);
     },
   );
@@ -470,14 +461,7 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const id = c.req.valid('param').process_id;
-      await visible(c, id);
-      await decisions.cancel(id);
-      const { record } = await decisions.wait(id, 5000);
-      // It ended otherwise before the cancellation reached it.
-      if (record.status === 'completed' || record.status === 'failed') {
-        throw new ProblemError(409, `The decision has already ${record.status}`);
-      }
+      const record = await decisions.cancel(target(c, c.req.valid('param').process_id));
       return c.json(view(record), record.status === 'cancelled' ? 200 : 202);
     },
   );
@@ -512,9 +496,11 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const id = c.req.valid('param').process_id;
-      await visible(c, id);
-      return c.json(await decisions.review(id, c.req.valid('json')), 200);
+      const review = await decisions.review({
+        ...target(c, c.req.valid('param').process_id),
+        review: c.req.valid('json'),
+      });
+      return c.json(review, 200);
     },
   );
 
@@ -556,9 +542,10 @@ export function registerDecisionRoutes(
       },
     }),
     async (c) => {
-      const id = c.req.valid('param').process_id;
-      await visible(c, id);
-      const record = await decisions.fork(id, c.req.valid('json'), c.get('principal'));
+      const record = await decisions.fork({
+        ...target(c, c.req.valid('param').process_id),
+        request: c.req.valid('json'),
+      });
       c.header('Location', `/decisions/${encodeURIComponent(record.process_id)}`);
       return c.json(view(record), 202);
     },
@@ -618,10 +605,9 @@ export function registerDecisionRoutes(
     }),
     async (c) => {
       const body = c.req.header('Content-Type') ? c.req.valid('json') : {};
-      const id = c.req.valid('param').process_id;
-      await visible(c, id);
       return c.json(
-        await decisions.retry(id, {
+        await decisions.retry({
+          ...target(c, c.req.valid('param').process_id),
           fromPhase: body.from_phase,
           onCurrentBuild: body.on_current_build,
         }),

@@ -1,4 +1,4 @@
-import { callerOf, visibleDecision } from '../access';
+import { callerOf } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import {
@@ -9,7 +9,7 @@ import {
 } from '../../domain/decision';
 import { DECISION_EVENT_DATA } from '../../domain/events';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
-import { ProblemError } from '../errors';
+import { InvalidRequest, LimitReached, Unavailable } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
 import { requireScope } from '../middleware/auth';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
@@ -20,7 +20,7 @@ const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decis
 const EVENT_ID = /^\d{1,15}-\d{1,10}$/;
 
 export interface EventRouteDeps {
-  decisions: Pick<Decisions, 'getOrThrow' | 'get'>;
+  decisions: Pick<Decisions, 'get' | 'find'>;
   projection: Pick<DecisionProjection, 'readEvents'>;
   /** Serves new events to every open stream of the process from one Redis connection. */
   hub: EventHub;
@@ -75,15 +75,14 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     const id = c.req.param('process_id');
     const resumeFrom = c.req.header('Last-Event-ID') ?? c.req.query('last_event_id') ?? null;
     if (resumeFrom !== null && !EVENT_ID.test(resumeFrom)) {
-      throw new ProblemError(400, 'Last-Event-ID must be the id of an event this API sent');
+      throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
     const caller = callerOf(c);
-    await visibleDecision(deps.decisions, caller, id);
+    await deps.decisions.get({ id, caller });
     // Checked and counted with no await between, so that parallel requests cannot all pass.
     const open = streamsOpen.get(caller.principal) ?? 0;
     if (open >= maxStreams) {
-      throw new ProblemError(
-        429,
+      throw new LimitReached(
         `This key has ${open} event streams open, the most it may; close one first`,
       );
     }
@@ -98,7 +97,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       story = await deps.projection.readEvents(id, null);
     } catch {
       release();
-      throw new ProblemError(503, 'Event streams are unavailable for a moment; retry shortly');
+      throw new Unavailable('Event streams are unavailable for a moment; retry shortly');
     }
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
     if (resumeFrom !== null && end && compareStreamIds(end.id, resumeFrom) <= 0) {
@@ -136,7 +135,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           if (events.length > 0) continue;
           // Nothing new: the stream may have been lost with the projection while the decision
           // finished; then say how it ended from the record rather than wait forever.
-          const record = await deps.decisions.get(id);
+          const record = await deps.decisions.find({ id, caller });
           if (record && isTerminal(record.status)) {
             if (!(await send(await deps.projection.readEvents(id, last)))) {
               await stream.writeSSE({ id: last ?? '0-0', ...synthesizedEnd(record) });
