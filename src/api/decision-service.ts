@@ -6,7 +6,6 @@ import {
   DEFAULT_LIMITS,
   initialRecord,
   isTerminal,
-  terminalEvent,
   type DecisionBudget,
   type DecisionEventType,
   type DecisionInput,
@@ -32,7 +31,7 @@ import {
   type RetryOptions,
   type RetryResult,
 } from '../operations/retry';
-import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
+import { DecisionReads } from '../projection/decision-reads';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookSubscription } from '../domain/webhook';
 import {
   checkWebhookUrl,
@@ -50,7 +49,7 @@ import {
 
 export interface DecisionServiceOptions {
   client: Client;
-  projection: Pick<DecisionProjection, 'get' | 'list' | 'write'>;
+  projection: Pick<DecisionProjection, 'entry' | 'list' | 'write' | 'expectRun'>;
   taskQueue: string;
   /** How long a decision created with review: true waits for its reviewer. */
   reviewTimeoutMs?: number;
@@ -138,7 +137,11 @@ function idempotentId(principal: string, key: string): string {
 
 /** Starts decisions on Temporal and reads them from the projection, or from Temporal on a miss. */
 export class DecisionService {
-  constructor(private readonly options: DecisionServiceOptions) {}
+  private readonly reads: DecisionReads;
+
+  constructor(private readonly options: DecisionServiceOptions) {
+    this.reads = new DecisionReads(options);
+  }
 
   /**
    * Starts a decision workflow, owned by the caller; its id is the decision's process_id. With an
@@ -238,7 +241,7 @@ export class DecisionService {
     if (stored !== requestHash && stored !== sha256(JSON.stringify(described))) {
       throw new IdempotencyKeyReused();
     }
-    return this.read(id);
+    return this.reads.read(id);
   }
 
   /** The webhook a request asks for, refused (InvalidRequest) unless this server may call its URL. */
@@ -276,7 +279,7 @@ export class DecisionService {
 
   /** The decision, read once, or null when it is unknown or the caller may not see it. */
   async find({ id, caller }: DecisionRequest): Promise<DecisionRecord | null> {
-    const record = await this.read(id);
+    const record = await this.reads.read(id);
     return record && canSee(caller, record) ? record : null;
   }
 
@@ -291,51 +294,6 @@ export class DecisionService {
       throw new Conflict('no-result', `The decision ${why}; it has no result`);
     }
     return record.result;
-  }
-
-  /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
-  private async read(id: string): Promise<DecisionRecord | null> {
-    let projected: DecisionRecord | null = null;
-    try {
-      projected = await this.options.projection.get(id);
-      if (projected && !(await this.outlivedByTemporal(projected))) return projected;
-    } catch (err) {
-      this.options.onProjectionError?.(err);
-    }
-    const truth = await this.fromTemporal(id);
-    return projected && truth ? this.repair(projected, truth) : truth;
-  }
-
-  /**
-   * Writes an end the projection missed (a lost final write, a decision terminated or timed out
-   * in Temporal), with its event, so that every reader and open event stream sees it too.
-   */
-  private async repair(projected: DecisionRecord, truth: DecisionRecord): Promise<DecisionRecord> {
-    if (isTerminal(projected.status) || !isTerminal(truth.status)) return truth;
-    const end = withEndOf(projected, truth);
-    await this.options.projection
-      .write(end, [terminalEvent(end)], 'reconcile')
-      .catch((err: unknown) => this.options.onProjectionError?.(err));
-    return end;
-  }
-
-  /**
-   * True when the projection says the decision is still going but Temporal has closed it: its
-   * last write was lost, or it was terminated from outside. Checked once a record is quiet.
-   */
-  private async outlivedByTemporal(record: DecisionRecord): Promise<boolean> {
-    if (isTerminal(record.status)) return false;
-    if (Date.now() - Date.parse(record.updated_at) < (this.options.staleAfterMs ?? 30_000)) {
-      return false;
-    }
-    try {
-      const description = await this.options.client.workflow
-        .getHandle(record.process_id)
-        .describe();
-      return description.status.name !== 'RUNNING';
-    } catch {
-      return false;
-    }
   }
 
   /** A page of the decisions the caller may see, newest first. */
@@ -377,11 +335,11 @@ export class DecisionService {
     }
     // The workflow writes its final state to the projection before it completes; should that
     // write have been lost, Temporal's own record says how it ended.
-    let latest = await this.read(id);
+    let latest = await this.reads.read(id);
     if (!latest) throw new DecisionNotFound(id);
     if (!isTerminal(latest.status) && !abort.signal.aborted) {
-      const truth = await this.fromTemporal(id);
-      if (truth) latest = await this.repair(latest, truth);
+      const truth = await this.reads.fromTemporal(id);
+      if (truth) latest = await this.reads.repair(latest, truth);
     }
     return { record: latest, finished: isTerminal(latest.status) };
   }
@@ -400,7 +358,7 @@ export class DecisionService {
     } catch (err) {
       // It finished between the read and the cancel.
       if (!(err instanceof WorkflowNotFoundError)) throw err;
-      const now = await this.fromTemporal(id);
+      const now = await this.reads.fromTemporal(id);
       throw new Conflict('finished', `The decision has already ${now?.status ?? 'finished'}`);
     }
     const { record: latest } = await this.waitFor(record, CANCEL_WAIT_MS);
@@ -448,7 +406,10 @@ export class DecisionService {
   async retry({ id, caller, ...options }: DecisionRequest & RetryOptions): Promise<RetryResult> {
     await this.get({ id, caller });
     try {
-      return await retryDecision(this.options.client, id, options);
+      const result = await retryDecision(this.options.client, id, options);
+      // Read your writes: the next read shows the new run, not the failure it retries.
+      await this.reads.expectRun(id, result.new_run_id);
+      return result;
     } catch (err) {
       if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;
@@ -508,7 +469,7 @@ export class DecisionService {
 
   /** The decision as Temporal alone knows it (progress query, or description and result). */
   fromTemporal(id: string): Promise<DecisionRecord | null> {
-    return readDecisionFromTemporal(this.options.client, id, this.options.queryTimeoutMs);
+    return this.reads.fromTemporal(id);
   }
 }
 

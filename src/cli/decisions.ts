@@ -12,6 +12,7 @@ import { lastPhaseFailure, type PhaseFailure } from '../operations/history';
 import { decisionsQuery, reconcile, type ReconcileReport } from '../operations/reconcile';
 import { readHistoryFile, replayHistories, type ReplayOutcome } from '../operations/replay';
 import { retryDecision, type RetryResult } from '../operations/retry';
+import { DecisionReads } from '../projection/decision-reads';
 import { createProjection } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
 import {
@@ -44,6 +45,12 @@ async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>)
   } finally {
     await connection.close();
   }
+}
+
+/** Whether `runId` is the decision's latest run (a retry's reset starts a new one). */
+async function isLatestRun(client: Client, id: string, runId: string): Promise<boolean> {
+  const latest = await client.workflow.getHandle(id).describe();
+  return latest.runId === runId;
 }
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -176,7 +183,9 @@ export function program(): Command {
 
   cli
     .command('list')
-    .description('List decisions from Temporal visibility, newest first')
+    .description(
+      'List decisions from Temporal visibility, newest first: one row each, its latest run',
+    )
     .addOption(new Option('--status <status>', 'only this status').choices(DECISION_STATUSES))
     .option(
       '--phase <phase>',
@@ -201,7 +210,13 @@ export function program(): Command {
           ].filter(Boolean);
           const query = decisionsQuery(opts.since ?? null, filters.join(' AND ') || undefined);
           const rows: ListRow[] = [];
+          const seen = new Set<string>();
           for await (const w of client.workflow.list({ query })) {
+            // Visibility lists every run: a retried decision's old run, failed, beside its new
+            // one. A decision is its latest run, which alone decides whether it matches.
+            if (seen.has(w.workflowId)) continue;
+            if (!(await isLatestRun(client, w.workflowId, w.runId))) continue;
+            seen.add(w.workflowId);
             rows.push({
               process_id: w.workflowId,
               status:
@@ -253,11 +268,25 @@ export function program(): Command {
         id: string,
         opts: { fromPhase?: PhaseName; onCurrentBuild?: boolean; json?: boolean },
       ) => {
-        await withClient(async (client) => {
+        await withClient(async (client, config) => {
           const result = await retryDecision(client, id, {
             fromPhase: opts.fromPhase,
             onCurrentBuild: opts.onCurrentBuild,
           });
+          // Read your writes: the API's next read shows the new run, not the failure it retries.
+          const { redis, projection } = createProjection(config);
+          try {
+            await new DecisionReads({
+              client,
+              projection,
+              onProjectionError: (err) =>
+                process.stderr.write(
+                  `Could not tell the projection about the new run (${String(err)}); reads show it once the run first writes.\n`,
+                ),
+            }).expectRun(id, result.new_run_id);
+          } finally {
+            redis.disconnect();
+          }
           emit(result, opts.json, formatRetry);
         });
       },
@@ -326,8 +355,7 @@ export function program(): Command {
         try {
           const report = await reconcile({
             client,
-            projection,
-            readFromTemporal: (id) => readDecisionFromTemporal(client, id),
+            reads: new DecisionReads({ client, projection }),
             since: opts.since ?? null,
           });
           emit(report, opts.json, formatReconcile);

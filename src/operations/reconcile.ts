@@ -1,8 +1,6 @@
 import type { Client } from '@temporalio/client';
-import { isTerminal, terminalEvent, type DecisionRecord } from '../domain/decision';
 import { DECISION_WORKFLOW_TYPE } from '../domain/workflow-api';
-import { withEndOf } from '../temporal/read-decision';
-import type { DecisionProjection } from '../projection/redis-projection';
+import type { DecisionReads } from '../projection/decision-reads';
 
 export interface ReconcileReport {
   checked: number;
@@ -23,14 +21,13 @@ export function decisionsQuery(since: Date | null, extra?: string): string {
 }
 
 /**
- * Rebuilds the Redis projection from Temporal for every decision started since `since`: each
- * record read from Temporal is written through the same seq guard as the workflow's own writes,
- * so a running decision's newer write always wins and running this twice changes nothing.
+ * Rebuilds the Redis projection from Temporal for every decision started since `since`, each
+ * with the read rule's `refresh`: through the same seq guard as the workflow's own writes, so a
+ * running decision's newer write always wins and running this twice changes nothing.
  */
 export async function reconcile(deps: {
   client: Client;
-  projection: Pick<DecisionProjection, 'get' | 'write'>;
-  readFromTemporal: (id: string) => Promise<DecisionRecord | null>;
+  reads: Pick<DecisionReads, 'refresh'>;
   since: Date | null;
   /** A further visibility filter, e.g. `TaskQueue = "decisions"`. */
   filter?: string;
@@ -48,20 +45,10 @@ export async function reconcile(deps: {
     const id = execution.workflowId;
     report.checked += 1;
     try {
-      const truth = await deps.readFromTemporal(id);
-      if (!truth) continue;
-      const before = await deps.projection.get(id);
-      // An end the projection missed goes with its event, so that open streams end too.
-      const ended = before && !isTerminal(before.status) && isTerminal(truth.status);
-      const record = ended ? withEndOf(before, truth) : truth;
-      const applied = await deps.projection.write(
-        record,
-        ended ? [terminalEvent(record)] : [],
-        'reconcile',
-      );
-      if (!applied) report.unchanged += 1;
-      else if (before) report.updated.push(id);
-      else report.restored.push(id);
+      const { outcome } = await deps.reads.refresh(id);
+      if (outcome === 'unchanged') report.unchanged += 1;
+      else if (outcome === 'updated') report.updated.push(id);
+      else if (outcome === 'restored') report.restored.push(id);
     } catch (err) {
       report.failed.push({
         process_id: id,

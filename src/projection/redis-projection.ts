@@ -103,6 +103,14 @@ redis.call('HINCRBY', KEYS[1], 'deliveries_v', 1)
 return 1
 `;
 
+// An operator's action through Temporal (a retry's reset) started this run: until a write of it
+// lands, the stored record is the old run's and the read rule goes to Temporal.
+const EXPECT_RUN_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'awaiting_run', ARGV[1])
+return 1
+`;
+
 export interface ProjectionOptions {
   /** Prefixes every key, so tests and several deployments can share one Redis. */
   prefix: string;
@@ -114,7 +122,14 @@ export interface ProjectionOptions {
 type ProjectionRedis = Redis & {
   writeDecision(...args: (string | number)[]): Promise<number>;
   writeDelivery(key: string, id: string, state: string, rank: number): Promise<number>;
+  expectRun(key: string, runId: string): Promise<number>;
 };
+
+/** A stored record, and the run an operator's action started whose writes have not landed yet. */
+export interface ProjectionEntry {
+  record: DecisionRecord;
+  awaitingRun: string | null;
+}
 
 // Finished records kept parsed per process, oldest dropped first.
 const FINISHED_KEPT = 1000;
@@ -136,7 +151,7 @@ export class DecisionProjection {
   private readonly now: () => number;
   private readonly finished = new Map<
     string,
-    { record: DecisionRecord; deliveries: string | null }
+    { record: DecisionRecord; deliveries: string | null; awaiting: string | null }
   >();
 
   constructor(
@@ -146,6 +161,7 @@ export class DecisionProjection {
     if (!('writeDecision' in redis)) {
       redis.defineCommand('writeDecision', { numberOfKeys: 6, lua: WRITE_SCRIPT });
       redis.defineCommand('writeDelivery', { numberOfKeys: 1, lua: DELIVERY_SCRIPT });
+      redis.defineCommand('expectRun', { numberOfKeys: 1, lua: EXPECT_RUN_SCRIPT });
     }
     this.redis = redis as ProjectionRedis;
     this.now = options.now ?? Date.now;
@@ -239,22 +255,52 @@ export class DecisionProjection {
    * run) moves, and which is gone once the record has expired.
    */
   async get(id: string): Promise<DecisionRecord | null> {
+    return (await this.entry(id))?.record ?? null;
+  }
+
+  /** The record as `get` reads it, and whether an operator's action awaits a run's first write. */
+  async entry(id: string): Promise<ProjectionEntry | null> {
     const kept = this.finished.get(id);
     if (kept) {
-      const [seq, deliveries] = await this.redis.hmget(this.recordKey(id), 'seq', 'deliveries_v');
-      if (seq !== null && Number(seq) === kept.record.seq && deliveries === kept.deliveries) {
-        return kept.record;
+      const [seq, deliveries, awaiting] = await this.redis.hmget(
+        this.recordKey(id),
+        'seq',
+        'deliveries_v',
+        'awaiting_run',
+      );
+      if (
+        seq !== null &&
+        Number(seq) === kept.record.seq &&
+        deliveries === kept.deliveries &&
+        awaiting === kept.awaiting
+      ) {
+        return { record: kept.record, awaitingRun: null };
       }
       this.finished.delete(id);
     }
     const read = await this.read(id);
-    if (read && isTerminal(read.record.status)) {
+    if (!read) return null;
+    if (isTerminal(read.record.status) && !read.awaitingRun) {
       if (this.finished.size >= FINISHED_KEPT) {
         this.finished.delete(this.finished.keys().next().value!);
       }
-      this.finished.set(id, { record: deepFreeze(read.record), deliveries: read.deliveries });
+      this.finished.set(id, {
+        record: deepFreeze(read.record),
+        deliveries: read.deliveries,
+        awaiting: read.awaiting,
+      });
     }
-    return read?.record ?? null;
+    return { record: read.record, awaitingRun: read.awaitingRun };
+  }
+
+  /**
+   * Says that an operator's action (a retry's reset) started `runId`: until that run's first
+   * write lands, readers are sent to Temporal instead of the old run's record. False when the
+   * projection has no record of the decision.
+   */
+  async expectRun(id: string, runId: string): Promise<boolean> {
+    this.finished.delete(id);
+    return (await this.redis.expectRun(this.recordKey(id), runId)) === 1;
   }
 
   /**
@@ -289,9 +335,12 @@ export class DecisionProjection {
     return { delivery: WebhookDeliverySchema.parse(JSON.parse(text)), rank: Number(rank ?? 0) };
   }
 
-  private async read(
-    id: string,
-  ): Promise<{ record: DecisionRecord; deliveries: string | null } | null> {
+  private async read(id: string): Promise<{
+    record: DecisionRecord;
+    deliveries: string | null;
+    awaiting: string | null;
+    awaitingRun: string | null;
+  } | null> {
     const replies = await this.redis
       .multi()
       .hgetall(this.recordKey(id))
@@ -328,7 +377,14 @@ export class DecisionProjection {
       completed_at: hash.completed_at || null,
       seq: Number(hash.seq),
     });
-    return { record, deliveries: hash.deliveries_v ?? null };
+    const awaiting = hash.awaiting_run ?? null;
+    return {
+      record,
+      deliveries: hash.deliveries_v ?? null,
+      awaiting,
+      // Landed once the run it names has written.
+      awaitingRun: awaiting && awaiting !== hash.run ? awaiting : null,
+    };
   }
 
   /** Events after `afterId` (exclusive; from the start when null), oldest first. */

@@ -15,6 +15,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
+import { DecisionReads } from '../../src/projection/decision-reads';
 import { reconcile } from '../../src/operations/reconcile';
 import { createHealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
@@ -365,8 +366,7 @@ describe('the decision API against a real worker', () => {
       const run = () =>
         reconcile({
           client,
-          projection: store.projection,
-          readFromTemporal: (x) => service().fromTemporal(x),
+          reads: new DecisionReads({ client, projection: store.projection }),
           since: new Date(Date.now() - 600_000),
           filter: `WorkflowId = "${id}"`,
         });

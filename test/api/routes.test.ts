@@ -171,12 +171,13 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     let counted: ReturnType<typeof createApp>;
     beforeAll(() => {
       counted = appOn(uniqueName('read-once'), {
-        get: (id) => {
+        entry: (id) => {
           reads++;
-          return store.projection.get(id);
+          return store.projection.entry(id);
         },
         list: (query) => store.projection.list(query),
         write: (...args) => store.projection.write(...args),
+        expectRun: (...args) => store.projection.expectRun(...args),
       });
     });
     const readsFor = async (path: string, init?: RequestInit) => {

@@ -4,11 +4,12 @@ import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DecisionService } from '../../src/api/decision-service';
 import { type DecisionRecord } from '../../src/domain/decision';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { DECISION_WORKFLOW_TYPE, reviewUpdate } from '../../src/domain/workflow-api';
 import { lastPhaseFailure } from '../../src/operations/history';
+import { DecisionService } from '../../src/api/decision-service';
+import { DecisionReads } from '../../src/projection/decision-reads';
 import { reconcile } from '../../src/operations/reconcile';
 import { replayHistories } from '../../src/operations/replay';
 import { retryDecision, RetryError } from '../../src/operations/retry';
@@ -61,6 +62,18 @@ describe('operations: retry from a phase, replay, reconcile', () => {
       ),
     };
   }
+  /** The operators' command, against this suite's Temporal and Redis (and key prefix). */
+  const cli = (...args: string[]) =>
+    spawnSync(resolve(root, 'node_modules/.bin/tsx'), ['src/cli/decisions.ts', ...args], {
+      cwd: root,
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: services.temporalAddress,
+        REDIS_URL: services.redisUrl,
+        REDIS_KEY_PREFIX: store.prefix,
+      },
+      encoding: 'utf8',
+    });
   const snapshot = () => ({ ...calls });
   const delta = (before: Record<string, number>) =>
     Object.fromEntries(PHASE_NAMES.map((p) => [p, (calls[p] ?? 0) - (before[p] ?? 0)]));
@@ -144,12 +157,10 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     await store.redis.del(...ids.map((id) => store.projection.recordKey(id)));
     expect(await store.projection.get(ids[0]!)).toBeNull();
 
-    const service = new DecisionService({ client, projection: store.projection, taskQueue });
     const run = () =>
       reconcile({
         client,
-        projection: store.projection,
-        readFromTemporal: (id) => service.fromTemporal(id),
+        reads: new DecisionReads({ client, projection: store.projection }),
         since: new Date(Date.now() - 3_600_000),
         filter: `TaskQueue = "${taskQueue}"`,
       });
@@ -172,7 +183,6 @@ describe('operations: retry from a phase, replay, reconcile', () => {
       args: [{ query: 'Should we reconcile while it runs?', review: { timeout_ms: 60_000 } }],
       memo: { query: 'Should we reconcile while it runs?' },
     });
-    const service = new DecisionService({ client, projection: store.projection, taskQueue });
     const runs: number[] = [];
     let done = false;
     const finished = handle.result().finally(() => (done = true));
@@ -180,8 +190,7 @@ describe('operations: retry from a phase, replay, reconcile', () => {
       while (!done) {
         const report = await reconcile({
           client,
-          projection: store.projection,
-          readFromTemporal: (x) => service.fromTemporal(x),
+          reads: new DecisionReads({ client, projection: store.projection }),
           since: new Date(Date.now() - 600_000),
           filter: `WorkflowId = "${id}"`,
         });
@@ -210,21 +219,68 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     });
   });
 
+  it('shows a retried decision running at once, from the API and after the decisions command, and lists it once', async () => {
+    // A worker of its own, stopped once its decisions have failed: the retried runs cannot write
+    // to the projection, which still holds the failures, until a worker polls again.
+    const own = await startOfflineWorker(native, store, scripted.model);
+    scripted.failIn('generateAlternatives');
+    const failed = await Promise.all(
+      ['Should we retry from the API?', 'Should we retry from the command?'].map(async (query) => {
+        const id = uniqueName('ops-ryw');
+        const handle = await client.workflow.start<typeof decisionWorkflow>(
+          DECISION_WORKFLOW_TYPE,
+          { taskQueue: own.taskQueue, workflowId: id, args: [{ query }], memo: { query } },
+        );
+        await handle.result().catch(() => undefined);
+        return id;
+      }),
+    );
+    scripted.failIn(null);
+    await own.stop();
+    const [viaApi, viaCli] = failed as [string, string];
+    const service = new DecisionService({
+      client,
+      projection: store.projection,
+      taskQueue: own.taskQueue,
+      queryTimeoutMs: 300,
+    });
+    const caller = { principal: 'operator', admin: true };
+    const status = async (id: string) => (await service.get({ id, caller })).status;
+    expect([await status(viaApi), await status(viaCli)]).toEqual(['failed', 'failed']);
+
+    await service.retry({ id: viaApi, caller });
+    expect(await status(viaApi)).toBe('running');
+    const retried = cli('retry', viaCli);
+    expect(retried.status, retried.stderr).toBe(0);
+    expect(await status(viaCli)).toBe('running');
+    // The projection still holds the old runs' failures: what the reads showed came from Temporal.
+    expect((await store.projection.get(viaApi))!.status).toBe('failed');
+
+    // One row per decision, its latest run; the old runs' failures are not listed as failed.
+    const list = (...args: string[]) => {
+      const out = cli('list', '--since', '1h', '--limit', '1000', '--json', ...args);
+      expect(out.status, out.stderr).toBe(0);
+      return JSON.parse(out.stdout) as { process_id: string; status: string }[];
+    };
+    await waitFor('visibility to list the new runs', () => {
+      const rows = list().filter((r) => failed.includes(r.process_id));
+      return Promise.resolve(
+        rows.length === 2 && rows.every((r) => r.status === 'running') ? rows : undefined,
+      );
+    });
+    const listedFailed = list('--status', 'failed').map((r) => r.process_id);
+    expect(listedFailed.filter((id) => failed.includes(id))).toEqual([]);
+    // The old runs are still in visibility as failed: the command, not the index, leaves them out.
+    const runs: string[] = [];
+    const query = `WorkflowId = "${viaApi}" AND DecisionStatus = "failed"`;
+    for await (const run of client.workflow.list({ query })) runs.push(run.runId);
+    expect(runs).toHaveLength(1);
+  });
+
   it('the decisions command shows a failure in plain words and replays with exit code 0', async () => {
     scripted.failIn('generateAlternatives');
     const { id } = await decide('Should we show failures?');
     scripted.failIn(null);
-    const env = {
-      ...process.env,
-      TEMPORAL_ADDRESS: services.temporalAddress,
-      REDIS_URL: services.redisUrl,
-    };
-    const cli = (...args: string[]) =>
-      spawnSync(resolve(root, 'node_modules/.bin/tsx'), ['src/cli/decisions.ts', ...args], {
-        cwd: root,
-        env,
-        encoding: 'utf8',
-      });
     const show = cli('show', id);
     expect(show.status).toBe(0);
     expect(show.stdout).toContain('FAILED');

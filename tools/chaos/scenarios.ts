@@ -2,7 +2,7 @@ import type { PhaseName } from '../../src/domain/phases';
 import { reconcile } from '../../src/operations/reconcile';
 import { createRedis } from '../../src/projection/redis-client';
 import { DecisionProjection } from '../../src/projection/redis-projection';
-import { readDecisionFromTemporal } from '../../src/temporal/read-decision';
+import { DecisionReads } from '../../src/projection/decision-reads';
 import { holdFirstCall, type ModelFault } from '../../test/support/schema-instance-server';
 import { waitFor } from '../../src/process/wait';
 import { fuzzApi } from './api-fuzz';
@@ -211,8 +211,7 @@ export function redisTroubles(stack: Stack, decisions: number) {
     const report = await waitFor('visibility to list the decisions', async () => {
       const r = await reconcile({
         client: stack.client,
-        projection,
-        readFromTemporal: (id) => readDecisionFromTemporal(stack.client, id),
+        reads: new DecisionReads({ client: stack.client, projection }),
         since: started,
         filter: 'TaskQueue = "chaos"',
       });
