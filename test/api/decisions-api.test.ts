@@ -653,6 +653,13 @@ describe('the decision API against a real worker', () => {
         status: 'feedback',
         feedback: 'Check the month-end freeze before any cut-over.',
       });
+      // Read your writes: the very next read shows the review, not the pause.
+      const after = (await (await app.request(`/decisions/status/${body.process_id}`)).json()) as {
+        status: string;
+        review: { status: string };
+      };
+      expect(after.review.status).toBe('feedback');
+      expect(after.status).not.toBe('awaiting_review');
       const second = await app.request(`/decisions/${body.process_id}/review`, {
         method: 'POST',
         headers: json,
