@@ -10,6 +10,7 @@ import {
 import type { InformationNeed } from '../phases/identify-information-needs';
 import { MAX_ITEMS } from '../phases/bounds';
 import { runAgent, type AgentRun } from './run-agent';
+import { metered, spendFrom } from './spend';
 import {
   DEFAULT_LIMITS,
   type DecisionBudget,
@@ -124,8 +125,10 @@ export function createActivities(deps: ActivityDeps) {
     };
     // The store is outside the budget: an answer reused from it was paid for and counted once.
     // Only a retry can find an answer there: a first attempt does not look.
+    // What this phase's earlier attempts paid for, and from here on this one's calls too.
+    const spend = spendFrom(ctx.info.heartbeatDetails);
     const model = withResponseStore(
-      withBudget(deps.model, deps.budget, runScope, budget, (err) =>
+      withBudget(metered(deps.model, spend), deps.budget, runScope, budget, (err) =>
         deps.logger?.warn(
           { err, phase },
           'Budget ledger unavailable; checking the budget against what this attempt knows',
@@ -139,10 +142,21 @@ export function createActivities(deps: ActivityDeps) {
     // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, and deliver
     // cancellation, which aborts the model call through the signal. None at the start: the
     // timeout counts from it, and a phase that ends sooner needs no heartbeat round trip at all.
-    const heartbeat = setInterval(() => ctx.heartbeat(), deps.heartbeatIntervalMs ?? 5000);
+    // Each carries the spend, which the next attempt takes over.
+    const heartbeat = setInterval(() => ctx.heartbeat(spend), deps.heartbeatIntervalMs ?? 5000);
     try {
-      return await attemptPhase(phase, input, model, ctx, attempt);
+      const result = await attemptPhase(phase, input, model, ctx, attempt);
+      // Every call the phase paid for, in every attempt: the ledger counted them all.
+      return {
+        ...result,
+        model_calls: spend.model_calls,
+        repair_rounds: spend.repair_rounds,
+        usage: { input_tokens: spend.input_tokens, output_tokens: spend.output_tokens },
+        latency_ms: spend.latency_ms,
+      };
     } catch (err) {
+      // The failure carries the last heartbeat's details to the next attempt.
+      ctx.heartbeat(spend);
       // An attempt whose model call was aborted because the decision was cancelled (or ended:
       // nobody takes the result any more) ends as cancelled, not as a failed attempt; a worker's
       // shutdown or a time-out is an attempt to retry.

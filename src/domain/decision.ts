@@ -63,7 +63,10 @@ export interface TokenUsage {
 export interface PhaseResult<O = unknown> {
   output: O;
   model: string;
-  /** Model calls this attempt made (a repair round makes two); answers reused from the store count 0. */
+  /**
+   * Model calls the phase made, over all its attempts (a repair round makes two); answers reused
+   * from the store count 0. Results of older workers count their last attempt only.
+   */
   model_calls: number;
   /** Second calls made because an answer did not validate (absent from older workers' results). */
   repair_rounds?: number;

@@ -26,6 +26,8 @@ export type ModelFault =
   | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string }
   | { kind: 'hang' }
   | { kind: 'malformed' }
+  /** Answers with this content: JSON that breaks the schema it was sent, say. */
+  | { kind: 'answer'; content: string }
   /** Answers once `until` settles (to act, e.g. kill a worker, while the call is in flight). */
   | { kind: 'hold'; until: Promise<unknown> };
 
@@ -33,6 +35,16 @@ export type ModelFault =
 export function sendFault(res: ServerResponse, fault: ModelFault | undefined): boolean {
   if (!fault || fault.kind === 'hold') return false;
   if (fault.kind === 'hang') return true;
+  if (fault.kind === 'answer') {
+    sendCompletion(res, {
+      id: 'chatcmpl-fault',
+      model: 'fault',
+      content: fault.content,
+      promptTokens: 10,
+      completionTokens: Math.ceil(fault.content.length / 4),
+    });
+    return true;
+  }
   if (fault.kind === 'malformed') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end('{"id": "chatcmpl-x", "choices": [ this is not JSON');

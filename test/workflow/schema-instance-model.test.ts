@@ -114,6 +114,27 @@ describe('a model that only follows the schemas it is sent', () => {
     expect(record!.result!.decision.alternatives_considered).toHaveLength(3);
   });
 
+  it('counts every call the decision paid for, those of a failed attempt and its repair round too', async () => {
+    // defineScope's first two answers break its schema: the first attempt fails after its repair
+    // round (two calls), the second succeeds (one call).
+    server.reset({
+      fault: (request, sameTask) =>
+        request.task === 'defineScope' && sameTask <= 2
+          ? { kind: 'answer', content: '{"summary": 1}' }
+          : undefined,
+    });
+    const { record, error } = await decide();
+    expect(error).toBeNull();
+    const scope = record!.phases.find((p) => p.name === 'defineScope')!;
+    expect(scope).toMatchObject({ attempts: 2, model_calls: 3, repair_rounds: 1 });
+    // The server's own count, phase by phase and in all.
+    const sent = (task: string) => server.requests.filter((r) => r.task === task).length;
+    for (const phase of record!.phases)
+      expect(phase.model_calls, phase.name).toBe(sent(phase.name));
+    expect(record!.result!.usage.model_calls).toBe(server.requests.length);
+    expect(record!.result!.usage.repair_rounds).toBe(1);
+  });
+
   it('sends every phase a token cap and a schema that passes the strict-mode rules', async () => {
     server.reset();
     await decide();
