@@ -15,7 +15,7 @@ const saved = new Map(histories.map((file) => [file, readHistoryFile(join(dir, f
 const load = (file: string) => saved.get(file)!;
 
 describe('saved histories replay against the current workflow code', () => {
-  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries, and the delivery workflow delivering and giving up', () => {
+  it('has saved histories to replay: before and after the fan-out, a review, a fork, bounded inputs, sparse search attributes, webhook deliveries, a review paused on the code before the core was reshaped and finished on the reshaped one, and the delivery workflow delivering and giving up', () => {
     expect(histories).toEqual(
       expect.arrayContaining([
         'decision-completed-v1.json',
@@ -25,6 +25,7 @@ describe('saved histories replay against the current workflow code', () => {
         'decision-completed-v4.json',
         'decision-completed-v5.json',
         'decision-webhooks-v6.json',
+        'decision-reviewed-restarted-v7.json',
         'webhook-delivered-v1.json',
         'webhook-gone-v1.json',
       ]),
