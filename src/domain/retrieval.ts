@@ -1,4 +1,4 @@
-import type { TokenUsage } from './decision';
+import type { PhaseResult, TokenUsage } from './decision';
 import { summarizeAnswers, type RetrievalAnswer } from '../phases/retrieve-information';
 
 interface NeedAnswer {
@@ -22,5 +22,22 @@ export function combineRetrievals(parts: readonly NeedAnswer[]) {
       output_tokens: sum((p) => p.usage.output_tokens),
     },
     latency_ms: sum((p) => p.latency_ms),
+  };
+}
+
+/** The retrieval phase's result from its activities' results, one per information need, in order. */
+export function combineResults(results: readonly PhaseResult[]): PhaseResult {
+  return {
+    ...combineRetrievals(results),
+    model: results[0]?.model ?? 'none',
+    attempt: Math.max(1, ...results.map((r) => r.attempt)),
+    ...(results.every((r) => r.finished_at)
+      ? {
+          finished_at: results
+            .map((r) => r.finished_at!)
+            .sort()
+            .at(-1),
+        }
+      : {}),
   };
 }

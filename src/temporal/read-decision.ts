@@ -18,6 +18,7 @@ import {
   progressQuery,
 } from '../domain/workflow-api';
 import type { decisionWorkflow } from '../workflows';
+import { recordFromHistory } from './history-record';
 
 const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
   RUNNING: 'running',
@@ -37,9 +38,10 @@ const ENDED_FROM_OUTSIDE: Record<string, { type: string; what: string; reason: b
 };
 
 /**
- * A decision as Temporal alone knows it: the final record of a completed workflow, the progress
- * query when a worker answers within `queryTimeoutMs`, else what its description says (status,
- * phase, error; no timings). Null when Temporal has no decision with this id.
+ * A decision as Temporal alone knows it: the final record of a completed workflow, else its
+ * history folded by the reducer the workflow keeps its record with (no worker needed), else the
+ * progress query when a worker answers within `queryTimeoutMs`, else what its description says
+ * (status, phase, error; no timings). Null when Temporal has no decision with this id.
  */
 export async function readDecisionFromTemporal(
   client: Client,
@@ -56,12 +58,14 @@ export async function readDecisionFromTemporal(
   }
   if (description.type !== DECISION_WORKFLOW_TYPE) return null;
   if (description.status.name === 'COMPLETED') return handle.result();
-  let record: DecisionRecord | null = null;
-  try {
-    const deadline = Date.now() + queryTimeoutMs;
-    record = await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
-  } catch {
-    // No worker answered in time: what Temporal itself records is still the truth, only coarser.
+  let record = recordFromHistory(id, await handle.fetchHistory());
+  if (!record) {
+    try {
+      const deadline = Date.now() + queryTimeoutMs;
+      record = await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
+    } catch {
+      // No worker answered in time: what Temporal itself records is still the truth, only coarser.
+    }
   }
   record ??= fromDescription(id, description);
   const ended = ENDED_FROM_OUTSIDE[description.status.name];

@@ -16,7 +16,7 @@ import {
   PHASES,
   type PhaseName,
 } from '../domain/phases';
-import { combineRetrievals } from '../domain/retrieval';
+import { combineResults } from '../domain/retrieval';
 
 // Retrieval answers each information need in its own activity, in parallel. Decisions started
 // before this change replay the single-activity path (see docs/ARCHITECTURE.md, versioning).
@@ -78,20 +78,7 @@ async function retrieveInParallel(
       checkPayload('retrieveInformation', 'input', one, input.payload_max_bytes);
     }
   }
-  const results = await Promise.all(inputs.map((one) => retrieve(one)));
-  return {
-    ...combineRetrievals(results),
-    model: results[0]?.model ?? 'none',
-    attempt: Math.max(1, ...results.map((r) => r.attempt)),
-    ...(results.every((r) => r.finished_at)
-      ? {
-          finished_at: results
-            .map((r) => r.finished_at!)
-            .sort()
-            .at(-1),
-        }
-      : {}),
-  };
+  return combineResults(await Promise.all(inputs.map((one) => retrieve(one))));
 }
 
 /** The innermost cause of an activity failure, as the projection and the Web UI show it. */

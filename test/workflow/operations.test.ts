@@ -13,6 +13,7 @@ import { DecisionReads } from '../../src/projection/decision-reads';
 import { reconcile } from '../../src/operations/reconcile';
 import { replayHistories } from '../../src/operations/replay';
 import { retryDecision, RetryError } from '../../src/operations/retry';
+import { recordFromHistory } from '../../src/temporal/history-record';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
@@ -92,6 +93,9 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     });
     const failed = (await store.projection.get(id))!;
     expect(failed.status).toBe('failed');
+    // The same record, rebuilt from the failed run's history by the reducer: no worker asked.
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    expect(recordFromHistory(id, history)).toEqual(failed);
 
     const before = snapshot();
     const retried = await retryDecision(client, id);
