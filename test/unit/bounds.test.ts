@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { phaseNamed } from '../../src/phases';
 import type { AgentContext } from '../../src/phases/phase';
-import { answerBounds } from '../../src/activities/run-agent';
+import { ApplicationFailure } from '@temporalio/common';
+import { answerBounds, runAgent } from '../../src/activities/run-agent';
+import type { LanguageModel } from '../../src/llm/model';
 import { MIN_TOKEN_BUDGET, type PhaseOutputs } from '../../src/domain/decision';
 import { MAX_CHARS, MAX_ITEMS } from '../../src/domain/outputs';
 import { estimateInputTokens } from '../../src/llm/budget';
@@ -68,8 +70,60 @@ describe('answer bounds', () => {
     expect(text.length).toBeLessThanOrEqual(bounds.maxInstanceChars);
     // The bound is tight: within a few characters a field of the largest instance.
     expect(text.length).toBeGreaterThan(bounds.maxInstanceChars * 0.9);
-    expect(bounds.maxAnswerChars).toBeGreaterThan(2 * text.length);
   });
+
+  /** A model that answers every call with `text`, and the calls it got. */
+  const answering = (text: string) => {
+    const calls: string[] = [];
+    const model: LanguageModel = {
+      name: 'fake',
+      generate: (request) => {
+        calls.push(request.task);
+        return Promise.resolve({ text, model: 'fake', usage: null });
+      },
+    };
+    return { model, calls };
+  };
+
+  it.each(PHASE_NAMES)(
+    '%s: the largest answer fits its token cap at a token per character, and is not refused pretty-printed',
+    async (phase) => {
+      const agent = phaseNamed(phase);
+      const ctx = contextFor(phase);
+      const bounds = answerBounds(agent.answer(ctx));
+      const biggest = largest(bounds.jsonSchema);
+      expect(JSON.stringify(biggest).length).toBeLessThanOrEqual(bounds.maxOutputTokens);
+      const { model } = answering(JSON.stringify(biggest, null, 2));
+      const err = await runAgent(agent, ctx, model).then(
+        () => null,
+        (e: unknown) => e as { type?: string },
+      );
+      expect(err?.type).not.toBe('OutputTooLarge');
+    },
+  );
+
+  it.each(PHASE_NAMES)(
+    '%s: an answer a character past its bound is refused at once, for good',
+    async (phase) => {
+      const agent = phaseNamed(phase);
+      const ctx = contextFor(phase);
+      const bounds = answerBounds(agent.answer(ctx));
+      const { model, calls } = answering('x'.repeat(bounds.maxAnswerChars + 1));
+      const err = (await runAgent(agent, ctx, model).catch(
+        (e: unknown) => e,
+      )) as ApplicationFailure;
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect(err).toMatchObject({ type: 'OutputTooLarge', nonRetryable: true });
+      expect(calls).toEqual([phase]);
+      // One character less is read (and, not being JSON, repaired): not refused for its size.
+      const under = answering('x'.repeat(bounds.maxAnswerChars));
+      const other = (await runAgent(agent, ctx, under.model).catch(
+        (e: unknown) => e,
+      )) as ApplicationFailure;
+      expect(other.type).not.toBe('OutputTooLarge');
+      expect(under.calls).toHaveLength(2);
+    },
+  );
 
   it.each(PHASE_NAMES)(
     '%s: the strict form of its schema passes the strict-mode rules',
