@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
+import { findChromium } from '../support/chromium';
 import { services, testProjection, uniqueName } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 import { freePort } from '../support/ports';
@@ -22,6 +23,8 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
   let store: ReturnType<typeof testProjection>;
 
   beforeAll(async () => {
+    // Before anything starts: without Chromium the test fails at once, saying how to get it.
+    const executablePath = findChromium();
     // A dev server of its own, with the Web UI on (the suite's shared one is headless).
     server = await startDevServer({
       cliPath: services.temporalCliPath,
@@ -32,7 +35,7 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
     });
     store = testProjection();
     browser = await chromium.launch({
-      executablePath: services.chromiumPath,
+      executablePath,
       args: [
         '--no-sandbox',
         '--disable-gpu',

@@ -17,9 +17,6 @@ export const services = {
   get temporalCliPath() {
     return inject('temporalCliPath');
   },
-  get chromiumPath() {
-    return inject('chromiumPath');
-  },
 };
 
 export function uniqueName(prefix: string): string {

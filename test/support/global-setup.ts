@@ -6,7 +6,6 @@ import type { TestProject } from 'vitest/node';
 import { ensureLocalRedis, redisAnswers } from '../../src/projection/redis-dev';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
-import { ensureChromium } from './chromium';
 import { freePort } from './ports';
 
 declare module 'vitest' {
@@ -15,7 +14,6 @@ declare module 'vitest' {
     redisUrl: string;
     workflowBundlePath: string;
     temporalCliPath: string;
-    chromiumPath: string;
   }
 }
 
@@ -74,7 +72,6 @@ export default async function setup(project: TestProject) {
     project.provide('redisUrl', redisUrl);
     project.provide('workflowBundlePath', workflowBundlePath);
     project.provide('temporalCliPath', cliPath);
-    project.provide('chromiumPath', ensureChromium(log));
   } catch (err) {
     await teardown();
     throw err;
