@@ -1,0 +1,83 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { TestProject } from 'vitest/node';
+import { SEARCH_ATTRIBUTES } from '../../../src/domain/workflow-api';
+import { ensureLocalRedis, redisAnswers } from '../../../src/projection/redis-dev';
+import { findOrBuildTemporalCli } from '../../../src/temporal/cli';
+import { devServerSettingsFlags } from '../../../src/temporal/dev-server';
+import { freePort } from '../ports';
+import { acquire } from './shared';
+import './provided';
+
+const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
+
+/** REDIS_URL if it answers, else a redis-server of its own on a free port. */
+async function startRedis() {
+  const given = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (await redisAnswers(given)) return { value: given, stop: () => Promise.resolve() };
+  const url = `redis://127.0.0.1:${await freePort()}`;
+  log(`no Redis at ${given}; starting one at ${url}`);
+  const redis = await ensureLocalRedis(url, null);
+  return { value: url, stop: () => redis.stop() };
+}
+
+/**
+ * A Temporal dev server of its own, through the SDK's test environment running the project's
+ * temporal CLI: in memory, on a free port, headless, with the settings of temporal/dev-server.json
+ * and the workflow's search attributes, as `npm start` runs it.
+ */
+async function startTemporal() {
+  const cliPath = await findOrBuildTemporalCli({ log });
+  // The environment runs in vitest's own process: no signal handlers of the SDK's there.
+  if (!Runtime._instance) {
+    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+  }
+  let env: TestWorkflowEnvironment;
+  try {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: cliPath },
+        ip: '127.0.0.1',
+        namespace: 'default',
+        searchAttributes: SEARCH_ATTRIBUTES,
+        // The file's --log-level comes after the SDK's own and wins.
+        extraArgs: devServerSettingsFlags(),
+      },
+    });
+  } catch (err) {
+    throw new Error(
+      `The tests need a Temporal dev server and could not start one: ${String(err)}`,
+      { cause: err },
+    );
+  }
+  return {
+    value: { address: env.address, cliPath },
+    stop: () => env.teardown(),
+  };
+}
+
+/**
+ * The servers the integration and system tiers need, and fails loudly when it cannot start them:
+ * Redis (REDIS_URL, or one of its own) and a Temporal dev server of its own. Tests use key
+ * prefixes and task queues of their own on them.
+ */
+export default async function setup(project: TestProject) {
+  const releases: (() => Promise<void>)[] = [];
+  const teardown = async () => {
+    for (const release of releases.reverse()) await release();
+  };
+  try {
+    const redis = await acquire('redis', startRedis);
+    releases.push(redis.release);
+    const temporal = await acquire('temporal', startTemporal);
+    releases.push(temporal.release);
+    log(`Temporal dev server at ${temporal.value.address}, Redis at ${redis.value}`);
+    project.provide('temporalAddress', temporal.value.address);
+    project.provide('temporalCliPath', temporal.value.cliPath);
+    project.provide('redisUrl', redis.value);
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  return teardown;
+}
