@@ -1,11 +1,9 @@
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
-import { SEARCH_ATTRIBUTES } from '../../../src/domain/workflow-api';
 import { ensureLocalRedis, redisAnswers } from '../../../src/projection/redis-dev';
 import { findOrBuildTemporalCli } from '../../../src/temporal/cli';
-import { devServerSettingsFlags } from '../../../src/temporal/dev-server';
 import { freePort } from '../ports';
+import { startTestServer } from '../temporal-server';
 import { acquire } from './shared';
 import './provided';
 
@@ -21,29 +19,12 @@ async function startRedis() {
   return { value: url, stop: () => redis.stop() };
 }
 
-/**
- * A Temporal dev server of its own, through the SDK's test environment running the project's
- * temporal CLI: in memory, on a free port, headless, with the settings of temporal/dev-server.json
- * and the workflow's search attributes, as `npm start` runs it.
- */
+/** A Temporal dev server of its own (test/support/temporal-server.ts). */
 async function startTemporal() {
   const cliPath = await findOrBuildTemporalCli({ log });
-  // The environment runs in vitest's own process: no signal handlers of the SDK's there.
-  if (!Runtime._instance) {
-    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
-  }
   let env: TestWorkflowEnvironment;
   try {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: cliPath },
-        ip: '127.0.0.1',
-        namespace: 'default',
-        searchAttributes: SEARCH_ATTRIBUTES,
-        // The file's --log-level comes after the SDK's own and wins.
-        extraArgs: devServerSettingsFlags(),
-      },
-    });
+    env = await startTestServer(cliPath);
   } catch (err) {
     throw new Error(
       `The tests need a Temporal dev server and could not start one: ${String(err)}`,
