@@ -12,7 +12,10 @@ const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
 /** REDIS_URL if it answers, else a redis-server of its own on a free port. */
 async function startRedis() {
   const given = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  if (await redisAnswers(given)) return { value: given, stop: () => Promise.resolve() };
+  if (await redisAnswers(given)) {
+    log(`Redis at ${given}`);
+    return { value: given, stop: () => Promise.resolve() };
+  }
   const url = `redis://127.0.0.1:${await freePort()}`;
   log(`no Redis at ${given}; starting one at ${url}`);
   const redis = await ensureLocalRedis(url, null);
@@ -31,6 +34,7 @@ async function startTemporal() {
       { cause: err },
     );
   }
+  log(`Temporal dev server at ${env.address} (${cliPath})`);
   return {
     value: { address: env.address, cliPath },
     stop: () => env.teardown(),
@@ -52,7 +56,6 @@ export default async function setup(project: TestProject) {
     releases.push(redis.release);
     const temporal = await acquire('temporal', startTemporal);
     releases.push(temporal.release);
-    log(`Temporal dev server at ${temporal.value.address}, Redis at ${redis.value}`);
     project.provide('temporalAddress', temporal.value.address);
     project.provide('temporalCliPath', temporal.value.cliPath);
     project.provide('redisUrl', redis.value);
