@@ -1,6 +1,11 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  type WorkerOptions,
+  type WorkerPlugin,
+} from '@temporalio/worker';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
@@ -29,6 +34,44 @@ export interface RunningWorker {
   /** The worker's own HTTP endpoints (/health, /ready, /metrics), when enabled. */
   httpUrl: string | null;
   shutdown(): Promise<void>;
+}
+
+/** What Worker.create is given from the configuration: queue, versioning, concurrency, shutdown. */
+export function workerOptions(
+  config: Config,
+  parts: {
+    connection: NativeConnection;
+    /** The bundled workflow code (see loadWorkflowCode). */
+    workflowCode: string;
+    version: WorkerVersion;
+    plugins: WorkerPlugin[];
+  },
+): WorkerOptions {
+  const { connection, version, plugins } = parts;
+  const versioned = config.WORKER_VERSIONING === 'on';
+  return {
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    // Workflows run bundled, in a separate deterministic context: prebuilt (images bundle at
+    // build time, so workers start fast), or bundled at start; see loadWorkflowCode.
+    workflowBundle: { code: parts.workflowCode },
+    // Each decision stays on the version that started it, to its end (a review can pause it for
+    // a day): its history only ever replays on the code that wrote it. Changes that must reach
+    // running decisions still go behind patched() (docs/OPERATIONS.md).
+    workerDeploymentOptions: versioned
+      ? { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' }
+      : undefined,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    // Heartbeats carry cancellation to an activity: at most 5 s apart, a cancelled decision stops
+    // paying for its model call within seconds (the SDK's default waits up to 24 s here).
+    maxHeartbeatThrottleInterval: '5 seconds',
+    // On shutdown, activities in flight get this long to finish before they are cancelled.
+    shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
+    plugins,
+  };
 }
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
@@ -71,27 +114,12 @@ export async function startWorker(
   const versioned = config.WORKER_VERSIONING === 'on';
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    // Workflows run bundled, in a separate deterministic context: prebuilt (images bundle at
-    // build time, so workers start fast), or bundled at start; see loadWorkflowCode.
-    workflowBundle: { code: code.run },
-    // Each decision stays on the version that started it, to its end (a review can pause it for
-    // a day): its history only ever replays on the code that wrote it. Changes that must reach
-    // running decisions still go behind patched() (docs/OPERATIONS.md).
-    workerDeploymentOptions: versioned
-      ? { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' }
-      : undefined,
-    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
-    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
-    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-    // Heartbeats carry cancellation to an activity: at most 5 s apart, a cancelled decision stops
-    // paying for its model call within seconds (the SDK's default waits up to 24 s here).
-    maxHeartbeatThrottleInterval: '5 seconds',
-    // On shutdown, activities in flight get this long to finish before they are cancelled.
-    shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
-    plugins: tracing ? [tracing.plugin] : [],
+    ...workerOptions(config, {
+      connection,
+      workflowCode: code.run,
+      version,
+      plugins: tracing ? [tracing.plugin] : [],
+    }),
     activities: createActivities({
       model,
       responses: new RedisResponseStore(

@@ -1,15 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
-import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
+import { findChromium } from '../support/chromium';
 import { services, testProjection, uniqueName } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 import { freePort } from '../support/ports';
+import { startTestServer } from '../support/temporal-server';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -17,22 +19,21 @@ const root = resolve(__dirname, '../..');
 export const SCREENSHOT = resolve(root, 'test-results/web-ui-failed-decisions.png');
 
 describe('the Temporal Web UI finds failed decisions by one filter', () => {
-  let server: DevServer;
+  let server: TestWorkflowEnvironment;
+  let uiUrl: string;
   let browser: Browser;
   let store: ReturnType<typeof testProjection>;
 
   beforeAll(async () => {
+    // Before anything starts: without Chromium the test fails at once, saying how to get it.
+    const executablePath = findChromium();
     // A dev server of its own, with the Web UI on (the suite's shared one is headless).
-    server = await startDevServer({
-      cliPath: services.temporalCliPath,
-      address: `127.0.0.1:${await freePort()}`,
-      namespace: 'default',
-      uiPort: await freePort(),
-      dbFile: null,
-    });
+    const uiPort = await freePort();
+    server = await startTestServer(services.temporalCliPath, { uiPort });
+    uiUrl = `http://127.0.0.1:${uiPort}`;
     store = testProjection();
     browser = await chromium.launch({
-      executablePath: services.chromiumPath,
+      executablePath,
       args: [
         '--no-sandbox',
         '--disable-gpu',
@@ -47,7 +48,7 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
   afterAll(async () => {
     await browser?.close();
     await store?.cleanup();
-    await server?.stop();
+    await server?.teardown();
   });
 
   it('shows the decision that failed in generateAlternatives under DecisionStatus="failed"', async () => {
@@ -72,7 +73,7 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
     const query = encodeURIComponent('DecisionStatus="failed"');
-    await page.goto(`${server.uiUrl}/namespaces/default/workflows?query=${query}`, {
+    await page.goto(`${uiUrl}/namespaces/default/workflows?query=${query}`, {
       waitUntil: 'networkidle',
     });
     // Visibility is eventually consistent: reload until the filtered list shows the decision.
@@ -90,7 +91,7 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
     await expect(row.isVisible()).resolves.toBe(true);
 
     // The decision's page shows the failure as the workflow wrote it: phase, cause.
-    await page.goto(`${server.uiUrl}/namespaces/default/workflows/${failedId}/${runId}/history`, {
+    await page.goto(`${uiUrl}/namespaces/default/workflows/${failedId}/${runId}/history`, {
       waitUntil: 'networkidle',
     });
     const failure = page

@@ -20,47 +20,57 @@ describe('end to end: the real API and worker processes', () => {
   let store: ReturnType<typeof testProjection>;
   let connection: Connection;
 
+  /** The environment both roles run with, on a task queue of their own. */
+  const rolesEnv = (port: number) => ({
+    TEMPORAL_ADDRESS: services.temporalAddress,
+    TEMPORAL_TASK_QUEUE: uniqueName('e2e'),
+    REDIS_URL: services.redisUrl,
+    REDIS_KEY_PREFIX: store.prefix,
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    API_KEYS: `${API_KEY}=decisions:admin@e2e`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+  });
+
+  /** A worker and an API process, started as `npm run worker` and `npm run api` do, and ready. */
+  async function startRoles() {
+    const port = await freePort();
+    const workerPort = await freePort();
+    const env = rolesEnv(port);
+    const roles = {
+      baseUrl: `http://127.0.0.1:${port}`,
+      workerUrl: `http://127.0.0.1:${workerPort}`,
+      worker: startRole('src/main/worker.ts', {
+        ...env,
+        WORKER_HTTP_PORT: String(workerPort),
+        WORKER_SDK_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+        // As in the worker image: a bundle made ahead of time, not bundling at start.
+        WORKFLOW_BUNDLE_PATH: bundlePath,
+      }),
+      api: startRole('src/main/api.ts', env),
+    };
+    await waitFor(
+      'the worker to poll',
+      () => (roles.worker.output().includes('Worker polling') ? true : undefined),
+      90_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\nworker output:\n${roles.worker.output()}`);
+    });
+    await waitFor('the API to answer /health', async () => {
+      const res = await fetch(`${roles.baseUrl}/health`);
+      return res.ok ? true : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\nAPI output:\n${roles.api.output()}`);
+    });
+    return roles;
+  }
+
   beforeAll(async () => {
     store = testProjection();
     collector = await startSpanCollector();
     bundlePath = prebuiltBundle();
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    const workerPort = await freePort();
-    workerUrl = `http://127.0.0.1:${workerPort}`;
-    const env = {
-      TEMPORAL_ADDRESS: services.temporalAddress,
-      TEMPORAL_TASK_QUEUE: uniqueName('e2e'),
-      REDIS_URL: services.redisUrl,
-      REDIS_KEY_PREFIX: store.prefix,
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-      API_KEYS: `${API_KEY}=decisions:admin@e2e`,
-      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
-    };
-    worker = startRole('src/main/worker.ts', {
-      ...env,
-      LOG_LEVEL: 'info',
-      WORKER_HTTP_PORT: String(workerPort),
-      WORKER_SDK_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-      // As in the worker image: a bundle made ahead of time, not bundling at start.
-      WORKFLOW_BUNDLE_PATH: bundlePath,
-    });
-    api = startRole('src/main/api.ts', { ...env, LOG_LEVEL: 'info' });
     connection = await Connection.connect({ address: services.temporalAddress });
-    await waitFor(
-      'the worker to poll',
-      () => (worker.output().includes('Worker polling') ? true : undefined),
-      90_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\nworker output:\n${worker.output()}`);
-    });
-    await waitFor('the API to answer /health', async () => {
-      const res = await fetch(`${baseUrl}/health`);
-      return res.ok ? true : undefined;
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}\nAPI output:\n${api.output()}`);
-    });
+    ({ api, worker, baseUrl, workerUrl } = await startRoles());
   }, 120_000);
 
   afterAll(async () => {
@@ -114,6 +124,15 @@ describe('end to end: the real API and worker processes', () => {
   });
 
   it('exposes metrics, readiness and JSON logs that carry the decision id on both roles', async () => {
+    const apiMetrics = async () => (await fetch(`${baseUrl}/metrics`, { headers: auth })).text();
+    // What the API counted before this test's request (other tests create decisions too).
+    const created = (metrics: string) =>
+      Number(
+        /http_requests_total\{method="POST",route="\/decisions",status="200",role="api"\} (\d+)/.exec(
+          metrics,
+        )?.[1] ?? 0,
+      );
+    const createdBefore = created(await apiMetrics());
     const started = await fetch(`${baseUrl}/decisions?wait=60s`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', ...auth },
@@ -131,10 +150,7 @@ describe('end to end: the real API and worker processes', () => {
     );
     expect(workerMetrics).toMatch(/^temporal_\w+/m); // the SDK's own metrics, served alongside
     expect((await fetch(`${baseUrl}/metrics`)).status).toBe(401);
-    const apiMetrics = await (await fetch(`${baseUrl}/metrics`, { headers: auth })).text();
-    expect(apiMetrics).toMatch(
-      /http_requests_total\{method="POST",route="\/decisions",status="200",role="api"\} 1/,
-    );
+    expect(created(await apiMetrics())).toBe(createdBefore + 1);
 
     for (const url of [`${workerUrl}/health`, `${workerUrl}/ready`, `${baseUrl}/ready`]) {
       expect((await fetch(url)).status, url).toBe(200);
@@ -242,9 +258,11 @@ describe('end to end: the real API and worker processes', () => {
   });
 
   it('shuts both roles down cleanly on SIGTERM', async () => {
-    expect(await stopRole(worker.child)).toBe(0);
-    expect(await stopRole(api.child)).toBe(0);
-  });
+    // Roles of its own: the other tests' stay up, whatever order the tests run in.
+    const roles = await startRoles();
+    expect(await stopRole(roles.worker.child)).toBe(0);
+    expect(await stopRole(roles.api.child)).toBe(0);
+  }, 120_000);
 });
 
 interface CollectedSpan {

@@ -16,6 +16,24 @@ async function workersOf(client: Client, id: string): Promise<string[]> {
     .filter((identity): identity is string => Boolean(identity));
 }
 
+/**
+ * Who has run a decision paused for review, once its pause (the review timer) is in history:
+ * the workers that started its activities, and the one that ran its last workflow task, whose
+ * cache holds it.
+ */
+function runnersOfPaused(client: Client, id: string) {
+  return waitFor(`${id}'s pause in its history`, async () => {
+    const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    if (!events.some((e) => e.timerStartedEventAttributes)) return undefined;
+    const identities = (pick: (e: (typeof events)[number]) => string | null | undefined) =>
+      events.map(pick).filter((identity): identity is string => Boolean(identity));
+    return {
+      activities: identities((e) => e.activityTaskStartedEventAttributes?.identity),
+      holder: identities((e) => e.workflowTaskCompletedEventAttributes?.identity).at(-1),
+    };
+  });
+}
+
 describe('scale-out: one API and two workers (the production entry points)', () => {
   let store: ReturnType<typeof testProjection>;
   let connection: Connection;
@@ -101,7 +119,21 @@ describe('scale-out: one API and two workers (the production entry points)', () 
     ).then((views) => views.map((v) => v.process_id));
     for (const id of ids) await waitStatus(id, 'awaiting_review');
 
-    const [dead, alive] = workers as [ReturnType<typeof startRole>, ReturnType<typeof startRole>];
+    const identityOf = (role: ReturnType<typeof startRole>) =>
+      /"identity":"([^"]+)"/.exec(role.output())?.[1];
+    const before = await Promise.all(ids.map((id) => runnersOfPaused(client, id)));
+    const holds = (role: ReturnType<typeof startRole>) =>
+      before.filter((r) => r.holder === identityOf(role)).length;
+    // The worker killed is one that holds paused decisions (the first, unless the other holds all).
+    const [dead, alive] = (holds(workers[0]!) > 0 ? workers : [...workers].reverse()) as [
+      ReturnType<typeof startRole>,
+      ReturnType<typeof startRole>,
+    ];
+    expect(identityOf(dead)).toBeDefined();
+    expect(identityOf(dead)).not.toBe(identityOf(alive));
+    // Temporal's history says it ran phases of these decisions and holds some of them.
+    expect(holds(dead)).toBeGreaterThan(0);
+    expect(before.some((r) => r.activities.includes(identityOf(dead)!))).toBe(true);
     await crashRole(dead);
     for (const id of ids) {
       const res = await fetch(`${baseUrl}/decisions/${id}/review`, {
@@ -113,13 +145,10 @@ describe('scale-out: one API and two workers (the production entry points)', () 
     }
     for (const id of ids) await waitStatus(id, 'completed');
 
-    const identityOf = (role: ReturnType<typeof startRole>) =>
-      /"identity":"([^"]+)"/.exec(role.output())?.[1];
     for (const id of ids) {
       const identities = await workersOf(client, id);
       // The phases after the review (updateDraft, compileResult) ran on the surviving worker.
       expect(identities.slice(-2)).toEqual([identityOf(alive), identityOf(alive)]);
     }
-    expect(identityOf(dead)).not.toBe(identityOf(alive));
   });
 });

@@ -4,13 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { msNumberToTs, optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE, progressQuery, reviewUpdate } from '../../src/domain/workflow-api';
-import { startChildService, type ChildService } from '../../tools/process/child-service';
-import { devServerSettingsFlags, temporalAnswers } from '../../tools/temporal/dev-server';
-import { searchAttributeFlags } from '../../src/temporal/search-attributes';
 import {
   buildIdFor,
   describeDeployment,
@@ -23,8 +21,8 @@ import {
 } from '../../src/temporal/versioning';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
-import { freePort } from '../support/ports';
 import { root, startRole, stopRole } from '../support/processes';
+import { startTestServer } from '../support/temporal-server';
 
 const { VersioningBehavior, VersionDrainageStatus } = temporal.api.enums.v1;
 type Role = ReturnType<typeof startRole>;
@@ -131,32 +129,23 @@ describe('livePollers: the workers `deploy status` lists and `deploy promote` re
 });
 
 describe('worker versioning: decisions stay on the version they started on', () => {
-  let server: ChildService;
+  let server: TestWorkflowEnvironment;
   let address: string;
-  let connection: Connection;
   let client: Client;
   let store: ReturnType<typeof testProjection>;
   let bundles: string;
   const roles: Role[] = [];
-  const taskQueue = uniqueName('versioning');
-  /** What the first test leaves for the retry test: both builds' workers, and A's decision. */
-  let left:
-    | {
-        a: Awaited<ReturnType<typeof startWorker>>;
-        b: Awaited<ReturnType<typeof startWorker>>;
-        paused: WorkflowHandle;
-      }
-    | undefined;
 
-  const env = () => ({
+  /** Each test runs a deployment of its own: its own task queue, whose name it takes. */
+  const env = (taskQueue: string) => ({
     ...workerEnv(address, taskQueue, store.prefix),
     // No sticky cache: every workflow task goes through the task queue, where only the version
     // pin can route it back to the workers of its build (a cached workflow's sticky queue would
     // take it to the same worker whatever the versioning).
     WORKER_MAX_CACHED_WORKFLOWS: '0',
   });
-  const startWorker = async (extra: Record<string, string>) => {
-    const role = startRole('src/main/worker.ts', { ...env(), ...extra });
+  const startWorker = async (taskQueue: string, extra: Record<string, string>) => {
+    const role = startRole('src/main/worker.ts', { ...env(taskQueue), ...extra });
     roles.push(role);
     const polling = await waitFor(
       'the worker to poll',
@@ -171,15 +160,18 @@ describe('worker versioning: decisions stay on the version they started on', () 
     if (!polling) throw new Error(`The worker did not start polling:\n${role.output()}`);
     return { role, ...pollingLine(role) };
   };
-  const decisions = async (...args: string[]) => {
+  /** Build A, the suite's bundle, and build B, the same workflows in another bundle. */
+  const bundleA = () => services.workflowBundlePath;
+  const bundleB = () => join(bundles, 'b.js');
+  const decisions = async (taskQueue: string, ...args: string[]) => {
     const { stdout } = await promisify(execFile)(
       resolve(root, 'node_modules/.bin/tsx'),
       ['src/cli/decisions.ts', ...args],
-      { cwd: root, env: { ...process.env, ...env() } },
+      { cwd: root, env: { ...process.env, ...env(taskQueue) } },
     );
     return stdout;
   };
-  const versionInfo = async (buildId: string) =>
+  const versionInfo = async (taskQueue: string, buildId: string) =>
     (
       await client.workflowService.describeWorkerDeploymentVersion({
         namespace: 'default',
@@ -188,49 +180,37 @@ describe('worker versioning: decisions stay on the version they started on', () 
     ).workerDeploymentVersionInfo;
 
   beforeAll(async () => {
-    address = `127.0.0.1:${await freePort()}`;
-    const [host, port] = address.split(':') as [string, string];
-    server = await startChildService({
-      name: `temporal dev server at ${address}`,
-      command: services.temporalCliPath,
-      args: [
-        ...['server', 'start-dev', '--headless', '--ip', host, '--port', port],
-        ...devServerSettingsFlags(),
-        ...searchAttributeFlags(),
+    server = await startTestServer(services.temporalCliPath, {
+      extraArgs: [
         '--dynamic-config-value',
         `matching.wv.VersionDrainageStatusVisibilityGracePeriod="${DRAINAGE_GRACE_MS}ms"`,
         '--dynamic-config-value',
         `matching.wv.VersionDrainageStatusRefreshInterval="${DRAINAGE_REFRESH_MS}ms"`,
       ],
-      answers: () => temporalAnswers(address, 1000),
-      timeoutMs: 60_000,
     });
-    connection = await Connection.connect({ address });
-    client = new Client({ connection });
+    address = server.address;
+    client = server.client;
     store = testProjection();
     // Build B: the same workflows in another bundle, as a new release's image would hold. The
     // mark goes before the inline source map, which the worker reads from the bundle's end.
     bundles = mkdtempSync(join(tmpdir(), 'versioning-'));
-    const a = readFileSync(services.workflowBundlePath, 'utf8');
+    const a = readFileSync(bundleA(), 'utf8');
     const sourceMap = a.lastIndexOf('//# sourceMappingURL=');
-    writeFileSync(
-      join(bundles, 'b.js'),
-      `${a.slice(0, sourceMap)}// build B\n${a.slice(sourceMap)}`,
-    );
+    writeFileSync(bundleB(), `${a.slice(0, sourceMap)}// build B\n${a.slice(sourceMap)}`);
   });
 
   afterAll(async () => {
     await Promise.all(roles.map((r) => stopRole(r.child)));
     await store?.cleanup();
-    await connection?.close();
-    await server?.stop();
+    await server?.teardown();
     if (bundles) rmSync(bundles, { recursive: true, force: true });
   });
 
   it('a decision paused in review on version A; worker B started and made current; a new decision runs on B while the paused one, approved, completes on A', async () => {
+    const taskQueue = uniqueName('versioning');
     // Worker A, from the suite's bundle: the deployment is new, so A makes itself current.
-    const a = await startWorker({ WORKFLOW_BUNDLE_PATH: services.workflowBundlePath });
-    expect(a.buildId).toBe(buildIdFor(readFileSync(services.workflowBundlePath, 'utf8')));
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    expect(a.buildId).toBe(buildIdFor(readFileSync(bundleA(), 'utf8')));
     expect(a.buildId).toMatch(
       new RegExp(`^${packageVersion().replace(/\./g, '\\.')}\\+[0-9a-f]{12}$`),
     );
@@ -254,14 +234,14 @@ describe('worker versioning: decisions stay on the version they started on', () 
     });
 
     // Worker B, another bundle, with the canary's policy: it polls but takes nothing yet.
-    const b = await startWorker({
-      WORKFLOW_BUNDLE_PATH: join(bundles, 'b.js'),
+    const b = await startWorker(taskQueue, {
+      WORKFLOW_BUNDLE_PATH: bundleB(),
       WORKER_PROMOTION: 'manual',
     });
-    expect(b.buildId).toBe(buildIdFor(readFileSync(join(bundles, 'b.js'), 'utf8')));
+    expect(b.buildId).toBe(buildIdFor(readFileSync(bundleB(), 'utf8')));
     expect(b.buildId).not.toBe(a.buildId);
     expect(b.promoted).toBe(false);
-    const before = JSON.parse(await decisions('deploy', 'status', '--json')) as {
+    const before = JSON.parse(await decisions(taskQueue, 'deploy', 'status', '--json')) as {
       current: string;
       versions: { build_id: string; status: string; pollers: string[] }[];
     };
@@ -273,7 +253,7 @@ describe('worker versioning: decisions stay on the version they started on', () 
 
     // The operator promotes the newest build: B.
     const promotedAt = Date.now();
-    const promoted = JSON.parse(await decisions('deploy', 'promote', '--json')) as {
+    const promoted = JSON.parse(await decisions(taskQueue, 'deploy', 'promote', '--json')) as {
       current: string;
       previous: string;
     };
@@ -300,11 +280,11 @@ describe('worker versioning: decisions stay on the version they started on', () 
 
     // The server counts the paused decision as A's: A keeps draining, checked after B took over.
     await waitFor('a drainage check of A after the promotion', async () => {
-      const info = await versionInfo(a.buildId);
+      const info = await versionInfo(taskQueue, a.buildId);
       const checked = optionalTsToMs(info?.drainageInfo?.lastCheckedTime) ?? 0;
       return checked > promotedAt + DRAINAGE_GRACE_MS ? true : undefined;
     });
-    expect((await versionInfo(a.buildId))?.drainageInfo?.status).toBe(
+    expect((await versionInfo(taskQueue, a.buildId))?.drainageInfo?.status).toBe(
       VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINING,
     );
     expect(await runningPinned(client, { deploymentName: taskQueue, buildId: a.buildId })).toBe(1);
@@ -328,18 +308,33 @@ describe('worker versioning: decisions stay on the version they started on', () 
     await waitFor(
       'A to be drained',
       async () =>
-        (await versionInfo(a.buildId))?.drainageInfo?.status ===
+        (await versionInfo(taskQueue, a.buildId))?.drainageInfo?.status ===
         VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED
           ? true
           : undefined,
       DRAINAGE_GRACE_MS + 30_000,
     );
-    left = { a, b, paused };
   }, 240_000);
 
   it("retries a decision whose build's workers are gone: refused, saying how; run on the current build with --on-current-build", async () => {
-    if (!left) throw new Error('runs after the test above, on the decision it completed on A');
-    const { a, b, paused } = left;
+    // A decision completed on build A; then B, promoted; then A's workers stopped.
+    const taskQueue = uniqueName('retry');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const onA = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: uniqueName('on-a'),
+      args: [{ query: 'Should we retry on the new build?' }],
+    });
+    expect((await onA.result()).status).toBe('completed');
+    const b = await startWorker(taskQueue, {
+      WORKFLOW_BUNDLE_PATH: bundleB(),
+      WORKER_PROMOTION: 'manual',
+    });
+    const promoted = JSON.parse(await decisions(taskQueue, 'deploy', 'promote', '--json')) as {
+      current: string;
+    };
+    expect(promoted.current).toBe(b.buildId);
+    expect((await whereItRan(onA)).builds).toEqual(new Set([a.buildId]));
     await stopRole(a.role.child);
     // The server lists a stopped worker's poller until its last poll is 90 s old.
     await waitFor(
@@ -351,7 +346,13 @@ describe('worker versioning: decisions stay on the version they started on', () 
       150_000,
     );
 
-    const refused = await decisions('retry', paused.workflowId, '--from-phase', 'compileResult')
+    const refused = await decisions(
+      taskQueue,
+      'retry',
+      onA.workflowId,
+      '--from-phase',
+      'compileResult',
+    )
       .then(() => null)
       .catch((err: { code?: number; stderr?: string }) => err);
     expect(refused?.code).toBe(1);
@@ -359,13 +360,14 @@ describe('worker versioning: decisions stay on the version they started on', () 
     expect(refused?.stderr).toContain(`the current build is ${b.buildId}`);
     expect(refused?.stderr).toContain('--on-current-build');
     // Refused before anything was reset: the decision's run is the one A completed.
-    const before = await paused.describe();
+    const before = await onA.describe();
     expect(before.status.name).toBe('COMPLETED');
 
     const retried = JSON.parse(
       await decisions(
+        taskQueue,
         'retry',
-        paused.workflowId,
+        onA.workflowId,
         '--from-phase',
         'compileResult',
         '--on-current-build',
@@ -374,7 +376,7 @@ describe('worker versioning: decisions stay on the version they started on', () 
     ) as { new_run_id: string; old_run_id: string; build_id: string };
     expect(retried).toMatchObject({ old_run_id: before.runId, build_id: b.buildId });
     const run = client.workflow.getHandle<typeof decisionWorkflow>(
-      paused.workflowId,
+      onA.workflowId,
       retried.new_run_id,
     );
     expect((await run.result()).status).toBe('completed');

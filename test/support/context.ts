@@ -1,24 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { inject, type ProvidedContext } from 'vitest';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 
-/** Addresses of the services the global setup started or found. */
+type Provided = keyof ProvidedContext;
+
+/** What a global setup provided; a test of a tier without that setup fails saying so. */
+function provided<K extends Provided>(key: K): ProvidedContext[K] {
+  const value = inject(key);
+  if (value === undefined) {
+    throw new Error(
+      `${key} is not provided in this tier: a test that needs servers belongs in the integration or system tier (vitest.config.mts)`,
+    );
+  }
+  return value;
+}
+
+/** Addresses of the services the global setups started or found, and the workflow bundle. */
 export const services = {
   get temporalAddress() {
-    return inject('temporalAddress');
+    return provided('temporalAddress');
   },
   get redisUrl() {
-    return inject('redisUrl');
+    return provided('redisUrl');
   },
   get workflowBundlePath() {
-    return inject('workflowBundlePath');
+    return provided('workflowBundlePath');
   },
   get temporalCliPath() {
-    return inject('temporalCliPath');
-  },
-  get chromiumPath() {
-    return inject('chromiumPath');
+    return provided('temporalCliPath');
   },
 };
 

@@ -42,6 +42,7 @@ function retrievalContext(prompt: string) {
 export async function startFakeOpenAI() {
   const requests: ChatRequest[] = [];
   let fault: (request: ChatRequest, sameTask: number) => Fault | undefined = () => undefined;
+  let delayMs = 0;
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let raw = '';
@@ -65,13 +66,17 @@ export async function startFakeOpenAI() {
       if (sendFault(res, injected)) return;
       const prompt = body.messages.find((m) => m.role === 'user')?.content ?? '';
       const content = JSON.stringify(cannedAnswer(request.task, retrievalContext(prompt)));
-      sendCompletion(res, {
-        id: `chatcmpl-${requests.length}`,
-        model: body.model,
-        content,
-        promptTokens: 100,
-        completionTokens: 20,
-      });
+      const id = `chatcmpl-${requests.length}`;
+      const answer = () =>
+        sendCompletion(res, {
+          id,
+          model: body.model,
+          content,
+          promptTokens: 100,
+          completionTokens: 20,
+        });
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     });
   });
   const { port, close } = await listenOnLoopback(server);
@@ -79,9 +84,10 @@ export async function startFakeOpenAI() {
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     requests,
-    /** Sets the fault injector and forgets earlier requests. */
-    reset(next: typeof fault) {
+    /** Sets the fault injector and how long each answer takes, and forgets earlier requests. */
+    reset(next: typeof fault, options: { delayMs?: number } = {}) {
       fault = next;
+      delayMs = options.delayMs ?? 0;
       requests.length = 0;
     },
     close,

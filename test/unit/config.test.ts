@@ -1,12 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NativeConnection } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { parseApiKeys } from '../../src/api/middleware/auth';
 import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/main/model';
+import { workerOptions } from '../../src/main/start-worker';
 import { OFFLINE_MODEL } from '../../src/llm/offline-model';
 import { deploymentNameFor } from '../../src/temporal/versioning';
 
@@ -132,6 +134,8 @@ describe('API keys', () => {
 });
 
 describe('loadConfig for deployment', () => {
+  const VERSION = { deploymentName: 'decisions', buildId: 'build-1' };
+
   it('takes a previous webhook secret only beside the new one it is rotated to', () => {
     const current = `whsec_${'A'.repeat(43)}=`;
     const previous = `whsec_${'B'.repeat(43)}=`;
@@ -156,13 +160,48 @@ describe('loadConfig for deployment', () => {
     );
   });
 
-  it('exposes the worker concurrency knobs with defaults', () => {
-    expect(loadConfig({})).toMatchObject({
-      WORKER_MAX_ACTIVITIES: 100,
-      WORKER_MAX_WORKFLOW_TASKS: 40,
-      WORKER_MAX_CACHED_WORKFLOWS: 1000,
-      WORKER_HTTP_PORT: 8002,
+  it('builds the options Worker.create gets from the configuration, defaults and settings alike', () => {
+    const connection = {} as NativeConnection;
+    const parts = { connection, workflowCode: 'code', version: VERSION, plugins: [] };
+    expect(workerOptions(loadConfig({}), parts)).toEqual({
+      connection,
+      namespace: 'default',
+      taskQueue: 'decisions',
+      workflowBundle: { code: 'code' },
+      workerDeploymentOptions: {
+        version: VERSION,
+        useWorkerVersioning: true,
+        defaultVersioningBehavior: 'PINNED',
+      },
+      maxConcurrentActivityTaskExecutions: 100,
+      maxConcurrentWorkflowTaskExecutions: 40,
+      maxCachedWorkflows: 1000,
+      maxHeartbeatThrottleInterval: '5 seconds',
+      shutdownGraceTime: '30 seconds',
+      plugins: [],
     });
+    const set = loadConfig({
+      TEMPORAL_NAMESPACE: 'billing',
+      TEMPORAL_TASK_QUEUE: 'decisions-eu',
+      WORKER_MAX_ACTIVITIES: '7',
+      WORKER_MAX_WORKFLOW_TASKS: '3',
+      WORKER_MAX_CACHED_WORKFLOWS: '0',
+      WORKER_SHUTDOWN_GRACE_SECONDS: '2',
+      WORKER_VERSIONING: 'off',
+    });
+    expect(workerOptions(set, parts)).toMatchObject({
+      namespace: 'billing',
+      taskQueue: 'decisions-eu',
+      workerDeploymentOptions: undefined,
+      maxConcurrentActivityTaskExecutions: 7,
+      maxConcurrentWorkflowTaskExecutions: 3,
+      maxCachedWorkflows: 0,
+      shutdownGraceTime: '2 seconds',
+    });
+  });
+
+  it("reads the worker's HTTP port, off to turn it off, and refuses a workflow-task limit below 2", () => {
+    expect(loadConfig({}).WORKER_HTTP_PORT).toBe(8002);
     expect(loadConfig({ WORKER_HTTP_PORT: 'off' }).WORKER_HTTP_PORT).toBeNull();
     expect(() => loadConfig({ WORKER_MAX_WORKFLOW_TASKS: '1' })).toThrow(
       /WORKER_MAX_WORKFLOW_TASKS/,

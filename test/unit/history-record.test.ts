@@ -29,7 +29,7 @@ function load(file: string) {
  */
 function older(record: DecisionRecord): DecisionRecord {
   const parsed = DecisionRecordSchema.safeParse(record);
-  const read = parsed.success ? (parsed.data) : record;
+  const read = parsed.success ? parsed.data : record;
   return {
     ...read,
     phases: read.phases.map((p) => ({ ...p, repair_rounds: p.repair_rounds ?? 0 })),

@@ -1,10 +1,5 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancelledFailure,
-  defaultPayloadConverter,
-} from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -279,12 +274,27 @@ describe('decisionWorkflow on a real Temporal server', () => {
   });
 
   it('lands the final projection write when a cancellation arrives during it', async () => {
+    // The final write's first attempt fails (Redis away) only once the workflow has taken the
+    // cancellation, so its retry comes after it: a cancellable write would be given up there,
+    // and Redis would never see the decision's end.
     const mock = mockPhases();
     const taskQueue = uniqueName('wf');
-    let cancelSent!: () => void;
-    const cancelled = new Promise<void>((done) => (cancelSent = done));
+    const workflowId = uniqueName('decision');
+    const finalAttempts: number[] = [];
     let finalWriteStarted!: () => void;
     const finalWrite = new Promise<void>((done) => (finalWriteStarted = done));
+    /** The workflow has run a task with the cancellation request in it. */
+    const cancellationTaken = () =>
+      waitFor('the workflow to take the cancellation', async () => {
+        const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+        const requested = events.findIndex(
+          (e) => e.workflowExecutionCancelRequestedEventAttributes,
+        );
+        return requested >= 0 &&
+          events.slice(requested).some((e) => e.workflowTaskCompletedEventAttributes)
+          ? true
+          : undefined;
+      });
     const worker = await Worker.create({
       connection: nativeConnection,
       taskQueue,
@@ -293,32 +303,46 @@ describe('decisionWorkflow on a real Temporal server', () => {
         ...mock.phases,
         projectDecision: async (record: DecisionRecord, events: DecisionEvent[] = []) => {
           if (record.status === 'completed') {
-            finalWriteStarted();
-            await cancelled;
-            // Give a cancellation time to reach this write; a cancelled write never lands.
-            await new Promise((resolve) => setTimeout(resolve, 300));
-            if (Context.current().cancellationSignal.aborted)
-              throw new CancelledFailure('cancelled');
+            const { attempt } = Context.current().info;
+            finalAttempts.push(attempt);
+            if (attempt === 1) {
+              finalWriteStarted();
+              await cancellationTaken();
+              throw new Error('Redis is not answering');
+            }
           }
           await store.projection.write(record, events);
         },
       },
     });
-    const workflowId = uniqueName('decision');
     const record = await worker.runUntil(async () => {
       const handle = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
         taskQueue,
         workflowId,
         args: [{ query: CANNED_QUERY }],
+        // A local activity holds its workflow task open, and the worker completes the task at 80 %
+        // of this timeout to take in what arrived meanwhile, such as the cancellation.
+        workflowTaskTimeout: '2 seconds',
       });
       await finalWrite;
       await handle.cancel();
-      cancelSent();
       return handle.result();
     });
-    // The decision had ended: it completes, and the projection has that end, not a lost write.
+    // The decision had ended: it completes, and the write retried after the cancellation lands.
     expect(record.status).toBe('completed');
-    expect(await store.projection.get(workflowId)).toMatchObject({ status: 'completed' });
+    expect(finalAttempts).toEqual([1, 2]);
+    const history = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    expect(history.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
+    expect(history.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
+    const projected = await waitFor(
+      'the final record in Redis',
+      async () => {
+        const stored = await store.projection.get(workflowId);
+        return stored?.status === 'completed' ? stored : undefined;
+      },
+      10_000,
+    );
+    expect(projected).toEqual(record);
     const events = await store.projection.readEvents(workflowId, null);
     expect(events.at(-1)?.type).toBe('decision.completed');
   });

@@ -36,10 +36,14 @@ describe('the openai provider against a local Chat Completions server', () => {
     await t?.close();
   });
 
-  /** A whole decision through the real activities, with `fault` on defineScope's first call. */
-  async function decideWith(fault: Fault | undefined) {
-    server.reset((request, sameTask) =>
-      request.task === 'defineScope' && sameTask === 1 ? fault : undefined,
+  /**
+   * A whole decision through the real activities, with `fault` on defineScope's first call and
+   * each answer `delayMs` after its request.
+   */
+  async function decideWith(fault: Fault | undefined, delayMs = 0) {
+    server.reset(
+      (request, sameTask) => (request.task === 'defineScope' && sameTask === 1 ? fault : undefined),
+      { delayMs },
     );
     const activities = await realActivities(store, localOpenAIModel(server.baseURL), {
       knowledge,
@@ -48,7 +52,9 @@ describe('the openai provider against a local Chat Completions server', () => {
   }
 
   it('completes a decision, recording model, tokens and latency per phase', async () => {
-    const { record, error } = await decideWith(undefined);
+    // Each answer takes the server at least DELAY_MS: the latency measured cannot be less.
+    const DELAY_MS = 100;
+    const { record, error } = await decideWith(undefined, DELAY_MS);
     expect(error).toBeNull();
     expect(record!.status).toBe('completed');
     const trigger = record!.phases[0]!;
@@ -57,7 +63,7 @@ describe('the openai provider against a local Chat Completions server', () => {
       model_calls: 1,
       usage: { input_tokens: 100, output_tokens: 20 },
     });
-    expect(trigger.latency_ms).toBeGreaterThanOrEqual(0);
+    expect(trigger.latency_ms).toBeGreaterThanOrEqual(DELAY_MS);
     // Nine phases with one call each, and one retrieval call per information need.
     const calls = 9 + record!.result!.phases.identifyInformationNeeds.needs.length;
     expect(record!.result!.usage).toMatchObject({
@@ -65,6 +71,7 @@ describe('the openai provider against a local Chat Completions server', () => {
       input_tokens: 100 * calls,
       output_tokens: 20 * calls,
     });
+    expect(record!.result!.usage.latency_ms).toBeGreaterThanOrEqual(DELAY_MS * calls);
     expect(server.requests.every((r) => r.body.model === 'test-model')).toBe(true);
   });
 
