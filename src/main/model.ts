@@ -1,12 +1,12 @@
 import { createOfflineModel } from '../llm/offline-model';
-import type { Config } from '../config';
+import type { WorkerConfig } from '../config';
 import type { ProviderErrorReport } from '../llm/errors';
 import type { LanguageModel } from '../llm/model';
 import { createOpenAIModel } from '../llm/openai';
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
 export function createModel(
-  config: Config,
+  config: WorkerConfig,
   onProviderError?: (report: ProviderErrorReport) => void,
 ): LanguageModel {
   if ((config.LLM_PROVIDER ?? 'offline') === 'offline')

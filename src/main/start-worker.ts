@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createHealthCheck } from '../observability/health';
-import { decisionLimits, type Config } from '../config';
+import { decisionLimits, type WorkerConfig } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
 import { createModel } from './model';
@@ -33,7 +33,7 @@ export interface RunningWorker {
 
 /** Connects to Temporal and Redis and starts polling the decision task queue. */
 export async function startWorker(
-  config: Config,
+  config: WorkerConfig,
   logger: Logger,
   tracing: Tracing | null = null,
 ): Promise<RunningWorker> {

@@ -1,4 +1,4 @@
-import { loadConfig } from '../config';
+import { loadWorkerConfig } from '../config';
 import { createLogger } from '../logger';
 import { installTemporalRuntime } from '../observability/temporal-runtime';
 import { startWorker } from './start-worker';
@@ -6,7 +6,7 @@ import { startTracing } from '../observability/tracing';
 import { runMain } from './process';
 
 runMain(async () => {
-  const config = loadConfig();
+  const config = loadWorkerConfig();
   const logger = createLogger(config.LOG_LEVEL, 'worker', config.LOG_FORMAT);
   installTemporalRuntime(logger, config.WORKER_SDK_METRICS_ADDRESS);
   const worker = await startWorker(
