@@ -56,9 +56,6 @@ const modelSettings = {
     meaning: 'required with `openai` unless `LLM_BASE_URL` is set',
     secret: true,
   }),
-  LLM_OFFLINE_DELAY_MS: setting(z.coerce.number().int().min(0).max(600_000).default(0), {
-    meaning: "the offline model's delay per call, standing in for a slow model (benchmarks)",
-  }),
   LLM_RESPONSE_FORMAT: setting(z.enum(['json_schema', 'json_object']).default('json_schema'), {
     meaning: '`json_schema` (structured outputs) or `json_object`',
   }),
