@@ -36,7 +36,10 @@ export const redisSettings = {
   }),
 };
 
-/** How long what a decision writes to Redis is kept (worker, `decisions reconcile`). */
+/**
+ * How long a decision's data stays in Redis: its projection once it has finished, its budget
+ * ledger, the model answers its phases stored (worker, `decisions reconcile`).
+ */
 export const retentionSettings = {
   DECISION_TTL_SECONDS: setting(
     z.coerce
@@ -45,7 +48,8 @@ export const retentionSettings = {
       .positive()
       .default(7 * 24 * 3600),
     {
-      meaning: 'how long a finished decision stays in the projection',
+      meaning:
+        "how long a decision's Redis data is kept: a finished one's projection, its stored model answers and budget ledger",
       shownDefault: '`604800` (7 days)',
     },
   ),

@@ -79,14 +79,6 @@ const modelSettings = {
       shownDefault: '(derived per phase)',
     },
   ),
-  LLM_RESPONSE_TTL_SECONDS: setting(
-    z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(7 * 24 * 3600),
-    { meaning: 'how long stored model answers are kept' },
-  ),
   KNOWLEDGE_DIR: setting(z.string().min(1).default('knowledge'), {
     meaning: 'folder of Markdown/text documents for retrieval',
   }),

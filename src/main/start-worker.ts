@@ -104,7 +104,7 @@ export async function startWorker(
       responses: new RedisResponseStore(
         redis,
         `${config.REDIS_KEY_PREFIX}llm:`,
-        config.LLM_RESPONSE_TTL_SECONDS,
+        config.DECISION_TTL_SECONDS,
       ),
       budget: new RedisBudgetLedger(
         redis,

@@ -156,7 +156,6 @@ export async function startBenchStack(options: StackOptions) {
     RATE_LIMIT_PER_MINUTE: '0',
     // What the bench writes to a shared Redis goes soon, and at its end (see stop).
     DECISION_TTL_SECONDS: '3600',
-    LLM_RESPONSE_TTL_SECONDS: '3600',
     LOG_LEVEL: 'info',
   });
   const roles: Role[] = [];
