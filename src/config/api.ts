@@ -18,15 +18,6 @@ export const ApiConfigSchema = z.object({
   ...observabilitySettings,
   ...limitSettings,
   ...webhookSettings,
-  WEBHOOK_RETRY_HOURS: setting(z.coerce.number().positive().max(720).default(24), {
-    meaning: 'how long a delivery is retried before it counts as failed',
-  }),
-  WEBHOOK_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().max(300).default(10), {
-    meaning: "how long one delivery attempt waits for the receiver's answer",
-  }),
-  MAX_QUERY_CHARS: setting(z.coerce.number().int().positive().default(4000), {
-    meaning: 'longest question accepted',
-  }),
   API_KEYS: setting(z.string().optional(), {
     meaning: '`<key>=<scope>+<scope>[@<name>],…`; unset means no auth (see API)',
     secret: true,
@@ -56,11 +47,20 @@ export const ApiConfigSchema = z.object({
     meaning: 'comma-separated allowed origins, or `*`',
     shownDefault: '(empty)',
   }),
+  MAX_QUERY_CHARS: setting(z.coerce.number().int().positive().default(4000), {
+    meaning: 'longest question accepted',
+  }),
   REVIEW_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().default(86_400), {
     meaning: 'how long a decision waits for its reviewer',
   }),
   MAX_WAIT_SECONDS: setting(z.coerce.number().int().positive().default(120), {
     meaning: 'longest `wait` / `timeout` a request may ask for',
+  }),
+  WEBHOOK_RETRY_HOURS: setting(z.coerce.number().positive().max(720).default(24), {
+    meaning: 'how long a delivery is retried before it counts as failed',
+  }),
+  WEBHOOK_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().max(300).default(10), {
+    meaning: "how long one delivery attempt waits for the receiver's answer",
   }),
 });
 

@@ -27,10 +27,10 @@ export const DEFAULT_API_URL = 'http://127.0.0.1:8001';
  */
 export const DecideConfigSchema = z.object({
   DECISIONS_API_URL: setting(z.string().default(DEFAULT_API_URL), {
-    meaning: '`decide`: the API base URL when `--api` is not given',
+    meaning: 'the API base URL when `--api` is not given',
   }),
   DECISIONS_API_KEY: setting(z.string().optional(), {
-    meaning: '`decide`: the bearer token it sends when `--api-key` is not given',
+    meaning: 'the bearer token it sends when `--api-key` is not given',
   }),
 });
 

@@ -156,12 +156,12 @@ export const WorkerConfigSchema = z
     ...observabilitySettings,
     ...limitSettings,
     ...webhookSettings,
+    ...modelSettings,
+    ...workerProcessSettings,
     WEBHOOK_PREVIOUS_SECRET: setting(webhookSecret.optional(), {
       meaning: 'while rotating: the old secret; deliveries carry a signature made with each',
       secret: true,
     }),
-    ...modelSettings,
-    ...workerProcessSettings,
   })
   .superRefine((c, ctx) => {
     if (c.WEBHOOK_PREVIOUS_SECRET && !c.WEBHOOK_SECRET) {
