@@ -1,9 +1,9 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import type { Config } from './config';
+import type { ApiConfig } from './config';
 
 /** How log lines are written: `auto` is readable on a terminal and JSON anywhere else. */
-export type LogFormat = Config['LOG_FORMAT'];
+export type LogFormat = ApiConfig['LOG_FORMAT'];
 
 /**
  * One logger per process; every role gets it passed in. JSON lines for log collectors, pipes and

@@ -1,7 +1,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { ConfigError, decisionLimits, type Config } from '../config';
+import { ConfigError, decisionLimits, type ApiConfig } from '../config';
 import { createRegistry } from '../observability/metrics';
 import type { Tracing } from '../observability/tracing';
 import { parseApiKeys, type ApiKey } from './middleware/auth';
@@ -18,7 +18,7 @@ export interface RunningApi {
 
 /** Starts the HTTP API: one Temporal connection and one Redis client for the whole process. */
 export async function startApi(
-  config: Config,
+  config: ApiConfig,
   logger: Logger,
   options: { requireAuth: boolean; tracing?: Tracing | null },
 ): Promise<RunningApi> {

@@ -18,9 +18,9 @@ import {
   type Problem,
 } from './decide-render';
 import { isEndEvent, type DecisionEndEvent, type DecisionStreamEvent } from '../domain/events';
+import { DecideConfigSchema, loadDecideConfig, type DecideConfig } from '../config/cli';
 import { terminalText } from './terminal-text';
 
-export const DEFAULT_API = 'http://127.0.0.1:8001';
 const PHASE_COUNT = 10;
 const MAX_RECONNECTS = 5;
 /** A stream open this long was healthy: its end (the server rotates idle streams) is no failure. */
@@ -31,7 +31,8 @@ export interface Io {
   stderr: NodeJS.WritableStream;
   /** Whether stdout is a terminal: a live bar if so, plain lines if not. */
   isTTY: boolean;
-  env?: Record<string, string | undefined>;
+  /** DECISIONS_API_URL and DECISIONS_API_KEY, the defaults of --api and --api-key; unset, none. */
+  config?: DecideConfig;
   /** Aborting stops following (Ctrl-C); the decision itself keeps running on the server. */
   signal?: AbortSignal;
   /** Waits between reconnects; tests pass one that does not wait. */
@@ -69,15 +70,11 @@ function baseUrl(text: string): string | null {
 
 /** Parses the command line; a CommanderError means usage was shown (help) or was wrong. */
 function parseOptions(argv: readonly string[], io: Io): Options {
-  const env = io.env ?? process.env;
+  const config = io.config ?? DecideConfigSchema.parse({});
   const program: Command = new Command('decide')
     .description('Ask the decision backend a question and follow it through its ten phases.')
     .argument('<question...>', 'the question to decide (quoted, or as several words)')
-    .option(
-      '--api <url>',
-      'API base URL (env DECISIONS_API_URL)',
-      env.DECISIONS_API_URL || DEFAULT_API,
-    )
+    .option('--api <url>', 'API base URL (env DECISIONS_API_URL)', config.DECISIONS_API_URL)
     .option('--api-key <key>', 'bearer token for the API (env DECISIONS_API_KEY)')
     .option('--review', 'pause for a human review of the draft before the result is compiled')
     .option('--context <text>', 'background the agents should take into account')
@@ -105,7 +102,7 @@ function parseOptions(argv: readonly string[], io: Io): Options {
   const context = opts.context?.trim();
   return {
     api,
-    apiKey: opts.apiKey || env.DECISIONS_API_KEY || undefined,
+    apiKey: opts.apiKey || config.DECISIONS_API_KEY || undefined,
     review: opts.review === true,
     context: context || undefined,
     json: opts.json === true,
@@ -407,6 +404,7 @@ if (require.main === module) {
     stdout: process.stdout,
     stderr: process.stderr,
     isTTY: process.stdout.isTTY === true,
+    config: loadDecideConfig(),
     signal: controller.signal,
   }).then(
     (code) => {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { Client, Connection, type HistoryAndWorkflowId } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, type Config } from '../config';
+import { loadDecisionsCliConfig, type DecisionsCliConfig } from '../config';
 import { DECISION_STATUSES, type DecisionRecord } from '../domain/decision';
 import { parseDuration } from '../domain/duration';
 import { isPhaseName, PHASE_NAMES, type PhaseName } from '../domain/phases';
@@ -37,8 +37,10 @@ const phase = (value: string): PhaseName => {
   return value;
 };
 
-async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+async function withClient<T>(
+  fn: (client: Client, config: DecisionsCliConfig) => Promise<T>,
+): Promise<T> {
+  const config = loadDecisionsCliConfig();
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
     return await fn(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), config);

@@ -1,16 +1,15 @@
 import { createOfflineModel } from '../llm/offline-model';
-import type { Config } from '../config';
+import type { WorkerConfig } from '../config';
 import type { ProviderErrorReport } from '../llm/errors';
 import type { LanguageModel } from '../llm/model';
 import { createOpenAIModel } from '../llm/openai';
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
 export function createModel(
-  config: Config,
+  config: WorkerConfig,
   onProviderError?: (report: ProviderErrorReport) => void,
 ): LanguageModel {
-  if ((config.LLM_PROVIDER ?? 'offline') === 'offline')
-    return createOfflineModel({ delayMs: config.LLM_OFFLINE_DELAY_MS });
+  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
   return createOpenAIModel({
     model: config.LLM_MODEL!,
     // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.

@@ -10,9 +10,10 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createHealthCheck } from '../observability/health';
-import { decisionLimits, type Config } from '../config';
+import { decisionLimits, type WorkerConfig } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
+import type { LanguageModel } from '../llm/model';
 import { createModel } from './model';
 import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics } from '../observability/metrics';
@@ -38,7 +39,7 @@ export interface RunningWorker {
 
 /** What Worker.create is given from the configuration: queue, versioning, concurrency, shutdown. */
 export function workerOptions(
-  config: Config,
+  config: WorkerConfig,
   parts: {
     connection: NativeConnection;
     /** The bundled workflow code (see loadWorkflowCode). */
@@ -74,11 +75,15 @@ export function workerOptions(
   };
 }
 
-/** Connects to Temporal and Redis and starts polling the decision task queue. */
+/**
+ * Connects to Temporal and Redis and starts polling the decision task queue. `model` replaces
+ * the one the settings name (the bench's offline model that answers slowly).
+ */
 export async function startWorker(
-  config: Config,
+  config: WorkerConfig,
   logger: Logger,
   tracing: Tracing | null = null,
+  options: { model?: LanguageModel } = {},
 ): Promise<RunningWorker> {
   // The worker's NativeConnection has no operator service; a client connection does, and it
   // also answers the readiness checks.
@@ -91,9 +96,11 @@ export async function startWorker(
       cause: err,
     });
   });
-  const model = createModel(config, (report) =>
-    logger.warn(report, 'The model provider answered with an error'),
-  );
+  const model =
+    options.model ??
+    createModel(config, (report) =>
+      logger.warn(report, 'The model provider answered with an error'),
+    );
   if (!config.LLM_PROVIDER) {
     logger.warn(
       '!!! LLM_PROVIDER IS NOT SET: decisions are made by the offline stand-in, a fixed-rule heuristic, not a language model. Set LLM_PROVIDER=openai (with LLM_MODEL and LLM_BASE_URL or LLM_API_KEY) for real answers, or LLM_PROVIDER=offline to choose the stand-in on purpose. !!!',
@@ -125,7 +132,7 @@ export async function startWorker(
       responses: new RedisResponseStore(
         redis,
         `${config.REDIS_KEY_PREFIX}llm:`,
-        config.LLM_RESPONSE_TTL_SECONDS,
+        config.DECISION_TTL_SECONDS,
       ),
       budget: new RedisBudgetLedger(
         redis,

@@ -5,7 +5,7 @@ import { isGrpcServiceError, type Client, type Connection } from '@temporalio/cl
 import { optionalTsToDate, optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, Runtime } from '@temporalio/worker';
-import type { Config } from '../config';
+import type { WorkerConfig } from '../config';
 import { waitFor } from '../process/wait';
 import type { Tracing } from '../observability/tracing';
 import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
@@ -29,7 +29,7 @@ const RETRYABLE = new Set([
 const NOT_FOUND = 5;
 
 /** What makes a worker's version current when it starts (WORKER_PROMOTION). */
-export type PromotionPolicy = Config['WORKER_PROMOTION'];
+export type PromotionPolicy = WorkerConfig['WORKER_PROMOTION'];
 
 export interface WorkerVersion {
   deploymentName: string;
@@ -135,7 +135,7 @@ export function buildIdFor(code: string, version = packageVersion()): string {
  * may not hold): workers of different task queues, test workers among them, never share one.
  */
 export function deploymentNameFor(
-  config: Pick<Config, 'WORKER_DEPLOYMENT_NAME' | 'TEMPORAL_TASK_QUEUE'>,
+  config: Pick<WorkerConfig, 'WORKER_DEPLOYMENT_NAME' | 'TEMPORAL_TASK_QUEUE'>,
 ): string {
   return config.WORKER_DEPLOYMENT_NAME ?? config.TEMPORAL_TASK_QUEUE.replace(/[.:]/g, '-');
 }

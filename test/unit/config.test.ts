@@ -5,16 +5,24 @@ import type { NativeConnection } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { parseApiKeys } from '../../src/api/middleware/auth';
-import { ConfigError, decisionLimits, loadConfig } from '../../src/config';
+import {
+  ConfigError,
+  DecisionsCliConfigSchema,
+  decisionLimits,
+  loadApiConfig,
+  loadDecideConfig,
+  loadDecisionsCliConfig,
+  loadWorkerConfig,
+} from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/main/model';
 import { workerOptions } from '../../src/main/start-worker';
 import { OFFLINE_MODEL } from '../../src/llm/offline-model';
 import { deploymentNameFor } from '../../src/temporal/versioning';
 
-describe('loadConfig', () => {
+describe('loadApiConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
-    expect(loadConfig({})).toMatchObject({
+    expect(loadApiConfig({})).toMatchObject({
       PORT: 8001,
       TEMPORAL_ADDRESS: '127.0.0.1:7233',
       TEMPORAL_TASK_QUEUE: 'decisions',
@@ -24,35 +32,73 @@ describe('loadConfig', () => {
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadConfig({ PORT: '' }).PORT).toBe(8001);
+    expect(loadApiConfig({ PORT: '' }).PORT).toBe(8001);
   });
 
   it('names every bad setting at once', () => {
     const load = () =>
-      loadConfig({ PORT: 'eighty', REDIS_URL: 'http://x', TEMPORAL_ADDRESS: 'nohostport' });
+      loadApiConfig({ PORT: 'eighty', REDIS_URL: 'http://x', TEMPORAL_ADDRESS: 'nohostport' });
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(/PORT[\s\S]*TEMPORAL_ADDRESS[\s\S]*REDIS_URL/);
   });
 });
 
-describe('loadConfig for model providers', () => {
+describe('configuration by role', () => {
+  it("reads only the role's own settings: another role's, however set, are not its concern", () => {
+    expect(() =>
+      loadApiConfig({ LLM_PROVIDER: 'magic', WORKER_HTTP_PORT: 'x', KNOWLEDGE_DIR: '' }),
+    ).not.toThrow();
+    expect(() => loadWorkerConfig({ PORT: 'eighty', API_KEY_SECRET: 'short' })).not.toThrow();
+    expect(loadApiConfig({})).not.toHaveProperty('LLM_PROVIDER');
+    expect(loadWorkerConfig({})).not.toHaveProperty('API_KEYS');
+    expect(Object.keys(DecisionsCliConfigSchema.shape).sort()).toEqual([
+      'DECISION_TTL_SECONDS',
+      'REDIS_COMMAND_TIMEOUT_MS',
+      'REDIS_KEY_PREFIX',
+      'REDIS_URL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+      'TEMPORAL_TASK_QUEUE',
+      'WORKER_DEPLOYMENT_NAME',
+    ]);
+    expect(() => loadDecisionsCliConfig({ PORT: 'eighty', TEMPORAL_ADDRESS: 'x' })).toThrow(
+      /^Invalid configuration:\n {2}TEMPORAL_ADDRESS: must be host:port$/,
+    );
+    expect(loadDecideConfig({ DECISIONS_API_KEY: 'k', TEMPORAL_ADDRESS: 'x' })).toEqual({
+      DECISIONS_API_URL: 'http://127.0.0.1:8001',
+      DECISIONS_API_KEY: 'k',
+    });
+  });
+
+  it('reads NAME_FILE for its own secrets only', () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'config-')), 'missing');
+    expect(() => loadApiConfig({ API_KEYS_FILE: missing })).toThrow(/API_KEYS_FILE: cannot read/);
+    expect(() => loadWorkerConfig({ API_KEYS_FILE: missing })).not.toThrow();
+    expect(() => loadDecisionsCliConfig({ REDIS_URL_FILE: missing })).toThrow(
+      /REDIS_URL_FILE: cannot read/,
+    );
+    expect(() => loadApiConfig({ LLM_API_KEY_FILE: missing })).not.toThrow();
+  });
+});
+
+describe('loadWorkerConfig for model providers', () => {
   it('runs the offline model when LLM_PROVIDER is unset, and keeps it unset for the warning', () => {
-    const config = loadConfig({});
+    const config = loadWorkerConfig({});
     expect(config.LLM_PROVIDER).toBeUndefined();
     expect(createModel(config).name).toBe(OFFLINE_MODEL);
-    expect(createModel(loadConfig({ LLM_PROVIDER: 'offline' })).name).toBe(OFFLINE_MODEL);
+    expect(createModel(loadWorkerConfig({ LLM_PROVIDER: 'offline' })).name).toBe(OFFLINE_MODEL);
   });
 
   it('reads token caps as one number for every phase, or phase=N pairs', () => {
-    expect(loadConfig({}).LLM_MAX_COMPLETION_TOKENS).toEqual({});
-    const all = loadConfig({ LLM_MAX_COMPLETION_TOKENS: '4000' }).LLM_MAX_COMPLETION_TOKENS;
+    expect(loadWorkerConfig({}).LLM_MAX_COMPLETION_TOKENS).toEqual({});
+    const all = loadWorkerConfig({ LLM_MAX_COMPLETION_TOKENS: '4000' }).LLM_MAX_COMPLETION_TOKENS;
     expect(Object.keys(all)).toHaveLength(10);
     expect(all.compileResult).toBe(4000);
     expect(
-      loadConfig({ LLM_MAX_COMPLETION_TOKENS: 'draftDecision=900, compileResult=1200' })
+      loadWorkerConfig({ LLM_MAX_COMPLETION_TOKENS: 'draftDecision=900, compileResult=1200' })
         .LLM_MAX_COMPLETION_TOKENS,
     ).toEqual({ draftDecision: 900, compileResult: 1200 });
-    expect(() => loadConfig({ LLM_MAX_COMPLETION_TOKENS: 'draft=900' })).toThrow(
+    expect(() => loadWorkerConfig({ LLM_MAX_COMPLETION_TOKENS: 'draft=900' })).toThrow(
       /LLM_MAX_COMPLETION_TOKENS: "draft=900" is not phase=N/,
     );
   });
@@ -60,7 +106,7 @@ describe('loadConfig for model providers', () => {
   it('gives every new decision the configured limits', () => {
     expect(
       decisionLimits(
-        loadConfig({
+        loadApiConfig({
           DECISION_MAX_MODEL_CALLS: '12',
           DECISION_MAX_TOKENS: '60000',
           LLM_TIMEOUT_MS: '1500',
@@ -71,15 +117,15 @@ describe('loadConfig for model providers', () => {
       model_timeout_ms: 1500,
       payload_max_bytes: 256 * 1024,
     });
-    expect(decisionLimits(loadConfig({}))).toEqual(DEFAULT_LIMITS);
+    expect(decisionLimits(loadApiConfig({}))).toEqual(DEFAULT_LIMITS);
   });
 
   it('asks for a model and a key (or a base URL) with LLM_PROVIDER=openai', () => {
-    expect(() => loadConfig({ LLM_PROVIDER: 'openai' })).toThrow(
+    expect(() => loadWorkerConfig({ LLM_PROVIDER: 'openai' })).toThrow(
       /LLM_API_KEY: is required[\s\S]*LLM_MODEL: is required/,
     );
     expect(
-      loadConfig({
+      loadWorkerConfig({
         LLM_PROVIDER: 'openai',
         LLM_MODEL: 'm',
         LLM_BASE_URL: 'http://127.0.0.1:11434/v1',
@@ -90,7 +136,7 @@ describe('loadConfig for model providers', () => {
   });
 
   it('rejects an unknown provider', () => {
-    expect(() => loadConfig({ LLM_PROVIDER: 'magic' })).toThrow(/LLM_PROVIDER/);
+    expect(() => loadWorkerConfig({ LLM_PROVIDER: 'magic' })).toThrow(/LLM_PROVIDER/);
   });
 });
 
@@ -133,20 +179,20 @@ describe('API keys', () => {
   });
 });
 
-describe('loadConfig for deployment', () => {
+describe('loadWorkerConfig for deployment', () => {
   const VERSION = { deploymentName: 'decisions', buildId: 'build-1' };
 
   it('takes a previous webhook secret only beside the new one it is rotated to', () => {
     const current = `whsec_${'A'.repeat(43)}=`;
     const previous = `whsec_${'B'.repeat(43)}=`;
-    expect(() => loadConfig({ WEBHOOK_PREVIOUS_SECRET: previous })).toThrow(
+    expect(() => loadWorkerConfig({ WEBHOOK_PREVIOUS_SECRET: previous })).toThrow(
       /WEBHOOK_PREVIOUS_SECRET: needs WEBHOOK_SECRET/,
     );
     expect(() =>
-      loadConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: 'not-a-secret' }),
+      loadWorkerConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: 'not-a-secret' }),
     ).toThrow(/WEBHOOK_PREVIOUS_SECRET: must be whsec_/);
     expect(
-      loadConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous }),
+      loadWorkerConfig({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous }),
     ).toMatchObject({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous });
   });
 
@@ -154,8 +200,8 @@ describe('loadConfig for deployment', () => {
     const dir = mkdtempSync(join(tmpdir(), 'config-'));
     const file = join(dir, 'api-keys');
     writeFileSync(file, 'file-key-0123=decisions:admin\n');
-    expect(loadConfig({ API_KEYS_FILE: file }).API_KEYS).toBe('file-key-0123=decisions:admin');
-    expect(() => loadConfig({ LLM_API_KEY_FILE: join(dir, 'missing') })).toThrow(
+    expect(loadApiConfig({ API_KEYS_FILE: file }).API_KEYS).toBe('file-key-0123=decisions:admin');
+    expect(() => loadWorkerConfig({ LLM_API_KEY_FILE: join(dir, 'missing') })).toThrow(
       /LLM_API_KEY_FILE: cannot read/,
     );
   });
@@ -163,7 +209,7 @@ describe('loadConfig for deployment', () => {
   it('builds the options Worker.create gets from the configuration, defaults and settings alike', () => {
     const connection = {} as NativeConnection;
     const parts = { connection, workflowCode: 'code', version: VERSION, plugins: [] };
-    expect(workerOptions(loadConfig({}), parts)).toEqual({
+    expect(workerOptions(loadWorkerConfig({}), parts)).toEqual({
       connection,
       namespace: 'default',
       taskQueue: 'decisions',
@@ -180,7 +226,7 @@ describe('loadConfig for deployment', () => {
       shutdownGraceTime: '30 seconds',
       plugins: [],
     });
-    const set = loadConfig({
+    const set = loadWorkerConfig({
       TEMPORAL_NAMESPACE: 'billing',
       TEMPORAL_TASK_QUEUE: 'decisions-eu',
       WORKER_MAX_ACTIVITIES: '7',
@@ -201,27 +247,29 @@ describe('loadConfig for deployment', () => {
   });
 
   it("reads the worker's HTTP port, off to turn it off, and refuses a workflow-task limit below 2", () => {
-    expect(loadConfig({}).WORKER_HTTP_PORT).toBe(8002);
-    expect(loadConfig({ WORKER_HTTP_PORT: 'off' }).WORKER_HTTP_PORT).toBeNull();
-    expect(() => loadConfig({ WORKER_MAX_WORKFLOW_TASKS: '1' })).toThrow(
+    expect(loadWorkerConfig({}).WORKER_HTTP_PORT).toBe(8002);
+    expect(loadWorkerConfig({ WORKER_HTTP_PORT: 'off' }).WORKER_HTTP_PORT).toBeNull();
+    expect(() => loadWorkerConfig({ WORKER_MAX_WORKFLOW_TASKS: '1' })).toThrow(
       /WORKER_MAX_WORKFLOW_TASKS/,
     );
   });
 
   it('names the worker version after the task queue unless told, and refuses names Temporal would', () => {
-    const config = loadConfig({ TEMPORAL_TASK_QUEUE: 'decisions.eu:1' });
+    const config = loadWorkerConfig({ TEMPORAL_TASK_QUEUE: 'decisions.eu:1' });
     expect(config).toMatchObject({ WORKER_PROMOTION: 'auto' });
     expect(config.WORKER_BUILD_ID).toBeUndefined();
     expect(deploymentNameFor(config)).toBe('decisions-eu-1');
-    expect(deploymentNameFor(loadConfig({ WORKER_DEPLOYMENT_NAME: 'billing' }))).toBe('billing');
-    expect(loadConfig({ WORKER_BUILD_ID: '1.4.0+git.3f2a9c1' }).WORKER_BUILD_ID).toBe(
+    expect(deploymentNameFor(loadWorkerConfig({ WORKER_DEPLOYMENT_NAME: 'billing' }))).toBe(
+      'billing',
+    );
+    expect(loadWorkerConfig({ WORKER_BUILD_ID: '1.4.0+git.3f2a9c1' }).WORKER_BUILD_ID).toBe(
       '1.4.0+git.3f2a9c1',
     );
-    expect(() => loadConfig({ WORKER_DEPLOYMENT_NAME: 'decisions.v2' })).toThrow(
+    expect(() => loadWorkerConfig({ WORKER_DEPLOYMENT_NAME: 'decisions.v2' })).toThrow(
       /WORKER_DEPLOYMENT_NAME: .*Temporal refuses \. and :/,
     );
-    expect(() => loadConfig({ WORKER_BUILD_ID: '__internal' })).toThrow(/WORKER_BUILD_ID/);
-    expect(() => loadConfig({ WORKER_BUILD_ID: 'has space' })).toThrow(/WORKER_BUILD_ID/);
-    expect(() => loadConfig({ WORKER_PROMOTION: 'sometimes' })).toThrow(/WORKER_PROMOTION/);
+    expect(() => loadWorkerConfig({ WORKER_BUILD_ID: '__internal' })).toThrow(/WORKER_BUILD_ID/);
+    expect(() => loadWorkerConfig({ WORKER_BUILD_ID: 'has space' })).toThrow(/WORKER_BUILD_ID/);
+    expect(() => loadWorkerConfig({ WORKER_PROMOTION: 'sometimes' })).toThrow(/WORKER_PROMOTION/);
   });
 });

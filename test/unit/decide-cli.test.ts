@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { problem } from '../../src/api/problem';
 import { run } from '../../src/cli/decide';
+import { loadDecideConfig } from '../../src/config/cli';
 import {
   describeEvent,
   formatDuration,
@@ -194,7 +195,7 @@ async function decide(
     stdout,
     stderr,
     isTTY: options.isTTY ?? false,
-    env: options.env ?? {},
+    config: loadDecideConfig(options.env ?? {}),
     signal: controller.signal,
     sleep: (ms) => {
       delays.push(ms);

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigSchema, loadConfig } from '../../src/config';
+import {
+  ApiConfigSchema,
+  loadApiConfig,
+  loadWorkerConfig,
+  WorkerConfigSchema,
+} from '../../src/config';
 import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../tools/cluster/binaries';
 import {
   DEFAULT_TEMPORAL_PORTS,
@@ -118,11 +123,15 @@ describe('docker-compose.yml', () => {
     expect(services.worker!.depends_on).toHaveProperty('temporal-setup');
   });
 
-  it('sets only environment variables the configuration schema knows (NAME_FILE: ones it reads from a file)', () => {
-    const known = new Set(Object.keys(ConfigSchema.shape));
+  it("sets only environment variables its role's settings know (NAME_FILE: ones it reads from a file)", () => {
+    const roles = {
+      api: { schema: ApiConfigSchema, loadConfig: loadApiConfig },
+      worker: { schema: WorkerConfigSchema, loadConfig: loadWorkerConfig },
+    };
     const dir = mkdtempSync(join(tmpdir(), 'compose-secret-'));
     try {
-      for (const name of ['api', 'worker']) {
+      for (const [name, { schema, loadConfig }] of Object.entries(roles)) {
+        const known = new Set(Object.keys(schema.shape));
         for (const key of Object.keys(services[name]!.environment ?? {})) {
           const setting = key.replace(/_FILE$/, '');
           expect(known.has(setting), `${name}: ${key}`).toBe(true);
@@ -221,7 +230,7 @@ describe('docker-compose.yml: what is exposed and what is secret', () => {
   });
 
   it('keeps closed decisions in Temporal at least as long as DECISION_TTL_SECONDS', () => {
-    const ttlMs = loadConfig({}).DECISION_TTL_SECONDS * 1000;
+    const ttlMs = loadWorkerConfig({}).DECISION_TTL_SECONDS * 1000;
     const hours = interpolate(
       services['temporal-setup']!.environment!.TEMPORAL_NAMESPACE_RETENTION_HOURS!,
     );
@@ -348,6 +357,17 @@ describe.each(['Dockerfile.api', 'Dockerfile.worker'])('%s', (file) => {
     expect(user).not.toMatch(/^USER (root|0)\b/);
     expect(stage.some((l) => l.startsWith('ENTRYPOINT ["/usr/bin/tini"'))).toBe(true);
     expect(stage.some((l) => l.startsWith('HEALTHCHECK '))).toBe(true);
+  });
+
+  it("sets only environment variables its role's settings know", () => {
+    const schema = file === 'Dockerfile.api' ? ApiConfigSchema : WorkerConfigSchema;
+    const env = stage
+      .filter((l) => l.startsWith('ENV '))
+      .flatMap((l) => [...l.slice(4).matchAll(/(\w+)=/g)].map((m) => m[1]!));
+    expect(env).toContain('HOST');
+    for (const name of env.filter((n) => n !== 'NODE_ENV')) {
+      expect(Object.keys(schema.shape), `${file}: ${name}`).toContain(name);
+    }
   });
 
   it('copies only files that exist', () => {

@@ -30,17 +30,21 @@ export interface Role {
   stop: () => Promise<void>;
 }
 
-/** Starts `node dist/main/<name>.js` and resolves once its log says `ready`. */
+/**
+ * Starts `node dist/main/<name>.js` (or another `entry` with its arguments) and resolves once its
+ * log says `ready`.
+ */
 export async function startRole(
   name: 'worker' | 'api',
   env: NodeJS.ProcessEnv,
   ready: string,
+  entry: string[] = [`dist/main/${name}.js`],
 ): Promise<Role> {
   // BENCH_PROFILE_DIR=<dir> writes each role's CPU profile there when it stops.
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
     : [];
-  const child = spawn(node, [...profile, `dist/main/${name}.js`], {
+  const child = spawn(node, [...profile, ...entry], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,12 +156,13 @@ export async function startBenchStack(options: StackOptions) {
     RATE_LIMIT_PER_MINUTE: '0',
     // What the bench writes to a shared Redis goes soon, and at its end (see stop).
     DECISION_TTL_SECONDS: '3600',
-    LLM_RESPONSE_TTL_SECONDS: '3600',
     LOG_LEVEL: 'info',
   });
   const roles: Role[] = [];
-  const startWorker = async (extra: NodeJS.ProcessEnv = {}): Promise<Role> => {
-    const role = await startRole('worker', { ...env('bench'), ...extra }, 'Worker polling');
+  /** The worker; with `delayMs`, the bench's own, whose offline model takes that long per call. */
+  const startWorker = async (delayMs = 0, extra: NodeJS.ProcessEnv = {}): Promise<Role> => {
+    const entry = delayMs > 0 ? ['tools/bench/worker.cjs', String(delayMs)] : undefined;
+    const role = await startRole('worker', { ...env('bench'), ...extra }, 'Worker polling', entry);
     roles.push(role);
     return role;
   };
@@ -188,7 +193,7 @@ export async function startBenchStack(options: StackOptions) {
      */
     async restartWorker(delayMs: number, extra: NodeJS.ProcessEnv = {}): Promise<Role> {
       await worker.stop();
-      worker = await startWorker({ LLM_OFFLINE_DELAY_MS: String(delayMs), ...extra });
+      worker = await startWorker(delayMs, extra);
       return worker;
     },
     /** Asks a question over HTTP, as a client does; the decision's id. */

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import {
   ConfigError,
-  loadConfig,
+  loadApiConfig,
+  loadWorkerConfig,
   parseSettings,
   setVariables,
-  type Config,
+  type ApiConfig,
+  type WorkerConfig,
 } from '../../src/config';
+import { loadLocalSettings, type LocalSettings } from '../settings';
 import { DEFAULT_TEMPORAL_PORTS, type TemporalPorts } from './topology';
 
 /** The PostgreSQL of this machine, as the project's machines run it (trust auth). */
@@ -17,7 +20,7 @@ const database = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain PostgreSQL name (letters, digits, _)');
 
-/** The settings `npm run cluster` reads besides the processes' own (src/config.ts). */
+/** The settings `npm run cluster` reads besides the processes' own (src/config/). */
 export const ClusterSettingsSchema = z.object({
   POSTGRES_URL: z
     .string()
@@ -53,17 +56,24 @@ export const ClusterSettingsSchema = z.object({
   CLUSTER_REDIS_URL: z.url({ protocol: /^redis$/ }).default('redis://127.0.0.1:6380'),
 });
 
-export type ClusterSettings = z.infer<typeof ClusterSettingsSchema> & { config: Config };
+export type ClusterSettings = z.infer<typeof ClusterSettingsSchema> & {
+  /** The API's and the workers' settings, checked before anything starts. */
+  api: ApiConfig;
+  worker: WorkerConfig;
+  local: LocalSettings;
+};
 
 export function loadClusterSettings(env: NodeJS.ProcessEnv = process.env): ClusterSettings {
-  const config = loadConfig(env);
+  const api = loadApiConfig(env);
+  const worker = loadWorkerConfig(env);
+  const local = loadLocalSettings(env);
   const settings = parseSettings(ClusterSettingsSchema, setVariables(env));
   if (settings.TEMPORAL_DB_NAME === settings.TEMPORAL_VISIBILITY_DB_NAME) {
     throw new ConfigError(
       'Invalid configuration:\n  TEMPORAL_VISIBILITY_DB_NAME: must differ from TEMPORAL_DB_NAME',
     );
   }
-  return { ...settings, config };
+  return { ...settings, api, worker, local };
 }
 
 /** The Temporal server's ports: the frontend's from TEMPORAL_ADDRESS, the others from settings. */

@@ -32,8 +32,8 @@ runMain(async () => {
     process.exit(0);
   }
   const settings = loadClusterSettings();
-  const { config } = settings;
-  const { host, port } = splitAddress(config.TEMPORAL_ADDRESS);
+  const { api, worker, local } = settings;
+  const { host, port } = splitAddress(api.TEMPORAL_ADDRESS);
   if (!['127.0.0.1', 'localhost'].includes(host)) {
     throw new ConfigError(
       `Invalid configuration:\n  TEMPORAL_ADDRESS: the cluster's server listens on 127.0.0.1; ${host} is not this host`,
@@ -44,17 +44,17 @@ runMain(async () => {
       'Invalid configuration:\n  TEMPORAL_ADDRESS: its port must be below 32768 (the server stores ports as smallint)',
     );
   }
-  if (await temporalAnswers(config.TEMPORAL_ADDRESS)) {
+  if (await temporalAnswers(api.TEMPORAL_ADDRESS)) {
     throw new Error(
-      `A Temporal server already answers at ${config.TEMPORAL_ADDRESS} (the dev server of npm start?). Stop it, or give the cluster another TEMPORAL_ADDRESS.`,
+      `A Temporal server already answers at ${api.TEMPORAL_ADDRESS} (the dev server of npm start?). Stop it, or give the cluster another TEMPORAL_ADDRESS.`,
     );
   }
   const temporalPorts = clusterTemporalPorts(settings, port);
   // Every fixed port, checked before anything starts: a service that cannot bind its port would
   // otherwise fail after the others started, or another server's answer be taken for its own.
   const ports: [string, number | null][] = [
-    ['PORT (the API)', config.PORT],
-    ['TEMPORAL_UI_PORT', config.TEMPORAL_UI_PORT],
+    ['PORT (the API)', api.PORT],
+    ['TEMPORAL_UI_PORT', local.TEMPORAL_UI_PORT],
     ['TEMPORAL_METRICS_PORT', settings.TEMPORAL_METRICS_PORT],
     ...(Object.keys(temporalPorts) as (keyof typeof temporalPorts)[]).map(
       (service): [string, number] => [
@@ -72,9 +72,9 @@ runMain(async () => {
     );
   }
   const binaries = await findOrBuildClusterBinaries({ log: say });
-  const apiKeys = clusterApiKeys(config.API_KEYS, settings.CLUSTER_DATA_DIR);
+  const apiKeys = clusterApiKeys(api.API_KEYS, settings.CLUSTER_DATA_DIR);
   const webhookSecretFile = join(settings.CLUSTER_DATA_DIR, 'webhook_secret.txt');
-  const webhookSecret = config.WEBHOOK_SECRET ?? keptSecret(webhookSecretFile, newWebhookSecret);
+  const webhookSecret = api.WEBHOOK_SECRET ?? keptSecret(webhookSecretFile, newWebhookSecret);
   const cluster = await startCluster({
     binaries,
     postgres: postgresTarget(
@@ -85,11 +85,11 @@ runMain(async () => {
     dataDir: settings.CLUSTER_DATA_DIR,
     temporalPorts,
     temporalMetricsPort: settings.TEMPORAL_METRICS_PORT,
-    uiPort: config.TEMPORAL_UI_PORT,
-    apiPort: config.PORT,
+    uiPort: local.TEMPORAL_UI_PORT,
+    apiPort: api.PORT,
     redisUrl: settings.CLUSTER_REDIS_URL,
     workers: settings.CLUSTER_WORKERS,
-    namespace: config.TEMPORAL_NAMESPACE,
+    namespace: api.TEMPORAL_NAMESPACE,
     retentionHours: settings.TEMPORAL_NAMESPACE_RETENTION_HOURS,
     apiKeys,
     roleEnv: { WEBHOOK_SECRET: webhookSecret, WEBHOOK_SECRET_FILE: '' },
@@ -97,11 +97,11 @@ runMain(async () => {
   });
   const keysFile = join(settings.CLUSTER_DATA_DIR, 'api_keys.txt');
   // The key itself stays out of the terminal: the example reads it from its file.
-  const key = config.API_KEYS ? '<a key from API_KEYS>' : `$(cut -d= -f1 ${keysFile})`;
+  const key = api.API_KEYS ? '<a key from API_KEYS>' : `$(cut -d= -f1 ${keysFile})`;
   const rows: [string, string][] = [
     ['API', `${cluster.apiUrl}   (docs at ${cluster.apiUrl}/docs)`],
-    ['API key', config.API_KEYS ? 'from API_KEYS' : `in ${keysFile}`],
-    ['Webhook secret', config.WEBHOOK_SECRET ? 'from WEBHOOK_SECRET' : `in ${webhookSecretFile}`],
+    ['API key', api.API_KEYS ? 'from API_KEYS' : `in ${keysFile}`],
+    ['Webhook secret', api.WEBHOOK_SECRET ? 'from WEBHOOK_SECRET' : `in ${webhookSecretFile}`],
     ['Temporal Web UI', cluster.uiUrl],
     [
       'Temporal',
@@ -117,8 +117,8 @@ runMain(async () => {
     ['Redis', cluster.redisUrl],
     [
       'Model',
-      config.LLM_PROVIDER === 'openai'
-        ? `${config.LLM_MODEL} at ${config.LLM_BASE_URL ?? 'OpenAI'}`
+      worker.LLM_PROVIDER === 'openai'
+        ? `${worker.LLM_MODEL} at ${worker.LLM_BASE_URL ?? 'OpenAI'}`
         : 'the offline stand-in (set LLM_PROVIDER=openai and LLM_MODEL for a real one)',
     ],
     ['Logs', `${join(settings.CLUSTER_DATA_DIR, 'logs')}/`],

@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config';
+import type { TemporalDevSettings } from '../settings';
 import { findOrBuildTemporalCli } from './cli';
 import { startDevServer, temporalAnswers, type DevServer } from './dev-server';
 
@@ -16,7 +16,7 @@ export interface LocalTemporal {
  * `detached` runs it in a process group of its own (see `DevServerOptions`).
  */
 export async function ensureLocalTemporal(
-  config: Config,
+  config: TemporalDevSettings,
   log: (line: string) => void,
   options: { detached?: boolean } = {},
 ): Promise<LocalTemporal> {

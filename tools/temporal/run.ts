@@ -1,7 +1,8 @@
-import { loadConfig } from '../../src/config';
+import { loadSettings } from '../../src/config';
 import { findOrBuildTemporalCli } from './cli';
 import { ensureLocalTemporal } from './local';
 import { runMain } from '../../src/main/process';
+import { TemporalDevSettingsSchema } from '../settings';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -12,7 +13,7 @@ runMain(async () => {
     process.stdout.write(`${path}\n`);
     process.exit(0);
   }
-  const config = loadConfig();
+  const config = loadSettings(TemporalDevSettingsSchema, process.env);
   // Stopped by this process on Ctrl-C (and killed should it exit abruptly), like npm start's.
   const temporal = await ensureLocalTemporal(config, log, { detached: true });
   if (!temporal.server) process.exit(0);

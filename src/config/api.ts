@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { flag, loadSettings, port, setting } from './settings';
+import {
+  limitSettings,
+  redisSettings,
+  hostSettings,
+  observabilitySettings,
+  temporalSettings,
+  webhookSettings,
+} from './shared';
+
+/** The settings the API reads (`npm run api`, `dist/main/api.js`). */
+export const ApiConfigSchema = z.object({
+  ...hostSettings,
+  PORT: setting(port.default(8001), { meaning: 'API port' }),
+  ...temporalSettings,
+  ...redisSettings,
+  ...observabilitySettings,
+  ...limitSettings,
+  ...webhookSettings,
+  API_KEYS: setting(z.string().optional(), {
+    meaning: '`<key>=<scope>+<scope>[@<name>],…`; unset means no auth (see API)',
+    secret: true,
+  }),
+  API_KEY_SECRET: setting(z.string().min(16, 'must have at least 16 characters').optional(), {
+    meaning: 'the HMAC secret that names unnamed keys in logs and limits (16+ characters)',
+    shownDefault: '(derived from the keys)',
+    secret: true,
+  }),
+  AUTH_FAILURES_PER_MINUTE: setting(z.coerce.number().int().min(0).default(20), {
+    meaning:
+      'failed authentications per client address and minute before it is refused; `0` for no limit',
+  }),
+  EVENT_STREAMS_PER_KEY: setting(z.coerce.number().int().positive().default(20), {
+    meaning: 'event streams one key may hold open at once, per API process (429 past it)',
+  }),
+  TRUST_PROXY: setting(flag.default(false), {
+    meaning: 'take the client address from the last `X-Forwarded-For` entry (behind a proxy only)',
+  }),
+  AUTH_DISABLED: setting(flag.default(false), {
+    meaning: 'lets `npm run api` start without `API_KEYS`',
+  }),
+  RATE_LIMIT_PER_MINUTE: setting(z.coerce.number().int().min(0).default(120), {
+    meaning: 'requests per key per minute; `0` turns the limit off',
+  }),
+  CORS_ORIGINS: setting(z.string().default(''), {
+    meaning: 'comma-separated allowed origins, or `*`',
+    shownDefault: '(empty)',
+  }),
+  MAX_QUERY_CHARS: setting(z.coerce.number().int().positive().default(4000), {
+    meaning: 'longest question accepted',
+  }),
+  REVIEW_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().default(86_400), {
+    meaning: 'how long a decision waits for its reviewer',
+  }),
+  MAX_WAIT_SECONDS: setting(z.coerce.number().int().positive().default(120), {
+    meaning: 'longest `wait` / `timeout` a request may ask for',
+  }),
+  WEBHOOK_RETRY_HOURS: setting(z.coerce.number().positive().max(720).default(24), {
+    meaning: 'how long a delivery is retried before it counts as failed',
+  }),
+  WEBHOOK_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().max(300).default(10), {
+    meaning: "how long one delivery attempt waits for the receiver's answer",
+  }),
+});
+
+export type ApiConfig = z.infer<typeof ApiConfigSchema>;
+
+/** The API's settings from the environment, read once at start-up. */
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  return loadSettings(ApiConfigSchema, env);
+}
