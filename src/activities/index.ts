@@ -10,7 +10,7 @@ import {
 import type { InformationNeed } from '../phases/identify-information-needs';
 import { MAX_ITEMS } from '../phases/bounds';
 import { runAgent, type AgentRun } from './run-agent';
-import { metered, spendFrom } from './spend';
+import { metered, spendFrom, withSpend } from './spend';
 import {
   DEFAULT_LIMITS,
   type DecisionBudget,
@@ -123,10 +123,10 @@ export function createActivities(deps: ActivityDeps) {
       ...(deps.defaultBudget ?? DEFAULT_LIMITS.budget),
       spent: { model_calls: 0, tokens: 0 },
     };
-    // The store is outside the budget: an answer reused from it was paid for and counted once.
-    // Only a retry can find an answer there: a first attempt does not look.
     // What this phase's earlier attempts paid for, and from here on this one's calls too.
     const spend = spendFrom(ctx.info.heartbeatDetails);
+    // The store is outside the budget: an answer reused from it was paid for and counted once.
+    // Only a retry can find an answer there: a first attempt does not look.
     const model = withResponseStore(
       withBudget(metered(deps.model, spend), deps.budget, runScope, budget, (err) =>
         deps.logger?.warn(
@@ -168,7 +168,14 @@ export function createActivities(deps: ActivityDeps) {
           err instanceof Error ? err : undefined,
         );
       }
-      throw err;
+      throw withSpend(err, {
+        attempts: attempt,
+        model: deps.model.name,
+        model_calls: spend.model_calls,
+        repair_rounds: spend.repair_rounds,
+        usage: { input_tokens: spend.input_tokens, output_tokens: spend.output_tokens },
+        latency_ms: spend.latency_ms,
+      });
     } finally {
       clearInterval(heartbeat);
     }

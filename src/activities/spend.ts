@@ -1,3 +1,5 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { PhaseRun } from '../domain/decision';
 import type { LanguageModel } from '../llm/model';
 
 /**
@@ -53,4 +55,21 @@ export function metered(model: LanguageModel, spend: PhaseSpend): LanguageModel 
       }
     },
   };
+}
+
+/**
+ * The error a failed attempt ends with, carrying what the phase paid for (in its details) when it
+ * is one of the project's own failures: the last attempt's tells the workflow, which records it.
+ */
+export function withSpend(err: unknown, run: PhaseRun): unknown {
+  if (!(err instanceof ApplicationFailure) || (err.details?.length ?? 0) > 0) return err;
+  return new ApplicationFailure(
+    err.message,
+    err.type,
+    err.nonRetryable,
+    [{ phase_run: run }],
+    err.cause,
+    err.nextRetryDelay,
+    err.category,
+  );
 }

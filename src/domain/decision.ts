@@ -192,7 +192,7 @@ export type DecisionEvent =
       'phase.completed',
       PhaseStep & { duration_ms: number; reused_from: string | null; output: unknown }
     > & { run?: PhaseRun })
-  | EventOf<'phase.failed', PhaseStep & { error: DecisionError }>
+  | (EventOf<'phase.failed', PhaseStep & { error: DecisionError }> & { run?: PhaseRun })
   | EventOf<'review.requested', { phase: 'draftDecision'; draft: unknown; timeout_ms: number }>
   | EventOf<'review.received', { approved: boolean; feedback: string | null }>
   | EventOf<'review.timed_out', { timeout_ms: number }>

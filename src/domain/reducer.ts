@@ -6,6 +6,7 @@ import type {
   DecisionUsage,
   PhaseRecord,
   PhaseResult,
+  PhaseRun,
   ReviewOutcome,
 } from './decision';
 import type { PhaseName } from './phases';
@@ -31,20 +32,12 @@ export function apply(record: DecisionRecord, event: DecisionEvent): DecisionRec
       };
     case 'phase.completed': {
       const { phase, duration_ms, reused_from } = event.data;
-      const run = event.run;
       return withPhase(record, phase, {
         status: 'completed',
         completed_at: at,
         duration_ms,
         reused_from,
-        ...(run && {
-          attempts: run.attempts,
-          model: run.model,
-          model_calls: run.model_calls,
-          repair_rounds: run.repair_rounds,
-          usage: run.usage,
-          latency_ms: run.latency_ms,
-        }),
+        ...costOf(event.run),
       });
     }
     case 'phase.failed':
@@ -52,6 +45,7 @@ export function apply(record: DecisionRecord, event: DecisionEvent): DecisionRec
         status: 'failed',
         completed_at: at,
         error: event.data.error,
+        ...costOf(event.run),
       });
     case 'review.requested':
       return {
@@ -123,6 +117,38 @@ export function stamp(
   return { ...record, seq, updated_at: at, webhook };
 }
 
+/** What a phase's run cost, as its record keeps it. */
+function costOf(run: PhaseRun | undefined): Partial<PhaseRecord> {
+  return run
+    ? {
+        attempts: run.attempts,
+        model: run.model,
+        model_calls: run.model_calls,
+        repair_rounds: run.repair_rounds,
+        usage: run.usage,
+        latency_ms: run.latency_ms,
+      }
+    : {};
+}
+
+/** The cost a phase's last failed attempt reported in its failure's details, if it did. */
+export function failedRunOf(details: readonly unknown[] | null | undefined): PhaseRun | undefined {
+  const run = (details?.[0] as { phase_run?: Partial<PhaseRun> } | undefined)?.phase_run;
+  const count = (n: unknown) => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : null);
+  if (!run || count(run.model_calls) === null || typeof run.model !== 'string') return undefined;
+  return {
+    attempts: count(run.attempts) ?? 1,
+    model: run.model,
+    model_calls: count(run.model_calls)!,
+    repair_rounds: count(run.repair_rounds),
+    usage: {
+      input_tokens: count(run.usage?.input_tokens) ?? 0,
+      output_tokens: count(run.usage?.output_tokens) ?? 0,
+    },
+    latency_ms: count(run.latency_ms) ?? 0,
+  };
+}
+
 function withPhase(
   record: DecisionRecord,
   name: PhaseName,
@@ -188,8 +214,9 @@ export function phaseFailed(
   name: PhaseName,
   error: DecisionError,
   at: string,
+  run?: PhaseRun,
 ): DecisionEvent {
-  return { type: 'phase.failed', data: { ...step(record, name), error }, at };
+  return { type: 'phase.failed', data: { ...step(record, name), error }, at, ...(run && { run }) };
 }
 
 /** The review's outcome as the revision reads it; null until the reviewer (or the clock) answered. */

@@ -12,6 +12,7 @@ import type { PhaseOutputMap } from '../domain/outputs';
 import { isPhaseName, PHASES, type PhaseName } from '../domain/phases';
 import {
   apply,
+  failedRunOf,
   phaseCompleted,
   phaseFailed,
   phaseStarted,
@@ -212,9 +213,12 @@ export function recordFromHistory(workflowId: string, history: History): Decisio
         type: failure.applicationFailureInfo?.type || 'Error',
         message: message ?? failure.message ?? '',
       };
+      // What the phase paid for, as its activity's last failure reported it.
+      const reported = failure.cause?.cause?.applicationFailureInfo?.details?.payloads ?? [];
+      const run = failedRunOf(reported.map((p) => defaultPayloadConverter.fromPayload(p)));
       end(
         { type: 'decision.failed', data: { status: 'failed', error }, at: taskTime },
-        failedIn ? phaseFailed(record, failedIn, error, taskTime) : undefined,
+        failedIn ? phaseFailed(record, failedIn, error, taskTime, run) : undefined,
       );
     }
     if (event.workflowExecutionCanceledEventAttributes) {

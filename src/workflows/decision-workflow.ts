@@ -28,7 +28,7 @@ import {
 } from '../domain/reducer';
 import { outputsQuery, progressQuery, reviewUpdate } from '../domain/workflow-api';
 import { decisionLog, type DecisionLog } from './decision-log';
-import { describeFailure, runPhase } from './phase-activities';
+import { describeFailure, failedRun, runPhase } from './phase-activities';
 
 // Each phase's input is measured before it is scheduled (see src/domain/payload.ts).
 const PAYLOAD_GUARD = 'payload-guard';
@@ -99,7 +99,7 @@ export async function decisionWorkflow(input: DecisionInput): Promise<DecisionRe
       }
       const error = describeFailure(name, err);
       const at = now();
-      await decision.emit(phaseFailed(decision.record, name, error, at), {
+      await decision.emit(phaseFailed(decision.record, name, error, at, failedRun(err)), {
         type: 'decision.failed',
         data: { status: 'failed', error },
         at,

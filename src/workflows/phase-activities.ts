@@ -5,7 +5,8 @@ import {
   proxyActivities,
 } from '@temporalio/workflow';
 import type { Activities, PhaseActivity } from '../activities';
-import type { DecisionError, PhaseInput, PhaseResult } from '../domain/decision';
+import type { DecisionError, PhaseInput, PhaseResult, PhaseRun } from '../domain/decision';
+import { failedRunOf } from '../domain/reducer';
 import { OWN_FAILURE_TYPES } from '../domain/failures';
 import { checkPayload } from '../domain/payload';
 import {
@@ -79,6 +80,12 @@ async function retrieveInParallel(
     }
   }
   return combineResults(await Promise.all(inputs.map((one) => retrieve(one))));
+}
+
+/** What the phase's attempts paid for, as its last one reported with its failure. */
+export function failedRun(err: unknown): PhaseRun | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? failedRunOf(cause.details) : undefined;
 }
 
 /** The innermost cause of an activity failure, as the projection and the Web UI show it. */

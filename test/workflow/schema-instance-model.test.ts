@@ -6,6 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordFromHistory } from '../../src/temporal/history-record';
 import { DecisionService } from '../../src/api/decision-service';
 import {
   DEFAULT_LIMITS,
@@ -133,6 +134,32 @@ describe('a model that only follows the schemas it is sent', () => {
       expect(phase.model_calls, phase.name).toBe(sent(phase.name));
     expect(record!.result!.usage.model_calls).toBe(server.requests.length);
     expect(record!.result!.usage.repair_rounds).toBe(1);
+  });
+
+  it('counts the calls of a phase that fails for good, each attempt and repair round', async () => {
+    // Every answer to defineScope breaks its schema: five attempts of two calls each.
+    server.reset({
+      fault: (request) =>
+        request.task === 'defineScope' ? { kind: 'answer', content: '{"summary": 1}' } : undefined,
+    });
+    const { handle, error } = await decide();
+    expect(error).not.toBeNull();
+    const sent = server.requests.filter((r) => r.task === 'defineScope').length;
+    expect(sent).toBe(10);
+    const failed = (await store.projection.get(handle.workflowId))!;
+    expect(failed.status).toBe('failed');
+    expect(failed.phases.find((p) => p.name === 'defineScope')).toMatchObject({
+      status: 'failed',
+      attempts: 5,
+      model_calls: sent,
+      repair_rounds: 5,
+    });
+    // The same, rebuilt from the history alone.
+    const rebuilt = recordFromHistory(handle.workflowId, await handle.fetchHistory());
+    expect(rebuilt!.phases.find((p) => p.name === 'defineScope')).toMatchObject({
+      attempts: 5,
+      model_calls: sent,
+    });
   });
 
   it('sends every phase a token cap and a schema that passes the strict-mode rules', async () => {
