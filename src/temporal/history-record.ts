@@ -1,8 +1,10 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import {
+  DECISION_EVENT_TYPES,
   initialRecord,
   type DecisionEvent,
+  type DecisionEventType,
   type DecisionInput,
   type DecisionRecord,
   type PhaseResult,
@@ -21,7 +23,6 @@ import {
 } from '../domain/reducer';
 import { combineResults } from '../domain/retrieval';
 import { pendingDelivery } from '../domain/webhook';
-import { DECISION_EVENT_TYPES, type DecisionEventType } from '../domain/decision';
 
 type History = temporal.api.history.v1.IHistory;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
