@@ -1,23 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentContext } from '../../src/phases/phase';
-import type { ModelResponse } from '../../src/llm/model';
 import { withResponseStore, type ResponseStore } from '../../src/llm/response-store';
+import { MemoryResponseStore as MemoryStore } from '../support/memory-deps';
 import { FakeModel } from '../support/fake-model';
-
-class MemoryStore implements ResponseStore {
-  readonly data = new Map<string, ModelResponse>();
-  get(key: string) {
-    return Promise.resolve(this.data.get(key) ?? null);
-  }
-  put(key: string, response: ModelResponse) {
-    this.data.set(key, response);
-    return Promise.resolve();
-  }
-  delete(keys: string[]) {
-    for (const k of keys) this.data.delete(k);
-    return Promise.resolve();
-  }
-}
 
 const request = (content: string) => ({
   task: 'identifyTrigger',
