@@ -141,6 +141,12 @@ export function deploymentNameFor(
 }
 
 /** The deployment's routing and versions; null when no worker of it has polled yet. */
+/** The build id in a version string `<deployment>.<build id>`; null for another or none. */
+function buildOf(deploymentName: string, version: string | null | undefined): string | null {
+  const prefix = `${deploymentName}.`;
+  return version?.startsWith(prefix) ? version.slice(prefix.length) : null;
+}
+
 export async function describeDeployment(
   service: WorkflowService,
   namespace: string,
@@ -160,7 +166,11 @@ export async function describeDeployment(
   const ramping = routing?.rampingDeploymentVersion?.buildId;
   return {
     deployment: deploymentName,
-    current: routing?.currentDeploymentVersion?.buildId || null,
+    // Servers that fill only the deprecated field name the version `<deployment>.<build id>`.
+    current:
+      routing?.currentDeploymentVersion?.buildId ||
+      buildOf(deploymentName, routing?.currentVersion) ||
+      null,
     ramping: ramping
       ? { build_id: ramping, percentage: routing?.rampingVersionPercentage ?? 0 }
       : null,
@@ -343,7 +353,11 @@ export function shouldPromote(
   state: DeploymentState | null,
   buildId: string,
 ): boolean {
-  if (!state?.current) return true;
+  // Nothing current: the first build of a new deployment takes it. A manual build takes it only
+  // when it is the deployment's only build: another one listed is about to be current, or was.
+  if (!state?.current) {
+    return policy !== 'manual' || !state || state.versions.every((v) => v.build_id === buildId);
+  }
   if (state.current === buildId || policy === 'manual') return false;
   if (policy === 'always') return true;
   return state.versions.find((v) => v.build_id === buildId)?.status === 'inactive';

@@ -105,6 +105,11 @@ describe('shouldPromote: when a starting worker makes its own version current', 
     expect(shouldPromote('auto', state('a', { a: 'current', b: 'draining' }), 'b')).toBe(false);
     expect(shouldPromote('auto', state('a', { a: 'current', b: 'ramping' }), 'b')).toBe(false);
     expect(shouldPromote('manual', state('a', { a: 'current', b: 'inactive' }), 'b')).toBe(false);
+    // Nothing current: a manual build takes a new deployment only when it is its only build.
+    expect(shouldPromote('manual', null, 'b')).toBe(true);
+    expect(shouldPromote('manual', state(null, { b: 'inactive' }), 'b')).toBe(true);
+    expect(shouldPromote('manual', state(null, { a: 'inactive', b: 'inactive' }), 'b')).toBe(false);
+    expect(shouldPromote('auto', state(null, { a: 'inactive', b: 'inactive' }), 'b')).toBe(true);
     expect(shouldPromote('always', state('b', { a: 'drained', b: 'current' }), 'a')).toBe(true);
     expect(shouldPromote('always', state('a', { a: 'current' }), 'a')).toBe(false);
   });
@@ -240,7 +245,7 @@ describe('worker versioning: decisions stay on the version they started on', () 
     });
     expect(b.buildId).toBe(buildIdFor(readFileSync(bundleB(), 'utf8')));
     expect(b.buildId).not.toBe(a.buildId);
-    expect(b.promoted).toBe(false);
+    expect(b.promoted, b.role.output()).toBe(false);
     const before = JSON.parse(await decisions(taskQueue, 'deploy', 'status', '--json')) as {
       current: string;
       versions: { build_id: string; status: string; pollers: string[] }[];
