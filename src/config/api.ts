@@ -3,6 +3,7 @@ import { flag, loadSettings, port, setting } from './settings';
 import {
   limitSettings,
   redisSettings,
+  retentionSettings,
   hostSettings,
   observabilitySettings,
   temporalSettings,
@@ -15,6 +16,8 @@ export const ApiConfigSchema = z.object({
   PORT: setting(port.default(8001), { meaning: 'API port' }),
   ...temporalSettings,
   ...redisSettings,
+  // The read rule writes back an end the projection missed, with the decision's TTL.
+  ...retentionSettings,
   ...observabilitySettings,
   ...limitSettings,
   ...webhookSettings,

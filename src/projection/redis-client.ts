@@ -17,13 +17,12 @@ export function createRedis(url: string, commandTimeoutMs = 1000): Redis {
   });
 }
 
-/**
- * The Redis client and the projection on it, as the configuration names them. Without
- * DECISION_TTL_SECONDS (the API's settings) the projection only reads: the API never writes it.
- */
+/** The Redis client and the projection on it, as the configuration names them. */
 export function createProjection(
-  config: Pick<WorkerConfig, 'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS' | 'REDIS_KEY_PREFIX'> &
-    Partial<Pick<WorkerConfig, 'DECISION_TTL_SECONDS'>>,
+  config: Pick<
+    WorkerConfig,
+    'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS' | 'REDIS_KEY_PREFIX' | 'DECISION_TTL_SECONDS'
+  >,
 ): { redis: Redis; projection: DecisionProjection } {
   const redis = createRedis(config.REDIS_URL, config.REDIS_COMMAND_TIMEOUT_MS);
   const projection = new DecisionProjection(redis, {

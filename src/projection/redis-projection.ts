@@ -114,8 +114,8 @@ return 1
 export interface ProjectionOptions {
   /** Prefixes every key, so tests and several deployments can share one Redis. */
   prefix: string;
-  /** How long a finished decision stays readable; unset, the projection only reads. */
-  ttlSeconds?: number;
+  /** How long a finished decision stays readable. */
+  ttlSeconds: number;
   now?: () => number;
 }
 
@@ -203,8 +203,6 @@ export class DecisionProjection {
     origin: 'workflow' | 'reconcile' = 'workflow',
     runId = '',
   ): Promise<boolean> {
-    const ttlSeconds = this.options.ttlSeconds;
-    if (ttlSeconds === undefined) throw new Error('This projection only reads: it has no TTL');
     const id = record.process_id;
     const terminal = isTerminal(record.status);
     const completedMs = terminal && record.completed_at ? Date.parse(record.completed_at) : null;
@@ -238,7 +236,7 @@ export class DecisionProjection {
       id,
       Date.parse(record.created_at),
       completedMs ?? '',
-      ttlSeconds,
+      this.options.ttlSeconds,
       this.now(),
       record.result ? JSON.stringify(record.result) : '',
       JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data), e.n ?? null])),
