@@ -53,7 +53,7 @@ export interface DecisionServiceOptions {
   taskQueue: string;
   /** How long a decision created with review: true waits for its reviewer. */
   reviewTimeoutMs?: number;
-  /** How long a status read waits for a worker to answer the progress query. */
+  /** Half of how long a fork waits for a worker to answer its source's outputs query. */
   queryTimeoutMs?: number;
   onProjectionError?: (err: unknown) => void;
   /** A running record not updated for this long is checked against Temporal on read. */
@@ -465,11 +465,6 @@ export class DecisionService {
         `Could not read the source decision's outputs from a worker: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-  }
-
-  /** The decision as Temporal alone knows it (progress query, or description and result). */
-  fromTemporal(id: string): Promise<DecisionRecord | null> {
-    return this.reads.fromTemporal(id);
   }
 }
 

@@ -1,19 +1,13 @@
-import type { z } from 'zod';
-import { compileResult, draftDecision, PHASE_OUTPUT_SCHEMAS, type PhaseOutputMap } from '../phases';
-import { Criterion } from '../phases/establish-goals';
-import type { Alternative } from '../phases/generate-alternatives';
-import { InformationNeed } from '../phases/identify-information-needs';
-import { RetrievalAnswer } from '../phases/retrieve-information';
+import { PHASE_OUTPUT_SCHEMAS, type PhaseOutputMap } from '../phases';
+import { compileResult } from '../phases/compile-result';
+import { draftDecision } from '../phases/draft-decision';
 
 // The contract between phases: each phase's stored output, as its declaration in src/phases says.
 
 export { MAX_CHARS, MAX_ITEMS } from '../phases/bounds';
+export { InformationNeed } from '../phases/identify-information-needs';
+export { RetrievalAnswer } from '../phases/retrieve-information';
 export { PHASE_OUTPUT_SCHEMAS, type PhaseOutputMap };
-export { Criterion, InformationNeed, RetrievalAnswer };
 
 export const DraftDecisionOutput = draftDecision.output;
 export const CompileResultOutput = compileResult.output;
-
-export type InformationNeedOutput = z.infer<typeof InformationNeed>;
-export type AlternativeOutput = z.infer<typeof Alternative>;
-export type CriterionOutput = z.infer<typeof Criterion>;

@@ -8,9 +8,4 @@ export {
   selectInputs,
   type PhaseName,
 } from '../phases';
-export {
-  MODEL_CALLS_PER_ATTEMPT,
-  NON_RETRYABLE_ERROR_TYPES,
-  attemptTimeoutMs,
-  type Phase,
-} from '../phases/phase';
+export { MODEL_CALLS_PER_ATTEMPT, attemptTimeoutMs } from '../phases/phase';

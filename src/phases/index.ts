@@ -76,16 +76,3 @@ export function selectInputs(
   }
   return selected;
 }
-
-export {
-  analyzeRootCause,
-  compileResult,
-  defineScope,
-  draftDecision,
-  establishGoals,
-  generateAlternatives,
-  identifyInformationNeeds,
-  identifyTrigger,
-  retrieveInformation,
-  updateDraft,
-};

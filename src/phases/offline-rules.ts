@@ -13,7 +13,7 @@ export function subjectOf(query: string): string {
 }
 
 /** The question's content words, in order, without repeats. */
-export function keywordsOf(text: string, limit = 6): string[] {
+function keywordsOf(text: string, limit = 6): string[] {
   return [...new Set(searchTerms(text).filter((t) => t.length > 2))].slice(0, limit);
 }
 

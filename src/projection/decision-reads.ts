@@ -6,8 +6,6 @@ import type { DecisionProjection } from './redis-projection';
 export interface DecisionReadsOptions {
   projection: Pick<DecisionProjection, 'entry' | 'write' | 'expectRun'>;
   client: Client;
-  /** How long a worker may take to answer the progress query. */
-  queryTimeoutMs?: number;
   /** How long an open decision's record may stay unchanged before Temporal is asked about it. */
   staleAfterMs?: number;
   onProjectionError?: (err: unknown) => void;
@@ -44,9 +42,9 @@ export class DecisionReads {
     return projected && truth ? this.repair(projected, truth) : truth;
   }
 
-  /** The decision as Temporal alone knows it (progress query, or description and result). */
+  /** The decision as Temporal alone knows it: its history, folded (no worker needed). */
   fromTemporal(id: string): Promise<DecisionRecord | null> {
-    return readDecisionFromTemporal(this.options.client, id, this.options.queryTimeoutMs);
+    return readDecisionFromTemporal(this.options.client, id);
   }
 
   /**

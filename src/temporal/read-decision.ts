@@ -4,31 +4,10 @@ import {
   type Client,
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
-import {
-  initialRecord,
-  isDecisionStatus,
-  type DecisionRecord,
-  type DecisionStatus,
-} from '../domain/decision';
-import { isPhaseName } from '../domain/phases';
-import {
-  DECISION_WORKFLOW_TYPE,
-  DecisionPhaseAttribute,
-  DecisionStatusAttribute,
-  progressQuery,
-} from '../domain/workflow-api';
+import type { DecisionRecord } from '../domain/decision';
+import { DECISION_WORKFLOW_TYPE } from '../domain/workflow-api';
 import type { decisionWorkflow } from '../workflows';
 import { recordFromHistory } from './history-record';
-
-const STATUS_FROM_TEMPORAL: Record<string, DecisionStatus> = {
-  RUNNING: 'running',
-  CONTINUED_AS_NEW: 'running',
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  TIMED_OUT: 'failed',
-  TERMINATED: 'failed',
-  CANCELLED: 'cancelled',
-};
 
 /** Ends no workflow code saw: Temporal records them, the decision's own record cannot. */
 const ENDED_FROM_OUTSIDE: Record<string, { type: string; what: string; reason: boolean }> = {
@@ -39,14 +18,13 @@ const ENDED_FROM_OUTSIDE: Record<string, { type: string; what: string; reason: b
 
 /**
  * A decision as Temporal alone knows it: the final record of a completed workflow, else its
- * history folded by the reducer the workflow keeps its record with (no worker needed), else the
- * progress query when a worker answers within `queryTimeoutMs`, else what its description says
- * (status, phase, error; no timings). Null when Temporal has no decision with this id.
+ * history folded by the reducer the workflow keeps its record with (no worker needed), with an
+ * end from outside the workflow (terminated, timed out) written in. Null when Temporal has no
+ * decision with this id.
  */
 export async function readDecisionFromTemporal(
   client: Client,
   id: string,
-  queryTimeoutMs = 2000,
 ): Promise<DecisionRecord | null> {
   const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
   let description: WorkflowExecutionDescription;
@@ -58,25 +36,9 @@ export async function readDecisionFromTemporal(
   }
   if (description.type !== DECISION_WORKFLOW_TYPE) return null;
   if (description.status.name === 'COMPLETED') return handle.result();
-  let record = recordFromHistory(id, await handle.fetchHistory());
-  if (!record) {
-    try {
-      const deadline = Date.now() + queryTimeoutMs;
-      record = await client.connection.withDeadline(deadline, () => handle.query(progressQuery));
-    } catch {
-      // No worker answered in time: what Temporal itself records is still the truth, only coarser.
-    }
-  }
-  record ??= fromDescription(id, description);
+  const record = recordFromHistory(id, await handle.fetchHistory());
   const ended = ENDED_FROM_OUTSIDE[description.status.name];
-  if (ended) await endedFromOutside(record, ended, description, () => handle.result());
-  else if (record.status === 'failed' && !record.error) {
-    record.error = {
-      phase: record.current_phase,
-      type: 'Failed',
-      message: await failureOf(() => handle.result()),
-    };
-  }
+  if (record && ended) await endedFromOutside(record, ended, description, () => handle.result());
   return record;
 }
 
@@ -139,32 +101,6 @@ export function applyOutsideEnd(
       p.completed_at = end.completed_at;
       p.error = end.error;
     }
-  }
-  return record;
-}
-
-function fromDescription(id: string, description: WorkflowExecutionDescription): DecisionRecord {
-  const query = typeof description.memo?.query === 'string' ? description.memo.query : '';
-  const owner = typeof description.memo?.owner === 'string' ? description.memo.owner : null;
-  const record = initialRecord(id, { query, owner }, description.startTime.toISOString());
-  // An open workflow's own search attribute is finer than Temporal's RUNNING (it says pending).
-  const indexed = description.typedSearchAttributes.get(DecisionStatusAttribute);
-  const open = description.status.name === 'RUNNING';
-  record.status =
-    open && indexed && isDecisionStatus(indexed)
-      ? indexed
-      : (STATUS_FROM_TEMPORAL[description.status.name] ?? 'running');
-  record.completed_at = description.closeTime?.toISOString() ?? null;
-  const phase = description.typedSearchAttributes.get(DecisionPhaseAttribute);
-  const current = phase && isPhaseName(phase) ? phase : null;
-  record.current_phase = current;
-  if (current) {
-    const at = record.phases.findIndex((p) => p.name === current);
-    const status = record.status === 'awaiting_review' ? 'completed' : record.status;
-    record.phases.forEach((p, i) => {
-      if (i < at) p.status = 'completed';
-      if (i === at) p.status = status;
-    });
   }
   return record;
 }
