@@ -406,10 +406,7 @@ export class DecisionService {
   async retry({ id, caller, ...options }: DecisionRequest & RetryOptions): Promise<RetryResult> {
     await this.get({ id, caller });
     try {
-      const result = await retryDecision(this.options.client, id, options);
-      // Read your writes: the next read shows the new run, not the failure it retries.
-      await this.reads.expectRun(id, result.new_run_id);
-      return result;
+      return await retryDecision(this.options.client, id, { ...options, reads: this.reads });
     } catch (err) {
       if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;

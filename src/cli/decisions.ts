@@ -49,10 +49,23 @@ async function withClient<T>(
   }
 }
 
-/** Whether `runId` is the decision's latest run (a retry's reset starts a new one). */
-async function isLatestRun(client: Client, id: string, runId: string): Promise<boolean> {
-  const latest = await client.workflow.getHandle(id).describe();
-  return latest.runId === runId;
+/**
+ * Each decision's latest run id (a retry's reset starts a new one), asked of Temporal once per
+ * decision. An open run needs no asking: a workflow id has at most one.
+ */
+function latestRuns(client: Client): (id: string) => Promise<string> {
+  const known = new Map<string, Promise<string>>();
+  return (id) => {
+    let runId = known.get(id);
+    if (!runId) {
+      runId = client.workflow
+        .getHandle(id)
+        .describe()
+        .then((d) => d.runId);
+      known.set(id, runId);
+    }
+    return runId;
+  };
 }
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -212,13 +225,11 @@ export function program(): Command {
           ].filter(Boolean);
           const query = decisionsQuery(opts.since ?? null, filters.join(' AND ') || undefined);
           const rows: ListRow[] = [];
-          const seen = new Set<string>();
+          const latest = latestRuns(client);
           for await (const w of client.workflow.list({ query })) {
             // Visibility lists every run: a retried decision's old run, failed, beside its new
             // one. A decision is its latest run, which alone decides whether it matches.
-            if (seen.has(w.workflowId)) continue;
-            if (!(await isLatestRun(client, w.workflowId, w.runId))) continue;
-            seen.add(w.workflowId);
+            if (w.status.name !== 'RUNNING' && (await latest(w.workflowId)) !== w.runId) continue;
             rows.push({
               process_id: w.workflowId,
               status:
@@ -271,25 +282,25 @@ export function program(): Command {
         opts: { fromPhase?: PhaseName; onCurrentBuild?: boolean; json?: boolean },
       ) => {
         await withClient(async (client, config) => {
-          const result = await retryDecision(client, id, {
-            fromPhase: opts.fromPhase,
-            onCurrentBuild: opts.onCurrentBuild,
-          });
-          // Read your writes: the API's next read shows the new run, not the failure it retries.
           const { redis, projection } = createProjection(config);
           try {
-            await new DecisionReads({
+            const reads = new DecisionReads({
               client,
               projection,
               onProjectionError: (err) =>
                 process.stderr.write(
                   `Could not tell the projection about the new run (${String(err)}); reads show it once the run first writes.\n`,
                 ),
-            }).expectRun(id, result.new_run_id);
+            });
+            const result = await retryDecision(client, id, {
+              fromPhase: opts.fromPhase,
+              onCurrentBuild: opts.onCurrentBuild,
+              reads,
+            });
+            emit(result, opts.json, formatRetry);
           } finally {
             redis.disconnect();
           }
-          emit(result, opts.json, formatRetry);
         });
       },
     );

@@ -1,3 +1,4 @@
+import type { DecisionReads } from '../projection/decision-reads';
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { toCanonicalString } from '@temporalio/common';
@@ -30,6 +31,11 @@ export interface RetryOptions {
    * the case `patched()` guards, checked first with `decisions replay`.
    */
   onCurrentBuild?: boolean;
+  /**
+   * Told the run the retry started, so that reads show it at once rather than the failure it
+   * retries (read your writes: the API's and the command's retries both pass theirs).
+   */
+  reads?: Pick<DecisionReads, 'expectRun'>;
 }
 
 export class RetryError extends Error {
@@ -134,12 +140,14 @@ export async function retryDecision(
         ]
       : [],
   });
+  const newRunId = response.runId ?? '';
+  await options.reads?.expectRun(id, newRunId);
   return {
     process_id: id,
     from_phase: phase,
     reset_event_id: eventId,
     old_run_id: description.runId,
-    new_run_id: response.runId ?? '',
+    new_run_id: newRunId,
     build_id: version?.buildId ?? buildId,
   };
 }
