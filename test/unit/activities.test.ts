@@ -134,6 +134,8 @@ describe('the phase activities in a mocked activity context', () => {
     const err: unknown = await running.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(CancelledFailure);
+    // Retried: not a failure that tells Temporal to give up.
+    expect(err instanceof ApplicationFailure ? err.nonRetryable : false).toBe(false);
     expect(slow.requests[0]!.signal?.aborted).toBe(true);
   });
 

@@ -3,7 +3,6 @@ import { phaseNamed } from '../../src/phases';
 import type { AgentContext } from '../../src/phases/phase';
 import { ApplicationFailure } from '@temporalio/common';
 import { answerBounds, runAgent } from '../../src/activities/run-agent';
-import type { LanguageModel } from '../../src/llm/model';
 import { MIN_TOKEN_BUDGET, type PhaseOutputs } from '../../src/domain/decision';
 import { MAX_CHARS, MAX_ITEMS } from '../../src/domain/outputs';
 import { estimateInputTokens } from '../../src/llm/budget';
@@ -11,6 +10,7 @@ import { checkPayload, payloadBytes } from '../../src/domain/payload';
 import { PHASE_NAMES, type PhaseName } from '../../src/domain/phases';
 import { maxInstanceChars, toStrictSchema, type JsonSchema } from '../../src/llm/json-schema';
 import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
+import { FakeModel } from '../support/fake-model';
 import { strictSchemaProblems } from '../support/strict-schema-rules';
 
 function contextFor(phase: PhaseName): AgentContext {
@@ -72,18 +72,8 @@ describe('answer bounds', () => {
     expect(text.length).toBeGreaterThan(bounds.maxInstanceChars * 0.9);
   });
 
-  /** A model that answers every call with `text`, and the calls it got. */
-  const answering = (text: string) => {
-    const calls: string[] = [];
-    const model: LanguageModel = {
-      name: 'fake',
-      generate: (request) => {
-        calls.push(request.task);
-        return Promise.resolve({ text, model: 'fake', usage: null });
-      },
-    };
-    return { model, calls };
-  };
+  /** A model that answers every call with `text`. */
+  const answering = (text: string) => new FakeModel(() => text);
 
   it.each(PHASE_NAMES)(
     '%s: the largest answer fits its token cap at a token per character, and is not refused pretty-printed',
@@ -93,8 +83,7 @@ describe('answer bounds', () => {
       const bounds = answerBounds(agent.answer(ctx));
       const biggest = largest(bounds.jsonSchema);
       expect(JSON.stringify(biggest).length).toBeLessThanOrEqual(bounds.maxOutputTokens);
-      const { model } = answering(JSON.stringify(biggest, null, 2));
-      const err = await runAgent(agent, ctx, model).then(
+      const err = await runAgent(agent, ctx, answering(JSON.stringify(biggest, null, 2))).then(
         () => null,
         (e: unknown) => e as { type?: string },
       );
@@ -108,20 +97,20 @@ describe('answer bounds', () => {
       const agent = phaseNamed(phase);
       const ctx = contextFor(phase);
       const bounds = answerBounds(agent.answer(ctx));
-      const { model, calls } = answering('x'.repeat(bounds.maxAnswerChars + 1));
+      const model = answering('x'.repeat(bounds.maxAnswerChars + 1));
       const err = (await runAgent(agent, ctx, model).catch(
         (e: unknown) => e,
       )) as ApplicationFailure;
       expect(err).toBeInstanceOf(ApplicationFailure);
       expect(err).toMatchObject({ type: 'OutputTooLarge', nonRetryable: true });
-      expect(calls).toEqual([phase]);
+      expect(model.requests.map((r) => r.task)).toEqual([phase]);
       // One character less is read (and, not being JSON, repaired): not refused for its size.
       const under = answering('x'.repeat(bounds.maxAnswerChars));
-      const other = (await runAgent(agent, ctx, under.model).catch(
+      const other = (await runAgent(agent, ctx, under).catch(
         (e: unknown) => e,
       )) as ApplicationFailure;
       expect(other.type).not.toBe('OutputTooLarge');
-      expect(under.calls).toHaveLength(2);
+      expect(under.requests).toHaveLength(2);
     },
   );
 

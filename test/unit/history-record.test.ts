@@ -15,8 +15,10 @@ function load(file: string) {
   const history = read as temporal.api.history.v1.IHistory;
   const events = history.events!;
   const end = events.findIndex((e) => e.workflowExecutionCompletedEventAttributes);
+  // The rebuilt record as it comes: only the workflow's own record is read as the projection
+  // reads older ones.
   const fold = (count: number) =>
-    older(recordFromHistory(workflowId, { events: events.slice(0, count) })!);
+    recordFromHistory(workflowId, { events: events.slice(0, count) })!;
   const final = recordFromHistory(workflowId, history)!;
   // Decisions of the first versions kept fewer fields; what they kept must match.
   const exact = DecisionRecordSchema.safeParse(final).success;
@@ -24,15 +26,22 @@ function load(file: string) {
 }
 
 /**
- * A record as the projection reads it (fields that older decisions lack get their defaults), and
- * repair rounds as zero where decisions written before they were counted have none.
+ * The workflow's own record as the projection reads it (fields that older decisions lack get their
+ * defaults), with the usage's repair rounds as zero where decisions written before they were
+ * counted have none.
  */
 function older(record: DecisionRecord): DecisionRecord {
   const parsed = DecisionRecordSchema.safeParse(record);
   const read = parsed.success ? parsed.data : record;
   return {
     ...read,
-    phases: read.phases.map((p) => ({ ...p, repair_rounds: p.repair_rounds ?? 0 })),
+    // Retrieval's result sums its needs' repair rounds, none reported counting 0; workflows from
+    // before repair rounds were counted recorded none for it.
+    phases: read.phases.map((p) =>
+      p.name === 'retrieveInformation' && p.repair_rounds === null && p.model_calls !== null
+        ? { ...p, repair_rounds: 0 }
+        : p,
+    ),
     result: read.result && {
       ...read.result,
       usage: { repair_rounds: 0, ...read.result.usage },

@@ -15,7 +15,6 @@ import {
   stamp,
   usageOf,
 } from '../../src/domain/reducer';
-import { deliveryId } from '../../src/domain/webhook';
 import { readRecording, type Recording } from '../support/streams';
 
 const T0 = '2026-01-01T00:00:00.000Z';
@@ -193,7 +192,13 @@ describe('the decision reducer', () => {
     expect(first.seq).toBe(1_000_000);
     expect(first.updated_at).toBe(at(1));
     expect(first.webhook!.deliveries.map((d) => [d.id, d.event, d.state])).toEqual([
-      [deliveryId('d1', events[1]!, 1_000_000), 'phase.started', 'pending'],
+      ['msg_d1_2_1000000', 'phase.started', 'pending'],
+    ]);
+    // The same event published again (a reset run repeating its number) is another delivery.
+    const again = stamp(first, [events[1]!], at(1), 1000);
+    expect(again.webhook!.deliveries.map((d) => d.id)).toEqual([
+      'msg_d1_2_1000000',
+      'msg_d1_2_1000001',
     ]);
     // The same workflow time twice still moves seq on.
     expect(stamp(first, [], at(1), 1000).seq).toBe(1_000_001);

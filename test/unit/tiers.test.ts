@@ -13,7 +13,9 @@ describe('the test tiers (vitest.config.mts)', () => {
       return { name, files: new Set(include.flatMap((glob) => globSync(glob, { cwd: root }))) };
     });
     expect(tiers.map((t) => t.name)).toEqual(['unit', 'integration', 'system']);
-    for (const file of globSync('test/**/*.test.ts', { cwd: root })) {
+    const files = globSync('test/**/*.test.ts', { cwd: root });
+    expect(files).toContain('test/unit/tiers.test.ts');
+    for (const file of files) {
       const tiersOf = tiers.filter((t) => t.files.has(file)).map((t) => t.name);
       expect(tiersOf, file).toHaveLength(1);
     }

@@ -229,7 +229,11 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     const own = await startOfflineWorker(native, store, scripted.model);
     scripted.failIn('generateAlternatives');
     const failed = await Promise.all(
-      ['Should we retry from the API?', 'Should we retry from the command?'].map(async (query) => {
+      [
+        'Should we retry from the API?',
+        'Should we retry from the command?',
+        'Should we leave this one failed?',
+      ].map(async (query) => {
         const id = uniqueName('ops-ryw');
         const handle = await client.workflow.start<typeof decisionWorkflow>(
           DECISION_WORKFLOW_TYPE,
@@ -241,7 +245,9 @@ describe('operations: retry from a phase, replay, reconcile', () => {
     );
     scripted.failIn(null);
     await own.stop();
-    const [viaApi, viaCli] = failed as [string, string];
+    // The third stays failed: the control that the command lists failed decisions at all.
+    const [viaApi, viaCli, stays] = failed as [string, string, string];
+    const retriedIds = [viaApi, viaCli];
     const service = new DecisionService({
       client,
       projection: store.projection,
@@ -267,13 +273,14 @@ describe('operations: retry from a phase, replay, reconcile', () => {
       return JSON.parse(out.stdout) as { process_id: string; status: string }[];
     };
     await waitFor('visibility to list the new runs', () => {
-      const rows = list().filter((r) => failed.includes(r.process_id));
+      const rows = list().filter((r) => retriedIds.includes(r.process_id));
       return Promise.resolve(
         rows.length === 2 && rows.every((r) => r.status === 'running') ? rows : undefined,
       );
     });
     const listedFailed = list('--status', 'failed').map((r) => r.process_id);
-    expect(listedFailed.filter((id) => failed.includes(id))).toEqual([]);
+    expect(listedFailed).toContain(stays);
+    expect(listedFailed.filter((id) => retriedIds.includes(id))).toEqual([]);
     // The old runs are still in visibility as failed: the command, not the index, leaves them out.
     const runs: string[] = [];
     const query = `WorkflowId = "${viaApi}" AND DecisionStatus = "failed"`;
