@@ -15,7 +15,7 @@ export {
   type DecideConfig,
   type DecisionsCliConfig,
 } from './cli';
-export { ConfigError, loadSettings, parseSettings, setVariables, settingDocs } from './settings';
+export { ConfigError, loadSettings, settingDocs } from './settings';
 export { decisionLimits, SHARED_SETTINGS } from './shared';
 export { WorkerConfigSchema, loadWorkerConfig, type WorkerConfig } from './worker';
 

@@ -615,13 +615,6 @@ describe('the decision API against a real worker', () => {
       expect(res.status).toBe(409);
       // The projection said running: the end it answers with was read from Temporal.
       expect(await res.json()).toMatchObject({ detail: 'The decision has already completed' });
-      // And the cancel changed nothing there: completed, with no cancellation requested.
-      const handle = client.workflow.getHandle(body.process_id);
-      expect((await handle.describe()).status.name).toBe('COMPLETED');
-      const history = await handle.fetchHistory();
-      expect(history.events!.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(
-        false,
-      );
     });
   });
 

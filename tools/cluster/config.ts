@@ -2,9 +2,8 @@ import { z } from 'zod';
 import {
   ConfigError,
   loadApiConfig,
+  loadSettings,
   loadWorkerConfig,
-  parseSettings,
-  setVariables,
   type ApiConfig,
   type WorkerConfig,
 } from '../../src/config';
@@ -67,7 +66,7 @@ export function loadClusterSettings(env: NodeJS.ProcessEnv = process.env): Clust
   const api = loadApiConfig(env);
   const worker = loadWorkerConfig(env);
   const local = loadLocalSettings(env);
-  const settings = parseSettings(ClusterSettingsSchema, setVariables(env));
+  const settings = loadSettings(ClusterSettingsSchema, env);
   if (settings.TEMPORAL_DB_NAME === settings.TEMPORAL_VISIBILITY_DB_NAME) {
     throw new ConfigError(
       'Invalid configuration:\n  TEMPORAL_VISIBILITY_DB_NAME: must differ from TEMPORAL_DB_NAME',
