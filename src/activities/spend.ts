@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PhaseRun } from '../domain/decision';
-import type { LanguageModel } from '../llm/model';
+import { receivedUsage, type LanguageModel } from '../llm/model';
 
 /**
  * What a phase's attempts have paid for so far. An attempt that fails (an invalid answer after
@@ -41,6 +41,7 @@ export function spendFrom(details: unknown): PhaseSpend {
 export function metered(model: LanguageModel, spend: PhaseSpend): LanguageModel {
   return {
     name: model.name,
+    streams: model.streams,
     async generate(request) {
       spend.model_calls += 1;
       if (request.messages.length > 1) spend.repair_rounds += 1;
@@ -50,6 +51,12 @@ export function metered(model: LanguageModel, spend: PhaseSpend): LanguageModel 
         spend.input_tokens += response.usage?.input_tokens ?? 0;
         spend.output_tokens += response.usage?.output_tokens ?? 0;
         return response;
+      } catch (err) {
+        // A call that ended early is paid for what it had received.
+        const received = receivedUsage(err);
+        spend.input_tokens += received?.input_tokens ?? 0;
+        spend.output_tokens += received?.output_tokens ?? 0;
+        throw err;
       } finally {
         spend.latency_ms += Math.round(performance.now() - started);
       }

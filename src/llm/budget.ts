@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Redis } from 'ioredis';
 import type { PhaseInput } from '../domain/decision';
 import { ModelErrorType } from './errors';
-import type { LanguageModel, ModelRequest } from './model';
+import { receivedUsage, withReceived, type LanguageModel, type ModelRequest } from './model';
 
 export type BudgetLimits = NonNullable<PhaseInput['budget']>;
 
@@ -14,20 +14,22 @@ export interface Spent {
 /** What a decision has spent, shared by every attempt and every parallel activity of a run. */
 export interface BudgetLedger {
   /**
-   * Counts one call and reserves `tokens` for it when both stay within the budget; else changes
-   * nothing. A ledger seen for the first time starts at `limits.spent`.
+   * Counts one call and reserves `tokens` for it, or what is left of the budget when that is less
+   * but at least `atLeast` (default: `tokens`); when the call or `atLeast` would pass the budget,
+   * changes nothing. A ledger seen for the first time starts at `limits.spent`.
    */
   reserve(
     scope: string,
     limits: BudgetLimits,
     tokens: number,
-  ): Promise<{ ok: boolean; spent: Spent }>;
+    atLeast?: number,
+  ): Promise<{ ok: boolean; spent: Spent; reserved: number }>;
   /** Corrects a reservation by `delta` tokens once the call's real usage is known. */
   settle(scope: string, delta: number): Promise<void>;
 }
 
 // KEYS: the ledger hash. ARGV: max calls, max tokens, tokens to reserve, ttl s, calls and tokens
-// spent before this run's first call (from the workflow's history).
+// spent before this run's first call (from the workflow's history), the fewest tokens to reserve.
 const RESERVE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'calls', ARGV[5], 'tokens', ARGV[6])
@@ -35,12 +37,14 @@ end
 local calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-if calls + 1 > tonumber(ARGV[1]) or tokens + tonumber(ARGV[3]) > tonumber(ARGV[2]) then
-  return {0, calls, tokens}
+local left = tonumber(ARGV[2]) - tokens
+if calls + 1 > tonumber(ARGV[1]) or left < tonumber(ARGV[7] or ARGV[3]) then
+  return {0, calls, tokens, 0}
 end
+local take = math.min(tonumber(ARGV[3]), left)
 redis.call('HINCRBY', KEYS[1], 'calls', 1)
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
-return {1, calls + 1, tokens + tonumber(ARGV[3])}
+redis.call('HINCRBY', KEYS[1], 'tokens', take)
+return {1, calls + 1, tokens + take, take}
 `;
 
 // Corrects a reservation, only while the ledger exists: a correction must not recreate an
@@ -51,7 +55,7 @@ return 1
 `;
 
 type LedgerRedis = Redis & {
-  reserveBudget(...args: (string | number)[]): Promise<[number, number, number]>;
+  reserveBudget(...args: (string | number)[]): Promise<[number, number, number, number]>;
   settleBudget(key: string, delta: number): Promise<number>;
 };
 
@@ -71,8 +75,8 @@ export class RedisBudgetLedger implements BudgetLedger {
     this.redis = redis as LedgerRedis;
   }
 
-  async reserve(scope: string, limits: BudgetLimits, tokens: number) {
-    const [ok, calls, spentTokens] = await this.redis.reserveBudget(
+  async reserve(scope: string, limits: BudgetLimits, tokens: number, atLeast = tokens) {
+    const [ok, calls, spentTokens, reserved] = await this.redis.reserveBudget(
       this.prefix + scope,
       limits.max_model_calls,
       limits.max_tokens,
@@ -80,8 +84,9 @@ export class RedisBudgetLedger implements BudgetLedger {
       this.ttlSeconds,
       limits.spent.model_calls,
       limits.spent.tokens,
+      atLeast,
     );
-    return { ok: ok === 1, spent: { model_calls: calls, tokens: spentTokens } };
+    return { ok: ok === 1, spent: { model_calls: calls, tokens: spentTokens }, reserved };
   }
 
   async settle(scope: string, delta: number): Promise<void> {
@@ -119,13 +124,25 @@ function exceeded(task: string, limits: BudgetLimits, spent: Spent, reserved: nu
   });
 }
 
+function cutAtBudget(task: string, limits: BudgetLimits, received: number) {
+  return ApplicationFailure.create({
+    type: 'BudgetExceeded',
+    message:
+      `${task}: the answer was cut after ${received} output tokens, where it reached the ` +
+      `decision's budget of ${limits.max_tokens} tokens`,
+    nonRetryable: true,
+  });
+}
+
 /**
  * Wraps a model so that no call passes the decision's budget: each call first reserves one call
  * and its worst case in tokens (the input estimate plus the output cap), and the reservation is
  * corrected to the reported usage afterwards. A call that would pass the budget is not made: the
- * phase fails with `BudgetExceeded`, for good. While the ledger cannot be reached, the call is
- * checked against what the workflow knows was spent plus this attempt's own calls, with a warning:
- * a Redis outage must not fail decisions.
+ * phase fails with `BudgetExceeded`, for good. A model that streams may start with less than its
+ * worst case, what is left of the budget: its answer is cut where it reaches the reservation (the
+ * request aborted), and the phase fails the same way, having paid for what it received. While the
+ * ledger cannot be reached, the call is checked against what the workflow knows was spent plus
+ * this attempt's own calls, with a warning: a Redis outage must not fail decisions.
  */
 export function withBudget(
   model: LanguageModel,
@@ -138,35 +155,66 @@ export function withBudget(
   const own: Spent = { model_calls: 0, tokens: 0 };
   return {
     name: model.name,
+    streams: model.streams,
     async generate(request) {
-      const reserved = estimateInputTokens(request) + request.maxOutputTokens;
+      const input = estimateInputTokens(request);
+      const worst = input + request.maxOutputTokens;
+      // A streamed answer can be cut: it needs room for its input and a first token.
+      const atLeast = model.streams ? input + 1 : worst;
       let ledgered = true;
-      const { ok, spent } = await ledger.reserve(scope, limits, reserved).catch((err: unknown) => {
-        onLedgerError(err);
-        ledgered = false;
-        const known = {
-          model_calls: limits.spent.model_calls + own.model_calls,
-          tokens: limits.spent.tokens + own.tokens,
-        };
-        const fits =
-          known.model_calls + 1 <= limits.max_model_calls &&
-          known.tokens + reserved <= limits.max_tokens;
-        return { ok: fits, spent: known };
-      });
-      if (!ok) throw exceeded(request.task, limits, spent, reserved);
+      const { ok, spent, reserved } = await ledger
+        .reserve(scope, limits, worst, atLeast)
+        .catch((err: unknown) => {
+          onLedgerError(err);
+          ledgered = false;
+          const known = {
+            model_calls: limits.spent.model_calls + own.model_calls,
+            tokens: limits.spent.tokens + own.tokens,
+          };
+          const left = limits.max_tokens - known.tokens;
+          const fits = known.model_calls + 1 <= limits.max_model_calls && left >= atLeast;
+          return { ok: fits, spent: known, reserved: fits ? Math.min(worst, left) : 0 };
+        });
+      if (!ok) throw exceeded(request.task, limits, spent, worst);
       own.model_calls += 1;
       own.tokens += reserved;
       const settle = async (used: number) => {
         own.tokens += used - reserved;
         if (ledgered) await ledger.settle(scope, used - reserved).catch(onLedgerError);
       };
+      // Less than the worst case: the answer is cut where its output reaches the reservation.
+      const cut = reserved < worst ? new AbortController() : null;
+      let cutAt: number | null = null;
+      const call: ModelRequest = cut
+        ? {
+            ...request,
+            signal: request.signal ? AbortSignal.any([request.signal, cut.signal]) : cut.signal,
+            onOutput: (piece, outputTokens) => {
+              if (cutAt !== null) return;
+              if (input + outputTokens > reserved) {
+                cutAt = outputTokens;
+                cut.abort();
+                return;
+              }
+              request.onOutput?.(piece, outputTokens);
+            },
+          }
+        : request;
       let response;
       try {
-        response = await model.generate(request);
+        response = await model.generate(call);
       } catch (err) {
-        // A call that failed keeps its reservation (what it cost is unknown) unless the provider
-        // refused it outright; it still counts as a call.
-        if (err instanceof ApplicationFailure && UNBILLED.has(err.type ?? '')) await settle(0);
+        const received = receivedUsage(err);
+        if (cutAt !== null) {
+          const usage = received ?? { input_tokens: input, output_tokens: cutAt };
+          await settle(usage.input_tokens + usage.output_tokens);
+          throw withReceived(cutAtBudget(request.task, limits, usage.output_tokens), usage);
+        }
+        // A call that ended early is paid for what it had received. One that failed otherwise
+        // keeps its reservation (what it cost is unknown) unless the provider refused it
+        // outright; it still counts as a call.
+        if (received) await settle(received.input_tokens + received.output_tokens);
+        else if (err instanceof ApplicationFailure && UNBILLED.has(err.type ?? '')) await settle(0);
         throw err;
       }
       if (response.usage) await settle(response.usage.input_tokens + response.usage.output_tokens);

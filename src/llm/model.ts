@@ -25,6 +25,12 @@ export interface ModelRequest {
    */
   hints?: unknown;
   signal?: AbortSignal;
+  /**
+   * Called with each piece of the answer as the model writes it, and the output tokens received
+   * so far (the provider's count where it gives one, else an estimate). A model that does not
+   * stream calls it once with the whole answer. It must not throw; to stop the call, abort.
+   */
+  onOutput?: (piece: string, outputTokens: number) => void;
 }
 
 export interface ModelResponse {
@@ -35,10 +41,31 @@ export interface ModelResponse {
   usage: TokenUsage | null;
   /** True when the answer came from the response store, not from a new call. */
   reused?: boolean;
+  /** True when `usage` is an estimate: the provider streamed the answer but sent no usage. */
+  usageEstimated?: boolean;
 }
 
 /** The one interface agents use to talk to a model. Implementations never retry: Temporal does. */
 export interface LanguageModel {
   readonly name: string;
+  /** True when the answer arrives in pieces as it is written (`onOutput` is called as it comes). */
+  readonly streams?: boolean;
   generate(request: ModelRequest): Promise<ModelResponse>;
+}
+
+const RECEIVED = Symbol('received usage');
+
+/**
+ * Marks the error a call ended with (aborted, cut at the budget, a stream that broke off) with what
+ * it had received by then: those tokens are paid for, and no more.
+ */
+export function withReceived<E>(err: E, usage: TokenUsage): E {
+  if (err && typeof err === 'object') (err as Record<symbol, unknown>)[RECEIVED] = usage;
+  return err;
+}
+
+/** What a failed call had received before it ended, when its model said (see withReceived). */
+export function receivedUsage(err: unknown): TokenUsage | null {
+  if (!err || typeof err !== 'object') return null;
+  return ((err as Record<symbol, unknown>)[RECEIVED] as TokenUsage | undefined) ?? null;
 }

@@ -2,7 +2,7 @@ import { setTimeout } from 'node:timers/promises';
 import { PHASES } from '../phases';
 import type { AgentContext } from '../phases/phase';
 import type { JsonSchema } from './json-schema';
-import type { LanguageModel, ModelRequest, ModelResponse } from './model';
+import { withReceived, type LanguageModel, type ModelRequest, type ModelResponse } from './model';
 
 export const OFFLINE_MODEL = 'offline-heuristic-v1';
 
@@ -47,30 +47,54 @@ function agentContextOf(request: ModelRequest): AgentContext {
   return hints as AgentContext;
 }
 
+/** The answer in pieces of about this many characters, as a streaming model sends it. */
+const PIECE_CHARS = 16;
+
 /**
  * A deterministic stand-in for a language model: no network, no key. It answers each phase with
  * fixed rules over the question's own words, earlier outputs and retrieved passages. It does not
  * reason; it exists so the system runs out of the box and in tests. Token counts are word pieces.
  *
- * `delayMs` holds each answer back that long, as a remote model's latency would (benchmarks use
- * it); a call's abort signal ends the wait.
+ * It streams: the answer comes in pieces, spread evenly over `delayMs` (as a remote model's
+ * latency would; `npm start` and the benchmarks use it), all at once without a delay. A call's
+ * abort signal stops it, and the error says how much of the answer it had given.
  */
 export function createOfflineModel(options: { delayMs?: number } = {}): LanguageModel {
   const delayMs = options.delayMs ?? 0;
   return {
     name: OFFLINE_MODEL,
+    streams: true,
     async generate(request: ModelRequest): Promise<ModelResponse> {
       const phase = PHASES.find((p) => p.name === request.task);
       if (!phase) throw new Error(`The offline model has no rules for "${request.task}"`);
-      if (delayMs > 0) await setTimeout(delayMs, undefined, { signal: request.signal });
       const text = JSON.stringify(
         fitToSchema(phase.offline(agentContextOf(request)), request.jsonSchema),
       );
       const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
+      const inputTokens = countTokens(prompt);
+      const started = performance.now();
+      const pieces = Math.max(1, Math.ceil(text.length / PIECE_CHARS));
+      let given = 0;
+      try {
+        request.signal?.throwIfAborted();
+        for (let i = 0; i < pieces; i++) {
+          const due = started + (delayMs * (i + 1)) / pieces;
+          const wait = due - performance.now();
+          if (delayMs > 0 && wait > 0) await setTimeout(wait, undefined, { signal: request.signal });
+          const piece = text.slice(i * PIECE_CHARS, (i + 1) * PIECE_CHARS);
+          given += piece.length;
+          request.onOutput?.(piece, countTokens(text.slice(0, given)));
+        }
+      } catch (err) {
+        throw withReceived(err, {
+          input_tokens: inputTokens,
+          output_tokens: countTokens(text.slice(0, given)),
+        });
+      }
       return {
         text,
         model: OFFLINE_MODEL,
-        usage: { input_tokens: countTokens(prompt), output_tokens: countTokens(text) },
+        usage: { input_tokens: inputTokens, output_tokens: countTokens(text) },
       };
     },
   };

@@ -60,6 +60,7 @@ export function withResponseStore(
   const lookup = options.lookup ?? true;
   return {
     name: model.name,
+    streams: model.streams,
     async generate(request) {
       const key = `${scope}:${requestHash(model.name, request)}`;
       const stored = lookup
@@ -71,6 +72,8 @@ export function withResponseStore(
       if (stored) {
         // A reused answer belongs to this attempt too: forget() must be able to drop it.
         written.push(key);
+        // Shown as one piece: a live view of the attempt sees the answer it goes on with.
+        request.onOutput?.(stored.text, stored.usage?.output_tokens ?? 0);
         return { ...stored, reused: true };
       }
       const response = await model.generate(request);

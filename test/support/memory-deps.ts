@@ -24,13 +24,14 @@ export class MemoryResponseStore implements ResponseStore {
 /** The budget ledger in memory: what RedisBudgetLedger's scripts do, one scope at a time. */
 export class MemoryBudgetLedger implements BudgetLedger {
   readonly spent = new Map<string, Spent>();
-  reserve(scope: string, limits: BudgetLimits, tokens: number) {
+  reserve(scope: string, limits: BudgetLimits, tokens: number, atLeast = tokens) {
     const now = this.spent.get(scope) ?? { ...limits.spent };
-    const ok =
-      now.model_calls + 1 <= limits.max_model_calls && now.tokens + tokens <= limits.max_tokens;
-    const next = ok ? { model_calls: now.model_calls + 1, tokens: now.tokens + tokens } : now;
+    const left = limits.max_tokens - now.tokens;
+    const ok = now.model_calls + 1 <= limits.max_model_calls && left >= atLeast;
+    const reserved = ok ? Math.min(tokens, left) : 0;
+    const next = ok ? { model_calls: now.model_calls + 1, tokens: now.tokens + reserved } : now;
     this.spent.set(scope, next);
-    return Promise.resolve({ ok, spent: { ...next } });
+    return Promise.resolve({ ok, spent: { ...next }, reserved });
   }
   settle(scope: string, delta: number) {
     const now = this.spent.get(scope);
