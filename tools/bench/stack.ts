@@ -35,7 +35,7 @@ export interface Role {
  * log says `ready`.
  */
 export async function startRole(
-  name: 'worker' | 'api',
+  name: string,
   env: NodeJS.ProcessEnv,
   ready: string,
   entry: string[] = [`dist/main/${name}.js`],
@@ -92,6 +92,8 @@ export interface StackOptions {
    */
   store: 'memory' | 'sqlite' | 'postgres';
   binaries: ClusterBinaries;
+  /** Settings of the worker and the API beyond the bench's own (a model server, say). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The Temporal server the stack runs on, with what stops it. */
@@ -157,6 +159,7 @@ export async function startBenchStack(options: StackOptions) {
     // What the bench writes to a shared Redis goes soon, and at its end (see stop).
     DECISION_TTL_SECONDS: '3600',
     LOG_LEVEL: 'info',
+    ...options.env,
   });
   const roles: Role[] = [];
   /** The worker; with `delayMs`, the bench's own, whose offline model takes that long per call. */
@@ -180,6 +183,8 @@ export async function startBenchStack(options: StackOptions) {
 
   return {
     store: options.store,
+    /** The prefix of every Redis key the stack's roles write. */
+    prefix,
     temporalPid: temporal.pid,
     get worker() {
       return worker;

@@ -1,0 +1,117 @@
+import { percentile, round } from './measure';
+
+/** A marker as a client saw it: in the text of a `phase.delta`. */
+export interface Receipt {
+  marker: string;
+  /** When the bytes carrying it arrived (wall clock, ms). */
+  at: number;
+  /** When Redis took the live event carrying it: the millisecond part of its stream id. */
+  storedMs: number;
+  /** When the client's stream opened: a marker sent before was replayed, not streamed to it. */
+  openedAt: number;
+}
+
+export interface Distribution {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** The median, 99th percentile and maximum of `samples`, rounded. */
+export function distribution(samples: readonly number[], digits = 1): Distribution {
+  return {
+    samples: samples.length,
+    p50: round(percentile(samples, 50), digits),
+    p99: round(percentile(samples, 99), digits),
+    max: round(samples.length === 0 ? NaN : Math.max(...samples), digits),
+  };
+}
+
+export interface Matched {
+  /** Send → arrival at the client, one per marker seen. */
+  latencies: number[];
+  /** Send → stored in Redis (the worker's read, its batching, its write). */
+  toRedis: number[];
+  /** Stored in Redis → arrival at the client (the API's read and its write). */
+  fromRedis: number[];
+  /** Sent, never seen by a client. */
+  missing: number;
+  /** Seen again after the first time: an earlier answer's text copied into a later one. */
+  repeats: number;
+  /** Seen, never sent (by this run of the server). */
+  unknown: number;
+  /** Sent before the client's stream opened: read from the stream's past, left out. */
+  beforeOpen: number;
+}
+
+/**
+ * Pairs each marker the model server sent with the first time a client saw it. Later phases'
+ * answers repeat earlier text (names turned into enums), so a marker may be seen again; only
+ * its first sighting is its own chunk arriving.
+ */
+export function matchMarkers(sent: Readonly<Record<string, number>>, receipts: Receipt[]): Matched {
+  const first = new Map<string, Receipt>();
+  let repeats = 0;
+  let unknown = 0;
+  for (const receipt of receipts) {
+    if (!(receipt.marker in sent)) unknown += 1;
+    else if (first.has(receipt.marker)) {
+      repeats += 1;
+      if (receipt.at < first.get(receipt.marker)!.at) first.set(receipt.marker, receipt);
+    } else first.set(receipt.marker, receipt);
+  }
+  const latencies: number[] = [];
+  const toRedis: number[] = [];
+  const fromRedis: number[] = [];
+  let beforeOpen = 0;
+  for (const [marker, receipt] of first) {
+    const at = sent[marker]!;
+    if (at < receipt.openedAt) {
+      beforeOpen += 1;
+      continue;
+    }
+    latencies.push(receipt.at - at);
+    toRedis.push(receipt.storedMs - at);
+    fromRedis.push(receipt.at - receipt.storedMs);
+  }
+  return {
+    latencies,
+    toRedis,
+    fromRedis,
+    missing: Object.keys(sent).length - first.size,
+    repeats,
+    unknown,
+    beforeOpen,
+  };
+}
+
+/** The millisecond part of a Redis stream id (`1700000000000-3`): when Redis stored the entry. */
+export function streamIdMs(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+/**
+ * The live stream's position in the id of an event a stream with live events sends
+ * (`<durable id>_<live id>`), or null.
+ */
+export function liveIdOf(eventId: string | undefined): string | null {
+  const live = eventId?.split('_')[1];
+  return live && live !== '0-0' ? live : null;
+}
+
+/** What Redis's INFO says, as numbers: `cmdstat_xadd` → its calls, and the `key:value` fields. */
+export function parseInfo(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const [key, value] = line.split(':', 2);
+    if (!key || value === undefined) continue;
+    if (key.startsWith('cmdstat_')) {
+      const calls = /calls=(\d+)/.exec(value);
+      if (calls) out[key.slice('cmdstat_'.length)] = Number(calls[1]);
+    } else if (/^-?\d+(\.\d+)?$/.test(value.trim())) {
+      out[key] = Number(value.trim());
+    }
+  }
+  return out;
+}
