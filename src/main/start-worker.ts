@@ -146,6 +146,10 @@ export async function startWorker(
   );
   const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  // The live output has a connection of its own: its writes never queue ahead of a projection
+  // write or a budget reservation.
+  const liveRedis = redis.duplicate();
+  liveRedis.on('error', () => undefined);
   const registry = createRegistry('worker');
   const code = await loadWorkflowCode(config.WORKFLOW_BUNDLE_PATH, tracing);
   const version: WorkerVersion = {
@@ -184,7 +188,7 @@ export async function startWorker(
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       },
       metrics: decisionMetrics(registry),
-      live: liveChannel(redis, config, registry, logger),
+      live: liveChannel(liveRedis, config, registry, logger),
       logger,
     }),
   });
@@ -242,6 +246,7 @@ export async function startWorker(
     await connection.close();
     await client.close();
     redis.disconnect();
+    liveRedis.disconnect();
     await tracing?.shutdown();
   });
   // The server learns of a version from its polls, so the policy applies once the worker runs;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -74,6 +74,47 @@ describe("a running phase's live output", () => {
     const withLive = await eventCounts(on.workflowId);
     expect(withLive).toEqual(await eventCounts(off.workflowId));
     expect(withLive.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).toBeGreaterThanOrEqual(10);
+  });
+
+  it("follows what a broken attempt streamed with phase.attempt, then the retry's own output", async () => {
+    const offline = createOfflineModel();
+    let broken = false;
+    // defineScope's first call writes part of its answer, then breaks off as a stream can.
+    const flaky: LanguageModel = {
+      name: offline.name,
+      streams: true,
+      async generate(request) {
+        if (request.task !== 'defineScope' || broken) return offline.generate(request);
+        broken = true;
+        request.onOutput?.('{"in_scope": ["the first', 4);
+        throw withReceived(
+          ApplicationFailure.retryable('the stream stopped mid-answer', 'ModelBadResponse'),
+          { input_tokens: 50, output_tokens: 4 },
+        );
+      },
+    };
+    const { error, workflowId, record } = await runDecision(
+      t,
+      await realActivities(store, flaky),
+      QUERY,
+    );
+    expect(error).toBeNull();
+    expect(record!.phases.find((p) => p.name === 'defineScope')!.attempts).toBe(2);
+    const live = new LiveChannel(store.redis, store.prefix, { ttlSeconds: 60 });
+    const scope = (await live.read(workflowId, null))
+      .filter((e) => (e.data as { phase: string }).phase === 'defineScope')
+      .map((e) => ({ type: e.type, ...(e.data as { attempt: number; text?: string }) }));
+    expect(scope[0]).toMatchObject({
+      type: 'phase.delta',
+      attempt: 1,
+      text: '{"in_scope": ["the first',
+    });
+    expect(scope[1]).toMatchObject({ type: 'phase.attempt', attempt: 2 });
+    const retried = scope.slice(2);
+    expect(retried.length).toBeGreaterThan(0);
+    expect(retried.every((e) => e.type === 'phase.delta' && e.attempt === 2)).toBe(true);
+    // The retry's output is its whole answer, which the phase's output came from.
+    expect(() => JSON.parse(retried.map((e) => e.text).join(''))).not.toThrow();
   });
 
   it('cuts a streamed answer at the budget: the decision fails with BudgetExceeded, having paid for what it received', async () => {
