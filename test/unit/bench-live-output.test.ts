@@ -10,6 +10,14 @@ import { toStrictSchema } from '../../src/llm/json-schema';
 import type { LanguageModel, ModelRequest } from '../../src/llm/model';
 import { phaseNamed, selectInputs } from '../../src/phases';
 import { retrieveInformation } from '../../src/phases/retrieve-information';
+import {
+  distribution,
+  liveIdOf,
+  matchMarkers,
+  parseInfo,
+  streamIdMs,
+} from '../../tools/bench/live-latency';
+import { percentile } from '../../tools/bench/measure';
 import { markedAnswer, markerOf, markersIn } from '../../tools/bench/schema-answer';
 
 /** The bench's model server's answers, without the server: one marked answer per call. */
@@ -102,5 +110,82 @@ describe("the bench's model server answers", () => {
     expect(value.long.length).toBeLessThanOrEqual(60);
     expect(markersIn(value.long)).toHaveLength(3);
     expect(answer.markers).toHaveLength(3);
+  });
+});
+
+describe("the bench's chunk latency", () => {
+  const receipt = (marker: string, at: number, storedMs = at, openedAt = 0) => ({
+    marker,
+    at,
+    storedMs,
+    openedAt,
+  });
+
+  it('pairs each marker sent with its first sighting, and splits it at Redis', () => {
+    const sent = { mk000001: 1000, mk000002: 1020, mk000003: 1040 };
+    const matched = matchMarkers(sent, [
+      receipt('mk000001', 1030, 1010),
+      receipt('mk000002', 1060, 1050),
+      // An earlier answer's marker copied into a later phase's answer: its own chunk was earlier.
+      receipt('mk000001', 5000, 4990),
+      receipt('mk00zzzz', 1100),
+    ]);
+    expect(matched.latencies).toEqual([30, 40]);
+    expect(matched.toRedis).toEqual([10, 30]);
+    expect(matched.fromRedis).toEqual([20, 10]);
+    expect(matched).toMatchObject({ missing: 1, repeats: 1, unknown: 1, beforeOpen: 0 });
+  });
+
+  it('keeps the earliest sighting whatever order the clients report in', () => {
+    const matched = matchMarkers({ mk000001: 1000 }, [
+      receipt('mk000001', 3000),
+      receipt('mk000001', 1005),
+    ]);
+    expect(matched.latencies).toEqual([5]);
+    expect(matched.repeats).toBe(1);
+  });
+
+  it("leaves out chunks sent before their client's stream opened", () => {
+    const matched = matchMarkers({ mk000001: 1000, mk000002: 2000 }, [
+      receipt('mk000001', 1600, 1000, 1500),
+      receipt('mk000002', 2010, 2005, 1500),
+    ]);
+    expect(matched.latencies).toEqual([10]);
+    expect(matched.beforeOpen).toBe(1);
+    expect(matched.missing).toBe(0);
+  });
+
+  it('summarises by nearest rank: p50, p99 and the largest', () => {
+    const samples = Array.from({ length: 200 }, (_, i) => 200 - i);
+    expect(distribution(samples)).toEqual({ samples: 200, p50: 100, p99: 198, max: 200 });
+    expect(distribution([7])).toEqual({ samples: 1, p50: 7, p99: 7, max: 7 });
+    expect(distribution([]).samples).toBe(0);
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2);
+    expect(percentile([1, 2, 3, 4], 100)).toBe(4);
+  });
+
+  it('reads the live position of an event id and the time Redis stored it', () => {
+    expect(liveIdOf('1700000000000-0_1700000000123-4')).toBe('1700000000123-4');
+    expect(liveIdOf('1700000000000-0_0-0')).toBeNull();
+    expect(liveIdOf('1700000000000-0')).toBeNull();
+    expect(streamIdMs('1700000000123-4')).toBe(1700000000123);
+  });
+
+  it("reads Redis's INFO: command calls and numeric fields", () => {
+    const info = [
+      '# Commandstats',
+      'cmdstat_xadd:calls=120,usec=300,usec_per_call=2.50,rejected_calls=0,failed_calls=0',
+      'cmdstat_expire:calls=7,usec=9,usec_per_call=1.29,rejected_calls=0,failed_calls=0',
+      '# Stats',
+      'total_net_input_bytes:123456',
+      'instantaneous_input_kbps:1.25',
+      'redis_mode:standalone',
+    ].join('\r\n');
+    expect(parseInfo(info)).toEqual({
+      xadd: 120,
+      expire: 7,
+      total_net_input_bytes: 123456,
+      instantaneous_input_kbps: 1.25,
+    });
   });
 });

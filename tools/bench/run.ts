@@ -10,7 +10,8 @@ import { buildProduction } from '../cluster/topology';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { postgresCpuMs, round } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
-import { writeResults, type BenchResults } from './report';
+import { liveOutput } from './live-output';
+import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
   creates,
@@ -21,6 +22,10 @@ import {
   type MemoryFigures,
   type ThroughputFigures,
 } from './temporal-runs';
+
+/** The bench model server's pace: an answer in 50 chunks 20 ms apart, about a second a call. */
+const LIVE_CHUNKS = 50;
+const LIVE_INTERVAL_MS = 20;
 
 // How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
 const SIZES = {
@@ -35,6 +40,7 @@ const SIZES = {
     sqliteSerial: 20,
     sqliteDecisions: 200,
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
+    live: { decisions: 50, warmup: 5 },
   },
   quick: {
     serial: 10,
@@ -47,6 +53,7 @@ const SIZES = {
     sqliteSerial: 5,
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
+    live: { decisions: 20, warmup: 2 },
   },
 };
 
@@ -59,8 +66,12 @@ async function main(): Promise<void> {
       '--step <label>',
       'also record the key figures under this label in docs/bench-steps.json',
     )
+    .option(
+      '--only <part>',
+      'run one part and put its figures into the results already in --out (parts: live-output)',
+    )
     .parse(process.argv)
-    .opts<{ quick?: boolean; out?: string; step?: string }>();
+    .opts<{ quick?: boolean; out?: string; step?: string; only?: string }>();
   const quick = options.quick === true;
   const size = quick ? SIZES.quick : SIZES.full;
   const outDir = resolve(options.out ?? (quick ? '.data/bench' : 'docs'));
@@ -68,10 +79,36 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
 
+  if (options.only !== undefined && options.only !== 'live-output') {
+    throw new Error(`--only: no part "${options.only}" (parts: live-output)`);
+  }
+  // Read first: figures of one part with no results to join fail before the run, not after.
+  const earlier = options.only !== undefined ? readResults(outDir) : null;
+
   const binaries = await findOrBuildClusterBinaries();
   log('building the production roles (npm run build, workflow bundle)');
   const bundleDir = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
   const bundle = buildProduction(join(bundleDir, 'workflow-bundle.js'));
+  // A model server streaming over HTTP, the worker's openai provider, a client per decision.
+  const live = () =>
+    liveOutput({
+      binaries,
+      bundle,
+      ...size.live,
+      chunks: LIVE_CHUNKS,
+      intervalMs: LIVE_INTERVAL_MS,
+      log,
+    });
+  if (earlier) {
+    try {
+      log('live output alone');
+      const written = await writeResults({ ...earlier, live_output: await live() }, outDir);
+      log(`wrote ${written.join(', ')}`);
+    } finally {
+      rmSync(bundleDir, { recursive: true, force: true });
+    }
+    return;
+  }
   const redis = await ensureLocalRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', null);
   const knowledge = await KnowledgeBase.load(resolve(__dirname, '../../knowledge'));
   const projectionRedis = createRedis(redis.url);
@@ -169,6 +206,8 @@ async function main(): Promise<void> {
     );
     await stopAll();
 
+    const liveFigures = await live();
+
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
     const bound = await inProcessBound(projectionRedis, knowledge, size.peers);
@@ -193,6 +232,7 @@ async function main(): Promise<void> {
         concurrency_32: postgres32,
         concurrency_128: postgres128,
       },
+      live_output: liveFigures,
       in_process: bound,
       bullmq: {
         ...bull,
