@@ -11,6 +11,8 @@ import type { LanguageModel, ModelRequest } from '../../src/llm/model';
 import { phaseNamed, selectInputs } from '../../src/phases';
 import { retrieveInformation } from '../../src/phases/retrieve-information';
 import {
+  byPhase,
+  countersDelta,
   distribution,
   liveIdOf,
   matchMarkers,
@@ -136,6 +138,19 @@ describe("the bench's chunk latency", () => {
     expect(matched).toMatchObject({ missing: 1, repeats: 1, unknown: 1, beforeOpen: 0 });
   });
 
+  it('groups the latencies by the phase whose delta carried them', () => {
+    const sent = { mk000001: 0, mk000002: 0, mk000003: 0 };
+    const matched = matchMarkers(sent, [
+      { ...receipt('mk000001', 10), phase: 'identifyTrigger' },
+      { ...receipt('mk000002', 30), phase: 'retrieveInformation' },
+      { ...receipt('mk000003', 50), phase: 'retrieveInformation' },
+    ]);
+    expect(byPhase(matched)).toEqual({
+      identifyTrigger: { samples: 1, p50: 10, p99: 10, max: 10 },
+      retrieveInformation: { samples: 2, p50: 30, p99: 50, max: 50 },
+    });
+  });
+
   it('keeps the earliest sighting whatever order the clients report in', () => {
     const matched = matchMarkers({ mk000001: 1000 }, [
       receipt('mk000001', 3000),
@@ -182,10 +197,15 @@ describe("the bench's chunk latency", () => {
       'redis_mode:standalone',
     ].join('\r\n');
     expect(parseInfo(info)).toEqual({
-      xadd: 120,
-      expire: 7,
-      total_net_input_bytes: 123456,
-      instantaneous_input_kbps: 1.25,
+      calls: { xadd: 120, expire: 7 },
+      fields: { total_net_input_bytes: 123456, instantaneous_input_kbps: 1.25 },
+    });
+  });
+
+  it('counts what changed between two readings, per unit, leaving out what did not', () => {
+    expect(countersDelta({ xadd: 100, get: 5 }, { xadd: 150, get: 5, xread: 10 }, 20)).toEqual({
+      xadd: 2.5,
+      xread: 0.5,
     });
   });
 });

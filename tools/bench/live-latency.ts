@@ -9,6 +9,8 @@ export interface Receipt {
   storedMs: number;
   /** When the client's stream opened: a marker sent before was replayed, not streamed to it. */
   openedAt: number;
+  /** The phase whose delta carried it. */
+  phase?: string;
 }
 
 export interface Distribution {
@@ -35,6 +37,8 @@ export interface Matched {
   toRedis: number[];
   /** Stored in Redis → arrival at the client (the API's read and its write). */
   fromRedis: number[];
+  /** The phase of each latency. */
+  phases: (string | undefined)[];
   /** Sent, never seen by a client. */
   missing: number;
   /** Seen again after the first time: an earlier answer's text copied into a later one. */
@@ -64,6 +68,7 @@ export function matchMarkers(sent: Readonly<Record<string, number>>, receipts: R
   const latencies: number[] = [];
   const toRedis: number[] = [];
   const fromRedis: number[] = [];
+  const phases: (string | undefined)[] = [];
   let beforeOpen = 0;
   for (const [marker, receipt] of first) {
     const at = sent[marker]!;
@@ -74,16 +79,32 @@ export function matchMarkers(sent: Readonly<Record<string, number>>, receipts: R
     latencies.push(receipt.at - at);
     toRedis.push(receipt.storedMs - at);
     fromRedis.push(receipt.at - receipt.storedMs);
+    phases.push(receipt.phase);
   }
   return {
     latencies,
     toRedis,
     fromRedis,
+    phases,
     missing: Object.keys(sent).length - first.size,
     repeats,
     unknown,
     beforeOpen,
   };
+}
+
+/** The latencies of each phase, in the order the phases first appear. */
+export function byPhase(
+  matched: Pick<Matched, 'latencies' | 'phases'>,
+): Record<string, Distribution> {
+  const groups = new Map<string, number[]>();
+  matched.latencies.forEach((latency, i) => {
+    const phase = matched.phases[i] ?? 'unknown';
+    const group = groups.get(phase);
+    if (group) group.push(latency);
+    else groups.set(phase, [latency]);
+  });
+  return Object.fromEntries([...groups].map(([phase, samples]) => [phase, distribution(samples)]));
 }
 
 /** The millisecond part of a Redis stream id (`1700000000000-3`): when Redis stored the entry. */
@@ -100,18 +121,39 @@ export function liveIdOf(eventId: string | undefined): string | null {
   return live && live !== '0-0' ? live : null;
 }
 
-/** What Redis's INFO says, as numbers: `cmdstat_xadd` → its calls, and the `key:value` fields. */
-export function parseInfo(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
+/** What Redis's INFO says, as numbers: each command's calls, and the numeric `key:value` fields. */
+export function parseInfo(text: string): {
+  calls: Record<string, number>;
+  fields: Record<string, number>;
+} {
+  const calls: Record<string, number> = {};
+  const fields: Record<string, number> = {};
   for (const line of text.split(/\r?\n/)) {
-    const [key, value] = line.split(':', 2);
-    if (!key || value === undefined) continue;
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const key = line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
     if (key.startsWith('cmdstat_')) {
-      const calls = /calls=(\d+)/.exec(value);
-      if (calls) out[key.slice('cmdstat_'.length)] = Number(calls[1]);
-    } else if (/^-?\d+(\.\d+)?$/.test(value.trim())) {
-      out[key] = Number(value.trim());
+      const n = /calls=(\d+)/.exec(value);
+      if (n) calls[key.slice('cmdstat_'.length)] = Number(n[1]);
+    } else if (/^-?\d+(\.\d+)?$/.test(value)) {
+      fields[key] = Number(value);
     }
+  }
+  return { calls, fields };
+}
+
+/** What changed between two readings of the same counters, divided by `per`; zeros left out. */
+export function countersDelta(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  per: number,
+  digits = 2,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(after)) {
+    const change = value - (before[key] ?? 0);
+    if (change !== 0) out[key] = round(change / per, digits);
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { createParser } from 'eventsource-parser';
 import type { Redis } from 'ioredis';
 import { PHASE_NAMES } from '../../src/domain/phases';
@@ -6,8 +7,10 @@ import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../cluster/binaries';
 import { freePort } from '../process/ports';
 import { ensureLocalRedis } from '../redis-dev';
-import { cpuMeter, round } from './measure';
+import { cpuMeter, machineCpuMs, round } from './measure';
 import {
+  byPhase,
+  countersDelta,
   distribution,
   liveIdOf,
   matchMarkers,
@@ -47,10 +50,12 @@ async function follow(apiUrl: string, id: string, receipts: Receipt[]): Promise<
     onEvent(event) {
       if (event.event === 'phase.delta') {
         followed.deltas += 1;
-        const { text } = JSON.parse(event.data) as { text: string };
+        const { text, phase } = JSON.parse(event.data) as { text: string; phase: string };
         const live = liveIdOf(event.id);
         const storedMs = live ? streamIdMs(live) : NaN;
-        for (const marker of markersIn(text)) receipts.push({ marker, at, storedMs, openedAt });
+        for (const marker of markersIn(text)) {
+          receipts.push({ marker, at, storedMs, openedAt, phase });
+        }
       } else if (event.event) {
         followed.durable += 1;
         if (TERMINAL.has(event.event)) followed.end = event.event;
@@ -82,19 +87,26 @@ export interface LiveRunFigures {
   to_redis_ms: Distribution;
   /** Redis storing it → the client receiving it. */
   redis_to_client_ms: Distribution;
+  /** Model server → client, by phase (retrieval runs a call per information need at once). */
+  latency_by_phase_ms: Record<string, Distribution>;
   deltas_per_decision: number;
   /** Redis's own counts (INFO commandstats, INFO stats) over the run, per phase run. */
   redis_per_phase: {
     commands: number;
-    xadd: number;
-    expire: number;
     net_input_bytes: number;
     net_output_bytes: number;
     /** Entries in the decisions' live streams (one XADD each), per phase. */
     live_entries: number;
+    /** Calls of each command (INFO commandstats), per phase. */
+    by_command: Record<string, number>;
   };
   /** What the live streams hold after the run, per decision (MEMORY USAGE, XLEN). */
   live_stream_per_decision: { bytes: number; entries: number };
+  /**
+   * Cores busy on average over the run: the whole machine (/proc/stat), and the stack's processes
+   * with the clients. The difference ran beside the bench.
+   */
+  cores_busy: { machine: number; stack: number };
   /** CPU time per decision, from /proc (the clients: the bench's own process). */
   cpu_ms_per_decision: {
     worker: number;
@@ -119,7 +131,7 @@ async function takeMarkers(url: string): Promise<SentMarkers> {
   return (await res.json()) as SentMarkers;
 }
 
-async function redisInfo(redis: Redis): Promise<Record<string, number>> {
+async function redisInfo(redis: Redis) {
   return parseInfo(`${await redis.info('commandstats')}\n${await redis.info('stats')}`);
 }
 
@@ -139,6 +151,7 @@ export async function liveRun(ctx: LiveRunContext, decisions: number): Promise<L
     model_server: ctx.modelServer.pid,
   });
   const clientCpu = process.cpuUsage();
+  const machine = machineCpuMs();
   const receipts: Receipt[] = [];
   const started = performance.now();
   const runs = await Promise.all(
@@ -152,8 +165,18 @@ export async function liveRun(ctx: LiveRunContext, decisions: number): Promise<L
   const seconds = (performance.now() - started) / 1000;
   const cpuPerDecision = cpu(decisions);
   const clients = process.cpuUsage(clientCpu);
+  const clientsMs = (clients.user + clients.system) / 1000;
+  const machineBusyMs = machineCpuMs().busy - machine.busy;
+
   const after = await redisInfo(redis);
   const sent = await takeMarkers(ctx.modelServer.url);
+  // BENCH_LIVE_SAMPLES=<path prefix> keeps each run's markers sent and sightings, to study them.
+  if (process.env.BENCH_LIVE_SAMPLES) {
+    writeFileSync(
+      `${process.env.BENCH_LIVE_SAMPLES}-${decisions}-${Date.now()}.json`,
+      JSON.stringify({ sent: sent.sent, receipts }),
+    );
+  }
   const failed = runs.filter((r) => r.followed.end !== 'decision.completed');
   if (failed.length > 0) {
     throw new Error(
@@ -171,7 +194,7 @@ export async function liveRun(ctx: LiveRunContext, decisions: number): Promise<L
     bytes += Number((await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
   }
   const phases = decisions * PHASE_NAMES.length;
-  const delta = (key: string) => round(((after[key] ?? 0) - (before[key] ?? 0)) / phases, 2);
+  const fields = countersDelta(before.fields, after.fields, phases);
   const matched = matchMarkers(sent.sent, receipts);
   return {
     decisions,
@@ -190,23 +213,29 @@ export async function liveRun(ctx: LiveRunContext, decisions: number): Promise<L
     },
     to_redis_ms: distribution(matched.toRedis),
     redis_to_client_ms: distribution(matched.fromRedis),
+    latency_by_phase_ms: byPhase(matched),
     deltas_per_decision: round(runs.reduce((s, r) => s + r.followed.deltas, 0) / decisions, 1),
     redis_per_phase: {
-      commands: delta('total_commands_processed'),
-      xadd: delta('xadd'),
-      expire: delta('expire'),
-      net_input_bytes: delta('total_net_input_bytes'),
-      net_output_bytes: delta('total_net_output_bytes'),
+      commands: fields.total_commands_processed ?? 0,
+      net_input_bytes: fields.total_net_input_bytes ?? 0,
+      net_output_bytes: fields.total_net_output_bytes ?? 0,
       live_entries: round(entries / phases, 2),
+      by_command: countersDelta(before.calls, after.calls, phases),
     },
     live_stream_per_decision: {
       bytes: Math.round(bytes / decisions),
       entries: round(entries / decisions, 1),
     },
-    cpu_ms_per_decision: {
-      ...cpuPerDecision,
-      clients: round((clients.user + clients.system) / 1000 / decisions, 1),
+    cores_busy: {
+      machine: round(machineBusyMs / 1000 / seconds, 2),
+      stack: round(
+        (Object.values(cpuPerDecision).reduce((a, b) => a + b, 0) * decisions + clientsMs) /
+          1000 /
+          seconds,
+        2,
+      ),
     },
+    cpu_ms_per_decision: { ...cpuPerDecision, clients: round(clientsMs / decisions, 1) },
   };
 }
 

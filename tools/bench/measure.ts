@@ -76,6 +76,22 @@ export function cpuMeter<K extends string>(pids: Record<K, number>) {
 }
 
 /**
+ * CPU time the whole machine has spent busy (every process, the kernel's too) and in all, from
+ * /proc/stat: what else ran beside the bench shows as the difference.
+ */
+export function machineCpuMs(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user).
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number) as [number, number, number, number, number, number, number, number];
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy: busy * TICK_MS, total: (busy + idle + iowait) * TICK_MS };
+}
+
+/**
  * CPU time of every PostgreSQL process on this machine (the postmaster and its backends): the
  * server's pool keeps its connections open, so their backends live through a run.
  */
