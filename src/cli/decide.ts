@@ -219,18 +219,21 @@ async function followEvents(
           .pipeThrough(new TextDecoderStream())
           .pipeThrough(new EventSourceParserStream());
         for await (const message of messages) {
-          if (message.id) {
-            if (seen.has(message.id)) continue;
-            seen.add(message.id);
-            lastId = message.id;
-          }
-          failures = 0;
           let event: DecisionStreamEvent | null;
           try {
             event = parseEvent(message.event, message.data);
           } catch (err) {
             throw new ProtocolError(describeError(err));
           }
+          // An end is never skipped: it cannot have been seen (following stops there), and a
+          // server that reads the end from the record sends it with the id of its last event.
+          const end = event !== null && isEndEvent(event);
+          if (message.id) {
+            if (seen.has(message.id) && !end) continue;
+            seen.add(message.id);
+            lastId = message.id;
+          }
+          failures = 0;
           if (!event) continue;
           handlers.event(event);
           // The end's data as sent, too: --json passes the result on whole, keys this client

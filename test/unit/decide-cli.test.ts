@@ -430,6 +430,18 @@ describe('decide against a fake API serving recorded streams', () => {
     expect(JSON.parse(out)).toEqual(RESULT);
   });
 
+  it('takes an end sent with the id of the event before it (an end read from the record)', async () => {
+    const frames = recordings.reviewed.map((f, i, all) =>
+      i === all.length - 1 ? { ...f, id: all[i - 1]!.id } : f,
+    );
+    const api = await fakeApi({ frames });
+    const { code, out, err } = await decide(['--api', api.url, 'q'], {});
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(api.streams).toHaveLength(1);
+    expect(count(out, 'Usage:')).toBe(1);
+  });
+
   it('gives up after five failed reconnects', async () => {
     const api = await fakeApi({ plans: Array.from({ length: 6 }, () => ({ send: 0 })) });
     const { code, err, delays } = await decide(['--api', api.url, 'q'], {});
