@@ -324,8 +324,11 @@ function barProgress(io: Io, ctx: EventContext, options: { live: boolean }): Pro
   bars.on('update-pre', () => stdout.cork?.());
   bars.on('update-post', () => stdout.uncork?.());
   const clearLive = () => {
+    if (lines.length === 0) return;
     // From the bottom: each removal redraws and clears below the bars that are left.
+    stdout.cork?.();
     for (let line = lines.pop(); line; line = lines.pop()) bars.remove(line);
+    stdout.uncork?.();
   };
   const log = (text: string) => {
     bars.log(text);
