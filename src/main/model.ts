@@ -8,7 +8,9 @@ export type ModelLog = Pick<OpenAIModelOptions, 'onProviderError' | 'onUsageEsti
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
 export function createModel(config: WorkerConfig, log: ModelLog = {}): LanguageModel {
-  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
+  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') {
+    return createOfflineModel({ delayMs: config.LLM_OFFLINE_DELAY_MS });
+  }
   return createOpenAIModel({
     model: config.LLM_MODEL!,
     // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.
