@@ -28,6 +28,7 @@ import { registerDocsRoutes } from './routes/docs';
 import { EventHub } from './event-hub';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
+import { registerMeRoute } from './routes/me';
 
 export interface AppDeps {
   decisions: Decisions;
@@ -180,6 +181,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   // `/decisions/*` matches `/decisions` itself too.
   app.use('/decisions/*', auth);
+  app.use('/me', auth);
   if (deps.rateLimitPerMinute) {
     const limit = rateLimit({
       redis: deps.redis,
@@ -189,7 +191,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       onError: (err) => deps.logger?.warn({ err }, 'Rate limiter unavailable; request let through'),
     });
     app.use('/decisions/*', limit);
+    app.use('/me', limit);
   }
+  registerMeRoute(app);
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,

@@ -371,6 +371,44 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
+  describe('GET /me', () => {
+    const keys = parseApiKeys(
+      'read-key-0123456789abcdefghij=decisions:read@reader,write-key-0123456789abcdefghi=decisions:write',
+    );
+    const keyApp = (apiKeys: typeof keys | null) =>
+      createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys,
+        health: () => Promise.reject(new Error('unused')),
+        maxQueryChars: 10,
+      });
+
+    it('answers the key and its scopes, 401 without a valid key, and every scope without auth', async () => {
+      const secured = keyApp(keys);
+      const me = (key?: string) =>
+        secured.request('/me', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
+      expect((await me()).status).toBe(401);
+      expect((await me('not-a-key-of-this-api-at-all')).status).toBe(401);
+      expect(await (await me('read-key-0123456789abcdefghij')).json()).toEqual({
+        principal: 'reader',
+        scopes: ['decisions:read'],
+      });
+      const writer = (await (await me('write-key-0123456789abcdefghi')).json()) as {
+        principal: string;
+        scopes: string[];
+      };
+      expect(writer.principal).toMatch(/^key-[0-9a-f]{16}$/);
+      expect(writer.scopes).toEqual(['decisions:write']);
+      expect(await (await keyApp(null).request('/me')).json()).toEqual({
+        principal: 'anonymous',
+        scopes: ['decisions:read', 'decisions:write', 'decisions:admin'],
+      });
+    });
+  });
+
   describe('health', () => {
     const healthApp = (health: HealthCheck) =>
       createApp({
@@ -465,6 +503,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/decisions/{process_id}/review',
       '/decisions/{process_id}/wait',
       '/health',
+      '/me',
       '/ready',
     ]);
     for (const type of DECISION_EVENT_TYPES) {
