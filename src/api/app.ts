@@ -29,6 +29,7 @@ import { EventHub } from './event-hub';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
+import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
 
 export interface AppDeps {
   decisions: Decisions;
@@ -57,6 +58,8 @@ export interface AppDeps {
   eventBlockMs?: number;
   /** Event streams one key may hold open at once (per API process). */
   maxStreamsPerKey?: number;
+  /** Where the decision page links a decision in the Temporal Web UI; null for no links. */
+  temporalUi?: TemporalUiLink | null;
   /** Serves /metrics and counts requests when given. */
   metrics?: Registry;
   /** A span per request when tracing is on. */
@@ -164,6 +167,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   registerHealthRoutes(app, deps);
   registerDocsRoutes(app);
+  registerUiRoutes(app, { temporalUi: deps.temporalUi ?? null });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {
