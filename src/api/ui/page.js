@@ -714,17 +714,23 @@ class DecisionPage {
     const view = this.phaseViews.get(name);
     const status = this.record.phases.find((p) => p.name === name)?.status;
     const entries = [...this.live.entries()].filter(([key]) => key.startsWith(`${name}/`));
+    // The blocks of a run that started again go with its text.
+    for (const [key, block] of view.liveBlocks) {
+      if (!this.live.has(key)) {
+        block.element.remove();
+        view.liveBlocks.delete(key);
+      }
+    }
     view.live.hidden = status === 'completed' || entries.length === 0;
     if (view.live.hidden) return;
     for (const [key, entry] of entries.sort(([a], [b]) => a.localeCompare(b))) {
       let block = view.liveBlocks.get(key);
       if (!block) {
-        block = {
-          caption: h('p', { class: 'live-caption' }),
-          text: h('pre', { class: 'live-text', tabindex: 0 }),
-        };
+        const caption = h('p', { class: 'live-caption' });
+        const text = h('pre', { class: 'live-text', tabindex: 0 });
+        block = { element: h('div', { class: 'live-block' }, caption, text), caption, text };
         view.liveBlocks.set(key, block);
-        view.live.append(h('div', { class: 'live-block' }, block.caption, block.text));
+        view.live.append(block.element);
       }
       const need = key.slice(name.length + 1);
       const where = [
