@@ -20,6 +20,9 @@ runMain(async () => {
   const env = {
     ...process.env,
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS || 'true',
+    // The offline model writes its answers at a visible pace, so that a decision's page and
+    // `npm run decide` show the live output without a key.
+    LLM_OFFLINE_DELAY_MS: process.env.LLM_OFFLINE_DELAY_MS || '1500',
   };
   // Both roles' settings, checked before anything starts.
   const apiConfig = loadApiConfig(env);

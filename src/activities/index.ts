@@ -27,6 +27,7 @@ import { withBudget, type BudgetLedger } from '../llm/budget';
 import type { LanguageModel } from '../llm/model';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionMetrics } from '../observability/metrics';
+import type { LiveChannel, LivePublisher } from '../projection/live-channel';
 import type { DecisionProjection } from '../projection/redis-projection';
 import {
   deliveryRank,
@@ -63,10 +64,31 @@ export interface ActivityDeps {
   heartbeatIntervalMs?: number;
   /** Counts decision events once per applied projection write. */
   metrics?: DecisionMetrics;
+  /** Where a running phase's model output is published as it is written (never awaited). */
+  live?: Pick<LiveChannel, 'publisher'>;
   logger?: Pick<Logger, 'warn'>;
 }
 
 export type PhaseActivity = (input: PhaseInput) => Promise<PhaseResult>;
+
+/** The model with each call's output handed to `publisher`, numbered by call from 1. */
+function live(model: StoredModel, publisher: LivePublisher): StoredModel {
+  let calls = 0;
+  return {
+    ...model,
+    generate(request) {
+      const call = ++calls;
+      return model.generate({
+        ...request,
+        onOutput: (piece, tokens) => {
+          publisher.output(call, piece);
+          request.onOutput?.(piece, tokens);
+        },
+      });
+    },
+    forget: () => model.forget(),
+  };
+}
 
 function invalidInput(message: string): never {
   throw ApplicationFailure.create({ type: 'InvalidPhaseInput', message, nonRetryable: true });
@@ -139,13 +161,30 @@ export function createActivities(deps: ActivityDeps) {
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),
       { lookup: attempt > 1 },
     );
+    // The model's output as it comes, to the decision's live channel: a retried attempt says so
+    // first, so that whoever watches starts afresh.
+    const publisher = deps.live?.publisher({
+      decisionId: input.decision_id ?? workflowExecution?.workflowId ?? '',
+      phase,
+      index: PHASE_NAMES.indexOf(phase),
+      attempt,
+      need: input.need?.id ?? null,
+    });
+    publisher?.announce();
     // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, and deliver
-    // cancellation, which aborts the model call through the signal. None at the start: the
-    // timeout counts from it, and a phase that ends sooner needs no heartbeat round trip at all.
-    // Each carries the spend, which the next attempt takes over.
-    const heartbeat = setInterval(() => ctx.heartbeat(spend), deps.heartbeatIntervalMs ?? 5000);
+    // cancellation, which aborts the model call (its HTTP request) through the signal: a second
+    // apart (the worker's throttle too), a cancelled decision stops its model within about two.
+    // None at the start: the timeout counts from it, and a phase that ends sooner needs no
+    // heartbeat round trip at all. Each carries the spend, which the next attempt takes over.
+    const heartbeat = setInterval(() => ctx.heartbeat(spend), deps.heartbeatIntervalMs ?? 1000);
     try {
-      const result = await attemptPhase(phase, input, model, ctx, attempt);
+      const result = await attemptPhase(
+        phase,
+        input,
+        publisher ? live(model, publisher) : model,
+        ctx,
+        attempt,
+      );
       // Every call the phase paid for, in every attempt: the ledger counted them all.
       return {
         ...result,
@@ -178,6 +217,7 @@ export function createActivities(deps: ActivityDeps) {
       });
     } finally {
       clearInterval(heartbeat);
+      await publisher?.close();
     }
   };
 

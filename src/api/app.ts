@@ -26,6 +26,7 @@ import { problem, problemResponse, type Problem } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
 import { registerDocsRoutes } from './routes/docs';
 import { EventHub } from './event-hub';
+import { LiveReader } from '../projection/live-channel';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
@@ -201,7 +202,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,
-    hub: new EventHub(deps.redis, (id) => deps.projection.eventsKey(id), deps.keyPrefix, {
+    live: new LiveReader(deps.redis, deps.keyPrefix),
+    hub: new EventHub(deps.redis, deps.keyPrefix, {
       onError: (err) => deps.logger?.warn({ err }, 'Event stream reader: Redis error'),
     }),
     blockMs: deps.eventBlockMs,

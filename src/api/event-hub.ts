@@ -2,17 +2,24 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { toEvent, type StoredEvent } from '../projection/redis-projection';
 
+/** An event and the stream (its Redis key) it came from. */
+export type HubEvent = StoredEvent & { key: string };
+
 /** One open event stream's view of the hub: the events after the last it was given. */
 export interface EventSubscription {
-  /** The events that arrived since the last call, or [] when `timeoutMs` passes first. */
-  next(timeoutMs: number): Promise<StoredEvent[]>;
+  /**
+   * The events that arrived since the last call, or [] when `timeoutMs` passes first. Events of
+   * several streams that arrive together come ordered by id (on a tie, in the order the streams
+   * were subscribed).
+   */
+  next(timeoutMs: number): Promise<HubEvent[]>;
   close(): void;
 }
 
 interface Subscriber {
-  key: string;
-  last: string;
-  queue: StoredEvent[];
+  /** Each stream's key and the last id given from it. */
+  last: Map<string, string>;
+  queue: HubEvent[];
   wake: (() => void) | null;
 }
 
@@ -40,7 +47,6 @@ export class EventHub {
 
   constructor(
     private readonly redis: Redis,
-    private readonly keyOf: (decisionId: string) => string,
     prefix: string,
     private readonly options: { blockMs?: number; onError?: (err: unknown) => void } = {},
   ) {
@@ -49,11 +55,13 @@ export class EventHub {
     this.connectionName = `events-hub-${name}`;
   }
 
-  /** Events of a decision after `after` (exclusive; from the start when null) as they come. */
-  subscribe(decisionId: string, after: string | null): EventSubscription {
+  /**
+   * Events of one or more streams (Redis keys), each after its `after` (exclusive; from the start
+   * when null), as they come.
+   */
+  subscribe(streams: readonly { key: string; after: string | null }[]): EventSubscription {
     const sub: Subscriber = {
-      key: this.keyOf(decisionId),
-      last: after ?? '0-0',
+      last: new Map(streams.map((s) => [s.key, s.after ?? '0-0'])),
       queue: [],
       wake: null,
     };
@@ -62,7 +70,7 @@ export class EventHub {
     void this.redis.xadd(this.wakeKey, 'MAXLEN', '10', '*', 'wake', '1').catch(() => undefined);
     return {
       next: (timeoutMs) =>
-        new Promise<StoredEvent[]>((resolve) => {
+        new Promise<HubEvent[]>((resolve) => {
           const take = () => {
             clearTimeout(timer);
             sub.wake = null;
@@ -102,8 +110,10 @@ export class EventHub {
       // Each stream is read from the earliest position any of its subscribers needs.
       const from = new Map<string, string>();
       for (const sub of this.subscribers) {
-        const known = from.get(sub.key);
-        if (!known || compareStreamIds(sub.last, known) < 0) from.set(sub.key, sub.last);
+        for (const [key, last] of sub.last) {
+          const known = from.get(key);
+          if (!known || compareStreamIds(last, known) < 0) from.set(key, last);
+        }
       }
       let reply: [string, [string, string[]][]][] | null;
       try {
@@ -123,20 +133,30 @@ export class EventHub {
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
       }
+      const arrived = new Map<string, HubEvent[]>();
       for (const [key, entries] of reply ?? []) {
         if (key === this.wakeKey) {
           this.wakeId = entries.at(-1)?.[0] ?? this.wakeId;
           continue;
         }
-        const events = entries.map(toEvent);
-        for (const sub of this.subscribers) {
-          if (sub.key !== key) continue;
-          const fresh = events.filter((e) => compareStreamIds(e.id, sub.last) > 0);
-          if (fresh.length === 0) continue;
-          sub.queue.push(...fresh);
-          sub.last = fresh.at(-1)!.id;
-          sub.wake?.();
+        arrived.set(
+          key,
+          entries.map((entry) => ({ ...toEvent(entry), key })),
+        );
+      }
+      for (const sub of this.subscribers) {
+        const fresh: HubEvent[] = [];
+        for (const [key, last] of sub.last) {
+          const events = (arrived.get(key) ?? []).filter((e) => compareStreamIds(e.id, last) > 0);
+          if (events.length === 0) continue;
+          fresh.push(...events);
+          sub.last.set(key, events.at(-1)!.id);
         }
+        if (fresh.length === 0) continue;
+        // Stable: on equal ids, the stream subscribed first comes first.
+        fresh.sort((a, b) => compareStreamIds(a.id, b.id));
+        sub.queue.push(...fresh);
+        sub.wake?.();
       }
     }
     await this.redis.del(this.wakeKey).catch(() => undefined);

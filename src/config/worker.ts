@@ -46,6 +46,10 @@ const modelSettings = {
   LLM_PROVIDER: setting(z.enum(['offline', 'openai']).optional(), {
     meaning: '`offline` or `openai`; unset runs `offline` with a warning',
   }),
+  LLM_OFFLINE_DELAY_MS: setting(z.coerce.number().int().min(0).max(600_000).default(0), {
+    meaning:
+      "with `offline`: each answer streams over this long, as a remote model's would (`npm start`: 1500)",
+  }),
   LLM_MODEL: setting(z.string().min(1).optional(), {
     meaning: 'model name; required with `openai`',
   }),

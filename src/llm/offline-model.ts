@@ -80,7 +80,8 @@ export function createOfflineModel(options: { delayMs?: number } = {}): Language
         for (let i = 0; i < pieces; i++) {
           const due = started + (delayMs * (i + 1)) / pieces;
           const wait = due - performance.now();
-          if (delayMs > 0 && wait > 0) await setTimeout(wait, undefined, { signal: request.signal });
+          if (delayMs > 0 && wait > 0)
+            await setTimeout(wait, undefined, { signal: request.signal });
           const piece = text.slice(i * PIECE_CHARS, (i + 1) * PIECE_CHARS);
           given += piece.length;
           request.onOutput?.(piece, countTokens(text.slice(0, given)));

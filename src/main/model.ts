@@ -9,7 +9,9 @@ export function createModel(
   config: WorkerConfig,
   onProviderError?: (report: ProviderErrorReport) => void,
 ): LanguageModel {
-  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') return createOfflineModel();
+  if ((config.LLM_PROVIDER ?? 'offline') === 'offline') {
+    return createOfflineModel({ delayMs: config.LLM_OFFLINE_DELAY_MS });
+  }
   return createOpenAIModel({
     model: config.LLM_MODEL!,
     // Local servers (Ollama, vLLM, LM Studio) take any key; the client insists on one.

@@ -7,7 +7,9 @@ import {
   type WorkerPlugin,
 } from '@temporalio/worker';
 import { Hono } from 'hono';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { createActivities } from '../activities';
 import { createHealthCheck } from '../observability/health';
 import { decisionLimits, type WorkerConfig } from '../config';
@@ -17,6 +19,7 @@ import type { LanguageModel } from '../llm/model';
 import { createModel } from './model';
 import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics } from '../observability/metrics';
+import { LiveChannel } from '../projection/live-channel';
 import type { Tracing } from '../observability/tracing';
 import { createProjection } from '../projection/redis-client';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
@@ -66,13 +69,44 @@ export function workerOptions(
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-    // Heartbeats carry cancellation to an activity: at most 5 s apart, a cancelled decision stops
-    // paying for its model call within seconds (the SDK's default waits up to 24 s here).
-    maxHeartbeatThrottleInterval: '5 seconds',
+    // Heartbeats carry cancellation to an activity: at most a second apart, a cancelled decision
+    // stops its model call (and its spending) within about two (the SDK's default waits up to
+    // 24 s here). Phases heartbeat only while they run longer than that.
+    maxHeartbeatThrottleInterval: '1 second',
     // On shutdown, activities in flight get this long to finish before they are cancelled.
     shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS} seconds`,
     plugins,
   };
+}
+
+/**
+ * The live channel of running phases' model output, on the projection's Redis. A write that fails
+ * drops its events: counted, and said in the log at most every ten seconds.
+ */
+function liveChannel(
+  redis: Redis,
+  config: WorkerConfig,
+  registry: Registry,
+  logger: Logger,
+): LiveChannel {
+  const dropped = new Counter({
+    name: 'decision_live_events_dropped_total',
+    help: "Live events (a running phase's model output) dropped because Redis did not take them",
+    registers: [registry],
+  });
+  let warned = 0;
+  return new LiveChannel(redis, config.REDIS_KEY_PREFIX, {
+    ttlSeconds: config.DECISION_TTL_SECONDS,
+    onDropped: (err, events) => {
+      dropped.inc(events);
+      if (Date.now() - warned < 10_000) return;
+      warned = Date.now();
+      logger.warn(
+        { err: err instanceof Error ? err.message : String(err), events },
+        'Live output dropped: Redis did not take it (phases go on; watchers miss some text)',
+      );
+    },
+  });
 }
 
 /**
@@ -112,6 +146,10 @@ export async function startWorker(
   );
   const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  // The live output has a connection of its own: its writes never queue ahead of a projection
+  // write or a budget reservation.
+  const liveRedis = redis.duplicate();
+  liveRedis.on('error', () => undefined);
   const registry = createRegistry('worker');
   const code = await loadWorkflowCode(config.WORKFLOW_BUNDLE_PATH, tracing);
   const version: WorkerVersion = {
@@ -150,6 +188,7 @@ export async function startWorker(
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       },
       metrics: decisionMetrics(registry),
+      live: liveChannel(liveRedis, config, registry, logger),
       logger,
     }),
   });
@@ -207,6 +246,7 @@ export async function startWorker(
     await connection.close();
     await client.close();
     redis.disconnect();
+    liveRedis.disconnect();
     await tracing?.shutdown();
   });
   // The server learns of a version from its polls, so the policy applies once the worker runs;

@@ -4,6 +4,7 @@ import {
   type DecisionEventType,
 } from '../../src/domain/decision';
 import { DECISION_EVENT_DATA } from '../../src/domain/events';
+import { LIVE_EVENT_TYPES } from '../../src/domain/live';
 import {
   DECISION_WORKFLOW_TYPE,
   DecisionOwnerAttribute,
@@ -464,7 +465,9 @@ describe('the decision API against a real worker', () => {
 
     it("streams the events the decide client's recordings hold, in the same shape", async () => {
       const quickReview = createApp({ ...base, decisions: service(1500) });
-      const body = async (id: string) => (await app.request(`/decisions/${id}/events`)).text();
+      // The recordings are the durable stream, as deltas=false gives it.
+      const body = async (id: string) =>
+        (await app.request(`/decisions/${id}/events?deltas=false`)).text();
       // Each story as the decide client follows it, to its end.
       const stories: Record<Recording, () => Promise<string>> = {
         reviewed: async () => {
@@ -529,6 +532,88 @@ describe('the decision API against a real worker', () => {
       // Together the recordings hold every event the client may be sent.
       const recorded = new Set(names.flatMap((name) => readRecording(name).map((f) => f.event)));
       expect([...recorded].sort()).toEqual([...DECISION_EVENT_TYPES].sort());
+    });
+
+    it("interleaves each running phase's model output, whole, between its start and its end", async () => {
+      const query = 'Should we stream the model output live?';
+      const { body } = await create({ query });
+      await waitUntil(body.process_id, 'completed');
+      const events = await readEvents(await app.request(`/decisions/${body.process_id}/events`));
+      type Delta = { phase: string; need: string | null; attempt: number; call: number };
+      type DeltaData = Delta & { offset: number; text: string; partial: unknown };
+      const texts = new Map<string, { phase: string; text: string; partial: unknown }>();
+      const running = new Set<string>();
+      for (const e of events) {
+        const data = JSON.parse(e.data) as DeltaData;
+        if (e.event === 'phase.started') running.add(data.phase);
+        if (e.event === 'phase.completed') running.delete(data.phase);
+        if (e.event !== 'phase.delta') continue;
+        // Only while its phase runs.
+        expect(running.has(data.phase), `${data.phase} is running`).toBe(true);
+        const key = `${data.phase}|${data.need}|${data.attempt}|${data.call}`;
+        const known = texts.get(key) ?? { phase: data.phase, text: '', partial: null };
+        expect(data.offset).toBe(known.text.length);
+        texts.set(key, { phase: data.phase, text: known.text + data.text, partial: data.partial });
+      }
+      // What the model answered this decision, call by call (retrieval's prompts carry the
+      // need, not the question: one call per need).
+      const answered = counting.answers.filter(
+        (a) => a.prompt.includes(query) || a.task === 'retrieveInformation',
+      );
+      for (const phase of PHASE_NAMES) {
+        const streamed = [...texts.values()].filter((t) => t.phase === phase);
+        expect(streamed.length, phase).toBeGreaterThan(0);
+        for (const { text, partial } of streamed) {
+          expect(answered.map((a) => a.text)).toContain(text);
+          // The last delta's partial answer is the whole answer.
+          expect(partial).toEqual(JSON.parse(text));
+        }
+      }
+      // The durable events are the same as without the live ones, in the same order.
+      const durable = await readEvents(
+        await app.request(`/decisions/${body.process_id}/events?deltas=false`),
+      );
+      const live = new Set<string>(LIVE_EVENT_TYPES);
+      expect(events.filter((e) => !live.has(e.event!)).map((e) => e.data)).toEqual(
+        durable.map((e) => e.data),
+      );
+      // ...with their ids as Redis stores them.
+      const stored = await store.redis.xrange(
+        store.projection.eventsKey(body.process_id),
+        '-',
+        '+',
+      );
+      expect(durable.map((e) => e.id)).toEqual(stored.map(([id]) => id));
+      expect((await app.request(`/decisions/${body.process_id}/events?deltas=maybe`)).status).toBe(
+        400,
+      );
+    });
+
+    it('resumes in the middle of the model output with no gap and no duplicate', async () => {
+      const { body } = await create({ query: 'Should we resume in the middle of a delta?' });
+      await waitUntil(body.process_id, 'completed');
+      const url = `/decisions/${body.process_id}/events`;
+      const whole = await readEvents(await app.request(url));
+      // Cut right after each kind: a delta followed by a delta, a delta followed by a durable
+      // event, and a durable event followed by a delta.
+      const cuts = [
+        whole.findIndex(
+          (e, i) => e.event === 'phase.delta' && whole[i + 1]?.event === 'phase.delta',
+        ),
+        whole.findIndex(
+          (e, i) => e.event === 'phase.delta' && whole[i + 1]?.event !== 'phase.delta',
+        ),
+        whole.findIndex(
+          (e, i) => e.event !== 'phase.delta' && whole[i + 1]?.event === 'phase.delta',
+        ),
+      ];
+      for (const cut of cuts) {
+        expect(cut).toBeGreaterThanOrEqual(0);
+        const rest = await readEvents(
+          await app.request(url, { headers: { 'Last-Event-ID': whole[cut]!.id! } }),
+        );
+        expect([...whole.slice(0, cut + 1), ...rest]).toEqual(whole);
+      }
     });
 
     it('resumes after Last-Event-ID with no gap and no duplicate', async () => {

@@ -9,6 +9,7 @@ import { newWebhookSecret } from '../../src/webhooks/deliver';
 import { uniqueName } from '../support/context';
 import { freePort } from '../support/ports';
 import { prebuiltBundle, startInOwnGroup } from '../support/processes';
+import { parseSse } from '../support/streams';
 import { waitFor } from '../support/wait';
 
 /** The process group a process runs in, or null once it has exited. */
@@ -47,6 +48,8 @@ describe('npm start itself', () => {
       WORKFLOW_BUNDLE_PATH: prebuiltBundle(),
       WEBHOOK_SECRET: newWebhookSecret(),
       LLM_PROVIDER: 'offline',
+      // Paced, as npm start's own 1.5 s per answer is, but quicker.
+      LLM_OFFLINE_DELAY_MS: '300',
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'warn',
     };
@@ -83,6 +86,12 @@ describe('npm start itself', () => {
         return record?.status === 'completed' || record?.status === 'failed' ? record : undefined;
       });
       expect(done.status, JSON.stringify(done.error)).toBe('completed');
+      // The model's answers were streamed live, in many pieces each.
+      const stream = await (await fetch(`${api}/decisions/${process_id}/events`)).text();
+      const deltas = parseSse(stream).filter((f) => f.event === 'phase.delta');
+      const phases = new Set(deltas.map((f) => (JSON.parse(f.data) as { phase: string }).phase));
+      expect(phases.size).toBe(10);
+      expect(deltas.length).toBeGreaterThan(30);
 
       // What a terminal sends on Ctrl-C: SIGINT to every process in the foreground group.
       process.kill(-main.pid!, 'SIGINT');

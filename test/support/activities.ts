@@ -5,6 +5,7 @@ import { RedisBudgetLedger } from '../../src/llm/budget';
 import type { LanguageModel } from '../../src/llm/model';
 import { createOpenAIModel, type OpenAIModelOptions } from '../../src/llm/openai';
 import { RedisResponseStore } from '../../src/llm/response-store';
+import { LiveChannel } from '../../src/projection/live-channel';
 import type { testProjection } from './context';
 
 /** The sample knowledge base in knowledge/. */
@@ -26,6 +27,7 @@ export async function realActivities(
     budget: new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 3600),
     knowledge: deps.knowledge ?? (await sampleKnowledge()),
     projection: store.projection,
+    live: new LiveChannel(store.redis, store.prefix, { ttlSeconds: 3600 }),
     ...deps,
   });
 }

@@ -14,15 +14,16 @@ export function scriptedOfflineModel() {
   const calls: Record<string, number> = {};
   // What each call was asked: its phase and its prompt as a remote model would read it.
   const prompts: { task: string; text: string }[] = [];
+  // What each call answered, with its prompt.
+  const answers: { task: string; prompt: string; text: string }[] = [];
   let failing: string | null = null;
   const model: LanguageModel = {
     name: offline.name,
+    streams: offline.streams,
     generate(request) {
       calls[request.task] = (calls[request.task] ?? 0) + 1;
-      prompts.push({
-        task: request.task,
-        text: [request.system, ...request.messages.map((m) => m.content)].join('\n'),
-      });
+      const prompt = [request.system, ...request.messages.map((m) => m.content)].join('\n');
+      prompts.push({ task: request.task, text: prompt });
       if (request.task === failing) {
         return Promise.reject(
           ApplicationFailure.create({
@@ -32,13 +33,17 @@ export function scriptedOfflineModel() {
           }),
         );
       }
-      return offline.generate(request);
+      return offline.generate(request).then((response) => {
+        answers.push({ task: request.task, prompt, text: response.text });
+        return response;
+      });
     },
   };
   return {
     model,
     calls,
     prompts,
+    answers,
     failIn(phase: string | null) {
       failing = phase;
     },

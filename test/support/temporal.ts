@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
-import type { DecisionRecord } from '../../src/domain/decision';
+import type { DecisionInput, DecisionRecord } from '../../src/domain/decision';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, uniqueName } from './context';
@@ -36,6 +36,7 @@ export async function runDecision(
   t: TemporalTestClients,
   activities: Activities,
   query: string,
+  input: Partial<DecisionInput> = {},
 ): Promise<DecisionOutcome> {
   const taskQueue = uniqueName('decision');
   const worker = await Worker.create({
@@ -49,7 +50,7 @@ export async function runDecision(
     const handle = await t.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
       taskQueue,
       workflowId,
-      args: [{ query }],
+      args: [{ ...input, query }],
     });
     return handle.result().then(
       (record) => ({ workflowId, record, error: null }),

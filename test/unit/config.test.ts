@@ -224,7 +224,7 @@ describe('loadWorkerConfig for deployment', () => {
       maxConcurrentActivityTaskExecutions: 100,
       maxConcurrentWorkflowTaskExecutions: 40,
       maxCachedWorkflows: 1000,
-      maxHeartbeatThrottleInterval: '5 seconds',
+      maxHeartbeatThrottleInterval: '1 second',
       shutdownGraceTime: '30 seconds',
       plugins: [],
     });

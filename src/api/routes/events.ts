@@ -8,7 +8,10 @@ import {
   type DecisionRecord,
 } from '../../domain/decision';
 import { DECISION_EVENT_DATA } from '../../domain/events';
+import { LIVE_EVENT_DATA, LIVE_EVENT_TYPES } from '../../domain/live';
+import type { LiveReader } from '../../projection/live-channel';
 import type { DecisionProjection, StoredEvent } from '../../projection/redis-projection';
+import { LiveTexts } from '../live-texts';
 import { InvalidRequest, LimitReached, Unavailable } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
 import { requireScope } from '../middleware/auth';
@@ -21,7 +24,9 @@ const EVENT_ID = /^\d{1,15}-\d{1,10}$/;
 
 export interface EventRouteDeps {
   decisions: Pick<Decisions, 'get' | 'find'>;
-  projection: Pick<DecisionProjection, 'readEvents'>;
+  projection: Pick<DecisionProjection, 'readEvents' | 'eventsKey'>;
+  /** The decisions' live events (running phases' model output); none without it. */
+  live?: Pick<LiveReader, 'key' | 'read'>;
   /** Serves new events to every open stream of the process from one Redis connection. */
   hub: EventHub;
   /** How long a stream waits for an event before a keep-alive comment is sent. */
@@ -46,17 +51,30 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     // extended zod lacks (the domain's may be).
     app.openAPIRegistry.register(`EventData.${type}`, DECISION_EVENT_DATA[type].clone());
   }
+  for (const type of LIVE_EVENT_TYPES) {
+    app.openAPIRegistry.register(`EventData.${type}`, LIVE_EVENT_DATA[type].clone());
+  }
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/decisions/{process_id}/events',
     summary: "Follow a decision's events (Server-Sent Events)",
     description:
-      `Event types: ${DECISION_EVENT_TYPES.join(', ')}. Each has an id; send it back as ` +
-      'Last-Event-ID to resume without gaps or repeats. The data of an event of type T is the ' +
-      'JSON of the schema EventData.T (see components).',
+      `Event types: ${DECISION_EVENT_TYPES.join(', ')}; and, unless deltas=false, the live ` +
+      `events ${LIVE_EVENT_TYPES.join(', ')}: the running phase's model output as it is written, ` +
+      "interleaved in order (a side channel: never in the decision's history or webhooks; a " +
+      'retried attempt begins with phase.attempt; the live events are capped per decision, and ' +
+      'the oldest are simply gone). Each event has an id; send the last back as Last-Event-ID ' +
+      'to resume without gaps or repeats. The data of an event of type T is the JSON of the ' +
+      'schema EventData.T (see components).',
     security: [{ bearer: [] }],
     request: {
       params: z.object({ process_id: z.string() }),
+      query: z.object({
+        deltas: z.enum(['true', 'false']).optional().openapi({
+          description:
+            'false: the durable events only (no phase.attempt or phase.delta), with their ids as they are stored',
+        }),
+      }),
       headers: z.object({ 'last-event-id': z.string().optional() }),
     },
     responses: {
@@ -73,8 +91,14 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
 
   app.get('/decisions/:process_id/events', requireScope('decisions:read'), async (c) => {
     const id = c.req.param('process_id');
+    const deltasParam = c.req.query('deltas');
+    if (deltasParam !== undefined && deltasParam !== 'true' && deltasParam !== 'false') {
+      throw new InvalidRequest('deltas must be true or false');
+    }
+    const withLive = deltasParam !== 'false' && deps.live !== undefined;
     const resumeFrom = c.req.header('Last-Event-ID') ?? c.req.query('last_event_id') ?? null;
-    if (resumeFrom !== null && !EVENT_ID.test(resumeFrom)) {
+    const cursor = resumeFrom === null ? null : parseCursor(resumeFrom);
+    if (resumeFrom !== null && !cursor) {
       throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
     const caller = callerOf(c);
@@ -93,41 +117,76 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       else streamsOpen.delete(caller.principal);
     };
     let story: StoredEvent[];
+    let liveStory: StoredEvent[] = [];
     try {
       story = await deps.projection.readEvents(id, null);
+      // Live events are a view, never a reason to fail: without them the stream goes on.
+      if (withLive) liveStory = await deps.live!.read(id, null).catch(() => []);
     } catch {
       release();
       throw new Unavailable('Event streams are unavailable for a moment; retry shortly');
     }
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
-    if (resumeFrom !== null && end && compareStreamIds(end.id, resumeFrom) <= 0) {
+    if (cursor?.durable && end && compareStreamIds(end.id, cursor.durable) <= 0) {
       release();
       // The client has seen the end already: 204 tells EventSource not to reconnect.
       return c.body(null, 204);
     }
     return streamSSE(c, async (stream) => {
-      const subscription = deps.hub.subscribe(id, story.at(-1)?.id ?? null);
+      const durableKey = deps.projection.eventsKey(id);
+      const liveKey = withLive ? deps.live!.key(id) : null;
+      const subscription = deps.hub.subscribe([
+        { key: durableKey, after: story.at(-1)?.id ?? null },
+        ...(liveKey ? [{ key: liveKey, after: liveStory.at(-1)?.id ?? cursor?.live ?? null }] : []),
+      ]);
       // A comment first, so that the client has the response (and EventSource its open event)
       // at once, not with the first event or keep-alive.
       await stream.write(': stream open\n\n');
       stream.onAbort(() => subscription.close());
       const deadline = Date.now() + (deps.maxStreamMs ?? 3_600_000);
-      let last = resumeFrom;
-      const send = async (events: StoredEvent[]): Promise<boolean> => {
+      // Where the client is in each stream: the id of each event sent says both.
+      let lastDurable = cursor?.durable ?? null;
+      let lastLive = cursor?.live ?? null;
+      const idOf = (): string =>
+        withLive ? `${lastDurable ?? '0-0'}_${lastLive ?? '0-0'}` : (lastDurable ?? '0-0');
+      const texts = new LiveTexts();
+      const send = async (events: (StoredEvent & { key?: string })[]): Promise<boolean> => {
         for (const event of events) {
+          if (event.key === liveKey && event.key !== undefined) {
+            lastLive = event.id;
+            await stream.writeSSE({
+              id: idOf(),
+              event: event.type,
+              data: JSON.stringify(texts.add(event)),
+            });
+            continue;
+          }
+          lastDurable = event.id;
+          if (event.type === 'phase.completed' || event.type === 'phase.failed') {
+            texts.forget((event.data as { phase?: string }).phase);
+          }
           await stream.writeSSE({
-            id: event.id,
+            id: idOf(),
             event: event.type,
             data: JSON.stringify(event.data),
           });
-          last = event.id;
           if (TERMINAL_EVENTS.has(event.type)) return true;
         }
         return false;
       };
       try {
-        const replay =
-          resumeFrom === null ? story : story.filter((e) => compareStreamIds(e.id, resumeFrom) > 0);
+        // What the client saw of the live stream still tells what a call's text is so far.
+        for (const event of liveStory) {
+          if (lastLive !== null && compareStreamIds(event.id, lastLive) <= 0) texts.add(event);
+        }
+        const replay = merge(
+          story
+            .filter((e) => lastDurable === null || compareStreamIds(e.id, lastDurable) > 0)
+            .map((e) => ({ ...e, key: durableKey })),
+          liveStory
+            .filter((e) => lastLive === null || compareStreamIds(e.id, lastLive) > 0)
+            .map((e) => ({ ...e, key: liveKey! })),
+        );
         if (await send(replay)) return;
         while (!stream.aborted && Date.now() < deadline) {
           const events = await subscription.next(blockMs);
@@ -137,8 +196,9 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           // finished; then say how it ended from the record rather than wait forever.
           const record = await deps.decisions.find({ id, caller });
           if (record && isTerminal(record.status)) {
-            if (!(await send(await deps.projection.readEvents(id, last)))) {
-              await stream.writeSSE({ id: last ?? '0-0', ...synthesizedEnd(record) });
+            const rest = await deps.projection.readEvents(id, lastDurable);
+            if (!(await send(rest.map((e) => ({ ...e, key: durableKey }))))) {
+              await stream.writeSSE({ id: idOf(), ...synthesizedEnd(record) });
             }
             return;
           }
@@ -150,6 +210,37 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       }
     });
   });
+}
+
+/**
+ * A client's place in the stream: a durable event's id (as a stream without live events sends
+ * them), or `durable_live` (both streams' positions, as a stream with live events sends them).
+ */
+function parseCursor(text: string): { durable: string | null; live: string | null } | null {
+  if (EVENT_ID.test(text)) return { durable: text, live: text };
+  const [durable, live, ...rest] = text.split('_');
+  if (rest.length > 0 || !durable || !live || !EVENT_ID.test(durable) || !EVENT_ID.test(live)) {
+    return null;
+  }
+  return { durable: durable === '0-0' ? null : durable, live: live === '0-0' ? null : live };
+}
+
+/** Two streams' events in one order: by id, the durable first on a tie. */
+function merge<E extends StoredEvent>(durable: E[], live: E[]): E[] {
+  const out: E[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < durable.length || j < live.length) {
+    if (
+      j >= live.length ||
+      (i < durable.length && compareStreamIds(durable[i]!.id, live[j]!.id) <= 0)
+    ) {
+      out.push(durable[i++]!);
+    } else {
+      out.push(live[j++]!);
+    }
+  }
+  return out;
 }
 
 function synthesizedEnd(record: DecisionRecord) {
