@@ -32,6 +32,11 @@ export const SCREENSHOTS = {
 
 type View = Omit<DecisionRecord, 'seq'>;
 
+const isObject = (value: unknown) =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A failed expectation inside a wait ends the wait: what it checks must hold at every look. */
+const notAnAssertion = (err: unknown) => !(err instanceof Error && err.name === 'AssertionError');
+
 const WRITER_KEY = 'page-writer-key-0123456789abcdef';
 const READER_KEY = 'page-reader-key-0123456789abcdef';
 
@@ -149,7 +154,7 @@ describe('the decision page', () => {
 
   const texts = (page: Page, selector: string) => page.locator(selector).allTextContents();
 
-  it('follows a decision from its start to its record, through a dropped stream', async () => {
+  it('follows a decision live from its start to its record, through a dropped stream', async () => {
     const created = await fetch(`${open.url}/decisions`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -170,10 +175,33 @@ describe('the decision page', () => {
       'Should we move billing to a managed Postgres?',
     );
 
-    // The page shows the phases as they run.
-    await page
-      .locator('li.phase[data-phase="generateAlternatives"][data-status="running"]')
-      .waitFor();
+    // generateAlternatives, the seventh phase, starts seconds after the page has opened: its model
+    // text is seen as soon as it is written, while the phase runs.
+    const LIVE_PHASE = 'generateAlternatives';
+    const phaseItem = page.locator(`li.phase[data-phase="${LIVE_PHASE}"]`);
+    const seenAt = await waitFor(
+      'generateAlternatives to show its model text',
+      async () => {
+        // The text first, then the status: a status not yet completed was not either before.
+        const text = (await phaseItem.locator('.live-text').allTextContents()).join('');
+        const shown = { text, status: await phaseItem.getAttribute('data-status') };
+        expect(shown.status).not.toBe('completed');
+        return shown.text.length > 0 ? Date.now() : undefined;
+      },
+      30_000,
+      { retryable: notAnAssertion },
+    );
+    // The answer fills in as the model writes it: the page shows it parsed so far, as JSON.
+    await waitFor(
+      'generateAlternatives to show its answer parsed so far',
+      async () => {
+        const text = (await phaseItem.locator('.live-text').allTextContents()).join('');
+        expect(await phaseItem.getAttribute('data-status')).not.toBe('completed');
+        return text.startsWith('{\n  "') && isObject(JSON.parse(text)) ? true : undefined;
+      },
+      30_000,
+      { retryable: notAnAssertion },
+    );
     await page.screenshot({ path: SCREENSHOTS.running, fullPage: true });
 
     // The stream drops: the page opens it again from the last event it had.
@@ -185,6 +213,9 @@ describe('the decision page', () => {
     await page.locator('section.result').waitFor({ state: 'visible', timeout: 60_000 });
     const record = await read(id);
     expect(record.status).toBe('completed');
+    // The text was on the page while the phase ran: it completed after the text was seen.
+    const phase = record.phases.find((p) => p.name === LIVE_PHASE)!;
+    expect(Date.parse(phase.completed_at!)).toBeGreaterThan(seenAt);
     expect(streams[0]).toBeNull();
 
     // The record laid out as the API gives it.
