@@ -420,6 +420,8 @@ class DecisionPage {
     this.connection = h('p', { class: 'connection', 'aria-live': 'polite' });
     this.actions = h('div', { class: 'actions' });
     this.actionProblems = alertBox();
+    /** What reading the record or its stream was refused with; cleared by the next good read. */
+    this.readProblems = alertBox();
     this.reviewSection = h('section', {
       class: 'card review',
       'aria-labelledby': 'review-title',
@@ -494,6 +496,7 @@ class DecisionPage {
         h('div', { class: 'status-line' }, this.statusBadge, this.times),
         links,
         this.connection,
+        this.readProblems.element,
       ),
       this.actions,
       this.actionProblems.element,
@@ -787,9 +790,10 @@ class DecisionPage {
       this.refreshQueued = false;
       try {
         this.record = await api(`/decisions/${encodeURIComponent(this.id)}`);
+        this.readProblems.clear();
         this.render();
       } catch (err) {
-        this.actionProblems.show(err);
+        this.readProblems.show(err);
       }
     });
   }
@@ -849,7 +853,7 @@ class DecisionPage {
         if (!res.ok) {
           const problem = await problemOf(res);
           if ([401, 403, 404].includes(problem.status)) {
-            this.actionProblems.show(new ApiProblem(problem));
+            this.readProblems.show(new ApiProblem(problem));
             this.setConnection('stopped', 'Not following the decision.');
             return;
           }
