@@ -106,6 +106,12 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
   { files: ['**/*.mjs', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
+  // The decision page's script, served to browsers as it is: plain JavaScript, no types.
+  { files: ['src/api/ui/**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['src/api/ui/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+  },
   // The bench's worker entry (tools/bench/worker.cjs) loads the built dist/ with require().
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   prettier,

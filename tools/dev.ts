@@ -67,13 +67,19 @@ runMain(async () => {
     const worker = await startWorker(workerSettings, logger, tracing);
     stops.push(() => worker.shutdown());
     worker.done.catch((err: unknown) => logger.fatal({ err }, 'Worker failed'));
-    const api = await startApi(apiSettings, logger, { requireAuth: false, tracing });
+    // The decision page links to the Web UI of the dev server started here, unless told otherwise.
+    const uiUrl = (!process.env.TEMPORAL_UI_URL && temporal.uiUrl) || apiSettings.TEMPORAL_UI_URL;
+    const api = await startApi({ ...apiSettings, TEMPORAL_UI_URL: uiUrl }, logger, {
+      requireAuth: false,
+      tracing,
+    });
     stops.push(() => api.close());
 
     const ui = temporal.uiUrl ?? `the Web UI of the server at ${temporal.address}`;
     say('');
     say(`  API:              ${api.url}`);
     say(`  API docs:         ${api.url}/docs`);
+    say(`  Decisions page:   ${api.url}/ui/`);
     say(`  Temporal Web UI:  ${ui}`);
     if (worker.httpUrl) say(`  Worker metrics:   ${worker.httpUrl}/metrics`);
     say(

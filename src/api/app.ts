@@ -29,6 +29,8 @@ import { EventHub } from './event-hub';
 import { LiveReader } from '../projection/live-channel';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
+import { registerMeRoute } from './routes/me';
+import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
 
 export interface AppDeps {
   decisions: Decisions;
@@ -57,6 +59,8 @@ export interface AppDeps {
   eventBlockMs?: number;
   /** Event streams one key may hold open at once (per API process). */
   maxStreamsPerKey?: number;
+  /** Where the decision page links a decision in the Temporal Web UI; null for no links. */
+  temporalUi?: TemporalUiLink | null;
   /** Serves /metrics and counts requests when given. */
   metrics?: Registry;
   /** A span per request when tracing is on. */
@@ -164,6 +168,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   registerHealthRoutes(app, deps);
   registerDocsRoutes(app);
+  registerUiRoutes(app, { temporalUi: deps.temporalUi ?? null });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {
@@ -181,6 +186,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   // `/decisions/*` matches `/decisions` itself too.
   app.use('/decisions/*', auth);
+  app.use('/me', auth);
   if (deps.rateLimitPerMinute) {
     const limit = rateLimit({
       redis: deps.redis,
@@ -190,7 +196,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       onError: (err) => deps.logger?.warn({ err }, 'Rate limiter unavailable; request let through'),
     });
     app.use('/decisions/*', limit);
+    app.use('/me', limit);
   }
+  registerMeRoute(app);
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,

@@ -106,6 +106,7 @@ export async function startApi(
     corsOrigins: config.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),
+    temporalUi: { url: config.TEMPORAL_UI_URL, namespace: config.TEMPORAL_NAMESPACE },
     metrics: createRegistry('api'),
     tracer: tracing?.tracer,
     logger,

@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { ProblemDetailsSchema } from '../api/problem';
 import { DECISION_EVENT_TYPES, type DecisionEventType } from '../domain/decision';
 import { DECISION_EVENT_DATA, type DecisionStreamEvent } from '../domain/events';
+import type { LiveEventData } from '../domain/live';
 import { CompileResultOutput } from '../domain/outputs';
+import { phaseNamed } from '../domain/phases';
 import { DecisionResultSchema, type DecisionErrorSchema } from '../domain/schemas';
 import { terminalSafe, terminalText } from './terminal-text';
 
@@ -178,6 +180,16 @@ export function describeEvent(event: DecisionStreamEvent, ctx: EventContext): st
     default:
       return null;
   }
+}
+
+/** The line for a retried attempt of a phase, which no durable event tells. */
+export function describeAttempt(
+  data: LiveEventData<'phase.attempt'>,
+  ctx: Pick<EventContext, 'total'>,
+): string {
+  const need = data.need === null ? '' : ` need ${terminalText(data.need)}`;
+  const { title } = phaseNamed(data.phase);
+  return `${step(data.index, ctx.total)} ${title}: retrying${need}, attempt ${data.attempt}\n`;
 }
 
 /** Where the progress bar stands after an event: value out of the phase count, and its label. */

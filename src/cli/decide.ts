@@ -1,9 +1,11 @@
+import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MultiBar, type SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import {
   decisionPath,
+  describeAttempt,
   describeEvent,
   formatProblem,
   parseEvent,
@@ -20,6 +22,13 @@ import {
 import { isEndEvent, type DecisionEndEvent, type DecisionStreamEvent } from '../domain/events';
 import { DecideConfigSchema, loadDecideConfig, type DecideConfig } from '../config/cli';
 import { terminalText } from './terminal-text';
+import {
+  NO_LIVE_TEXT,
+  liveAfter,
+  liveLines,
+  parseLiveEvent,
+  type LiveStreamEvent,
+} from './decide-live';
 
 const PHASE_COUNT = 10;
 const MAX_RECONNECTS = 5;
@@ -45,6 +54,7 @@ interface Options {
   review: boolean;
   context: string | undefined;
   json: boolean;
+  quiet: boolean;
   follow: boolean;
   question: string;
 }
@@ -79,6 +89,7 @@ function parseOptions(argv: readonly string[], io: Io): Options {
     .option('--review', 'pause for a human review of the draft before the result is compiled')
     .option('--context <text>', 'background the agents should take into account')
     .option('--json', 'no progress; print only the final result as JSON (for scripts)')
+    .option('--quiet', "no live text of the running phase's model under the progress bar")
     .option('--no-follow', 'create the decision, print its id and return')
     .exitOverride()
     .configureOutput({
@@ -93,6 +104,7 @@ function parseOptions(argv: readonly string[], io: Io): Options {
     review?: boolean;
     context?: string;
     json?: boolean;
+    quiet?: boolean;
     follow: boolean;
   }>();
   const question = (program.processedArgs[0] as string[]).join(' ').trim();
@@ -106,6 +118,7 @@ function parseOptions(argv: readonly string[], io: Io): Options {
     review: opts.review === true,
     context: context || undefined,
     json: opts.json === true,
+    quiet: opts.quiet === true,
     follow: opts.follow,
     question,
   };
@@ -184,16 +197,19 @@ async function createDecision(api: Api, options: Options): Promise<Created> {
 }
 
 /**
- * Follows the event stream to a terminal event. A dropped connection is resumed with
- * Last-Event-ID; ids already seen are skipped too, in case a server replays more than asked.
+ * Follows the event stream to a terminal event, with the live events (what the running phase's
+ * model writes) unless `deltas` is false. A dropped connection is resumed with Last-Event-ID;
+ * ids already seen are skipped too, in case a server replays more than asked. Ids are opaque
+ * (with live events they pair a durable and a live position): they are only sent back.
  */
 async function followEvents(
   api: Api,
   id: string,
-  handlers: { event: (event: DecisionStreamEvent) => void; notice: (text: string) => void },
-  sleep: (ms: number) => Promise<void>,
-  signal: AbortSignal | undefined,
+  handlers: Pick<Progress, 'event' | 'live' | 'notice'>,
+  options: { deltas: boolean; sleep: (ms: number) => Promise<void>; signal?: AbortSignal },
 ): Promise<{ end: DecisionEndEvent; sent: string }> {
+  const { sleep, signal } = options;
+  const path = `/decisions/${encodeURIComponent(id)}/events${options.deltas ? '' : '?deltas=false'}`;
   const seen = new Set<string>();
   let lastId: string | undefined;
   let failures = 0;
@@ -201,7 +217,7 @@ async function followEvents(
     let reason: string;
     let opened: number | undefined;
     try {
-      const response = await api.request(`/decisions/${encodeURIComponent(id)}/events`, {
+      const response = await api.request(path, {
         headers: {
           Accept: 'text/event-stream',
           ...(lastId === undefined ? {} : { 'Last-Event-ID': lastId }),
@@ -219,19 +235,26 @@ async function followEvents(
           .pipeThrough(new TextDecoderStream())
           .pipeThrough(new EventSourceParserStream());
         for await (const message of messages) {
-          if (message.id) {
-            if (seen.has(message.id)) continue;
-            seen.add(message.id);
-            lastId = message.id;
-          }
-          failures = 0;
           let event: DecisionStreamEvent | null;
           try {
             event = parseEvent(message.event, message.data);
           } catch (err) {
             throw new ProtocolError(describeError(err));
           }
-          if (!event) continue;
+          // An end is never skipped: it cannot have been seen (following stops there), and a
+          // server that reads the end from the record sends it with the id of its last event.
+          const end = event !== null && isEndEvent(event);
+          if (message.id) {
+            if (seen.has(message.id) && !end) continue;
+            seen.add(message.id);
+            lastId = message.id;
+          }
+          failures = 0;
+          if (!event) {
+            const live = parseLiveEvent(message.event, message.data);
+            if (live) handlers.live(live);
+            continue;
+          }
           handlers.event(event);
           // The end's data as sent, too: --json passes the result on whole, keys this client
           // does not know and text as the model wrote it included.
@@ -257,12 +280,18 @@ async function followEvents(
 
 interface Progress {
   event(event: DecisionStreamEvent): void;
+  live(event: LiveStreamEvent): void;
   notice(text: string): void;
   stop(): void;
 }
 
-/** The live bar; messages go through the bar's log so they print above it, not through it. */
-function barProgress(io: Io, ctx: EventContext): Progress {
+/**
+ * The live bar; messages go through the bar's log so they print above it, not through it. Under
+ * it, unless `live` is false, the running phase's live text: lines that are bars of their own,
+ * made as the text needs them and kept until the phase ends, so that what is under the bar does
+ * not jump when a call starts afresh.
+ */
+function barProgress(io: Io, ctx: EventContext, options: { live: boolean }): Progress {
   const bars = new MultiBar({
     stream: io.stdout,
     format: ' {bar} {value}/{total} phases | {duration_formatted} | {label}',
@@ -276,6 +305,31 @@ function barProgress(io: Io, ctx: EventContext): Progress {
   });
   let state = { value: 0, label: 'Waiting for the first phase' };
   const bar: SingleBar = bars.create(ctx.total, 0, { label: state.label });
+  let live = NO_LIVE_TEXT;
+  const lines: SingleBar[] = [];
+  const lineFormat = (_options: unknown, _params: unknown, payload: { text: string }) =>
+    payload.text;
+  // One column short of the width: a line that fills the last column wraps on some terminals.
+  const width = () => ((io.stdout as { columns?: number }).columns || 80) - 1;
+  // Drawn at the bar's pace (its fps), not per delta: a frame shows the text as it is then.
+  bars.on('update-pre', () => {
+    const text = liveLines(live, width());
+    while (lines.length < text.length) {
+      lines.push(bars.create(0, 0, { text: '' }, { format: lineFormat }));
+    }
+    lines.forEach((line, i) => line.update({ text: text[i] ?? '' }));
+  });
+  // A redraw moves the cursor and writes each line: held and let go as one write, no flicker.
+  const stdout = io.stdout as Partial<Pick<Writable, 'cork' | 'uncork'>>;
+  bars.on('update-pre', () => stdout.cork?.());
+  bars.on('update-post', () => stdout.uncork?.());
+  const clearLive = () => {
+    if (lines.length === 0) return;
+    // From the bottom: each removal redraws and clears below the bars that are left.
+    stdout.cork?.();
+    for (let line = lines.pop(); line; line = lines.pop()) bars.remove(line);
+    stdout.uncork?.();
+  };
   const log = (text: string) => {
     bars.log(text);
     bars.update();
@@ -284,6 +338,10 @@ function barProgress(io: Io, ctx: EventContext): Progress {
     event(event) {
       state = progressAfter(event, state, ctx.total);
       bar.update(state.value, { label: state.label });
+      if (options.live) {
+        live = liveAfter(live, event);
+        if (live.calls.size === 0) clearLive();
+      }
       if (
         event.type === 'phase.failed' ||
         event.type === 'review.requested' ||
@@ -294,19 +352,29 @@ function barProgress(io: Io, ctx: EventContext): Progress {
         if (line) log(line);
       }
     },
+    live(event) {
+      if (options.live) live = liveAfter(live, event);
+      if (event.type === 'phase.attempt') log(describeAttempt(event.data, ctx));
+    },
     notice: log,
     stop() {
+      live = NO_LIVE_TEXT;
+      clearLive();
       bars.update();
       bars.stop();
     },
   };
 }
 
+/** Plain lines, for a log: no live text, but a retried attempt, which no durable event tells. */
 function lineProgress(io: Io, ctx: EventContext): Progress {
   return {
     event(event) {
       const line = describeEvent(event, ctx);
       if (line) io.stdout.write(line);
+    },
+    live(event) {
+      if (event.type === 'phase.attempt') io.stdout.write(describeAttempt(event.data, ctx));
     },
     notice: (text) => io.stderr.write(text),
     stop() {},
@@ -323,6 +391,7 @@ function quietProgress(io: Io, ctx: EventContext): Progress {
         );
       }
     },
+    live() {},
     notice: (text) => io.stderr.write(text),
     stop() {},
   };
@@ -360,9 +429,14 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     progress = options.json
       ? quietProgress(io, ctx)
       : io.isTTY
-        ? barProgress(io, ctx)
+        ? barProgress(io, ctx, { live: !options.quiet })
         : lineProgress(io, ctx);
-    const { end, sent } = await followEvents(api, id, progress, sleep, io.signal);
+    // --json shows nothing of the live events: it asks for the stream without them.
+    const { end, sent } = await followEvents(api, id, progress, {
+      deltas: !options.json,
+      sleep,
+      signal: io.signal,
+    });
     progress.stop();
     progress = undefined;
 

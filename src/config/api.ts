@@ -65,6 +65,9 @@ export const ApiConfigSchema = z.object({
   WEBHOOK_TIMEOUT_SECONDS: setting(z.coerce.number().int().positive().max(300).default(10), {
     meaning: "how long one delivery attempt waits for the receiver's answer",
   }),
+  TEMPORAL_UI_URL: setting(z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'), {
+    meaning: "the Temporal Web UI as a person's browser reaches it: the decision page links there",
+  }),
 });
 
 export type ApiConfig = z.infer<typeof ApiConfigSchema>;

@@ -72,6 +72,9 @@ const modelSettings = {
       meaning: 'the request field of the token cap; `max_tokens` for servers that know only that',
     },
   ),
+  LLM_STREAM: setting(flag.default(true), {
+    meaning: 'with `openai`: take the answer as it is written (a stream), not in one response',
+  }),
   LLM_MAX_COMPLETION_TOKENS: setting(
     z
       .string()

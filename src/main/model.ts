@@ -1,14 +1,13 @@
 import { createOfflineModel } from '../llm/offline-model';
 import type { WorkerConfig } from '../config';
-import type { ProviderErrorReport } from '../llm/errors';
 import type { LanguageModel } from '../llm/model';
-import { createOpenAIModel } from '../llm/openai';
+import { createOpenAIModel, type OpenAIModelOptions } from '../llm/openai';
+
+/** What a provider tells the log: its own error texts, and token counts it leaves to estimates. */
+export type ModelLog = Pick<OpenAIModelOptions, 'onProviderError' | 'onUsageEstimated'>;
 
 /** The model the configuration names: `offline` (default) or any OpenAI-compatible endpoint. */
-export function createModel(
-  config: WorkerConfig,
-  onProviderError?: (report: ProviderErrorReport) => void,
-): LanguageModel {
+export function createModel(config: WorkerConfig, log: ModelLog = {}): LanguageModel {
   if ((config.LLM_PROVIDER ?? 'offline') === 'offline') {
     return createOfflineModel({ delayMs: config.LLM_OFFLINE_DELAY_MS });
   }
@@ -21,6 +20,7 @@ export function createModel(
     responseFormat: config.LLM_RESPONSE_FORMAT,
     strict: config.LLM_STRICT_SCHEMA,
     tokenLimitField: config.LLM_TOKEN_LIMIT_FIELD,
-    onProviderError,
+    stream: config.LLM_STREAM,
+    ...log,
   });
 }

@@ -132,9 +132,14 @@ export async function startWorker(
   });
   const model =
     options.model ??
-    createModel(config, (report) =>
-      logger.warn(report, 'The model provider answered with an error'),
-    );
+    createModel(config, {
+      onProviderError: (report) => logger.warn(report, 'The model provider answered with an error'),
+      onUsageEstimated: (name) =>
+        logger.warn(
+          { model: name },
+          'The model provider streams without token usage: token counts are estimated (about four characters a token)',
+        ),
+    });
   if (!config.LLM_PROVIDER) {
     logger.warn(
       '!!! LLM_PROVIDER IS NOT SET: decisions are made by the offline stand-in, a fixed-rule heuristic, not a language model. Set LLM_PROVIDER=openai (with LLM_MODEL and LLM_BASE_URL or LLM_API_KEY) for real answers, or LLM_PROVIDER=offline to choose the stand-in on purpose. !!!',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -371,6 +372,103 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
+  describe('the decision page', () => {
+    const pageApp = (apiKeys: ReturnType<typeof parseApiKeys> | null) =>
+      createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys,
+        health: () => Promise.reject(new Error('unused')),
+        maxQueryChars: 10,
+        temporalUi: { url: 'http://ui.example:8233/', namespace: 'team "a"' },
+      });
+    const keys = parseApiKeys('read-key-0123456789abcdefghij=decisions:read@reader');
+
+    it('serves the pages as public shells, with the Web UI link and a policy for their script', async () => {
+      const secured = pageApp(keys);
+      for (const path of ['/ui/', '/ui/decisions/some-id']) {
+        const res = await secured.request(path);
+        expect(res.status, path).toBe(200);
+        expect(res.headers.get('content-type')).toBe('text/html; charset=UTF-8');
+        const html = await res.text();
+        expect(html).toContain('<meta name="temporal-ui-url" content="http://ui.example:8233" />');
+        expect(html).toContain('<meta name="temporal-namespace" content="team &quot;a&quot;" />');
+        // The one inline script, the import map, runs by its hash; nothing else inline does.
+        const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!;
+        const hash = createHash('sha256').update(importMap).digest('base64');
+        const policy = res.headers.get('content-security-policy')!;
+        expect(policy).toContain(`script-src 'self' 'sha256-${hash}'`);
+        expect(policy).toContain("connect-src 'self'");
+      }
+      const bare = await secured.request('/ui');
+      expect(bare.status).toBe(308);
+      expect(bare.headers.get('location')).toBe('/ui/');
+    });
+
+    it('serves the script, the style sheet and the SSE parser, and nothing else', async () => {
+      const app = pageApp(keys);
+      const script = await app.request('/ui/assets/page.js');
+      expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+      expect(await script.text()).toContain("from 'eventsource-parser'");
+      expect((await app.request('/ui/assets/page.css')).status).toBe(200);
+      const parser = await app.request('/ui/assets/eventsource-parser/index.js');
+      expect(parser.status).toBe(200);
+      expect(await parser.text()).toContain('createParser');
+      // Its own imports resolve beside it.
+      expect((await app.request('/ui/assets/eventsource-parser/parse.js')).status).toBe(200);
+      for (const path of [
+        '/ui/assets/index.html',
+        '/ui/assets/constructor',
+        '/ui/assets/__proto__',
+        '/ui/assets/eventsource-parser/missing.js',
+        '/ui/assets/eventsource-parser/package.json',
+        '/ui/assets/eventsource-parser/..%2Fpackage.json',
+      ]) {
+        expect((await app.request(path)).status, path).toBe(404);
+      }
+    });
+  });
+
+  describe('GET /me', () => {
+    const keys = parseApiKeys(
+      'read-key-0123456789abcdefghij=decisions:read@reader,write-key-0123456789abcdefghi=decisions:write',
+    );
+    const keyApp = (apiKeys: typeof keys | null) =>
+      createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys,
+        health: () => Promise.reject(new Error('unused')),
+        maxQueryChars: 10,
+      });
+
+    it('answers the key and its scopes, 401 without a valid key, and every scope without auth', async () => {
+      const secured = keyApp(keys);
+      const me = (key?: string) =>
+        secured.request('/me', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
+      expect((await me()).status).toBe(401);
+      expect((await me('not-a-key-of-this-api-at-all')).status).toBe(401);
+      expect(await (await me('read-key-0123456789abcdefghij')).json()).toEqual({
+        principal: 'reader',
+        scopes: ['decisions:read'],
+      });
+      const writer = (await (await me('write-key-0123456789abcdefghi')).json()) as {
+        principal: string;
+        scopes: string[];
+      };
+      expect(writer.principal).toMatch(/^key-[0-9a-f]{16}$/);
+      expect(writer.scopes).toEqual(['decisions:write']);
+      expect(await (await keyApp(null).request('/me')).json()).toEqual({
+        principal: 'anonymous',
+        scopes: ['decisions:read', 'decisions:write', 'decisions:admin'],
+      });
+    });
+  });
+
   describe('health', () => {
     const healthApp = (health: HealthCheck) =>
       createApp({
@@ -465,6 +563,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/decisions/{process_id}/review',
       '/decisions/{process_id}/wait',
       '/health',
+      '/me',
       '/ready',
     ]);
     for (const type of DECISION_EVENT_TYPES) {

@@ -42,6 +42,7 @@ export function localOpenAIModel(baseURL: string, options: Partial<OpenAIModelOp
     responseFormat: 'json_schema',
     strict: true,
     tokenLimitField: 'max_completion_tokens',
+    stream: true,
     ...options,
   });
 }

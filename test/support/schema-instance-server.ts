@@ -257,6 +257,9 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
   let fault = options.fault;
   let answered = 0;
 
+  // A client that asks for a stream gets the answer as server-sent events.
+  const streamPlan = (body: Record<string, unknown>) => (body.stream === true ? {} : undefined);
+
   const handle = (req: IncomingMessage, res: ServerResponse, raw: string) => {
     const url = (req.url ?? '').split('?')[0];
     if (req.method !== 'POST' || url !== '/v1/chat/completions') {
@@ -285,7 +288,7 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
     requests.push(request);
     res.on('finish', () => (request.answered = true));
     const injected = fault?.(request, requests.filter((r) => r.task === request.task).length);
-    if (sendFault(res, injected)) return;
+    if (sendFault(res, injected, streamPlan(body))) return;
     if (injected?.kind === 'hold') {
       void injected.until.then(
         () => answer(parsed, body, format, res),
@@ -320,13 +323,17 @@ export async function startSchemaInstanceServer(options: SchemaInstanceServerOpt
         promptChars += contentLength(m.content);
     }
     answered += 1;
-    sendCompletion(res, {
-      id: `chatcmpl-${answered}`,
-      model: body.model,
-      content,
-      promptTokens: Math.ceil(promptChars / 4),
-      completionTokens: Math.ceil(content.length / 4),
-    });
+    sendCompletion(
+      res,
+      {
+        id: `chatcmpl-${answered}`,
+        model: body.model,
+        content,
+        promptTokens: Math.ceil(promptChars / 4),
+        completionTokens: Math.ceil(content.length / 4),
+      },
+      streamPlan(body),
+    );
   };
 
   const server = createServer((req, res) => {

@@ -18,9 +18,20 @@ import {
   wrap,
 } from '../../src/cli/decide-render';
 import { initialRecord } from '../../src/domain/decision';
+import { isLiveEventType } from '../../src/domain/live';
 import type { DecisionEventData, DecisionStreamEvent } from '../../src/domain/events';
 import { PHASES } from '../../src/domain/phases';
-import { readRecording, toSse, type Frame, type Recording } from '../support/streams';
+import {
+  attemptFrame,
+  deltaFrames,
+  readRecording,
+  startOf,
+  toSse,
+  withLive,
+  type Frame,
+  type Recording,
+} from '../support/streams';
+import { virtualTerminal } from '../support/terminal';
 
 // What the real server streamed (test/streams, recorded and kept in shape by the API tests).
 const recordings = {
@@ -89,8 +100,10 @@ interface Fake {
   honourLastEventId: boolean;
   create?: { status: number; body: unknown; type?: string };
   eventsStatus?: number;
+  /** Awaited before each frame of a connection without a plan: a test's look at the screen. */
+  pace?: (frame: Frame) => Promise<void>;
   posts: { headers: IncomingHttpHeaders; body: unknown }[];
-  streams: { headers: IncomingHttpHeaders }[];
+  streams: { headers: IncomingHttpHeaders; query: string }[];
 }
 
 let server: Server | undefined;
@@ -134,8 +147,9 @@ async function fakeApi(overrides: Partial<Fake> = {}): Promise<Fake> {
       });
       return;
     }
-    if (req.method === 'GET' && req.url === `/decisions/${fake.id}/events`) {
-      fake.streams.push({ headers: req.headers });
+    const url = new URL(req.url ?? '/', 'http://fake');
+    if (req.method === 'GET' && url.pathname === `/decisions/${fake.id}/events`) {
+      fake.streams.push({ headers: req.headers, query: url.search });
       if (fake.eventsStatus) {
         res.writeHead(fake.eventsStatus, { 'Content-Type': 'application/problem+json' });
         res.end(JSON.stringify(problem(fake.eventsStatus, `No decision with id ${fake.id}`)));
@@ -148,9 +162,23 @@ async function fakeApi(overrides: Partial<Fake> = {}): Promise<Fake> {
           : 0;
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
       const plan = fake.plans.shift();
-      const rest = fake.frames.slice(start);
+      const rest = fake.frames
+        .slice(start)
+        .filter((f) => url.searchParams.get('deltas') !== 'false' || !isLiveEventType(f.event));
       if (!plan) {
-        res.end(`: stream open\n\n${rest.map(toSse).join('')}`);
+        const { pace } = fake;
+        if (!pace) {
+          res.end(`: stream open\n\n${rest.map(toSse).join('')}`);
+          return;
+        }
+        void (async () => {
+          res.write(': stream open\n\n');
+          for (const frame of rest) {
+            await pace(frame);
+            res.write(toSse(frame));
+          }
+          res.end();
+        })().catch(() => res.destroy());
         return;
       }
       const cut = rest[plan.send];
@@ -182,19 +210,27 @@ function sink(isTTY = false, onWrite: (text: string) => void = () => {}) {
 
 async function decide(
   argv: string[],
-  options: { isTTY?: boolean; env?: Record<string, string>; abortOn?: string },
+  options: {
+    isTTY?: boolean;
+    env?: Record<string, string>;
+    abortOn?: string;
+    /** A terminal to draw on instead of a sink that keeps the text. */
+    terminal?: ReturnType<typeof virtualTerminal>;
+  },
 ) {
   const controller = new AbortController();
-  const { abortOn } = options;
-  const stdout = sink(options.isTTY, (text) => {
-    if (abortOn && text.includes(abortOn)) controller.abort();
-  });
+  const { abortOn, terminal } = options;
+  const stdout =
+    terminal?.stream ??
+    sink(options.isTTY, (text) => {
+      if (abortOn && text.includes(abortOn)) controller.abort();
+    });
   const stderr = sink();
   const delays: number[] = [];
   const code = await run(argv, {
     stdout,
     stderr,
-    isTTY: options.isTTY ?? false,
+    isTTY: terminal !== undefined || (options.isTTY ?? false),
     config: loadDecideConfig(options.env ?? {}),
     signal: controller.signal,
     sleep: (ms) => {
@@ -202,7 +238,12 @@ async function decide(
       return Promise.resolve();
     },
   });
-  return { code, out: stdout.text(), err: stderr.text(), delays };
+  return {
+    code,
+    out: stdout.text(),
+    err: stderr.text(),
+    delays,
+  };
 }
 
 function count(text: string, part: string): number {
@@ -430,6 +471,18 @@ describe('decide against a fake API serving recorded streams', () => {
     expect(JSON.parse(out)).toEqual(RESULT);
   });
 
+  it('takes an end sent with the id of the event before it (an end read from the record)', async () => {
+    const frames = recordings.reviewed.map((f, i, all) =>
+      i === all.length - 1 ? { ...f, id: all[i - 1]!.id } : f,
+    );
+    const api = await fakeApi({ frames });
+    const { code, out, err } = await decide(['--api', api.url, 'q'], {});
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(api.streams).toHaveLength(1);
+    expect(count(out, 'Usage:')).toBe(1);
+  });
+
   it('gives up after five failed reconnects', async () => {
     const api = await fakeApi({ plans: Array.from({ length: 6 }, () => ({ send: 0 })) });
     const { code, err, delays } = await decide(['--api', api.url, 'q'], {});
@@ -573,6 +626,292 @@ describe('decide against a fake API serving recorded streams', () => {
     expect(help.code).toBe(0);
     expect(help.out).toContain('Usage: decide [options] <question...>');
     expect(help.out).toContain('--no-follow');
+  });
+});
+
+describe("decide showing the running phase's model output", () => {
+  const SCOPE = JSON.stringify({
+    summary: 'Scope of the move',
+    in_scope: ['build runners', 'caches'],
+    constraints: 'keep costs flat',
+  });
+  const SCOPE_LINES = [
+    '  summary: Scope of the move',
+    '  in scope: build runners · caches',
+    '  constraints: keep costs flat',
+  ];
+  const scope = { phase: 'defineScope' } as const;
+  /** In the row of a progress bar that is not full, however narrow the terminal. */
+  const BAR = '\u2591';
+  /** The frame of an event of this type about this phase. */
+  const frameOf = (frames: readonly Frame[], type: string, phase: string) =>
+    frames.find(
+      (f) => f.event === type && (JSON.parse(f.data) as { phase?: string }).phase === phase,
+    )!;
+  /** The rows below the progress bar. */
+  const underBar = (rows: readonly string[]) =>
+    rows.slice(rows.findIndex((r) => r.includes(BAR)) + 1);
+  const barsOn = (rows: readonly string[]) => rows.filter((r) => r.includes(BAR)).length;
+  const showing = (text: string) => (rows: string[]) => underBar(rows).join('\n').includes(text);
+
+  it('draws it under the bar while the phase runs, and clears it when the phase completes', async () => {
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), deltaFrames(scope, SCOPE)],
+    ]);
+    const completed = frameOf(frames, 'phase.completed', 'defineScope');
+    const next = frames[frames.indexOf(completed) + 1];
+    const tty = virtualTerminal(60);
+    const shots: string[][] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame === completed) shots.push(await tty.when(showing('keep costs flat')));
+        if (frame === next) shots.push(await tty.when((rows) => underBar(rows).length === 0));
+      },
+    });
+    const { code, out } = await decide(['--api', api.url, 'q'], { terminal: tty });
+    expect(code).toBe(0);
+    const [running, completedShot] = shots;
+    expect(barsOn(running!)).toBe(1);
+    expect(running!.find((r) => r.includes(BAR))).toContain(' 2/10 phases ');
+    expect(underBar(running!)).toEqual(SCOPE_LINES);
+    expect(barsOn(completedShot!)).toBe(1);
+    expect(completedShot!.find((r) => r.includes(BAR))).toContain(' 3/10 phases ');
+    expect(underBar(completedShot!)).toEqual([]);
+    expect(out).toContain(usageLine(RESULT.usage));
+  });
+
+  it('fits it to the terminal: the last three lines, none wider than the terminal', async () => {
+    // Wide characters take two columns each: cut by characters, a line would wrap.
+    const words = '変更は四半期ごとに見直す。'.repeat(6);
+    const answer = JSON.stringify({ summary: 'short', constraints: `${words} and the last words` });
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), deltaFrames(scope, answer)],
+    ]);
+    const completed = frameOf(frames, 'phase.completed', 'defineScope');
+    const tty = virtualTerminal(40);
+    let shot: { rows: string[]; widths: number[] } | undefined;
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame !== completed) return;
+        const rows = await tty.when((r) => underBar(r).at(-1)?.endsWith('last words') ?? false);
+        shot = { rows, widths: await tty.widths() };
+      },
+    });
+    expect((await decide(['--api', api.url, 'q'], { terminal: tty })).code).toBe(0);
+    const { rows, widths } = shot!;
+    const bar = rows.findIndex((r) => r.includes(BAR));
+    expect(barsOn(rows)).toBe(1);
+    expect(underBar(rows)).toHaveLength(3);
+    expect(underBar(rows).at(-1)).toMatch(/ and the last words$/);
+    expect(underBar(rows).join('')).not.toContain('summary');
+    for (const width of widths.slice(bar + 1)) expect(width).toBeLessThan(40);
+  });
+
+  it('shows none with --quiet', async () => {
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), deltaFrames(scope, SCOPE)],
+    ]);
+    const completed = frameOf(frames, 'phase.completed', 'defineScope');
+    const tty = virtualTerminal(60);
+    let shot: string[] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame !== completed) return;
+        // Three redraws of the bar after the deltas were sent: without --quiet, they show.
+        const drawn = count(tty.stream.text(), ' phases | ');
+        shot = await tty.when(() => count(tty.stream.text(), ' phases | ') >= drawn + 3);
+      },
+    });
+    const { code, out } = await decide(['--api', api.url, '--quiet', 'q'], { terminal: tty });
+    expect(code).toBe(0);
+    expect(shot.find((r) => r.includes(BAR))).toContain(' 2/10 phases ');
+    expect(underBar(shot)).toEqual([]);
+    expect(out).not.toContain('Scope of the move');
+  });
+
+  it('starts afresh on a retried attempt, and says so above the bar', async () => {
+    const first = deltaFrames(scope, JSON.stringify({ summary: 'first try' }));
+    const retry = attemptFrame({ ...scope, attempt: 2 });
+    const second = deltaFrames({ ...scope, attempt: 2 }, JSON.stringify({ summary: 'second try' }));
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), [...first, retry, ...second]],
+    ]);
+    const at = (frame: Frame) => frames.find((f) => f.data === frame.data)!;
+    const completed = frameOf(frames, 'phase.completed', 'defineScope');
+    const tty = virtualTerminal(60);
+    const shots: string[][] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame === at(retry)) shots.push(await tty.when(showing('first try')));
+        if (frame === at(second[0]!)) {
+          shots.push(await tty.when((rows) => rows.some((r) => r.includes('retrying'))));
+        }
+        if (frame === completed) shots.push(await tty.when(showing('second try')));
+      },
+    });
+    expect((await decide(['--api', api.url, 'q'], { terminal: tty })).code).toBe(0);
+    const [before, retried, after] = shots;
+    expect(underBar(before!)).toEqual(['  summary: first try']);
+    expect(
+      retried!.slice(
+        0,
+        retried!.findIndex((r) => r.includes(BAR)),
+      ),
+    ).toContain(`[ 3/10] ${TITLES[2]}: retrying, attempt 2`);
+    expect(underBar(retried!)).toEqual([]);
+    expect(underBar(after!)).toEqual(['  summary: second try']);
+  });
+
+  it('starts afresh on a repair round (the next call of the attempt)', async () => {
+    const broken = deltaFrames(scope, JSON.stringify({ summary: 'broken', rationale: 'half' }));
+    const repaired = deltaFrames({ ...scope, call: 2 }, JSON.stringify({ summary: 'repaired' }));
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), [...broken, ...repaired]],
+    ]);
+    const at = (frame: Frame) => frames.find((f) => f.data === frame.data)!;
+    const tty = virtualTerminal(60);
+    const shots: string[][] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame === at(repaired[0]!)) shots.push(await tty.when(showing('rationale: half')));
+        if (frame === at(repaired[1]!)) shots.push(await tty.when(showing('summary: repa')));
+      },
+    });
+    expect((await decide(['--api', api.url, 'q'], { terminal: tty })).code).toBe(0);
+    expect(underBar(shots[0]!)).toEqual(['  summary: broken', '  rationale: half']);
+    // The first piece of the repaired answer is `{"summary":"repa`.
+    expect(underBar(shots[1]!)).toEqual(['  summary: repa']);
+  });
+
+  it('gives each information need that retrieval answers at once a line of its own', async () => {
+    const answers = {
+      N1: 'Runners cost less',
+      N2: 'Caches need a disk',
+      N3: 'Security reviews the images',
+    };
+    const streams = Object.entries(answers).map(([need, answer]) =>
+      deltaFrames(
+        { phase: 'retrieveInformation', need },
+        JSON.stringify({ need_id: need, answer }),
+        8,
+      ),
+    );
+    // Interleaved as parallel activities write them.
+    const longest = Math.max(...streams.map((d) => d.length));
+    const mixed = Array.from({ length: longest }, (_, i) => streams.flatMap((d) => d[i] ?? []));
+    const frames = withLive(recordings.reviewed, [[startOf('retrieveInformation'), mixed.flat()]]);
+    const completed = frameOf(frames, 'phase.completed', 'retrieveInformation');
+    const tty = virtualTerminal(60);
+    let shot: string[] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame !== completed) return;
+        shot = await tty.when((rows) => Object.values(answers).every((a) => showing(a)(rows)));
+      },
+    });
+    expect((await decide(['--api', api.url, 'q'], { terminal: tty })).code).toBe(0);
+    expect(underBar(shot)).toEqual([
+      '  N1: answer: Runners cost less',
+      '  N2: answer: Caches need a disk',
+      '  N3: answer: Security reviews the images',
+    ]);
+  });
+
+  it('resumes after a dropped stream with the last opaque id as Last-Event-ID', async () => {
+    const deltas = deltaFrames(scope, SCOPE);
+    const frames = withLive(recordings.reviewed, [[startOf('defineScope'), deltas]]);
+    // Cut after the second delta, halfway through the third.
+    const send = frames.findIndex((f) => f.data === deltas[1]!.data) + 1;
+    const api = await fakeApi({ frames, plans: [{ send, partial: true }] });
+    const { code, out } = await decide(['--api', api.url, 'q'], {});
+    expect(code).toBe(0);
+    expect(api.streams).toHaveLength(2);
+    const resumedFrom = api.streams[1]?.headers['last-event-id'];
+    expect(resumedFrom).toBe(frames[send - 1]!.id);
+    expect(resumedFrom).toMatch(/^\d+-\d+_\d+-\d+$/);
+    for (const title of TITLES) expect(count(out, `${title}: started`)).toBe(1);
+    expect(count(out, 'Usage:')).toBe(1);
+  });
+
+  it('prints no live text as plain lines, but a line for each retried attempt', async () => {
+    const frames = withLive(recordings.reviewed, [
+      [
+        startOf('defineScope'),
+        [
+          ...deltaFrames(scope, JSON.stringify({ summary: 'first try' })),
+          attemptFrame({ ...scope, attempt: 2 }),
+          ...deltaFrames({ ...scope, attempt: 2 }, SCOPE),
+        ],
+      ],
+      [
+        startOf('retrieveInformation'),
+        [attemptFrame({ phase: 'retrieveInformation', need: 'N2', attempt: 3 })],
+      ],
+    ]);
+    const api = await fakeApi({ frames });
+    const { code, out, err } = await decide(['--api', api.url, 'q'], {});
+    expect(code).toBe(0);
+    expect(err).toBe('');
+    expect(api.streams[0]?.query).toBe('');
+    expect(out).toContain(
+      `[ 3/10] ${TITLES[2]}: started\n[ 3/10] ${TITLES[2]}: retrying, attempt 2\n[ 3/10] ${TITLES[2]}: completed`,
+    );
+    expect(out).toContain(`[ 6/10] ${TITLES[5]}: retrying need N2, attempt 3\n`);
+    expect(out).not.toContain('first try');
+    expect(out).not.toContain('Scope of the move');
+  });
+
+  it('asks for the stream without live events with --json, and prints the same', async () => {
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), deltaFrames(scope, SCOPE)],
+    ]);
+    const api = await fakeApi({ frames });
+    const { code, out } = await decide(['--api', api.url, '--json', 'q'], {});
+    expect(code).toBe(0);
+    expect(api.streams.map((s) => s.query)).toEqual(['?deltas=false']);
+    expect(out).toBe(`${JSON.stringify(RESULT, null, 2)}\n`);
+  });
+
+  it('strips what could drive the terminal from what the model writes', async () => {
+    const HOSTILE = '\u001b]0;pwned\u0007\u001b[2J\u202e';
+    const fields = { summary: `Managed ${HOSTILE}Postgres`, constraints: `raw ${HOSTILE}text` };
+    const parsed = deltaFrames(scope, JSON.stringify(fields));
+    // A repair round written with the controls as they are (no JSON parses that), and its
+    // deltas missed up to offset 8: shown as the raw text from there.
+    const raw = `{"summary":"${fields.summary}","constraints":"${fields.constraints}"}`;
+    const unparsed = deltaFrames({ ...scope, call: 2 }, raw, 16, 8);
+    const frames = withLive(recordings.reviewed, [
+      [startOf('defineScope'), [...parsed, ...unparsed]],
+    ]);
+    const at = (frame: Frame) => frames.find((f) => f.data === frame.data)!;
+    const completed = frameOf(frames, 'phase.completed', 'defineScope');
+    const tty = virtualTerminal(100);
+    const shots: string[][] = [];
+    const api = await fakeApi({
+      frames,
+      pace: async (frame) => {
+        if (frame === at(unparsed[0]!)) shots.push(await tty.when(showing('raw text')));
+        if (frame === completed) shots.push(await tty.when(showing('"}')));
+      },
+    });
+    const { code, out } = await decide(['--api', api.url, 'q'], { terminal: tty });
+    expect(code).toBe(0);
+    for (const part of ['\u001b]0;', 'pwned', '\u0007', '\u001b[2J', '\u202e']) {
+      expect(out).not.toContain(part);
+    }
+    expect(underBar(shots[0]!)).toEqual(['  summary: Managed Postgres', '  constraints: raw text']);
+    expect(underBar(shots[1]!)).toEqual(['  …y":"Managed Postgres","constraints":"raw text"}']);
+  });
+
+  it('documents --quiet in --help', async () => {
+    const help = await decide(['--help'], {});
+    expect(help.out).toMatch(/--quiet +no live text of the running phase's model/);
   });
 });
 

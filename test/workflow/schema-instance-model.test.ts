@@ -252,13 +252,21 @@ describe('a model that only follows the schemas it is sent', () => {
     expect(projected.error).toMatchObject({ phase: 'establishGoals', type: 'BudgetExceeded' });
   });
 
-  it('stops at the token budget before a call whose worst case would pass it', async () => {
+  // The model streams: a call may begin with what is left of the budget, less than its worst
+  // case, and is cut where it reaches it (a model that does not stream is refused such a call
+  // before it is made: test/unit/budget.test.ts).
+  it('cuts a streamed answer where it reaches the token budget, and makes no further call', async () => {
     server.reset();
     const { error } = await decide({ budget: { max_model_calls: 60, max_tokens: 1000 } });
+    const last = server.requests.at(-1)!.task;
     expect((error as WorkflowFailedError).cause).toMatchObject({
       type: 'BudgetExceeded',
-      message: expect.stringMatching(/spent 0 of 60 model calls and 0 of 1000 tokens/),
+      message: expect.stringMatching(
+        new RegExp(
+          `^Phase ${last} failed: ${last}: the answer was cut after \\d+ output tokens, where it reached the decision's budget of 1000 tokens$`,
+        ),
+      ),
     });
-    expect(server.requests).toHaveLength(0);
+    expect(server.requests.filter((r) => r.task === last)).toHaveLength(1);
   });
 });

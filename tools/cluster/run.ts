@@ -92,7 +92,12 @@ runMain(async () => {
     namespace: api.TEMPORAL_NAMESPACE,
     retentionHours: settings.TEMPORAL_NAMESPACE_RETENTION_HOURS,
     apiKeys,
-    roleEnv: { WEBHOOK_SECRET: webhookSecret, WEBHOOK_SECRET_FILE: '' },
+    roleEnv: {
+      WEBHOOK_SECRET: webhookSecret,
+      WEBHOOK_SECRET_FILE: '',
+      // The decision page links to the cluster's own Web UI, unless told otherwise.
+      TEMPORAL_UI_URL: process.env.TEMPORAL_UI_URL || `http://127.0.0.1:${local.TEMPORAL_UI_PORT}`,
+    },
     log: say,
   });
   const keysFile = join(settings.CLUSTER_DATA_DIR, 'api_keys.txt');
@@ -100,6 +105,7 @@ runMain(async () => {
   const key = api.API_KEYS ? '<a key from API_KEYS>' : `$(cut -d= -f1 ${keysFile})`;
   const rows: [string, string][] = [
     ['API', `${cluster.apiUrl}   (docs at ${cluster.apiUrl}/docs)`],
+    ['Decisions page', `${cluster.apiUrl}/ui/`],
     ['API key', api.API_KEYS ? 'from API_KEYS' : `in ${keysFile}`],
     ['Webhook secret', api.WEBHOOK_SECRET ? 'from WEBHOOK_SECRET' : `in ${webhookSecretFile}`],
     ['Temporal Web UI', cluster.uiUrl],
