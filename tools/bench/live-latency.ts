@@ -143,7 +143,7 @@ export function parseInfo(text: string): {
   return { calls, fields };
 }
 
-/** What changed between two readings of the same counters, divided by `per`; zeros left out. */
+/** What changed between two readings of the same counters, divided by `per`; what rounds to zero left out. */
 export function countersDelta(
   before: Record<string, number>,
   after: Record<string, number>,
@@ -152,8 +152,8 @@ export function countersDelta(
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [key, value] of Object.entries(after)) {
-    const change = value - (before[key] ?? 0);
-    if (change !== 0) out[key] = round(change / per, digits);
+    const change = round((value - (before[key] ?? 0)) / per, digits);
+    if (change !== 0) out[key] = change;
   }
   return out;
 }

@@ -524,7 +524,6 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
       ? round(on.cpu_ms_per_decision[key] / off.cpu_ms_per_decision[key], 2)
       : '—',
   ];
-  const lost = on.latency_ms.missing + on.latency_ms.before_open;
   return [
     '',
     '## Live output',
@@ -552,9 +551,14 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
       ],
     ),
     '',
-    lost === 0
+    on.latency_ms.missing === 0
       ? 'Every chunk sent reached its client.'
-      : `${on.latency_ms.missing} chunks sent never reached a client; ${on.latency_ms.before_open} were sent before their client's stream opened (read from the stream's past, left out).`,
+      : `**${on.latency_ms.missing} chunks sent never reached a client.**`,
+    ...(on.latency_ms.before_open > 0
+      ? [
+          `${on.latency_ms.before_open} chunks were sent before their client's stream opened: read from the stream's past, they are left out.`,
+        ]
+      : []),
     `Over the run the machine had ${on.cores_busy.machine} of its ${cpus().length} cores busy on average, ${on.cores_busy.stack} of them this`,
     "stack's processes and the clients: the rest is other work on the machine, which the figures share it with.",
     '',
