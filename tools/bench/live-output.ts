@@ -247,6 +247,13 @@ export interface LiveOutputFigures {
   chunks_per_answer: number;
   /** The openai provider streaming (`stream: true`), each chunk to the live channel. */
   on: LiveRunFigures;
+  /** One decision on its own, streaming as `on`: the latency with cores to spare. */
+  alone: Pick<LiveRunFigures, 'latency_ms' | 'to_redis_ms' | 'redis_to_client_ms'>;
+  /**
+   * Streaming as `on`, its output handed to no one (tools/bench/worker.cjs --unpublished): the
+   * live channel writes nothing, so this is what reading the stream costs without it.
+   */
+  unpublished: LiveRunFigures;
   /**
    * `LLM_STREAM=false`: the model server sends each answer whole after the same time, and the
    * live channel publishes it as one delta per call.
@@ -270,7 +277,8 @@ export interface LiveOutputOptions {
 /**
  * Live output end to end: a model server streaming over HTTP, the worker with the openai
  * provider, the API and a client per decision, on a Redis of the bench's own (so that Redis's
- * counts are the stack's alone). The same workload runs with streaming on, then off.
+ * counts are the stack's alone). The same workload runs with streaming on, with streaming and
+ * nothing published, then with streaming off.
  */
 export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutputFigures> {
   const { log } = options;
@@ -317,6 +325,11 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
       return figures;
     };
     const on = await measured('the model streaming');
+    log('one decision on its own, the model streaming');
+    const { latency_ms, to_redis_ms, redis_to_client_ms } = await liveRun(ctx, 1);
+    log(`  chunk → client p50 ${latency_ms.p50} ms, p99 ${latency_ms.p99} ms`);
+    await stack.restartWorker('unpublished');
+    const unpublished = await measured('the model streaming, its output published nowhere');
     await stack.restartWorker(0, { LLM_STREAM: 'false' });
     const off = await measured('the model not streaming (LLM_STREAM=false)');
     return {
@@ -325,6 +338,8 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
       chunk_interval_ms: options.intervalMs,
       chunks_per_answer: options.chunks,
       on,
+      alone: { latency_ms, to_redis_ms, redis_to_client_ms },
+      unpublished,
       off,
       worker_cpu_ratio: round(on.cpu_ms_per_decision.worker / off.cpu_ms_per_decision.worker, 2),
     };

@@ -511,15 +511,15 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     `${d.p99} ms`,
     `${d.max} ms`,
   ];
+  const runs = [on, l.unpublished, off];
+  const columns = ['streaming on', 'streaming, unpublished', 'off'];
+  const worker = (f: LiveRunFigures) => f.cpu_ms_per_decision.worker;
   const onOff = (name: string, pick: (f: LiveRunFigures) => number | string) => [
     name,
-    pick(on),
-    pick(off),
+    ...runs.map(pick),
   ];
   const cpu = (name: string, key: keyof LiveRunFigures['cpu_ms_per_decision']) => [
-    name,
-    on.cpu_ms_per_decision[key],
-    off.cpu_ms_per_decision[key],
+    ...onOff(name, (f) => f.cpu_ms_per_decision[key]),
     off.cpu_ms_per_decision[key] > 0
       ? round(on.cpu_ms_per_decision[key] / off.cpu_ms_per_decision[key], 2)
       : '—',
@@ -542,12 +542,15 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     table(
       ['streaming on', 'chunks', 'p50', 'p99', 'max'],
       [
-        leg('model server → client', on.latency_ms),
+        leg(`model server → client, ${l.decisions} decisions at once`, on.latency_ms),
         leg('model server → Redis (the worker reads, batches, writes)', on.to_redis_ms),
         leg(
           'Redis → client (the API reads the live stream, sends the delta)',
           on.redis_to_client_ms,
         ),
+        leg('model server → client, one decision on its own', l.alone.latency_ms),
+        leg('model server → Redis', l.alone.to_redis_ms),
+        leg('Redis → client', l.alone.redis_to_client_ms),
       ],
     ),
     '',
@@ -569,8 +572,8 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     '',
     `Where it goes. The worker writes a running phase's output at most once per ${LIVE_INTERVAL_MS} ms`,
     '(`LIVE_INTERVAL_MS`) in one pipelined write, so a chunk waits 0 to 50 ms in the worker before it',
-    `leaves, ${LIVE_INTERVAL_MS / 2} ms on average, on an idle machine too: the leg to Redis cannot have a p99 much under`,
-    `${LIVE_INTERVAL_MS} ms (measured: p50 ${on.to_redis_ms.p50} ms, p99 ${on.to_redis_ms.p99} ms). The rest is waiting for a core: the worker's`,
+    `leaves, ${LIVE_INTERVAL_MS / 2} ms on average, however idle the machine: the leg to Redis alone has a p99 of about`,
+    `${LIVE_INTERVAL_MS} ms by design (one decision on its own: p50 ${l.alone.to_redis_ms.p50} ms, p99 ${l.alone.to_redis_ms.p99} ms). The rest is waiting for a core: the worker's`,
     'one event loop parses every stream it reads (retrieval starts a call per information need of',
     'every decision at once) beside its activities and workflow tasks, and the API parses each',
     "call's answer so far for every delta it sends.",
@@ -582,7 +585,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     '### Redis, per phase run',
     '',
     table(
-      ['', 'streaming on', 'off'],
+      ['', ...columns],
       [
         onOff('commands (all)', (f) => f.redis_per_phase.commands),
         ...['xadd', 'expire', 'xread', 'evalsha'].map((c) =>
@@ -610,7 +613,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     '### CPU per decision',
     '',
     table(
-      ['ms of CPU per decision', 'streaming on', 'off', 'on / off'],
+      ['ms of CPU per decision', ...columns, 'on / off'],
       [
         cpu('worker', 'worker'),
         cpu('API', 'api'),
@@ -621,10 +624,15 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
       ],
     ),
     '',
-    `Off is \`LLM_STREAM=false\`: the provider asks for whole answers, the model server sends each`,
-    'after the time streaming it would have taken, and the live channel publishes each answer as one',
-    'delta. Everything else is the same: decisions, model server, pace, a client per decision with',
-    `deltas. Streaming costs the worker ${l.worker_cpu_ratio}× its CPU without.`,
+    'Three runs of the same workload (decisions, model server, pace, a client per decision with',
+    'deltas). Streaming on: as deployed. Streaming, unpublished: the worker streams as before but',
+    'hands the output to no one (`node tools/bench/worker.cjs --unpublished`), so the live channel',
+    'writes nothing. Off: `LLM_STREAM=false`: the provider asks for whole answers, the model server',
+    'sends each after the time streaming it would have taken, and the live channel publishes each',
+    'answer as one delta.',
+    `Streaming costs the worker ${l.worker_cpu_ratio}× its CPU without: ${round(worker(on) - worker(off))} ms more per decision, of which`,
+    `reading the stream is ${round(worker(l.unpublished) - worker(off))} ms and publishing it ${round(worker(on) - worker(l.unpublished))} ms (${on.live_stream_per_decision.entries} live events a decision);`,
+    'one run each on a shared machine, so differences of a few ms are noise.',
   ];
 }
 

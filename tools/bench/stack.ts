@@ -162,9 +162,20 @@ export async function startBenchStack(options: StackOptions) {
     ...options.env,
   });
   const roles: Role[] = [];
-  /** The worker; with `delayMs`, the bench's own, whose offline model takes that long per call. */
-  const startWorker = async (delayMs = 0, extra: NodeJS.ProcessEnv = {}): Promise<Role> => {
-    const entry = delayMs > 0 ? ['tools/bench/worker.cjs', String(delayMs)] : undefined;
+  /**
+   * The worker; with a delay, the bench's own (tools/bench/worker.cjs), whose offline model takes
+   * that long per call; `unpublished`, the bench's own whose model's output reaches no one.
+   */
+  const startWorker = async (
+    model: number | 'unpublished' = 0,
+    extra: NodeJS.ProcessEnv = {},
+  ): Promise<Role> => {
+    const entry =
+      model === 'unpublished'
+        ? ['tools/bench/worker.cjs', '--unpublished']
+        : model > 0
+          ? ['tools/bench/worker.cjs', String(model)]
+          : undefined;
     const role = await startRole('worker', { ...env('bench'), ...extra }, 'Worker polling', entry);
     roles.push(role);
     return role;
@@ -193,12 +204,15 @@ export async function startBenchStack(options: StackOptions) {
     client,
     startApi,
     /**
-     * Replaces the worker with one whose offline model answers each call after `delayMs`, with
-     * `extra` settings of its own.
+     * Replaces the worker with one whose offline model answers each call after `model` ms (or the
+     * bench's `unpublished` one), with `extra` settings of its own.
      */
-    async restartWorker(delayMs: number, extra: NodeJS.ProcessEnv = {}): Promise<Role> {
+    async restartWorker(
+      model: number | 'unpublished',
+      extra: NodeJS.ProcessEnv = {},
+    ): Promise<Role> {
       await worker.stop();
-      worker = await startWorker(delayMs, extra);
+      worker = await startWorker(model, extra);
       return worker;
     },
     /** Asks a question over HTTP, as a client does; the decision's id. */
