@@ -19,6 +19,7 @@ import {
   parseInfo,
   streamIdMs,
 } from '../../tools/bench/live-latency';
+import { roundOrder, summarize, type Round } from '../../tools/bench/live-output';
 import { percentile } from '../../tools/bench/measure';
 import { markedAnswer, markerOf, markersIn } from '../../tools/bench/schema-answer';
 
@@ -207,5 +208,58 @@ describe("the bench's chunk latency", () => {
       xadd: 2.5,
       xread: 0.5,
     });
+  });
+});
+
+describe("the bench's live-output rounds", () => {
+  it('alternate so that a steady drift of the load falls on every mode alike', () => {
+    expect(roundOrder(['on', 'unpublished', 'off'], 2)).toEqual([
+      'on',
+      'unpublished',
+      'off',
+      'off',
+      'unpublished',
+      'on',
+    ]);
+    expect(roundOrder(['a', 'b'], 3)).toEqual(['a', 'b', 'b', 'a', 'a', 'b']);
+  });
+
+  it('add up: samples pooled, counts summed, then per decision and per phase', () => {
+    const round = (n: number, marker: string, latency: number, workerMs: number): Round => ({
+      decisions: n,
+      seconds: 10,
+      decisionMs: [1000 * n],
+      sent: { sent: { [marker]: 0 }, calls: 12 * n, streamed: 12 * n, chunks: 600 * n, aborted: 0 },
+      receipts: [
+        { marker, at: latency, storedMs: latency / 2, openedAt: 0, phase: 'identifyTrigger' },
+      ],
+      deltas: 200 * n,
+      calls: { xadd: 250 * n },
+      fields: { total_commands_processed: 600 * n, total_net_input_bytes: 1000 * n },
+      liveBytes: 40_000 * n,
+      liveEntries: 200 * n,
+      cpuMs: { worker: workerMs, api: 0, redis: 0, temporal: 0, model_server: 0, clients: 0 },
+      machineBusyMs: 15_000,
+    });
+    const figures = summarize([round(1, 'mk000001', 30, 200), round(3, 'mk000002', 50, 1000)]);
+    expect(figures).toMatchObject({
+      rounds: 2,
+      decisions: 4,
+      seconds: 20,
+      model_calls: 12,
+      chunks_per_call: 50,
+      deltas_per_decision: 200,
+      latency_ms: { samples: 2, p50: 30, p99: 50, missing: 0 },
+      to_redis_ms: { p50: 15, p99: 25 },
+      redis_per_phase: {
+        commands: 60,
+        net_input_bytes: 100,
+        live_entries: 20,
+        by_command: { xadd: 25 },
+      },
+      live_stream_per_decision: { bytes: 40_000, entries: 200 },
+      cores_busy: { machine: 1.5, stack: 0.06 },
+    });
+    expect(figures.cpu_ms_per_decision.worker).toBe(300);
   });
 });

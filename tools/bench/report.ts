@@ -502,7 +502,6 @@ function onPostgres(r: BenchResults): string[] {
 function liveSection(l: LiveOutputFigures | undefined): string[] {
   if (!l) return [];
   const { on, off } = l;
-  const callsPerDecision = round(on.model_calls / on.decisions, 1);
   const callSeconds = round((on.chunks_per_call * l.chunk_interval_ms) / 1000, 1);
   const leg = (name: string, d: Distribution) => [
     name,
@@ -529,10 +528,11 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     '## Live output',
     '',
     `${l.decisions} decisions at once, each followed from its creation by a client of its own on`,
-    `\`GET /decisions/{id}/events\` (deltas included); measured on ${l.date.slice(0, 10)}. The model is the`,
+    `\`GET /decisions/{id}/events\` (deltas included), in ${on.rounds} round(s) per mode (${l.order.join(', ')});`,
+    `measured on ${l.date.slice(0, 10)}. The model is the`,
     "bench's own Chat Completions server (`tools/bench/model-server.ts`), a process of its own reached",
     "over HTTP by the worker's `openai` provider: it answers each call with JSON valid for the phase's",
-    `schema, streamed in ${on.chunks_per_call} chunks ${l.chunk_interval_ms} ms apart on average (about ${callSeconds} s a call, ${callsPerDecision} calls a`,
+    `schema, streamed in ${on.chunks_per_call} chunks ${l.chunk_interval_ms} ms apart on average (about ${callSeconds} s a call, ${on.model_calls} calls a`,
     'decision), each chunk carrying a marker of its own whose send time it records. Redis is a server',
     "of the bench's own for this part, so its counts are this stack's alone. One machine, one clock:",
     "a chunk's latency runs from the model server writing it to the client reading the delta that",
@@ -562,7 +562,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
           `${on.latency_ms.before_open} chunks were sent before their client's stream opened: read from the stream's past, they are left out.`,
         ]
       : []),
-    `Over the run the machine had ${on.cores_busy.machine} of its ${cpus().length} cores busy on average, ${on.cores_busy.stack} of them this`,
+    `Over the rounds streaming on, the machine had ${on.cores_busy.machine} of its ${cpus().length} cores busy on average, ${on.cores_busy.stack} of them this`,
     "stack's processes and the clients: the rest is other work on the machine, which the figures share it with.",
     '',
     table(
@@ -580,7 +580,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     on.latency_ms.p99 <= 50
       ? 'The p99 stays within 50 ms.'
       : `A p99 under 50 ms at the client needs a shorter interval (more writes: see Redis below) and cores to spare.`,
-    `A decision took ${on.decision_ms.p50} ms (p50) with streaming, ${off.decision_ms.p50} ms without.`,
+    `A decision took ${round(on.decision_ms.p50 / 1000)} s (p50) with streaming, ${round(off.decision_ms.p50 / 1000)} s without.`,
     '',
     '### Redis, per phase run',
     '',
@@ -606,7 +606,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
       ],
     ),
     '',
-    "From Redis's own counters (`INFO commandstats`, `INFO stats`) over the run, divided by the",
+    "From Redis's own counters (`INFO commandstats`, `INFO stats`) over each mode's rounds, divided by the",
     "phases run (ten per decision); they include every other write of the stack's (projection,",
     "budget, stored answers) and the API's reads. A live stream's bytes are `MEMORY USAGE`.",
     '',
@@ -621,18 +621,24 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
         cpu('Temporal dev server', 'temporal'),
         cpu('model server', 'model_server'),
         cpu("clients (the bench's process)", 'clients'),
+        onOff(
+          'cores busy on average: the machine (this stack)',
+          (f) => `${f.cores_busy.machine} (${f.cores_busy.stack})`,
+        ).concat(''),
       ],
     ),
     '',
-    'Three runs of the same workload (decisions, model server, pace, a client per decision with',
-    'deltas). Streaming on: as deployed. Streaming, unpublished: the worker streams as before but',
+    'Three modes, each a worker and an API of its own on a task queue of its own (one Temporal dev',
+    'server, one Redis, one model server), run the same workload (decisions, pace, a client per',
+    'decision with deltas) in alternating rounds, so that what else runs on the machine falls on',
+    'each alike. Streaming on: as deployed. Streaming, unpublished: the worker streams as before but',
     'hands the output to no one (`node tools/bench/worker.cjs --unpublished`), so the live channel',
     'writes nothing. Off: `LLM_STREAM=false`: the provider asks for whole answers, the model server',
     'sends each after the time streaming it would have taken, and the live channel publishes each',
     'answer as one delta.',
     `Streaming costs the worker ${l.worker_cpu_ratio}× its CPU without: ${round(worker(on) - worker(off))} ms more per decision, of which`,
     `reading the stream is ${round(worker(l.unpublished) - worker(off))} ms and publishing it ${round(worker(on) - worker(l.unpublished))} ms (${on.live_stream_per_decision.entries} live events a decision);`,
-    'one run each on a shared machine, so differences of a few ms are noise.',
+    'on a shared machine, differences of a few ms are noise.',
   ];
 }
 

@@ -40,7 +40,7 @@ const SIZES = {
     sqliteSerial: 20,
     sqliteDecisions: 200,
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
-    live: { decisions: 50, warmup: 5 },
+    live: { decisions: 50, rounds: 2, warmup: 3 },
   },
   quick: {
     serial: 10,
@@ -53,7 +53,7 @@ const SIZES = {
     sqliteSerial: 5,
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
-    live: { decisions: 20, warmup: 2 },
+    live: { decisions: 20, rounds: 1, warmup: 2 },
   },
 };
 

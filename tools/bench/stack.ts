@@ -169,6 +169,7 @@ export async function startBenchStack(options: StackOptions) {
   const startWorker = async (
     model: number | 'unpublished' = 0,
     extra: NodeJS.ProcessEnv = {},
+    taskQueue = 'bench',
   ): Promise<Role> => {
     const entry =
       model === 'unpublished'
@@ -176,7 +177,12 @@ export async function startBenchStack(options: StackOptions) {
         : model > 0
           ? ['tools/bench/worker.cjs', String(model)]
           : undefined;
-    const role = await startRole('worker', { ...env('bench'), ...extra }, 'Worker polling', entry);
+    const role = await startRole(
+      'worker',
+      { ...env(taskQueue), ...extra },
+      'Worker polling',
+      entry,
+    );
     roles.push(role);
     return role;
   };
@@ -214,6 +220,14 @@ export async function startBenchStack(options: StackOptions) {
       await worker.stop();
       worker = await startWorker(model, extra);
       return worker;
+    },
+    /** Starts one more worker, polling `taskQueue` (see restartWorker); the stack stops it. */
+    addWorker(
+      taskQueue: string,
+      model: number | 'unpublished' = 0,
+      extra: NodeJS.ProcessEnv = {},
+    ): Promise<Role> {
+      return startWorker(model, extra, taskQueue);
     },
     /** Asks a question over HTTP, as a client does; the decision's id. */
     async create(apiUrl = api.url): Promise<string> {
