@@ -4,7 +4,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
@@ -12,7 +12,7 @@ import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { DecisionRecord } from '../../src/domain/decision';
 import { createOfflineModel } from '../../src/llm/offline-model';
 import { createHealthCheck } from '../../src/observability/health';
-import { findChromium } from '../support/chromium';
+import { findChromium, launchChromium } from '../support/chromium';
 import { services, testProjection, waitFor } from '../support/context';
 import { startOfflineWorker } from '../support/offline-worker';
 import { freePort } from '../support/ports';
@@ -74,7 +74,7 @@ describe('the decision page', () => {
 
   beforeAll(async () => {
     // Before anything starts: without Chromium the test fails at once, saying how to get it.
-    const executablePath = findChromium();
+    findChromium();
     // A dev server of its own with the Web UI on, so that the page's link can be followed.
     const uiPort = await freePort();
     temporal = await startTestServer(services.temporalCliPath, { uiPort });
@@ -110,18 +110,7 @@ describe('the decision page', () => {
         ),
       }),
     );
-    browser = await chromium.launch({
-      executablePath,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     mkdirSync(OUTPUT, { recursive: true });
   }, 120_000);
 

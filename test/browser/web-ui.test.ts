@@ -3,11 +3,11 @@ import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_WORKFLOW_TYPE } from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
-import { findChromium } from '../support/chromium';
+import { findChromium, launchChromium } from '../support/chromium';
 import { services, testProjection, uniqueName } from '../support/context';
 import { scriptedOfflineModel, startOfflineWorker } from '../support/offline-worker';
 import { freePort } from '../support/ports';
@@ -26,24 +26,13 @@ describe('the Temporal Web UI finds failed decisions by one filter', () => {
 
   beforeAll(async () => {
     // Before anything starts: without Chromium the test fails at once, saying how to get it.
-    const executablePath = findChromium();
+    findChromium();
     // A dev server of its own, with the Web UI on (the suite's shared one is headless).
     const uiPort = await freePort();
     server = await startTestServer(services.temporalCliPath, { uiPort });
     uiUrl = `http://127.0.0.1:${uiPort}`;
     store = testProjection();
-    browser = await chromium.launch({
-      executablePath,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

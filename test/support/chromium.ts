@@ -1,3 +1,4 @@
+import { chromium, type Browser } from 'playwright-core';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -27,4 +28,20 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string {
   throw new Error(
     'The Web UI test needs Chromium, and none is on PATH: install it (Debian/Ubuntu: apt-get install chromium) or set CHROMIUM_PATH to its executable.',
   );
+}
+
+/** Headless Chromium (findChromium's), quiet: no sandbox, GPU, QUIC, or calls home. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: findChromium(),
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
 }
