@@ -7,7 +7,7 @@ import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../cluster/binaries';
 import { freePort } from '../process/ports';
 import { ensureLocalRedis } from '../redis-dev';
-import { cpuMeter, machineCpuMs, round } from './measure';
+import { cpuMeter, machineCpuMs, round, thisMachine, type Machine } from './measure';
 import {
   byPhase,
   countersDelta,
@@ -309,6 +309,7 @@ export function summarize(rounds: Round[]): LiveRunFigures {
 
 export interface LiveOutputFigures {
   date: string;
+  machine: Machine;
   /** Decisions started at once in each round. */
   decisions: number;
   /** The model server's pace: a chunk every `chunk_interval_ms`, `chunks_per_answer` an answer. */
@@ -438,6 +439,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
     );
     return {
       date: new Date().toISOString(),
+      machine: thisMachine(),
       decisions: options.decisions,
       chunk_interval_ms: options.intervalMs,
       chunks_per_answer: options.chunks,

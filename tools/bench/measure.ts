@@ -1,7 +1,28 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { PHASE_NAMES } from '../../src/domain/phases';
+
+/** The machine figures are measured on, as results record it. */
+export interface Machine {
+  cores: number;
+  cpu: string;
+  memory_gib: number;
+}
+
+export function thisMachine(): Machine {
+  return {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memory_gib: Math.round(totalmem() / 2 ** 30),
+  };
+}
+
+/** How a machine reads in a report: `2 cores (model), 24 GiB`. */
+export function describeMachine(m: Machine): string {
+  return `${m.cores} cores (${m.cpu}), ${m.memory_gib} GiB`;
+}
 
 /** The value below which `p` of the sorted samples fall (nearest rank). */
 export function percentile(samples: readonly number[], p: number): number {

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LiveOutputFigures, LiveRunFigures } from './live-output';
 import type { Distribution } from './live-latency';
 import { LIVE_INTERVAL_MS } from '../../src/projection/live-channel';
 import type { PeerFigures } from './peers';
-import { round, type Hops } from './measure';
+import { describeMachine, round, type Hops, type Machine } from './measure';
 import type { LoadFigures, MemoryFigures, SerialFigures, ThroughputFigures } from './temporal-runs';
 
 /** Throughput on the PostgreSQL server, with PostgreSQL's own CPU per decision. */
@@ -13,6 +13,8 @@ export type PostgresThroughput = ThroughputFigures & { postgres_cpu_ms_per_decis
 
 export interface BenchResults {
   date: string;
+  /** Where it ran (absent from results written before it was recorded). */
+  machine?: Machine;
   quick: boolean;
   seconds: number;
   memory_serial: SerialFigures;
@@ -203,7 +205,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     '# Benchmarks',
     '',
     `Figures from \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${r.date.slice(0, 10)} (${r.seconds} s), on this`,
-    `machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB.`,
+    `machine: ${r.machine ? describeMachine(r.machine) : 'not recorded'}.`,
     'The bench starts its own stack: a Temporal dev server (in memory, then with its SQLite file),',
     'one worker and one API process run as built JavaScript (`node dist/…`, as the images run them),',
     'and Redis. The model is the offline stand-in, instant unless a delay is named: the worker',
@@ -369,7 +371,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     '## On PostgreSQL: what a decision costs',
     '',
     ...onPostgres(r),
-    ...liveSection(r.live_output),
+    ...liveSection(r.live_output, r.machine),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -413,7 +415,7 @@ function whereTimeGoes(r: BenchResults): string[] {
   const at32 = r.concurrency.find((c) => c.concurrency === 32)!;
   const cpu = at32.cpu_ms_per_decision;
   const cpuTotal = cpu.temporal + cpu.worker + cpu.api;
-  const cores = cpus().length;
+  const cores = r.machine?.cores ?? cpus().length;
   const ceiling = (cores * 1000) / cpuTotal;
   const reads = r.status_reads;
   const creates = r.creates;
@@ -499,8 +501,12 @@ function onPostgres(r: BenchResults): string[] {
 }
 
 /** Model output on its way to clients, streaming on and off (see tools/bench/live-output.ts). */
-function liveSection(l: LiveOutputFigures | undefined): string[] {
+function liveSection(l: LiveOutputFigures | undefined, machine: Machine | undefined): string[] {
   if (!l) return [];
+  const elsewhere =
+    !machine || describeMachine(machine) !== describeMachine(l.machine)
+      ? `, on ${describeMachine(l.machine)}`
+      : '';
   const { on, off } = l;
   const callSeconds = round((on.chunks_per_call * l.chunk_interval_ms) / 1000, 1);
   const leg = (name: string, d: Distribution) => [
@@ -529,7 +535,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
     '',
     `${l.decisions} decisions at once, each followed from its creation by a client of its own on`,
     `\`GET /decisions/{id}/events\` (deltas included), in ${on.rounds} round(s) per mode (${l.order.join(', ')});`,
-    `measured on ${l.date.slice(0, 10)}. The model is the`,
+    `measured on ${l.date.slice(0, 10)}${elsewhere}. The model is the`,
     "bench's own Chat Completions server (`tools/bench/model-server.ts`), a process of its own reached",
     "over HTTP by the worker's `openai` provider: it answers each call with JSON valid for the phase's",
     `schema, streamed in ${on.chunks_per_call} chunks ${l.chunk_interval_ms} ms apart on average (about ${callSeconds} s a call, ${on.model_calls} calls a`,
@@ -562,7 +568,7 @@ function liveSection(l: LiveOutputFigures | undefined): string[] {
           `${on.latency_ms.before_open} chunks were sent before their client's stream opened: read from the stream's past, they are left out.`,
         ]
       : []),
-    `Over the rounds streaming on, the machine had ${on.cores_busy.machine} of its ${cpus().length} cores busy on average, ${on.cores_busy.stack} of them this`,
+    `Over the rounds streaming on, the machine had ${on.cores_busy.machine} of its ${l.machine.cores} cores busy on average, ${on.cores_busy.stack} of them this`,
     "stack's processes and the clients: the rest is other work on the machine, which the figures share it with.",
     '',
     table(

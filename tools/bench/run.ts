@@ -8,7 +8,7 @@ import { createRedis } from '../../src/projection/redis-client';
 import { findOrBuildClusterBinaries } from '../cluster/binaries';
 import { buildProduction } from '../cluster/topology';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { postgresCpuMs, round } from './measure';
+import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
 import { readResults, writeResults, type BenchResults } from './report';
@@ -218,6 +218,7 @@ async function main(): Promise<void> {
 
     const results: BenchResults = {
       date: new Date().toISOString(),
+      machine: thisMachine(),
       quick,
       seconds: Math.round((Date.now() - started) / 1000),
       memory_serial: memorySerial,
