@@ -53,7 +53,7 @@ const SIZES = {
     sqliteSerial: 5,
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
-    live: { decisions: 20, rounds: 1, warmup: 2 },
+    live: { decisions: 16, rounds: 1, warmup: 1 },
   },
 };
 
