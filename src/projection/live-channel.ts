@@ -75,8 +75,6 @@ export class LiveReader {
 export class LiveChannel extends LiveReader {
   /** Events dropped because their write failed, since the process started. */
   dropped = 0;
-  /** Writes made (each one round trip), since the process started. */
-  writes = 0;
 
   constructor(
     redis: Redis,
@@ -98,7 +96,6 @@ export class LiveChannel extends LiveReader {
     let announced: PublishedLiveEvent | null = null;
     // The call being written and its text not yet sent; a call's text starts at offset 0.
     let pending: { call: number; offset: number; text: string } | null = null;
-    const sent = new Map<number, number>();
     const queue: PublishedLiveEvent[] = [];
     let inFlight: Promise<void> | null = null;
     let timer: NodeJS.Timeout | null = null;
@@ -111,7 +108,6 @@ export class LiveChannel extends LiveReader {
       announced = null;
       if (pending && pending.text.length > 0) {
         events.push({ type: 'phase.delta', data: { ...base, ...pending } });
-        sent.set(pending.call, pending.offset + pending.text.length);
         pending = { call: pending.call, offset: pending.offset + pending.text.length, text: '' };
       }
       return events;
@@ -140,7 +136,6 @@ export class LiveChannel extends LiveReader {
         lastExpire = now;
       }
       lastWrite = now;
-      this.writes += 1;
       inFlight = pipeline
         .exec()
         .then((results) => {
@@ -181,7 +176,8 @@ export class LiveChannel extends LiveReader {
           if (pending?.text) {
             queue.push({ type: 'phase.delta', data: { ...base, ...pending } });
           }
-          pending = { call, offset: sent.get(call) ?? 0, text: '' };
+          // Calls only count up: a new one starts at the beginning of its answer.
+          pending = { call, offset: 0, text: '' };
         }
         pending.text += piece;
         schedule();

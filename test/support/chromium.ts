@@ -12,8 +12,9 @@ const executable = (path: string) => {
 };
 
 /**
- * Chromium for the browser test of the Temporal Web UI: CHROMIUM_PATH, or chromium on PATH.
- * The tests install nothing (.ci/run installs it); without it the test fails saying how.
+ * Chromium for the browser tests (the Temporal Web UI, the decision page): CHROMIUM_PATH, or
+ * chromium on PATH. Nothing here installs it (.ci/run or the README does); without it a browser
+ * test fails at once, saying how to get it.
  */
 export function findChromium(env: NodeJS.ProcessEnv = process.env): string {
   if (env.CHROMIUM_PATH) {
@@ -26,7 +27,7 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string {
     }
   }
   throw new Error(
-    'The Web UI test needs Chromium, and none is on PATH: install it (Debian/Ubuntu: apt-get install chromium) or set CHROMIUM_PATH to its executable.',
+    'The browser tests need Chromium, and none is on PATH: install it (Debian/Ubuntu: apt-get install chromium) or set CHROMIUM_PATH to its executable.',
   );
 }
 
