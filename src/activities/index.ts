@@ -150,12 +150,19 @@ export function createActivities(deps: ActivityDeps) {
     // The store is outside the budget: an answer reused from it was paid for and counted once.
     // Only a retry can find an answer there: a first attempt does not look.
     const model = withResponseStore(
-      withBudget(metered(deps.model, spend), deps.budget, runScope, budget, (err) =>
-        deps.logger?.warn(
-          { err, phase },
-          'Budget ledger unavailable; checking the budget against what this attempt knows',
-        ),
-      ),
+      withBudget(metered(deps.model, spend), deps.budget, runScope, budget, {
+        onLedgerError: (err) =>
+          deps.logger?.warn(
+            { err, phase },
+            'Budget ledger unavailable; checking the budget against what this activity knows',
+          ),
+        earlier: {
+          model_calls: spend.model_calls,
+          tokens: spend.input_tokens + spend.output_tokens,
+        },
+        // Retrievals started before they said how many run together assume the most there are.
+        parallel: input.need ? (input.parallel ?? MAX_ITEMS.needs) : 1,
+      }),
       deps.responses,
       `${runScope}:${activityId}`,
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),

@@ -116,6 +116,11 @@ export interface PhaseInput {
   budget?: DecisionBudget & { spent: { model_calls: number; tokens: number } };
   /** For retrieveInformation: the one information need this activity answers. */
   need?: InformationNeed;
+  /**
+   * For retrieveInformation: how many retrievals run at once, this one included; each may spend
+   * its share of what is left of the budget while the ledger cannot be reached.
+   */
+  parallel?: number;
   /** Extra context the asker gave with the question. */
   context?: string | null;
   /** For updateDraft: what the human reviewer said, when the decision asked for review. */

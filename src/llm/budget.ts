@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Redis } from 'ioredis';
 import type { PhaseInput } from '../domain/decision';
@@ -11,25 +12,36 @@ export interface Spent {
   tokens: number;
 }
 
-/** What a decision has spent, shared by every attempt and every parallel activity of a run. */
+/**
+ * What a decision has spent, shared by every attempt and every parallel activity of a run. Each
+ * call has an id of its own, so that a command sent again (ioredis re-sends what was unanswered
+ * when its connection dropped) changes nothing the first one did.
+ */
 export interface BudgetLedger {
   /**
-   * Counts one call and reserves `tokens` for it, or what is left of the budget when that is less
-   * but at least `atLeast` (default: `tokens`); when the call or `atLeast` would pass the budget,
-   * changes nothing. A ledger seen for the first time starts at `limits.spent`.
+   * Counts call `call` and reserves `tokens` for it, or what is left of the budget when that is
+   * less but at least `atLeast` (default: `tokens`); when the call or `atLeast` would pass the
+   * budget, changes nothing. A ledger seen for the first time starts at `limits.spent`. Asked
+   * again for a call it already counted, it answers what it answered then.
    */
   reserve(
     scope: string,
+    call: string,
     limits: BudgetLimits,
     tokens: number,
     atLeast?: number,
   ): Promise<{ ok: boolean; spent: Spent; reserved: number }>;
-  /** Corrects a reservation by `delta` tokens once the call's real usage is known. */
-  settle(scope: string, delta: number): Promise<void>;
+  /**
+   * Replaces call `call`'s reservation with the `used` tokens its real usage came to; once per
+   * call (a second settle of the same call changes nothing).
+   */
+  settle(scope: string, call: string, used: number): Promise<void>;
 }
 
 // KEYS: the ledger hash. ARGV: max calls, max tokens, tokens to reserve, ttl s, calls and tokens
-// spent before this run's first call (from the workflow's history), the fewest tokens to reserve.
+// spent before this run's first call (from the workflow's history), the fewest tokens to reserve,
+// the call's id. Field `r:<id>` holds a counted call's reservation until it is settled, then
+// `s<used>`: a reserve sent again finds it and answers as before.
 const RESERVE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'calls', ARGV[5], 'tokens', ARGV[6])
@@ -37,6 +49,11 @@ end
 local calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+local field = 'r:' .. ARGV[8]
+local before = redis.call('HGET', KEYS[1], field)
+if before then
+  return {1, calls, tokens, tonumber((string.gsub(before, '^s', '')))}
+end
 local left = tonumber(ARGV[2]) - tokens
 if calls + 1 > tonumber(ARGV[1]) or left < tonumber(ARGV[7] or ARGV[3]) then
   return {0, calls, tokens, 0}
@@ -44,19 +61,24 @@ end
 local take = math.min(tonumber(ARGV[3]), left)
 redis.call('HINCRBY', KEYS[1], 'calls', 1)
 redis.call('HINCRBY', KEYS[1], 'tokens', take)
+redis.call('HSET', KEYS[1], field, take)
 return {1, calls + 1, tokens + take, take}
 `;
 
-// Corrects a reservation, only while the ledger exists: a correction must not recreate an
-// expired ledger without its call count and its TTL.
+// Replaces a call's reservation with what it used, once, and only while the ledger exists: a
+// correction must not recreate an expired ledger without its call count and its TTL.
 const SETTLE_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1]) end
+local field = 'r:' .. ARGV[1]
+local reserved = redis.call('HGET', KEYS[1], field)
+if not reserved or string.sub(reserved, 1, 1) == 's' then return 0 end
+redis.call('HINCRBY', KEYS[1], 'tokens', tonumber(ARGV[2]) - tonumber(reserved))
+redis.call('HSET', KEYS[1], field, 's' .. ARGV[2])
 return 1
 `;
 
 type LedgerRedis = Redis & {
   reserveBudget(...args: (string | number)[]): Promise<[number, number, number, number]>;
-  settleBudget(key: string, delta: number): Promise<number>;
+  settleBudget(key: string, call: string, used: number): Promise<number>;
 };
 
 /** The ledger in Redis: one hash per decision run, updated by one script, hence atomically. */
@@ -75,7 +97,13 @@ export class RedisBudgetLedger implements BudgetLedger {
     this.redis = redis as LedgerRedis;
   }
 
-  async reserve(scope: string, limits: BudgetLimits, tokens: number, atLeast = tokens) {
+  async reserve(
+    scope: string,
+    call: string,
+    limits: BudgetLimits,
+    tokens: number,
+    atLeast = tokens,
+  ) {
     const [ok, calls, spentTokens, reserved] = await this.redis.reserveBudget(
       this.prefix + scope,
       limits.max_model_calls,
@@ -85,12 +113,13 @@ export class RedisBudgetLedger implements BudgetLedger {
       limits.spent.model_calls,
       limits.spent.tokens,
       atLeast,
+      call,
     );
     return { ok: ok === 1, spent: { model_calls: calls, tokens: spentTokens }, reserved };
   }
 
-  async settle(scope: string, delta: number): Promise<void> {
-    if (delta !== 0) await this.redis.settleBudget(this.prefix + scope, delta);
+  async settle(scope: string, call: string, used: number): Promise<void> {
+    await this.redis.settleBudget(this.prefix + scope, call, used);
   }
 }
 
@@ -134,6 +163,19 @@ function cutAtBudget(task: string, limits: BudgetLimits, received: number) {
   });
 }
 
+export interface BudgetOptions {
+  /** Told each time the ledger cannot be reached; the call goes on as described below. */
+  onLedgerError?: (err: unknown) => void;
+  /** What earlier attempts of this activity spent: without the ledger, it counts against it too. */
+  earlier?: Spent;
+  /**
+   * How many activities of the run spend the budget at once (a retrieval per information need):
+   * without the ledger, each may spend its share of what is left, so that together they stay in
+   * the budget wherever they run.
+   */
+  parallel?: number;
+}
+
 /**
  * Wraps a model so that no call passes the decision's budget: each call first reserves one call
  * and its worst case in tokens (the input estimate plus the output cap), and the reservation is
@@ -142,17 +184,28 @@ function cutAtBudget(task: string, limits: BudgetLimits, received: number) {
  * worst case, what is left of the budget: its answer is cut where it reaches the reservation (the
  * request aborted), and the phase fails the same way, having paid for what it received. While the
  * ledger cannot be reached, the call is checked against what the workflow knows was spent plus
- * this attempt's own calls, with a warning: a Redis outage must not fail decisions.
+ * this activity's own calls, in its share of what is left, with a warning: a Redis outage must
+ * not fail decisions.
  */
 export function withBudget(
   model: LanguageModel,
   ledger: BudgetLedger,
   scope: string,
   limits: BudgetLimits,
-  onLedgerError: (err: unknown) => void = () => {},
+  options: BudgetOptions = {},
 ): LanguageModel {
-  // This attempt's own spending, for the check without the ledger.
-  const own: Spent = { model_calls: 0, tokens: 0 };
+  const { onLedgerError = () => {}, parallel = 1 } = options;
+  // This activity's own spending, for the check without the ledger.
+  const own: Spent = { ...(options.earlier ?? { model_calls: 0, tokens: 0 }) };
+  // Its share of what the workflow knows is left.
+  const share = {
+    model_calls: Math.floor((limits.max_model_calls - limits.spent.model_calls) / parallel),
+    tokens: Math.floor((limits.max_tokens - limits.spent.tokens) / parallel),
+  };
+  const count = (tokens: number) => {
+    own.model_calls += 1;
+    own.tokens += tokens;
+  };
   return {
     name: model.name,
     streams: model.streams,
@@ -161,9 +214,10 @@ export function withBudget(
       const worst = input + request.maxOutputTokens;
       // A streamed answer can be cut: it needs room for its input and a first token.
       const atLeast = model.streams ? input + 1 : worst;
+      const call = randomUUID();
       let ledgered = true;
       const { ok, spent, reserved } = await ledger
-        .reserve(scope, limits, worst, atLeast)
+        .reserve(scope, call, limits, worst, atLeast)
         .catch((err: unknown) => {
           onLedgerError(err);
           ledgered = false;
@@ -171,21 +225,23 @@ export function withBudget(
             model_calls: limits.spent.model_calls + own.model_calls,
             tokens: limits.spent.tokens + own.tokens,
           };
-          const left = limits.max_tokens - known.tokens;
-          const fits = known.model_calls + 1 <= limits.max_model_calls && left >= atLeast;
-          return { ok: fits, spent: known, reserved: fits ? Math.min(worst, left) : 0 };
+          const left = share.tokens - own.tokens;
+          const fits = own.model_calls + 1 <= share.model_calls && left >= atLeast;
+          const taken = fits ? Math.min(worst, left) : 0;
+          // Counted at once, before another call of this activity is checked.
+          if (fits) count(taken);
+          return { ok: fits, spent: known, reserved: taken };
         });
       if (!ok) throw exceeded(request.task, limits, spent, worst);
-      own.model_calls += 1;
-      own.tokens += reserved;
+      if (ledgered) count(reserved);
       const settle = async (used: number) => {
         own.tokens += used - reserved;
-        if (ledgered) await ledger.settle(scope, used - reserved).catch(onLedgerError);
+        if (ledgered) await ledger.settle(scope, call, used).catch(onLedgerError);
       };
       // Less than the worst case: the answer is cut where its output reaches the reservation.
       const cut = reserved < worst ? new AbortController() : null;
       let cutAt: number | null = null;
-      const call: ModelRequest = cut
+      const sent: ModelRequest = cut
         ? {
             ...request,
             signal: request.signal ? AbortSignal.any([request.signal, cut.signal]) : cut.signal,
@@ -202,7 +258,7 @@ export function withBudget(
         : request;
       let response;
       try {
-        response = await model.generate(call);
+        response = await model.generate(sent);
       } catch (err) {
         const received = receivedUsage(err);
         if (cutAt !== null) {

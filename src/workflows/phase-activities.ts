@@ -73,7 +73,12 @@ async function retrieveInParallel(
   const needs = input.outputs.identifyInformationNeeds?.needs ?? [];
   const retrieve = phaseActivity('retrieveInformation', modelTimeoutMs);
   // Each activity gets its need only; it finds its passages itself.
-  const inputs = needs.map((need): PhaseInput => ({ ...input, outputs: {}, need }));
+  const inputs = needs.map((need): PhaseInput => ({
+    ...input,
+    outputs: {},
+    need,
+    parallel: needs.length,
+  }));
   if (guardPayloads) {
     for (const one of inputs) {
       checkPayload('retrieveInformation', 'input', one, input.payload_max_bytes);

@@ -13,7 +13,14 @@ describe('the budget ledger in Redis', () => {
     ledger = new RedisBudgetLedger(store.redis, `${store.prefix}budget:`, 60);
   });
   afterAll(() => store?.cleanup());
-  const spent = (scope: string) => store.redis.hgetall(`${store.prefix}budget:${scope}`);
+  const spent = async (scope: string) => {
+    const [calls, tokens] = await store.redis.hmget(
+      `${store.prefix}budget:${scope}`,
+      'calls',
+      'tokens',
+    );
+    return { calls, tokens };
+  };
 
   it('lets no more calls through than the budget, across parallel callers', async () => {
     const model = new FakeModel();
@@ -70,7 +77,21 @@ describe('the budget ledger in Redis', () => {
   });
 
   it('does not recreate an expired ledger when correcting a reservation', async () => {
-    await ledger.settle('expired', -100);
+    await ledger.settle('expired', 'call-1', 100);
     expect(await store.redis.exists(`${store.prefix}budget:expired`)).toBe(0);
+  });
+
+  it('counts a call once when its reserve and its settle reach Redis twice (one id per call)', async () => {
+    // What ioredis does after a reconnect: it sends again the commands that had no answer.
+    const first = await ledger.reserve('resent', 'call-1', limits(10), RESERVED);
+    const again = await ledger.reserve('resent', 'call-1', limits(10), RESERVED);
+    expect(again).toEqual(first);
+    await ledger.settle('resent', 'call-1', 15);
+    await ledger.settle('resent', 'call-1', 15);
+    expect(await spent('resent')).toEqual({ calls: '1', tokens: '15' });
+    // Another call is counted on its own.
+    await ledger.reserve('resent', 'call-2', limits(10), RESERVED);
+    await ledger.settle('resent', 'call-2', 20);
+    expect(await spent('resent')).toEqual({ calls: '2', tokens: '35' });
   });
 });

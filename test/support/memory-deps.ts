@@ -24,18 +24,29 @@ export class MemoryResponseStore implements ResponseStore {
 /** The budget ledger in memory: what RedisBudgetLedger's scripts do, one scope at a time. */
 export class MemoryBudgetLedger implements BudgetLedger {
   readonly spent = new Map<string, Spent>();
-  reserve(scope: string, limits: BudgetLimits, tokens: number, atLeast = tokens) {
+  /** Each counted call's reservation, until it is settled (then null). */
+  private readonly calls = new Map<string, number | null>();
+  reserve(scope: string, call: string, limits: BudgetLimits, tokens: number, atLeast = tokens) {
     const now = this.spent.get(scope) ?? { ...limits.spent };
+    const before = this.calls.get(`${scope}:${call}`);
+    if (before !== undefined) {
+      return Promise.resolve({ ok: true, spent: { ...now }, reserved: before ?? 0 });
+    }
     const left = limits.max_tokens - now.tokens;
     const ok = now.model_calls + 1 <= limits.max_model_calls && left >= atLeast;
     const reserved = ok ? Math.min(tokens, left) : 0;
     const next = ok ? { model_calls: now.model_calls + 1, tokens: now.tokens + reserved } : now;
     this.spent.set(scope, next);
+    if (ok) this.calls.set(`${scope}:${call}`, reserved);
     return Promise.resolve({ ok, spent: { ...next }, reserved });
   }
-  settle(scope: string, delta: number) {
+  settle(scope: string, call: string, used: number) {
     const now = this.spent.get(scope);
-    if (now) now.tokens = Math.max(0, now.tokens + delta);
+    const reserved = this.calls.get(`${scope}:${call}`);
+    if (now && reserved !== undefined && reserved !== null) {
+      now.tokens = Math.max(0, now.tokens + used - reserved);
+      this.calls.set(`${scope}:${call}`, null);
+    }
     return Promise.resolve();
   }
 }

@@ -19,7 +19,7 @@ import { PHASE_OUTPUT_SCHEMAS } from '../../src/domain/outputs';
 import type { WebhookMessage } from '../../src/domain/webhook';
 import type { LanguageModel, ModelRequest } from '../../src/llm/model';
 import { sampleKnowledge } from '../support/activities';
-import { CANNED_QUERY } from '../support/canned-outputs';
+import { CANNED, CANNED_QUERY } from '../support/canned-outputs';
 import { MemoryBudgetLedger, MemoryProjection, MemoryResponseStore } from '../support/memory-deps';
 
 // The activities as a worker runs them, through the SDK's mocked activity context: no Temporal,
@@ -177,5 +177,29 @@ describe('the phase activities in a mocked activity context', () => {
     expect(await projection.readDelivery(RUN.workflowId, message.id)).toMatchObject({
       delivery: { state: 'failed', attempts: 1 },
     });
+  });
+
+  it('gives a retrieval its share of what is left of the budget while the ledger is away', async () => {
+    const down = {
+      reserve: () => Promise.reject(new Error('Redis is down')),
+      settle: () => Promise.reject(new Error('Redis is down')),
+    };
+    const need = CANNED.identifyInformationNeeds.needs[0]!;
+    // One model call left: two retrievals at once get half a call each, that is none.
+    const input = (parallel: number): PhaseInput => ({
+      ...firstPhase,
+      need,
+      parallel,
+      budget: { max_model_calls: 5, max_tokens: 400_000, spent: { model_calls: 4, tokens: 0 } },
+    });
+    const slow = slowOfflineModel(0);
+    const { activities } = await activitiesOn(slow.model, { budget: down });
+    await expect(
+      runPhase(environment('6'), activities.retrieveInformation, input(2)),
+    ).rejects.toMatchObject({ type: 'BudgetExceeded' });
+    expect(slow.requests).toHaveLength(0);
+    // On its own, it may spend the call.
+    await runPhase(environment('6'), activities.retrieveInformation, input(1));
+    expect(slow.requests).toHaveLength(1);
   });
 });

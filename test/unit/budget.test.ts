@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { withBudget, type BudgetLedger } from '../../src/llm/budget';
-import { limits, request } from '../support/budget';
+import { limits, request, RESERVED } from '../support/budget';
 import { FakeModel } from '../support/fake-model';
 
 describe('the budget without its ledger', () => {
@@ -17,7 +17,7 @@ describe('the budget without its ledger', () => {
       down,
       'down',
       { ...limits(3), spent: { model_calls: 1, tokens: 0 } },
-      (err) => warnings.push(err),
+      { onLedgerError: (err) => warnings.push(err) },
     );
     await budgeted.generate(request);
     await budgeted.generate(request);
@@ -27,5 +27,35 @@ describe('the budget without its ledger', () => {
     });
     expect(model.requests).toHaveLength(2);
     expect(warnings.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('shares what is left between parallel activities, so that together they stay in the budget', async () => {
+    const model = new FakeModel();
+    // 7 calls left, 3 retrievals at once: 2 calls each. Tokens: room for 2 worst cases each.
+    const budget = {
+      ...limits(10, 100 + 6 * RESERVED + 2),
+      spent: { model_calls: 3, tokens: 100 },
+    };
+    const retrievals = [1, 2, 3].map(() =>
+      withBudget(model, down, 'down', budget, { parallel: 3 }),
+    );
+    const outcomes = await Promise.allSettled(
+      retrievals.flatMap((r) => [r.generate(request), r.generate(request), r.generate(request)]),
+    );
+    expect(model.requests).toHaveLength(6);
+    expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(3);
+    for (const o of outcomes.filter((o) => o.status === 'rejected')) {
+      expect(o.reason).toMatchObject({ type: 'BudgetExceeded' });
+    }
+  });
+
+  it('counts what earlier attempts spent', async () => {
+    const model = new FakeModel();
+    const budgeted = withBudget(model, down, 'down', limits(3), {
+      earlier: { model_calls: 2, tokens: 30 },
+    });
+    await budgeted.generate(request);
+    await expect(budgeted.generate(request)).rejects.toMatchObject({ type: 'BudgetExceeded' });
+    expect(model.requests).toHaveLength(1);
   });
 });

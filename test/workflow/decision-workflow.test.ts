@@ -495,7 +495,7 @@ describe('decisionWorkflow on a real Temporal server', () => {
     expect(description.typedSearchAttributes.get(DecisionPhaseAttribute)).toBe('compileResult');
   });
 
-  it('fans retrieval out: one activity per information need, all in flight at once', async () => {
+  it('fans retrieval out: one activity per information need, all in flight at once, each told how many', async () => {
     const needs = [1, 2, 3].map((n) => ({
       id: `N${n}`,
       question: `Question ${n}?`,
@@ -530,6 +530,15 @@ describe('decisionWorkflow on a real Temporal server', () => {
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a?.activityType?.name === 'retrieveInformation');
     expect(scheduled).toHaveLength(3);
+    // Each says how many run at once: without the budget ledger, each spends a third of what is
+    // left.
+    const inputs = scheduled.map(
+      (a) =>
+        JSON.parse(Buffer.from(a!.input!.payloads![0]!.data!).toString()) as {
+          parallel?: number;
+        },
+    );
+    expect(inputs.map((i) => i.parallel)).toEqual([3, 3, 3]);
     // Each activity carries a summary the Web UI shows next to it.
     const summaries = (history.events ?? [])
       .filter((e) => e.activityTaskScheduledEventAttributes)
