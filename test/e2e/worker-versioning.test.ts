@@ -458,6 +458,43 @@ describe('worker versioning: decisions stay on the version they started on', () 
     expect(ran.activityWorkers).toEqual(new Set([b2.identity]));
   }, 240_000);
 
+  it("a running auto worker started while the current build's stopped worker still counted as live takes over once it does not, and a waiting decision completes on it", async () => {
+    const taskQueue = uniqueName('take-over');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const b = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    await decisions(taskQueue, 'deploy', 'promote', '--build-id', a.buildId);
+    await stopRole(b.role.child);
+    // B's worker again at once after A's stops, with a window long enough that A's last poll is
+    // still recent when B starts: B stays off at start, and takes over from its running checks.
+    const window = 30;
+    const stoppedAt = Date.now();
+    await stopRole(a.role.child);
+    const b2 = await startWorker(taskQueue, {
+      WORKFLOW_BUNDLE_PATH: bundleB(),
+      WORKER_GONE_AFTER_SECONDS: String(window),
+    });
+    expect(Date.now() - stoppedAt, 'B started within the window').toBeLessThan(window * 1000);
+    expect(b2.promoted, b2.role.output()).toBe(false);
+    const waiting = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: uniqueName('waiting'),
+      args: [{ query: 'Should the running worker take over?' }],
+    });
+    await waitFor(
+      'B to become current',
+      async () =>
+        (await describeDeployment(client.workflowService, 'default', taskQueue))?.current ===
+        b.buildId
+          ? true
+          : undefined,
+      (window + 30) * 1000,
+    );
+    expect(Date.now() - stoppedAt, 'not before A counted as gone').toBeGreaterThan(window * 1000);
+    expect(b2.role.output()).toContain(`No worker of the current build ${a.buildId} polled`);
+    expect((await waiting.result()).status).toBe('completed');
+    expect((await whereItRan(waiting)).builds).toEqual(new Set([b.buildId]));
+  }, 240_000);
+
   it('with no live worker of the current build: /ready says so naming it, a create answers 503 with Retry-After naming the build and what to run, and a decision paused on it carries the warning in its status document; all clear once a worker is back', async () => {
     const taskQueue = uniqueName('no-worker');
     const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
