@@ -61,7 +61,7 @@ const BODY_PROBLEMS = {
 const NOT_FOUND = { 404: problemOf('No decision has this id') };
 const WEBHOOK_UNCHECKED = {
   503: problemOf(
-    "The webhook URL's host could not be resolved just now (a DNS failure that may pass): nothing was started; send it again",
+    "The webhook URL's host could not be resolved just now (a DNS failure that may pass), or no worker of the current build has polled lately (the detail names the build and what to run; see Retry-After): nothing was started; send it again",
   ),
 };
 
