@@ -65,7 +65,10 @@ export class BuildWatch {
   private readonly cacheMs: number;
   private readonly timeoutMs: number;
   private look: { at: number; snapshot: Promise<BuildsSnapshot | null> } | null = null;
-  private readonly pinned = new Map<string, { at: number; build: Promise<string | null> }>();
+  private readonly pinned = new Map<
+    string,
+    { at: number; build: Promise<string | null | undefined> }
+  >();
 
   constructor(
     private readonly client: Client,
@@ -149,6 +152,7 @@ export class BuildWatch {
     );
     if (dead.length === 0) return null;
     const pinned = await this.pinnedBuild(id);
+    if (pinned === undefined) return null;
     const build = pinned ?? snapshot.current;
     if (!build || snapshot.live.has(build)) return null;
     const current = snapshot.current;
@@ -168,8 +172,8 @@ export class BuildWatch {
     };
   }
 
-  /** The build a decision is pinned to; null before its first step, unpinned, or unknown. */
-  private pinnedBuild(id: string): Promise<string | null> {
+  /** The build a decision is pinned to; null before its first step or unpinned; undefined unknown. */
+  private pinnedBuild(id: string): Promise<string | null | undefined> {
     const now = Date.now();
     const known = this.pinned.get(id);
     if (known && now - known.at < this.cacheMs) return known.build;
@@ -181,7 +185,7 @@ export class BuildWatch {
       return info?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
         ? info.deploymentVersion?.buildId || null
         : null;
-    }).catch(() => null);
+    }).catch(() => undefined);
     this.pinned.delete(id);
     this.pinned.set(id, { at: now, build });
     if (this.pinned.size > PINNED_CACHE_SIZE) {
