@@ -6,6 +6,7 @@ import { startTracing } from '../src/observability/tracing';
 import { ensureLocalRedis } from './redis-dev';
 import { ensureLocalTemporal } from './temporal/local';
 import { startWorker } from '../src/main/start-worker';
+import { DEV_BUILD_ID } from '../src/temporal/versioning';
 import { newWebhookSecret } from '../src/webhooks/deliver';
 import { keptSecret, runMain } from '../src/main/process';
 import { loadLocalSettings } from './settings';
@@ -38,7 +39,7 @@ runMain(async () => {
   const workerSettings = {
     ...workerConfig,
     WEBHOOK_SECRET: webhookSecret,
-    WORKER_BUILD_ID: workerConfig.WORKER_BUILD_ID ?? 'dev',
+    WORKER_BUILD_ID: workerConfig.WORKER_BUILD_ID ?? DEV_BUILD_ID,
     WORKER_PROMOTION: 'always' as const,
   };
   const logger = createLogger(workerSettings.LOG_LEVEL, 'dev', workerSettings.LOG_FORMAT);

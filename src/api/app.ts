@@ -17,9 +17,11 @@ import {
   IdempotencyKeyReused,
   InvalidRequest,
   LimitReached,
+  NoLiveWorker,
   Unavailable,
 } from './errors';
 import type { HealthCheck } from '../observability/health';
+import type { BuildWatch } from '../temporal/build-watch';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { attemptLimiter, rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse, type Problem } from './problem';
@@ -35,6 +37,8 @@ import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
 export interface AppDeps {
   decisions: Decisions;
   health: HealthCheck;
+  /** Which builds have workers: /ready and status documents say when the one needed has none. */
+  workers?: Pick<BuildWatch, 'workersCheck' | 'attention'> | null;
   projection: Pick<DecisionProjection, 'readEvents' | 'eventsKey'>;
   /** For rate limits and event streams. */
   redis: Redis;
@@ -214,6 +218,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     maxQueryChars: deps.maxQueryChars,
     maxWaitSeconds: deps.maxWaitSeconds ?? 120,
     maxBudget: deps.maxBudget ?? DEFAULT_LIMITS.budget,
+    workers: deps.workers,
   });
 
   app.notFound((c) =>
@@ -221,7 +226,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   );
   app.onError((err, c) => {
     const refused = refusal(err);
-    if (refused) return problemResponse(c, { ...refused, instance: c.req.path });
+    if (refused) {
+      if (err instanceof NoLiveWorker) c.header('Retry-After', String(err.retryAfterSeconds));
+      return problemResponse(c, { ...refused, instance: c.req.path });
+    }
     if (err instanceof HTTPException) {
       const detail =
         err.status === 415

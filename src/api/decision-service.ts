@@ -44,8 +44,10 @@ import {
   DecisionNotFound,
   IdempotencyKeyReused,
   InvalidRequest,
+  NoLiveWorker,
   Unavailable,
 } from './errors';
+import type { BuildWatch } from '../temporal/build-watch';
 
 export interface DecisionServiceOptions {
   client: Client;
@@ -62,6 +64,8 @@ export interface DecisionServiceOptions {
   limits?: DecisionLimits;
   /** Webhook deliveries; null (or unset) refuses requests that ask for one. */
   webhooks?: WebhookSettings | null;
+  /** Which builds have workers: creates are refused while the current one has none. */
+  workers?: Pick<BuildWatch, 'currentStranded' | 'liveWindowMs'> | null;
 }
 
 export interface WebhookSettings {
@@ -167,16 +171,18 @@ export class DecisionService {
     const described = [request, fork?.source_id, fork?.from_phase];
     const requestHash = sha256(stableStringify(described) ?? '');
     let webhook: WebhookSubscription | null = null;
-    if (request.webhook) {
-      try {
-        webhook = await this.subscription(request.webhook);
-      } catch (err) {
-        // A resent create answers as the first did, whatever the webhook's host resolves to now.
-        const accepted =
-          idempotencyKey === undefined ? null : await this.accepted(id, requestHash, described);
-        if (accepted) return { record: accepted, created: false };
-        throw err;
-      }
+    try {
+      // A decision started now would wait, unseen, for workers that are gone: refused instead.
+      const stranded = await this.options.workers?.currentStranded();
+      if (stranded) throw new NoLiveWorker(stranded.build_id, stranded.message);
+      if (request.webhook) webhook = await this.subscription(request.webhook);
+    } catch (err) {
+      // A resent create answers as the first did, whatever the webhook's host resolves to now
+      // and whichever workers run.
+      const accepted =
+        idempotencyKey === undefined ? null : await this.accepted(id, requestHash, described);
+      if (accepted) return { record: accepted, created: false };
+      throw err;
     }
     const limits = this.options.limits ?? DEFAULT_LIMITS;
     const input: DecisionInput = {
@@ -406,7 +412,11 @@ export class DecisionService {
   async retry({ id, caller, ...options }: DecisionRequest & RetryOptions): Promise<RetryResult> {
     await this.get({ id, caller });
     try {
-      return await retryDecision(this.options.client, id, { ...options, reads: this.reads });
+      return await retryDecision(this.options.client, id, {
+        ...options,
+        reads: this.reads,
+        liveWindowMs: this.options.workers?.liveWindowMs,
+      });
     } catch (err) {
       if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;

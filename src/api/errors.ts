@@ -75,3 +75,20 @@ export class Unavailable extends Error {
 export class LimitReached extends Error {
   override name = 'LimitReached';
 }
+
+/**
+ * No worker of the build new decisions start on has polled lately: a decision created now would
+ * wait for one. Its message names the build and what to run; a create may be sent again later.
+ */
+export class NoLiveWorker extends Unavailable {
+  override name = 'NoLiveWorker';
+
+  constructor(
+    readonly buildId: string,
+    detail: string,
+    /** When to ask again: about how long a worker takes to start and be seen. */
+    readonly retryAfterSeconds = 15,
+  ) {
+    super(detail);
+  }
+}

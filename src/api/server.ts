@@ -10,6 +10,8 @@ import { createApp } from './app';
 import { DecisionService } from './decision-service';
 import { createHealthCheck } from '../observability/health';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
+import { BuildWatch } from '../temporal/build-watch';
+import { deploymentNameFor } from '../temporal/versioning';
 
 export interface RunningApi {
   url: string;
@@ -68,8 +70,14 @@ export async function startApi(
   );
   const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const workers = new BuildWatch(client, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    deploymentName: deploymentNameFor(config),
+    liveWindowMs: config.WORKER_GONE_AFTER_SECONDS * 1000,
+  });
   const decisions = new DecisionService({
     client,
+    workers,
     projection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     reviewTimeoutMs: config.REVIEW_TIMEOUT_SECONDS * 1000,
@@ -92,6 +100,7 @@ export async function startApi(
       onFailure: (dependency, error) =>
         logger.warn({ dependency, error }, 'Health check: a dependency does not answer'),
     }),
+    workers,
     projection,
     redis,
     keyPrefix: config.REDIS_KEY_PREFIX,

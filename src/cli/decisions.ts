@@ -296,6 +296,7 @@ export function program(): Command {
               fromPhase: opts.fromPhase,
               onCurrentBuild: opts.onCurrentBuild,
               reads,
+              liveWindowMs: config.WORKER_GONE_AFTER_SECONDS * 1000,
             });
             emit(result, opts.json, formatRetry);
           } finally {
@@ -395,7 +396,12 @@ export function program(): Command {
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (client, config) => {
         const name = deploymentNameFor(config);
-        const report = await deploymentReport(client, config.TEMPORAL_TASK_QUEUE, name);
+        const report = await deploymentReport(
+          client,
+          config.TEMPORAL_TASK_QUEUE,
+          name,
+          config.WORKER_GONE_AFTER_SECONDS * 1000,
+        );
         emit(report, opts.json, formatDeployStatus);
       });
     });
@@ -415,6 +421,7 @@ export function program(): Command {
           deploymentName: deploymentNameFor(config),
           buildId: opts.buildId,
           identity: `decisions deploy promote@${hostname()}`,
+          liveWindowMs: config.WORKER_GONE_AFTER_SECONDS * 1000,
         });
         emit(result, opts.json, formatPromote);
       });

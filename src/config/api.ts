@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { flag, loadSettings, port, setting } from './settings';
 import {
+  deploymentSettings,
   limitSettings,
   redisSettings,
   retentionSettings,
@@ -21,6 +22,8 @@ export const ApiConfigSchema = z.object({
   ...observabilitySettings,
   ...limitSettings,
   ...webhookSettings,
+  // Which deployment's current build a create starts on, and whether it has workers.
+  ...deploymentSettings,
   API_KEYS: setting(z.string().optional(), {
     meaning: '`<key>=<scope>+<scope>[@<name>],…`; unset means no auth (see API)',
     secret: true,

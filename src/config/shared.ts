@@ -142,7 +142,7 @@ export const webhookSettings = {
   }),
 };
 
-/** The Worker Deployment the workers poll as (worker, `decisions deploy`). */
+/** The Worker Deployment the workers poll as, and when its builds count as gone (worker, API, `decisions`). */
 export const deploymentSettings = {
   WORKER_DEPLOYMENT_NAME: setting(
     z
@@ -157,6 +157,11 @@ export const deploymentSettings = {
       shownDefault: "(the task queue's name)",
     },
   ),
+  /** Above the server's long poll (60 s), or running workers count as gone between two polls. */
+  WORKER_GONE_AFTER_SECONDS: setting(z.coerce.number().int().positive().default(90), {
+    meaning:
+      'a build none of whose workers polled for this long has none: auto promotes over it, creates answer 503',
+  }),
 };
 
 /** The shared groups, in the order the README lists them. */

@@ -28,6 +28,7 @@ import {
   buildIdFor,
   deploymentNameFor,
   loadWorkflowCode,
+  takeOverIfCurrentGone,
   type WorkerVersion,
 } from '../temporal/versioning';
 
@@ -107,6 +108,55 @@ function liveChannel(
       );
     },
   });
+}
+
+/**
+ * An `auto` worker keeps doing what it did at start: while its build is not current, it makes it
+ * current once no worker of the current build has polled within WORKER_GONE_AFTER_SECONDS (a
+ * worker started just after the current build's last one stopped would otherwise never take
+ * over, and new decisions would wait). Checks a third of that window apart, at most every 30 s.
+ * Returns what stops it.
+ */
+function watchCurrentBuild(
+  client: Connection,
+  config: WorkerConfig,
+  version: WorkerVersion,
+  logger: Logger,
+): () => void {
+  const liveWindowMs = config.WORKER_GONE_AFTER_SECONDS * 1000;
+  let checking = false;
+  let warned = 0;
+  const timer = setInterval(
+    () => {
+      if (checking) return;
+      checking = true;
+      takeOverIfCurrentGone(client.workflowService, {
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        version,
+        liveWindowMs,
+      })
+        .then((took) => {
+          if (!took) return;
+          logger.warn(
+            { buildId: version.buildId, previousBuildId: took.previous },
+            `No worker of the current build ${took.previous} polled in the last ${config.WORKER_GONE_AFTER_SECONDS} s: this build is current now (WORKER_PROMOTION=auto)`,
+          );
+        })
+        .catch((err: unknown) => {
+          if (Date.now() - warned < 60_000) return;
+          warned = Date.now();
+          logger.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'Could not check whether the current build has workers',
+          );
+        })
+        .finally(() => (checking = false));
+    },
+    Math.min(30_000, Math.max(1000, liveWindowMs / 3)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
@@ -246,7 +296,9 @@ export async function startWorker(
     httpUrl = `http://${config.HOST}:${typeof address === 'object' && address ? address.port : config.WORKER_HTTP_PORT}`;
   }
 
+  let stopWatching = () => {};
   const done = worker.run().finally(async () => {
+    stopWatching();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await connection.close();
     await client.close();
@@ -263,6 +315,7 @@ export async function startWorker(
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           version,
           policy: config.WORKER_PROMOTION,
+          liveWindowMs: config.WORKER_GONE_AFTER_SECONDS * 1000,
         })
       : { promoted: false, current: null },
     done.then(() => {
@@ -273,6 +326,9 @@ export async function startWorker(
     await done.catch(() => undefined);
     throw err;
   });
+  if (versioned && config.WORKER_PROMOTION === 'auto') {
+    stopWatching = watchCurrentBuild(client, config, version, logger);
+  }
   logger.info(
     {
       taskQueue: config.TEMPORAL_TASK_QUEUE,

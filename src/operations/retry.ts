@@ -36,6 +36,8 @@ export interface RetryOptions {
    * retries (read your writes: the API's and the command's retries both pass theirs).
    */
   reads?: Pick<DecisionReads, 'expectRun'>;
+  /** WORKER_GONE_AFTER_SECONDS in ms: a build whose last poll is older has no worker. */
+  liveWindowMs?: number;
 }
 
 export class RetryError extends Error {
@@ -99,6 +101,7 @@ export async function retryDecision(
         client.workflowService,
         client.options.namespace,
         description.taskQueue,
+        options.liveWindowMs,
       );
       if (!live.has(buildId)) {
         throw new RetryError(

@@ -28,6 +28,9 @@ const RETRYABLE = new Set([
 ]);
 const NOT_FOUND = 5;
 
+/** The build `npm start` runs its worker as, whatever its code (tools/dev.ts). */
+export const DEV_BUILD_ID = 'dev';
+
 /** What makes a worker's version current when it starts (WORKER_PROMOTION). */
 export type PromotionPolicy = WorkerConfig['WORKER_PROMOTION'];
 
@@ -185,7 +188,7 @@ export async function describeDeployment(
 }
 
 export interface VersionReport extends VersionState {
-  /** Identities of its workers polling the task queue now (seen within the last 90 s). */
+  /** Identities of its workers polling the task queue now (seen within the live window). */
   pollers: string[];
   /** Decisions pinned to it that are still running: what its drainage waits for. */
   running: number | null;
@@ -201,11 +204,12 @@ export async function deploymentReport(
   client: Client,
   taskQueue: string,
   deploymentName: string,
+  liveWindowMs = LIVE_WINDOW_MS,
 ): Promise<DeploymentReport> {
   const namespace = client.options.namespace;
   const state = await describeDeployment(client.workflowService, namespace, deploymentName);
   if (!state) throw noDeployment(deploymentName, taskQueue);
-  const pollers = await pollersByBuild(client.workflowService, namespace, taskQueue);
+  const pollers = await pollersByBuild(client.workflowService, namespace, taskQueue, liveWindowMs);
   const versions = await Promise.all(
     state.versions.map(async (v) => ({
       ...v,
@@ -217,35 +221,40 @@ export async function deploymentReport(
 }
 
 /**
- * A running worker is back polling at least once a minute (a long poll the server answers empty
- * after 60 s); the server remembers a poller for five minutes, stopped or not.
+ * The one rule for whether a build has workers: one of them polled within the last 90 s
+ * (WORKER_GONE_AFTER_SECONDS). A running worker is back polling at least once a minute (a long
+ * poll the server answers empty after 60 s); the server remembers a poller for five minutes,
+ * stopped or not. `deploy promote`, `retry`, auto promotion, the API's /ready, its creates and the
+ * status document's `attention` all decide by it.
  */
-const POLLED_WITHIN_MS = 90_000;
+export const LIVE_WINDOW_MS = 90_000;
 
-/** The workers polling a task queue's workflow tasks now, by build id. */
+/** The workers polling a task queue's workflow tasks now (within `windowMs`), by build id. */
 export async function pollersByBuild(
   service: WorkflowService,
   namespace: string,
   taskQueue: string,
+  windowMs = LIVE_WINDOW_MS,
 ): Promise<Map<string, string[]>> {
   const { pollers } = await service.describeTaskQueue({
     namespace,
     taskQueue: { name: taskQueue },
     taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
   });
-  return livePollers(pollers ?? [], Date.now());
+  return livePollers(pollers ?? [], Date.now(), windowMs);
 }
 
-/** Pollers seen within the last 90 s, by build id (exported for its test). */
+/** Pollers seen within the window (90 s by default), by build id (exported for its test). */
 export function livePollers(
   pollers: temporal.api.taskqueue.v1.IPollerInfo[],
   now: number,
+  windowMs = LIVE_WINDOW_MS,
 ): Map<string, string[]> {
   const byBuild = new Map<string, string[]>();
   for (const poller of pollers) {
     const buildId = poller.deploymentOptions?.buildId;
     const seen = optionalTsToMs(poller.lastAccessTime) ?? 0;
-    if (!buildId || now - seen > POLLED_WITHIN_MS) continue;
+    if (!buildId || now - seen > windowMs) continue;
     byBuild.set(buildId, [...(byBuild.get(buildId) ?? []), poller.identity ?? '?']);
   }
   return byBuild;
@@ -308,7 +317,13 @@ export interface PromoteResult {
  */
 export async function promoteBuild(
   client: Client,
-  options: { taskQueue: string; deploymentName: string; buildId?: string; identity: string },
+  options: {
+    taskQueue: string;
+    deploymentName: string;
+    buildId?: string;
+    identity: string;
+    liveWindowMs?: number;
+  },
 ): Promise<PromoteResult> {
   const { taskQueue, deploymentName, identity } = options;
   const namespace = client.options.namespace;
@@ -323,7 +338,12 @@ export async function promoteBuild(
   if (buildId === state.current) {
     return { ...result, changed: false, previous: null, previous_running: null };
   }
-  const pollers = await pollersByBuild(client.workflowService, namespace, taskQueue);
+  const pollers = await pollersByBuild(
+    client.workflowService,
+    namespace,
+    taskQueue,
+    options.liveWindowMs,
+  );
   if (!pollers.has(buildId)) {
     throw new Error(
       `No worker of ${buildId} polls ${taskQueue}: start its workers first, or new decisions would wait for them`,
@@ -344,14 +364,17 @@ export async function promoteBuild(
 /**
  * Whether a starting worker makes its own version current. With no current version every policy
  * does, or no decision would start anywhere. Then `always` does (one worker in development);
- * `manual` leaves it to the operator (canary, ramp); `auto` does only for a version that has never
+ * `manual` leaves it to the operator (canary, ramp); `auto` does for a version that has never
  * been current or ramping, so that an old worker restarting while it drains, or a new one after a
- * rollback, does not take new decisions back.
+ * rollback, does not take new decisions back; and, whatever its version's past, when no worker of
+ * the current build has polled within the live window (`currentLive` false): new decisions would
+ * otherwise wait for workers that are gone.
  */
 export function shouldPromote(
   policy: PromotionPolicy,
   state: DeploymentState | null,
   buildId: string,
+  currentLive = true,
 ): boolean {
   // Nothing current: the first build of a new deployment takes it. A manual build takes it only
   // when it is the deployment's only build: another one listed is about to be current, or was.
@@ -359,7 +382,7 @@ export function shouldPromote(
     return policy !== 'manual' || !state || state.versions.every((v) => v.build_id === buildId);
   }
   if (state.current === buildId || policy === 'manual') return false;
-  if (policy === 'always') return true;
+  if (policy === 'always' || !currentLive) return true;
   return state.versions.find((v) => v.build_id === buildId)?.status === 'inactive';
 }
 
@@ -380,6 +403,7 @@ export async function applyPromotionPolicy(
     version: WorkerVersion;
     policy: PromotionPolicy;
     timeoutMs?: number;
+    liveWindowMs?: number;
   },
 ): Promise<{ promoted: boolean; current: string | null }> {
   const { namespace, taskQueue, version, policy } = options;
@@ -398,13 +422,38 @@ export async function applyPromotionPolicy(
       : undefined;
   });
   const state = await describeDeployment(service, namespace, version.deploymentName);
-  if (!shouldPromote(policy, state, version.buildId)) {
+  const currentLive =
+    policy === 'auto' && state?.current && state.current !== version.buildId
+      ? (await pollersByBuild(service, namespace, taskQueue, options.liveWindowMs)).has(
+          state.current,
+        )
+      : true;
+  if (!shouldPromote(policy, state, version.buildId, currentLive)) {
     return { promoted: false, current: state?.current ?? null };
   }
   await until(deadline, `${version.buildId} to become current`, () =>
     setCurrentVersion(service, namespace, version, WORKER_PROMOTION_IDENTITY),
   );
   return { promoted: true, current: version.buildId };
+}
+
+/**
+ * For a running `auto` worker whose build is not current: makes it current when no worker of the
+ * current build has polled within the live window, as a starting one would. A worker started
+ * while the last poll of the current build's stopped workers was still recent takes over once it
+ * is not. Returns the build that was current when it took over, else null.
+ */
+export async function takeOverIfCurrentGone(
+  service: WorkflowService,
+  options: { namespace: string; taskQueue: string; version: WorkerVersion; liveWindowMs?: number },
+): Promise<{ previous: string } | null> {
+  const { namespace, taskQueue, version } = options;
+  const state = await describeDeployment(service, namespace, version.deploymentName);
+  if (!state?.current || state.current === version.buildId) return null;
+  const live = await pollersByBuild(service, namespace, taskQueue, options.liveWindowMs);
+  if (live.has(state.current) || !live.has(version.buildId)) return null;
+  await setCurrentVersion(service, namespace, version, WORKER_PROMOTION_IDENTITY);
+  return { previous: state.current };
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 } from '../../src/temporal/versioning';
 import type { decisionWorkflow } from '../../src/workflows';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
+import { freePort } from '../support/ports';
 import { root, startRole, stopRole } from '../support/processes';
 import { startTestServer } from '../support/temporal-server';
 
@@ -35,6 +36,12 @@ type Role = ReturnType<typeof startRole>;
 // server 1.29.1) lacks nothing else this test uses: versions, pinning, promotion, drainage.
 const DRAINAGE_GRACE_MS = 4000;
 const DRAINAGE_REFRESH_MS = 1000;
+// The live-worker rule at test speed: the server answers an idle worker's long poll after 2 s
+// instead of 60 s, so a running worker polls every 2 s, and a build whose workers have not polled
+// for 6 s (instead of 90) has none (WORKER_GONE_AFTER_SECONDS: above the long poll, as 90 is
+// above 60).
+const LONG_POLL = '2s';
+const GONE_AFTER_SECONDS = 6;
 
 /** A worker process's environment: the offline model, no HTTP ports, this queue and prefix. */
 function workerEnv(address: string, taskQueue: string, redisKeyPrefix: string) {
@@ -113,6 +120,15 @@ describe('shouldPromote: when a starting worker makes its own version current', 
     expect(shouldPromote('always', state('b', { a: 'drained', b: 'current' }), 'a')).toBe(true);
     expect(shouldPromote('always', state('a', { a: 'current' }), 'a')).toBe(false);
   });
+
+  it('auto promotes a build that was current before when no worker of the current one polls', () => {
+    // `npm start` made `dev` current again, then stopped: B's worker restarting takes over.
+    const devAgain = state('dev', { dev: 'current', b: 'draining' });
+    expect(shouldPromote('auto', devAgain, 'b', true)).toBe(false);
+    expect(shouldPromote('auto', devAgain, 'b', false)).toBe(true);
+    expect(shouldPromote('manual', devAgain, 'b', false)).toBe(false);
+    expect(shouldPromote('auto', state('b', { b: 'current' }), 'b', false)).toBe(false);
+  });
 });
 
 describe('livePollers: the workers `deploy status` lists and `deploy promote` requires', () => {
@@ -130,6 +146,8 @@ describe('livePollers: the workers `deploy status` lists and `deploy promote` re
       poller('4@unversioned', null, 1_000),
     ];
     expect(livePollers(pollers, now)).toEqual(new Map([['a', ['1@a', '2@a']]]));
+    // WORKER_GONE_AFTER_SECONDS moves the window.
+    expect(livePollers(pollers, now, 10_000)).toEqual(new Map([['a', ['1@a']]]));
   });
 });
 
@@ -148,7 +166,11 @@ describe('worker versioning: decisions stay on the version they started on', () 
     // pin can route it back to the workers of its build (a cached workflow's sticky queue would
     // take it to the same worker whatever the versioning).
     WORKER_MAX_CACHED_WORKFLOWS: '0',
+    WORKER_GONE_AFTER_SECONDS: String(GONE_AFTER_SECONDS),
   });
+  /** The builds with a worker polling now, by the rule the workers, the API and the CLI use. */
+  const liveBuilds = async (taskQueue: string) =>
+    pollersByBuild(client.workflowService, 'default', taskQueue, GONE_AFTER_SECONDS * 1000);
   const startWorker = async (taskQueue: string, extra: Record<string, string>) => {
     const role = startRole('src/main/worker.ts', { ...env(taskQueue), ...extra });
     roles.push(role);
@@ -191,6 +213,8 @@ describe('worker versioning: decisions stay on the version they started on', () 
         `matching.wv.VersionDrainageStatusVisibilityGracePeriod="${DRAINAGE_GRACE_MS}ms"`,
         '--dynamic-config-value',
         `matching.wv.VersionDrainageStatusRefreshInterval="${DRAINAGE_REFRESH_MS}ms"`,
+        '--dynamic-config-value',
+        `matching.longPollExpirationInterval="${LONG_POLL}"`,
       ],
     });
     address = server.address;
@@ -341,14 +365,11 @@ describe('worker versioning: decisions stay on the version they started on', () 
     expect(promoted.current).toBe(b.buildId);
     expect((await whereItRan(onA)).builds).toEqual(new Set([a.buildId]));
     await stopRole(a.role.child);
-    // The server lists a stopped worker's poller until its last poll is 90 s old.
+    // A stopped worker's poller counts until its last poll is WORKER_GONE_AFTER_SECONDS old.
     await waitFor(
       "A's workers to leave the task queue's live pollers",
-      async () =>
-        (await pollersByBuild(client.workflowService, 'default', taskQueue)).has(a.buildId)
-          ? undefined
-          : true,
-      150_000,
+      async () => ((await liveBuilds(taskQueue)).has(a.buildId) ? undefined : true),
+      60_000,
     );
 
     const refused = await decisions(
@@ -395,6 +416,189 @@ describe('worker versioning: decisions stay on the version they started on', () 
     expect(lastTask?.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId).toBe(
       b.buildId,
     );
+  }, 240_000);
+
+  it('a worker of a build that was current before, started (auto) while no worker of the current build runs, makes its build current, and a decision that was waiting completes on it', async () => {
+    // The finding, as a developer met it: `npm start` (build A, here the suite's bundle) and a
+    // separate worker of build B, which promotes itself; `npm start` again (A current again);
+    // then only the separate worker again.
+    const taskQueue = uniqueName('stranded');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const b = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    expect(b.promoted, b.role.output()).toBe(true);
+    const again = JSON.parse(
+      await decisions(taskQueue, 'deploy', 'promote', '--build-id', a.buildId, '--json'),
+    ) as { current: string; previous: string };
+    expect(again).toMatchObject({ current: a.buildId, previous: b.buildId });
+    await Promise.all([stopRole(b.role.child), stopRole(a.role.child)]);
+    await waitFor(
+      'no worker of A or B to be live',
+      async () => ((await liveBuilds(taskQueue)).size === 0 ? true : undefined),
+      60_000,
+    );
+    // A decision started now waits: A is current and none of its workers runs.
+    const waiting = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: uniqueName('waiting'),
+      args: [{ query: 'Should we wait for a worker that is gone?' }],
+    });
+    const before = (await describeDeployment(client.workflowService, 'default', taskQueue))!;
+    expect(before.current).toBe(a.buildId);
+    expect(before.versions.find((v) => v.build_id === b.buildId)?.status).not.toBe('inactive');
+
+    // B's worker again, WORKER_PROMOTION=auto (the default): seen before, and still current now.
+    const b2 = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    expect(b2.buildId).toBe(b.buildId);
+    expect(b2.promoted, b2.role.output()).toBe(true);
+    const after = (await describeDeployment(client.workflowService, 'default', taskQueue))!;
+    expect(after.current).toBe(b.buildId);
+    expect((await waiting.result()).status).toBe('completed');
+    const ran = await whereItRan(waiting);
+    expect(ran.builds).toEqual(new Set([b.buildId]));
+    expect(ran.activityWorkers).toEqual(new Set([b2.identity]));
+  }, 240_000);
+
+  it("a running auto worker started while the current build's stopped worker still counted as live takes over once it does not, and a waiting decision completes on it", async () => {
+    const taskQueue = uniqueName('take-over');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const b = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    await decisions(taskQueue, 'deploy', 'promote', '--build-id', a.buildId);
+    await stopRole(b.role.child);
+    // B's worker again at once after A's stops, with a window long enough that A's last poll is
+    // still recent when B starts: B stays off at start, and takes over from its running checks.
+    const window = 30;
+    const stoppedAt = Date.now();
+    await stopRole(a.role.child);
+    const b2 = await startWorker(taskQueue, {
+      WORKFLOW_BUNDLE_PATH: bundleB(),
+      WORKER_GONE_AFTER_SECONDS: String(window),
+    });
+    expect(Date.now() - stoppedAt, 'B started within the window').toBeLessThan(window * 1000);
+    expect(b2.promoted, b2.role.output()).toBe(false);
+    const waiting = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: uniqueName('waiting'),
+      args: [{ query: 'Should the running worker take over?' }],
+    });
+    await waitFor(
+      'B to become current',
+      async () =>
+        (await describeDeployment(client.workflowService, 'default', taskQueue))?.current ===
+        b.buildId
+          ? true
+          : undefined,
+      (window + 30) * 1000,
+    );
+    expect(Date.now() - stoppedAt, 'not before A counted as gone').toBeGreaterThan(window * 1000);
+    expect(b2.role.output()).toContain(`No worker of the current build ${a.buildId} polled`);
+    expect((await waiting.result()).status).toBe('completed');
+    expect((await whereItRan(waiting)).builds).toEqual(new Set([b.buildId]));
+  }, 240_000);
+
+  it('with no live worker of the current build: /ready says so naming it, a create answers 503 with Retry-After naming the build and what to run, and a decision paused on it carries the warning in its status document; all clear once a worker is back', async () => {
+    const taskQueue = uniqueName('no-worker');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const port = await freePort();
+    const api = startRole('src/main/api.ts', {
+      ...env(taskQueue),
+      PORT: String(port),
+      AUTH_DISABLED: 'true',
+      RATE_LIMIT_PER_MINUTE: '0',
+    });
+    roles.push(api);
+    const base = `http://127.0.0.1:${port}`;
+    const ready = async () => {
+      const res = await fetch(`${base}/ready`);
+      return {
+        code: res.status,
+        body: (await res.json()) as {
+          status: string;
+          checks: { workers?: { ok: boolean; detail: string } };
+        },
+      };
+    };
+    await waitFor('the API to answer /ready', () => ready(), 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${api.output()}`);
+    });
+    const create = (body: object) =>
+      fetch(`${base}/decisions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    type Doc = {
+      status: string;
+      attention?: { reason: string; build_id: string; message: string };
+    };
+    const status = async (id: string) =>
+      (await (await fetch(`${base}/decisions/${id}`)).json()) as Doc;
+
+    // All well: ready, and a decision created; it pauses for its review on A.
+    expect(await ready()).toMatchObject({
+      code: 200,
+      body: { status: 'ok', checks: { workers: { ok: true } } },
+    });
+    const created = await create({ query: 'Should we keep a worker running?', review: true });
+    expect(created.status).toBe(202);
+    const { process_id: id } = (await created.json()) as { process_id: string };
+    const paused = await waitFor('the decision to await its review', async () => {
+      const doc = await status(id);
+      return doc.status === 'awaiting_review' ? doc : undefined;
+    });
+    expect(paused.attention).toBeUndefined();
+    const pinned = (await client.workflow.getHandle(id).describe()).raw.workflowExecutionInfo
+      ?.versioningInfo?.deploymentVersion?.buildId;
+    expect(pinned).toBe(a.buildId);
+
+    // A's only worker stops: Temporal lists its poller, and A stays current.
+    await stopRole(a.role.child);
+    await waitFor(
+      "A's worker to be gone by the rule",
+      async () => ((await liveBuilds(taskQueue)).has(a.buildId) ? undefined : true),
+      60_000,
+    );
+    expect((await describeDeployment(client.workflowService, 'default', taskQueue))?.current).toBe(
+      a.buildId,
+    );
+    const degraded = await waitFor('/ready to say so', async () => {
+      const r = await ready();
+      return r.body.status === 'degraded' ? r : undefined;
+    });
+    expect(degraded.code).toBe(200);
+    expect(degraded.body.checks.workers?.ok).toBe(false);
+    expect(degraded.body.checks.workers?.detail).toContain(`No worker of build ${a.buildId}`);
+
+    const refused = await create({ query: 'Should we start one anyway?' });
+    expect(refused.status).toBe(503);
+    expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0);
+    const problem = (await refused.json()) as { status: number; detail: string };
+    expect(problem.status).toBe(503);
+    expect(problem.detail).toContain(`No worker of build ${a.buildId}`);
+    expect(problem.detail).toContain(`WORKER_BUILD_ID=${a.buildId}`);
+    expect(problem.detail).toContain('deploy promote');
+
+    const stranded = await status(id);
+    expect(stranded.status).toBe('awaiting_review');
+    expect(stranded.attention).toMatchObject({ reason: 'no_live_worker', build_id: a.buildId });
+    expect(stranded.attention?.message).toContain(`WORKER_BUILD_ID=${a.buildId}`);
+
+    // A worker of A again: ready, no warning, and the paused decision, approved, completes on it.
+    const a2 = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    expect(a2.buildId).toBe(a.buildId);
+    await waitFor('/ready to be ok again', async () =>
+      (await ready()).body.status === 'ok' ? true : undefined,
+    );
+    await waitFor('the warning to go', async () =>
+      (await status(id)).attention === undefined ? true : undefined,
+    );
+    const review = await fetch(`${base}/decisions/${id}/review`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ approve: true }),
+    });
+    expect(review.status).toBe(200);
+    const handle = client.workflow.getHandle<typeof decisionWorkflow>(id);
+    expect((await handle.result()).status).toBe('completed');
   }, 240_000);
 });
 

@@ -62,6 +62,7 @@ describe('configuration by role', () => {
       'TEMPORAL_NAMESPACE',
       'TEMPORAL_TASK_QUEUE',
       'WORKER_DEPLOYMENT_NAME',
+      'WORKER_GONE_AFTER_SECONDS',
     ]);
     expect(() => loadDecisionsCliConfig({ PORT: 'eighty', TEMPORAL_ADDRESS: 'x' })).toThrow(
       /^Invalid configuration:\n {2}TEMPORAL_ADDRESS: must be host:port$/,

@@ -3,6 +3,7 @@ import type { Context, TypedResponse } from 'hono';
 import {
   DECISION_EVENT_TYPES,
   DECISION_STATUSES,
+  isTerminal,
   MIN_TOKEN_BUDGET,
   type DecisionBudget,
   type DecisionRecord,
@@ -15,6 +16,7 @@ import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService } from '../decision-service';
 import { InvalidRequest } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
+import type { Attention, BuildWatch } from '../../temporal/build-watch';
 
 export type Decisions = Pick<
   DecisionService,
@@ -22,7 +24,20 @@ export type Decisions = Pick<
 >;
 export type ApiEnv = { Variables: AuthVariables };
 
-export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true }).openapi('Decision');
+const AttentionSchema = z
+  .object({
+    reason: z.literal('no_live_worker'),
+    build_id: z.string(),
+    message: z.string(),
+  })
+  .openapi('Attention', {
+    description:
+      'Why a pending or running decision is not moving: no worker of the build it runs on (or, before its first step, the current build) has polled lately. The message names the build and what to run. Absent when all is well.',
+  });
+
+export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true })
+  .extend({ attention: AttentionSchema.optional() })
+  .openapi('Decision');
 type DecisionView = z.infer<typeof DecisionViewSchema>;
 
 // A clone has .openapi(), which a schema made before @hono/zod-openapi extended zod lacks.
@@ -46,7 +61,7 @@ const BODY_PROBLEMS = {
 const NOT_FOUND = { 404: problemOf('No decision has this id') };
 const WEBHOOK_UNCHECKED = {
   503: problemOf(
-    "The webhook URL's host could not be resolved just now (a DNS failure that may pass): nothing was started; send it again",
+    "The webhook URL's host could not be resolved just now (a DNS failure that may pass), or no worker of the current build has polled lately (the detail names the build and what to run; see Retry-After): nothing was started; send it again",
   ),
 };
 
@@ -89,9 +104,9 @@ function decodeCursor(text: string): { score: number; id: string } | null {
   return null;
 }
 
-function view(record: DecisionRecord): DecisionView {
+function view(record: DecisionRecord, attention?: Attention | null): DecisionView {
   const { seq: _seq, ...rest } = record;
-  return rest;
+  return attention ? { ...rest, attention } : rest;
 }
 
 // The projection keeps a finished record frozen and hands out the same object until it changes:
@@ -125,9 +140,14 @@ export function registerDecisionRoutes(
     maxWaitSeconds: number;
     /** The server's budget per decision: a request may ask for less, never more. */
     maxBudget: DecisionBudget;
+    /** Says in a status document when no worker runs the decision's build. */
+    workers?: Pick<BuildWatch, 'attention'> | null;
   },
 ): void {
   const { decisions } = deps;
+  /** The warning a decision still going carries when its build has no worker. */
+  const attentionOf = (record: DecisionRecord) =>
+    isTerminal(record.status) || !deps.workers ? null : deps.workers.attention(record.process_id);
   /** The decision a request names, and who asks about it. */
   const target = (c: Context<ApiEnv>, id: string) => ({ id, caller: callerOf(c) });
   const read = requireScope('decisions:read');
@@ -384,7 +404,7 @@ export function registerDecisionRoutes(
       async (c) => {
         const record = await decisions.get(target(c, c.req.valid('param').process_id));
         const document = documentOf(record);
-        if (document === null) return c.json(view(record), 200);
+        if (document === null) return c.json(view(record, await attentionOf(record)), 200);
         // The very text c.json would send; typed as the JSON response the route declares.
         return c.body(document, 200, {
           'Content-Type': 'application/json',
@@ -437,7 +457,7 @@ export function registerDecisionRoutes(
         ...target(c, c.req.valid('param').process_id),
         timeoutMs: c.req.valid('query').timeout ?? 30_000,
       });
-      return c.json(view(record), finished ? 200 : 202);
+      return c.json(view(record, await attentionOf(record)), finished ? 200 : 202);
     },
   );
 
