@@ -964,7 +964,10 @@ describe('the decision API against a real worker', () => {
       const tenants = parseApiKeys(
         'alice-key-0123456789=decisions:read+decisions:write@alice,' +
           'bob-key-0123456789=decisions:read+decisions:write@bob,' +
-          'ops-key-0123456789=decisions:admin@ops',
+          'ops-key-0123456789=decisions:admin@ops,' +
+          // Alice's rotated key and her read-only key: the same principal.
+          'alice-new-key-0123456789=decisions:read+decisions:write@alice,' +
+          'alice-reader-0123456789=decisions:read@alice',
       );
       let shared: ReturnType<typeof createApp>;
       let alices: string;
@@ -1047,6 +1050,56 @@ describe('the decision API against a real worker', () => {
         expect((await as('alice-key-0123456789', `/decisions/${alices}`)).status).toBe(200);
         expect((await as('alice-key-0123456789', `/decisions/${unowned}`)).status).toBe(404);
         expect((await as('ops-key-0123456789', `/decisions/${unowned}`)).status).toBe(200);
+      });
+
+      it('lets every key of a name see and own the same decisions; a read-only one gets 403 on writes', async () => {
+        const created = await as('alice-new-key-0123456789', '/decisions', {
+          method: 'POST',
+          body: JSON.stringify({ query: 'Should Alice rotate her key?', review: true }),
+        });
+        expect(created.status).toBe(202);
+        const rotated = ((await created.json()) as View).process_id;
+        expect((await client.workflow.getHandle(rotated).describe()).memo).toMatchObject({
+          owner: 'alice',
+        });
+        const ids = async (key: string) => {
+          const res = await as(key, '/decisions?limit=100');
+          return ((await res.json()) as { items: View[] }).items.map((i) => i.process_id).sort();
+        };
+        const both = [alices, rotated].sort();
+        // The list is the projection's, which the workflow writes once it runs.
+        await waitFor('the new decision to be listed', async () =>
+          (await ids('alice-key-0123456789')).length === 2 ? true : undefined,
+        );
+        for (const key of [
+          'alice-key-0123456789',
+          'alice-new-key-0123456789',
+          'alice-reader-0123456789',
+        ]) {
+          expect(await ids(key), key).toEqual(both);
+          for (const id of both) expect((await as(key, `/decisions/${id}`)).status, key).toBe(200);
+        }
+        expect(await ids('bob-key-0123456789')).toEqual([]);
+        const me = await as('alice-reader-0123456789', '/me');
+        expect(await me.json()).toMatchObject({ principal: 'alice', scopes: ['decisions:read'] });
+        const refused = [
+          await as('alice-reader-0123456789', '/decisions', {
+            method: 'POST',
+            body: JSON.stringify({ query: 'Should a reader write?' }),
+          }),
+          await as('alice-reader-0123456789', `/decisions/${rotated}/cancel`, { method: 'POST' }),
+        ];
+        expect(refused.map((r) => r.status)).toEqual([403, 403]);
+        // The old key cancels what the new one created: it is the owner's as much.
+        const cancelled = await as('alice-key-0123456789', `/decisions/${rotated}/cancel`, {
+          method: 'POST',
+        });
+        expect([200, 202]).toContain(cancelled.status);
+        await waitFor('the cancel to reach Temporal', async () =>
+          (await client.workflow.getHandle(rotated).describe()).status.name === 'CANCELLED'
+            ? true
+            : undefined,
+        );
       });
 
       it('keeps the owner on a fork: the forking key owns the fork', async () => {

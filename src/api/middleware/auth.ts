@@ -35,8 +35,9 @@ export interface ParseOptions {
 
 /**
  * Parses API_KEYS: `<key>=<scope>+<scope>[@<name>],…`, for example
- * `k1=decisions:read+decisions:write@billing-team`. Errors name an entry by its position, never
- * by any of its characters.
+ * `k1=decisions:read+decisions:write@billing-team`. Several keys may carry one name, each with its
+ * own scopes: they are one principal, owning the same decisions. Errors name an entry by its
+ * position, never by any of its characters.
  */
 export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[] {
   const minLength = options.minLength ?? 8;
@@ -49,7 +50,9 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
     createHash('sha256')
       .update([...entries].sort().join('\n'))
       .digest('hex');
-  const ids = new Set<string>();
+  const digests: Buffer[] = [];
+  const unnamed = new Set<string>();
+  const named = new Set<string>();
   return entries.map((entry, index) => {
     const where = `API_KEYS entry ${index + 1}`;
     const at = entry.lastIndexOf('=');
@@ -71,12 +74,21 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
       );
     }
     const id = name ?? `key-${createHmac('sha256', secret).update(key).digest('hex').slice(0, 16)}`;
-    if (ids.has(id)) throw new Error(`${where}: the name ${id} is given twice`);
-    ids.add(id);
+    const hash = digest(key);
+    if (digests.some((other) => other.equals(hash))) {
+      throw new Error(`${where}: this key is given twice`);
+    }
+    digests.push(hash);
+    // A name may stand on several keys (a rotation, a read-only key beside a write key): they
+    // are one principal. An unnamed key's id is its own: no name may take it.
+    if (name === undefined ? named.has(id) : unnamed.has(id)) {
+      throw new Error(`${where}: the name ${id} is an unnamed key's id`);
+    }
+    (name === undefined ? unnamed : named).add(id);
     return {
       id,
       named: name !== undefined,
-      digest: digest(key),
+      digest: hash,
       scopes: new Set(scopes as Scope[]),
     };
   });
