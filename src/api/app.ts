@@ -59,6 +59,8 @@ export interface AppDeps {
   eventBlockMs?: number;
   /** Event streams one key may hold open at once (per API process). */
   maxStreamsPerKey?: number;
+  /** How long an event stream stays open at most (an hour); the client then reconnects. */
+  maxStreamMs?: number;
   /** Where the decision page links a decision in the Temporal Web UI; null for no links. */
   temporalUi?: TemporalUiLink | null;
   /** Serves /metrics and counts requests when given. */
@@ -208,6 +210,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
     blockMs: deps.eventBlockMs,
     maxStreamsPerKey: deps.maxStreamsPerKey,
+    maxStreamMs: deps.maxStreamMs,
   });
   registerDecisionRoutes(app, {
     decisions: deps.decisions,
