@@ -220,4 +220,39 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
       },
     );
   });
+
+  it('answers 404 on every route for an id no decision can have, as for any unknown id', async () => {
+    const port = await listen();
+    for (const length of [256, 1001, 5000]) {
+      const id = 'x'.repeat(length);
+      for (const [method, path, body] of [
+        ['GET', `/decisions/${id}`],
+        ['GET', `/decisions/status/${id}`],
+        ['GET', `/decisions/${id}/result`],
+        ['GET', `/decisions/${id}/wait?timeout=1s`],
+        ['GET', `/decisions/${id}/events`],
+        ['HEAD', `/decisions/${id}/events`],
+        ['POST', `/decisions/${id}/cancel`],
+        ['POST', `/decisions/${id}/review`, JSON.stringify({ approve: true })],
+        ['POST', `/decisions/${id}/fork`, JSON.stringify({ from_phase: 'analyzeRootCause' })],
+        ['POST', `/decisions/${id}/retry`],
+      ] as const) {
+        const res = await send(port, path, {
+          method,
+          body,
+          headers: body ? { 'Content-Type': 'application/json' } : {},
+        });
+        const text = await new Promise<string>((resolve) => {
+          let all = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (all += chunk));
+          res.on('end', () => resolve(all));
+        });
+        expect(`${method} ${length} ${res.statusCode}`).toBe(`${method} ${length} 404`);
+        if (method !== 'HEAD') {
+          expect(JSON.parse(text)).toMatchObject({ detail: `No decision with id ${id}` });
+        }
+      }
+    }
+  });
 });
