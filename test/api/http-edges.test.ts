@@ -1,4 +1,4 @@
-import { request, type Agent, type IncomingMessage } from 'node:http';
+import { request, Agent, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
@@ -253,6 +253,29 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
           expect(JSON.parse(text)).toMatchObject({ detail: `No decision with id ${id}` });
         }
       }
+    }
+  });
+
+  it('closes the connection cleanly after a 413, so the next request on a kept-alive agent works', async () => {
+    const port = await listen();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const tooLarge = await send(port, '/decisions', {
+        method: 'POST',
+        agent,
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ query: 'x'.repeat(1024 * 1024) }),
+      });
+      tooLarge.resume();
+      expect(tooLarge.statusCode).toBe(413);
+      for (let i = 0; i < 3; i++) {
+        const next = await send(port, '/openapi.json', { agent });
+        next.resume();
+        expect(next.statusCode).toBe(200);
+      }
+      expect(tooLarge.headers.connection).toBe('close');
+    } finally {
+      agent.destroy();
     }
   });
 });
