@@ -4,7 +4,6 @@ import {
   limitSettings,
   redisSettings,
   retentionSettings,
-  hostSettings,
   observabilitySettings,
   temporalSettings,
   webhookSettings,
@@ -12,7 +11,9 @@ import {
 
 /** The settings the API reads (`npm run api`, `dist/main/api.js`). */
 export const ApiConfigSchema = z.object({
-  ...hostSettings,
+  HOST: setting(z.string().min(1).default('127.0.0.1'), {
+    meaning: 'address the API listens on',
+  }),
   PORT: setting(port.default(8001), { meaning: 'API port' }),
   ...temporalSettings,
   ...redisSettings,
