@@ -1042,6 +1042,10 @@ describe('the decision API against a real worker', () => {
           const res = await as(key, '/decisions?limit=100');
           return ((await res.json()) as { items: View[] }).items.map((i) => i.process_id);
         };
+        // The list is the projection's, which the workflow writes once a worker runs it.
+        await waitFor('the decision to be listed', async () =>
+          (await ids('alice-key-0123456789')).length > 0 ? true : undefined,
+        );
         expect(await ids('alice-key-0123456789')).toEqual([alices]);
         expect(await ids('bob-key-0123456789')).toEqual([]);
         const all = await ids('ops-key-0123456789');
