@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { DEFAULT_LIMITS, type DecisionBudget } from '../domain/decision';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
@@ -63,6 +64,8 @@ export interface AppDeps {
   eventBlockMs?: number;
   /** Event streams one key may hold open at once (per API process). */
   maxStreamsPerKey?: number;
+  /** How long an event stream stays open at most (an hour); the client then reconnects. */
+  maxStreamMs?: number;
   /** Where the decision page links a decision in the Temporal Web UI; null for no links. */
   temporalUi?: TemporalUiLink | null;
   /** Serves /metrics and counts requests when given. */
@@ -83,6 +86,14 @@ function refusal(err: unknown): Problem | null {
   if (err instanceof Unavailable) return problem(503, err.message);
   if (err instanceof LimitReached) return problem(429, err.message);
   return null;
+}
+
+/** Whether a request came with a body (framed by a length or chunks), read or not. */
+function hasBody(incoming: IncomingMessage): boolean {
+  const length = incoming.headers['content-length'];
+  return (
+    (length !== undefined && length !== '0') || incoming.headers['transfer-encoding'] !== undefined
+  );
 }
 
 const DECISION_ID = /^\/decisions\/(?:status\/)?([^/]+)/;
@@ -113,6 +124,25 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
         });
   const auth = authenticate(deps.apiKeys, { failures, trustProxy: deps.trustProxy });
 
+  // An answer given before the request's body was read (a 413, a 401 before a create): the Node
+  // adapter drains the unread rest for half a second at most and then drops the connection, which
+  // a client that reuses it sees as "other side closed". `Connection: close` says so first: the
+  // client sends its next request on a new connection instead of one about to be dropped.
+  app.use(async (c, next) => {
+    await next();
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (incoming && !incoming.readableEnded && hasBody(incoming)) {
+      try {
+        c.res.headers.set('Connection', 'close');
+      } catch {
+        // A response with immutable headers: the same response, with headers of its own.
+        const res = new Response(c.res.body, c.res);
+        res.headers.set('Connection', 'close');
+        c.res = undefined;
+        c.res = res;
+      }
+    }
+  });
   app.use(requestId());
   if (deps.tracer) app.use(tracingMiddleware(deps.tracer));
   if (deps.metrics) {
@@ -212,6 +242,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
     blockMs: deps.eventBlockMs,
     maxStreamsPerKey: deps.maxStreamsPerKey,
+    maxStreamMs: deps.maxStreamMs,
   });
   registerDecisionRoutes(app, {
     decisions: deps.decisions,

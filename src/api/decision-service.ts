@@ -18,6 +18,7 @@ import {
 import { PHASES, type PhaseName } from '../domain/phases';
 import {
   DECISION_WORKFLOW_TYPE,
+  MAX_DECISION_ID_BYTES,
   DecisionOwnerAttribute,
   DecisionStatusAttribute,
   outputsQuery,
@@ -285,6 +286,8 @@ export class DecisionService {
 
   /** The decision, read once, or null when it is unknown or the caller may not see it. */
   async find({ id, caller }: DecisionRequest): Promise<DecisionRecord | null> {
+    // An id no decision can have is unknown, not a question for Temporal (which refuses it).
+    if (Buffer.byteLength(id) > MAX_DECISION_ID_BYTES) return null;
     const record = await this.reads.read(id);
     return record && canSee(caller, record) ? record : null;
   }

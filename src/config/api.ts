@@ -5,7 +5,6 @@ import {
   limitSettings,
   redisSettings,
   retentionSettings,
-  hostSettings,
   observabilitySettings,
   temporalSettings,
   webhookSettings,
@@ -13,7 +12,9 @@ import {
 
 /** The settings the API reads (`npm run api`, `dist/main/api.js`). */
 export const ApiConfigSchema = z.object({
-  ...hostSettings,
+  HOST: setting(z.string().min(1).default('127.0.0.1'), {
+    meaning: 'address the API listens on',
+  }),
   PORT: setting(port.default(8001), { meaning: 'API port' }),
   ...temporalSettings,
   ...redisSettings,
@@ -35,7 +36,7 @@ export const ApiConfigSchema = z.object({
   }),
   AUTH_FAILURES_PER_MINUTE: setting(z.coerce.number().int().min(0).default(20), {
     meaning:
-      'failed authentications per client address and minute before it is refused; `0` for no limit',
+      'wrong keys per client address (IPv6: its /64) a minute told 401, then 429; `0` for no limit',
   }),
   EVENT_STREAMS_PER_KEY: setting(z.coerce.number().int().positive().default(20), {
     meaning: 'event streams one key may hold open at once, per API process (429 past it)',

@@ -55,13 +55,6 @@ export const retentionSettings = {
   ),
 };
 
-/** Where the API, and the worker's HTTP port, listen. */
-export const hostSettings = {
-  HOST: setting(z.string().min(1).default('127.0.0.1'), {
-    meaning: "address the API, and the worker's HTTP port, listen on",
-  }),
-};
-
 /** Logs and traces of the API and the worker. */
 export const observabilitySettings = {
   LOG_LEVEL: setting(
@@ -169,7 +162,6 @@ export const SHARED_SETTINGS = [
   temporalSettings,
   redisSettings,
   retentionSettings,
-  hostSettings,
   observabilitySettings,
   limitSettings,
   webhookSettings,

@@ -6,7 +6,6 @@ import {
   limitSettings,
   redisSettings,
   retentionSettings,
-  hostSettings,
   observabilitySettings,
   temporalSettings,
   webhookSecret,
@@ -101,6 +100,14 @@ const workerProcessSettings = {
       .pipe(z.number().int().min(0).max(65535).nullable()),
     { meaning: "the worker's `/health`, `/ready`, `/metrics`; `off` for none" },
   ),
+  WORKER_HTTP_HOST: setting(z.string().min(1).default('127.0.0.1'), {
+    meaning:
+      "address the worker's HTTP port listens on (`0.0.0.0`: every interface; see METRICS_TOKEN)",
+  }),
+  METRICS_TOKEN: setting(z.string().min(16).optional(), {
+    meaning: "bearer token the worker's `/metrics` asks for (16+ characters); unset: none",
+    secret: true,
+  }),
   WORKER_SDK_METRICS_ADDRESS: setting(
     z
       .string()
@@ -159,7 +166,6 @@ export const WorkerConfigSchema = z
     ...temporalSettings,
     ...redisSettings,
     ...retentionSettings,
-    ...hostSettings,
     ...observabilitySettings,
     ...limitSettings,
     ...webhookSettings,

@@ -5,6 +5,9 @@ import type { DecisionRecord, PhaseOutputs, ReviewInput, ReviewState } from './d
 /** Names shared by the workflow, the worker and the API. */
 export const DECISION_WORKFLOW_TYPE = 'decisionWorkflow';
 
+/** The longest id a decision can have: Temporal's limit on workflow ids (`limit.maxIDLength`). */
+export const MAX_DECISION_ID_BYTES = 1000;
+
 export const progressQuery = defineQuery<DecisionRecord>('progress');
 
 /** Every phase output so far (the record carries them only once the decision has completed). */

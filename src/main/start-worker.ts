@@ -7,11 +7,12 @@ import {
   type WorkerPlugin,
 } from '@temporalio/worker';
 import { Hono } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { createActivities } from '../activities';
-import { createHealthCheck } from '../observability/health';
+import { createHealthCheck, type HealthCheck } from '../observability/health';
 import { decisionLimits, type WorkerConfig } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
@@ -160,6 +161,60 @@ function watchCurrentBuild(
 }
 
 /**
+ * The worker's own HTTP server: `/health` (the worker polls), `/ready` (and Temporal and Redis
+ * answer), `/metrics` (its own and the SDK's). It listens on WORKER_HTTP_HOST, the loopback unless
+ * told otherwise, and `/metrics` asks for METRICS_TOKEN as a bearer token when one is set.
+ */
+export async function listenWorkerHttp(
+  config: Pick<
+    WorkerConfig,
+    'WORKER_HTTP_HOST' | 'WORKER_HTTP_PORT' | 'WORKER_SDK_METRICS_ADDRESS' | 'METRICS_TOKEN'
+  >,
+  parts: { state: () => string; health: HealthCheck; registry: Registry },
+): Promise<{ server: ServerType; url: string }> {
+  const { state, health, registry } = parts;
+  const app = new Hono();
+  app.get('/health', (c) => {
+    const now = state();
+    return c.json(
+      { status: now === 'RUNNING' ? 'ok' : 'unavailable', worker: now },
+      now === 'RUNNING' ? 200 : 503,
+    );
+  });
+  app.get('/ready', async (c) => {
+    const report = await health();
+    const ok = report.ok && state() === 'RUNNING';
+    return c.json(
+      { status: ok ? 'ok' : 'unavailable', worker: state(), checks: report.checks },
+      ok ? 200 : 503,
+    );
+  });
+  if (config.METRICS_TOKEN) app.use('/metrics', bearerAuth({ token: config.METRICS_TOKEN }));
+  app.get('/metrics', async (c) => {
+    const own = await registry.metrics();
+    // The SDK serves its metrics (task slots, polls, latencies) on its own port; one scrape
+    // target per worker is simpler to operate, so they are served here together.
+    const sdk = config.WORKER_SDK_METRICS_ADDRESS
+      ? await fetch(`http://${config.WORKER_SDK_METRICS_ADDRESS}/metrics`).then(
+          (r) => (r.ok ? r.text() : ''),
+          () => '',
+        )
+      : '';
+    return c.text(`${own}\n${sdk}`, 200, { 'Content-Type': registry.contentType });
+  });
+  const host = config.WORKER_HTTP_HOST;
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: host, port: config.WORKER_HTTP_PORT ?? 0 }, () =>
+      resolve(s),
+    );
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.WORKER_HTTP_PORT;
+  return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` };
+}
+
+/**
  * Connects to Temporal and Redis and starts polling the decision task queue. `model` replaces
  * the one the settings name (the bench's offline model that answers slowly).
  */
@@ -254,47 +309,16 @@ export async function startWorker(
     onFailure: (dependency, error) =>
       logger.warn({ dependency, error }, 'Health check: a dependency does not answer'),
   });
-  const app = new Hono();
-  app.get('/health', (c) => {
-    const state = worker.getState();
-    return c.json(
-      { status: state === 'RUNNING' ? 'ok' : 'unavailable', worker: state },
-      state === 'RUNNING' ? 200 : 503,
-    );
-  });
-  app.get('/ready', async (c) => {
-    const report = await health();
-    const ok = report.ok && worker.getState() === 'RUNNING';
-    return c.json(
-      { status: ok ? 'ok' : 'unavailable', worker: worker.getState(), checks: report.checks },
-      ok ? 200 : 503,
-    );
-  });
-  app.get('/metrics', async (c) => {
-    const own = await registry.metrics();
-    // The SDK serves its metrics (task slots, polls, latencies) on its own port; one scrape
-    // target per worker is simpler to operate, so they are served here together.
-    const sdk = config.WORKER_SDK_METRICS_ADDRESS
-      ? await fetch(`http://${config.WORKER_SDK_METRICS_ADDRESS}/metrics`).then(
-          (r) => (r.ok ? r.text() : ''),
-          () => '',
-        )
-      : '';
-    return c.text(`${own}\n${sdk}`, 200, { 'Content-Type': registry.contentType });
-  });
-  let server: ServerType | null = null;
-  let httpUrl: string | null = null;
-  if (config.WORKER_HTTP_PORT !== null) {
-    server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve(
-        { fetch: app.fetch, hostname: config.HOST, port: config.WORKER_HTTP_PORT! },
-        () => resolve(s),
-      );
-      s.once('error', reject);
-    });
-    const address = server.address();
-    httpUrl = `http://${config.HOST}:${typeof address === 'object' && address ? address.port : config.WORKER_HTTP_PORT}`;
-  }
+  const http =
+    config.WORKER_HTTP_PORT === null
+      ? null
+      : await listenWorkerHttp(config, {
+          state: () => worker.getState(),
+          health,
+          registry,
+        });
+  const server = http?.server ?? null;
+  const httpUrl = http?.url ?? null;
 
   let stopWatching = () => {};
   const done = worker.run().finally(async () => {

@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '../support/context';
 import {
   apiFuzzed,
+  keyRotation,
   modelFaults,
   permanentFaults,
   redisTroubles,
+  streamFlood,
   temporalRestarted,
   workerKilledAfterAnswer,
   workerKilledInPhases,
@@ -69,4 +71,21 @@ describe('chaos (quick subset of npm run chaos)', () => {
     const figures = await temporalRestarted(stack, 2);
     expect(figures).toMatchObject({ decisions: 2, completed: 2, ok: true });
   }, 120_000);
+
+  it('a flood of HEAD and abandoned GET event streams leaves no slot held', async () => {
+    const figures = await streamFlood(stack, 200);
+    expect(figures.checks[1]).toBe('after: 0 slots held; the key opened 20/20, then 429');
+    expect(figures.checks[2]).toBe("another key's stream: 200");
+    expect(figures).toMatchObject({ decisions: 2, completed: 2, ok: true });
+  }, 120_000);
+
+  it('decisions run through a key rotation and read with the new key; the old one gets 401', async () => {
+    const figures = await keyRotation(stack, 2);
+    expect(figures.checks).toEqual([
+      'during the move: old key read 2/2, new key 2/2',
+      'old key after its removal: 401',
+      '3/3 read completed with the new key, 3/3 in its list',
+    ]);
+    expect(figures).toMatchObject({ decisions: 3, completed: 3, ok: true });
+  }, 180_000);
 });

@@ -164,6 +164,29 @@ describe('API keys', () => {
     expect([...named!.scopes]).toEqual(['decisions:read', 'decisions:write']);
   });
 
+  it('takes one name on several keys, each with its own scopes, and no key twice', () => {
+    const keys = parseApiKeys(
+      `${KEY}=decisions:read+decisions:write@billing,${'n'.repeat(30)}=decisions:read@billing`,
+    );
+    expect(keys.map((k) => [k.id, [...k.scopes]])).toEqual([
+      ['billing', ['decisions:read', 'decisions:write']],
+      ['billing', ['decisions:read']],
+    ]);
+    expect(() => parseApiKeys(`${KEY}=decisions:read@a,${KEY}=decisions:admin@b`)).toThrow(
+      'API_KEYS entry 2: this key is given twice',
+    );
+    expect(() => parseApiKeys(`${KEY}=decisions:read,${KEY}=decisions:admin`)).toThrow(
+      'API_KEYS entry 2: this key is given twice',
+    );
+    // A name cannot take over the decisions of an unnamed key by spelling its id.
+    const [unnamed] = parseApiKeys(`${KEY}=decisions:read`, { secret: 'secret-0123456789' });
+    expect(() =>
+      parseApiKeys(`${KEY}=decisions:read,${'n'.repeat(30)}=decisions:admin@${unnamed!.id}`, {
+        secret: 'secret-0123456789',
+      }),
+    ).toThrow(/entry 2: the name key-[0-9a-f]{16} is an unnamed key's id/);
+  });
+
   it('names a bad entry by its position, never by its characters', () => {
     for (const value of [
       `${KEY}=decisions:read,Zq7short=decisions:read`,

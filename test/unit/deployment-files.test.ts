@@ -364,7 +364,7 @@ describe.each(['Dockerfile.api', 'Dockerfile.worker'])('%s', (file) => {
     const env = stage
       .filter((l) => l.startsWith('ENV '))
       .flatMap((l) => [...l.slice(4).matchAll(/(\w+)=/g)].map((m) => m[1]!));
-    expect(env).toContain('HOST');
+    expect(env).toContain(file === 'Dockerfile.api' ? 'HOST' : 'WORKER_HTTP_HOST');
     for (const name of env.filter((n) => n !== 'NODE_ENV')) {
       expect(Object.keys(schema.shape), `${file}: ${name}`).toContain(name);
     }

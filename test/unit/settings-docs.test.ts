@@ -28,6 +28,7 @@ describe("the README's settings", () => {
       'API_KEYS',
       'API_KEY_SECRET',
       'LLM_API_KEY',
+      'METRICS_TOKEN',
       'REDIS_URL',
       'WEBHOOK_PREVIOUS_SECRET',
       'WEBHOOK_SECRET',

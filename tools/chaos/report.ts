@@ -45,6 +45,17 @@ The generated requests come from \`/openapi.json\` (fast-check, seeded): every o
 parameters and bodies drawn from their schemas, and as often broken (random JSON, truncated JSON,
 bodies of the wrong type, random ids and durations), sent over HTTP to a second API process whose
 decisions no worker runs.
+
+The stream flood sends 1,000 requests at one running decision's event stream for one key, 50 at
+a time, half \`HEAD\` and half \`GET\`s whose client closes the socket as soon as the answer's headers
+arrive; a 429 is right while more than the key's 20 slots are open at once (a \`HEAD\` says what a
+\`GET\` would be told). Afterwards the key must open its 20 streams again (slots held after the flood:
+20 minus those that open) and be refused the 21st, and another key must open its own.
+Key rotation starts an API process with the tenant's old key, creates 5 decisions with it and
+holds them in \`generateAlternatives\`; restarts the API with the old and the new key under the
+same name (both read every decision; the new one creates a sixth); restarts it with the new key
+alone (the old one gets 401); then lets the decisions finish: every one completes in Temporal and
+reads completed, and listed, with the new key.
 `;
   writeFileSync(path, text);
   return path;

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { DecisionRecord } from '../../src/domain/decision';
 import type { PhaseName } from '../../src/domain/phases';
 import { reconcile } from '../../src/operations/reconcile';
 import { createRedis } from '../../src/projection/redis-client';
@@ -311,4 +314,231 @@ export function workerKilledAfterAnswer(stack: Stack, phases: readonly PhaseName
       };
     },
   );
+}
+
+/** A key for API_KEYS: 32 random hex characters. */
+const newKey = () => randomBytes(16).toString('hex');
+
+/** A request with a key; the response, its body unread. */
+function withKey(url: string, key: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${key}`,
+      'Content-Type': 'application/json',
+      ...(init.headers as Record<string, string> | undefined),
+    },
+  });
+}
+
+/**
+ * Opens a GET event stream and answers with its status; with `abandon`, the client then closes
+ * its socket without reading, else it keeps the stream for the caller (`socket`).
+ */
+function openStream(
+  url: string,
+  key: string,
+  abandon: boolean,
+): Promise<{ status: number; close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { Authorization: `Bearer ${key}` }, agent: false });
+    req.on('response', (res) => {
+      const close = () => res.destroy();
+      if (abandon || res.statusCode !== 200) close();
+      resolve({ status: res.statusCode ?? 0, close });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Opens streams for a key until one is refused: how many opened. */
+async function streamsThatOpen(url: string, key: string, max: number) {
+  const open: { close: () => void }[] = [];
+  let refused = 0;
+  while (open.length <= max) {
+    const stream = await openStream(url, key, false);
+    if (stream.status !== 200) {
+      refused = stream.status;
+      break;
+    }
+    open.push(stream);
+  }
+  for (const stream of open) stream.close();
+  return { opened: open.length, refused };
+}
+
+/**
+ * 1,000 event-stream requests for one key, half HEAD and half GETs whose client closes the socket
+ * at once, 50 at a time, at a decision that runs meanwhile: afterwards the key still opens its
+ * EVENT_STREAMS_PER_KEY streams (none held by the flood), and another key its own.
+ */
+export function streamFlood(stack: Stack, requests: number) {
+  return timed(`${requests} HEAD and abandoned GET event streams`, async () => {
+    const perKey = 20;
+    const [a, b] = [newKey(), newKey()];
+    const api = await stack.startApi({
+      API_KEYS: `${a}=decisions:read+decisions:write@flood-a,${b}=decisions:read+decisions:write@flood-b`,
+      AUTH_DISABLED: 'false',
+      EVENT_STREAMS_PER_KEY: String(perKey),
+    });
+    let release!: () => void;
+    const held = new Promise<void>((done) => (release = done));
+    stack.model.reset({
+      fault: (request) =>
+        request.task === 'identifyTrigger' ? { kind: 'hold', until: held } : undefined,
+    });
+    try {
+      const ids: string[] = [];
+      for (const key of [a, b]) {
+        const res = await withKey(`${api.url}/decisions`, key, {
+          method: 'POST',
+          body: JSON.stringify({ query: 'Should a flood of streams shut the rest out?' }),
+        });
+        ids.push(((await res.json()) as DecisionRecord).process_id);
+      }
+      const events = `${api.url}/decisions/${ids[0]}/events`;
+      const byStatus: Record<string, number> = {};
+      const count = (what: string) => (byStatus[what] = (byStatus[what] ?? 0) + 1);
+      for (let i = 0; i < requests; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, requests - i) }, async (_, j) => {
+            if ((i + j) % 2 === 0) {
+              const res = await withKey(events, a, { method: 'HEAD' });
+              count(`HEAD ${res.status}`);
+            } else {
+              count(`GET ${(await openStream(events, a, true)).status}`);
+            }
+          }),
+        );
+      }
+      // A slot is freed when its connection closes, which the server learns a moment later.
+      const after = await waitFor(
+        'the flooded key to open every stream it may',
+        async () => {
+          const r = await streamsThatOpen(events, a, perKey);
+          return r.opened === perKey ? r : undefined;
+        },
+        10_000,
+      ).catch(() => streamsThatOpen(events, a, perKey));
+      const other = await openStream(`${api.url}/decisions/${ids[1]}/events`, b, false);
+      other.close();
+      release();
+      const completed = await completedOf(stack, ids);
+      const statuses = Object.entries(byStatus)
+        .sort()
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ');
+      // 429 is right while more than the key's slots are open at once (50 in flight, half of
+      // them GETs); a HEAD says what a GET would be told. Anything else is not.
+      const answered = Object.entries(byStatus)
+        .filter(([k]) => / (200|429)$/.test(k))
+        .reduce((n, [, v]) => n + v, 0);
+      return {
+        decisions: ids.length,
+        completed,
+        checks: [
+          statuses,
+          `after: ${perKey - after.opened} slots held; the key opened ${after.opened}/${perKey}, then ${after.refused}`,
+          `another key's stream: ${other.status}`,
+        ],
+        ok:
+          answered === requests &&
+          after.opened === perKey &&
+          after.refused === 429 &&
+          other.status === 200 &&
+          completed === ids.length,
+      };
+    } finally {
+      release();
+      await api.stop();
+    }
+  });
+}
+
+/**
+ * A tenant's key is rotated while its decisions run: the API restarted with the old and the new
+ * key under one name, then with the new one alone. Every decision completes and reads with the
+ * new key; the old one gets 401 once removed.
+ */
+export function keyRotation(stack: Stack, decisions: number) {
+  return timed('API key rotated while decisions run', async () => {
+    const [old, rotated] = [newKey(), newKey()];
+    const entry = (key: string) => `${key}=decisions:read+decisions:write@rotating`;
+    const settings = (keys: string) => ({ API_KEYS: keys, AUTH_DISABLED: 'false' });
+    const { inFlight, release } = holdCalls(stack, 'generateAlternatives', decisions);
+    let api = await stack.startApi(settings(entry(old)));
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < decisions; i++) {
+        const res = await withKey(`${api.url}/decisions`, old, {
+          method: 'POST',
+          body: JSON.stringify({ query: `Should we rotate key ${i}?` }),
+        });
+        ids.push(((await res.json()) as DecisionRecord).process_id);
+      }
+      await inFlight;
+      await api.stop();
+      api = await stack.startApi(settings(`${entry(old)},${entry(rotated)}`));
+      const readable = async (key: string) => {
+        let n = 0;
+        for (const id of ids) if ((await withKey(`${api.url}/decisions/${id}`, key)).ok) n += 1;
+        return n;
+      };
+      const during = { old: await readable(old), rotated: await readable(rotated) };
+      const created = await withKey(`${api.url}/decisions`, rotated, {
+        method: 'POST',
+        body: JSON.stringify({ query: 'Should the new key start one too?' }),
+      });
+      ids.push(((await created.json()) as DecisionRecord).process_id);
+      await api.stop();
+      api = await stack.startApi(settings(entry(rotated)));
+      const oldAfter = (await withKey(`${api.url}/decisions/${ids[0]}`, old)).status;
+      release();
+      const completed = await completedOf(stack, ids);
+      let readCompleted = 0;
+      for (const id of ids) {
+        const res = await withKey(`${api.url}/decisions/${id}`, rotated);
+        if (res.ok && ((await res.json()) as DecisionRecord).status === 'completed') {
+          readCompleted += 1;
+        }
+      }
+      const listed = (await (await withKey(`${api.url}/decisions?limit=100`, rotated)).json()) as {
+        items: DecisionRecord[];
+      };
+      const inList = ids.filter((id) => listed.items.some((d) => d.process_id === id)).length;
+      return {
+        decisions: ids.length,
+        completed,
+        checks: [
+          `during the move: old key read ${during.old}/${decisions}, new key ${during.rotated}/${decisions}`,
+          `old key after its removal: ${oldAfter}`,
+          `${readCompleted}/${ids.length} read completed with the new key, ${inList}/${ids.length} in its list`,
+        ],
+        ok:
+          during.old === decisions &&
+          during.rotated === decisions &&
+          oldAfter === 401 &&
+          completed === ids.length &&
+          readCompleted === ids.length &&
+          inList === ids.length,
+      };
+    } finally {
+      release();
+      await api.stop();
+    }
+  });
+}
+
+/** Holds the model's answers for `phase` until `release`; `inFlight` once `count` calls wait. */
+function holdCalls(stack: Stack, phase: PhaseName, count: number) {
+  let release!: () => void;
+  const held = new Promise<void>((done) => (release = done));
+  stack.model.reset({
+    fault: (request) => (request.task === phase ? { kind: 'hold', until: held } : undefined),
+  });
+  const inFlight = waitFor(`${count} calls for ${phase} to wait`, () =>
+    stack.model.requests.filter((r) => r.task === phase).length >= count ? true : undefined,
+  );
+  return { inFlight, release };
 }

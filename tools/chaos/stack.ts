@@ -116,6 +116,23 @@ export async function startStack(options: { temporalCli: string; workers: number
       return client;
     },
     workers,
+    /**
+     * Another API process on the stack's Temporal, Redis and task queue, with settings of its own
+     * (API_KEYS, say); `stop` ends it.
+     */
+    async startApi(
+      settings: NodeJS.ProcessEnv,
+    ): Promise<{ url: string; stop: () => Promise<void> }> {
+      const port = await freePort();
+      const role = startRole('src/main/api.ts', { ...env, ...settings, PORT: String(port) });
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(
+        'the API to answer',
+        async () => ((await fetch(`${url}/health`)).ok ? true : undefined),
+        60_000,
+      );
+      return { url, stop: () => stopRole(role.child).then(() => undefined) };
+    },
     /** Asks a question over HTTP; the decision's id. */
     async decide(query: string): Promise<string> {
       const res = await fetch(`${apiUrl}/decisions`, {

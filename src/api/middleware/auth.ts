@@ -35,8 +35,9 @@ export interface ParseOptions {
 
 /**
  * Parses API_KEYS: `<key>=<scope>+<scope>[@<name>],…`, for example
- * `k1=decisions:read+decisions:write@billing-team`. Errors name an entry by its position, never
- * by any of its characters.
+ * `k1=decisions:read+decisions:write@billing-team`. Several keys may carry one name, each with its
+ * own scopes: they are one principal, owning the same decisions. Errors name an entry by its
+ * position, never by any of its characters.
  */
 export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[] {
   const minLength = options.minLength ?? 8;
@@ -49,7 +50,9 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
     createHash('sha256')
       .update([...entries].sort().join('\n'))
       .digest('hex');
-  const ids = new Set<string>();
+  const digests: Buffer[] = [];
+  const unnamed = new Set<string>();
+  const named = new Set<string>();
   return entries.map((entry, index) => {
     const where = `API_KEYS entry ${index + 1}`;
     const at = entry.lastIndexOf('=');
@@ -71,12 +74,21 @@ export function parseApiKeys(value: string, options: ParseOptions = {}): ApiKey[
       );
     }
     const id = name ?? `key-${createHmac('sha256', secret).update(key).digest('hex').slice(0, 16)}`;
-    if (ids.has(id)) throw new Error(`${where}: the name ${id} is given twice`);
-    ids.add(id);
+    const hash = digest(key);
+    if (digests.some((other) => other.equals(hash))) {
+      throw new Error(`${where}: this key is given twice`);
+    }
+    digests.push(hash);
+    // A name may stand on several keys (a rotation, a read-only key beside a write key): they
+    // are one principal. An unnamed key's id is its own: no name may take it.
+    if (name === undefined ? named.has(id) : unnamed.has(id)) {
+      throw new Error(`${where}: the name ${id} is an unnamed key's id`);
+    }
+    (name === undefined ? unnamed : named).add(id);
     return {
       id,
       named: name !== undefined,
-      digest: digest(key),
+      digest: hash,
       scopes: new Set(scopes as Scope[]),
     };
   });
@@ -90,9 +102,10 @@ export interface AuthVariables {
 
 /**
  * Resolves `Authorization: Bearer <key>` to a principal and its scopes; 401 without a valid key.
- * With no keys configured (auth disabled) every caller is `anonymous` with every scope. Failed
- * attempts are counted per client address: past the limit, the address gets 429 for every
- * attempt, right or wrong, so guessing learns nothing.
+ * With no keys configured (auth disabled) every caller is `anonymous` with every scope. A valid
+ * key is never refused for what others did from its address (one misconfigured client behind a
+ * NAT must not lock every tenant out); a wrong key is counted against its client's address, and
+ * past the limit the address is answered 429 instead of 401 for each wrong key.
  */
 export function authenticate(
   keys: ApiKey[] | null,
@@ -105,29 +118,31 @@ export function authenticate(
       c.set('scopes', new Set(SCOPES));
       return next();
     }
-    const address = clientAddress(c, options.trustProxy);
     const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('Authorization') ?? '');
     const presented = match ? digest(match[1]!) : null;
-    const key = presented && keys.find((k) => timingSafeEqual(k.digest, presented));
-    const blocked = await failures?.blocked(address, { validKey: Boolean(key) });
-    if (blocked) return failures!.refuse(c, blocked);
-    if (!key) {
-      if (match) await failures?.count(address);
-      c.header('WWW-Authenticate', 'Bearer realm="decisions"');
-      return problemResponse(
-        c,
-        problem(
-          401,
-          match ? 'The API key is not valid' : 'Send an API key as Authorization: Bearer <key>',
-          {
-            instance: c.req.path,
-          },
-        ),
-      );
+    // Every key is compared, in constant time, so that the time taken tells nothing of which.
+    let key: ApiKey | undefined;
+    for (const candidate of keys) {
+      if (presented && timingSafeEqual(candidate.digest, presented) && !key) key = candidate;
     }
-    c.set('principal', key.id);
-    c.set('scopes', key.scopes);
-    return next();
+    if (key) {
+      c.set('principal', key.id);
+      c.set('scopes', key.scopes);
+      return next();
+    }
+    if (match && failures) {
+      const wait = await failures.fail(clientAddress(c, options.trustProxy));
+      if (wait > 0) return failures.refuse(c, wait);
+    }
+    c.header('WWW-Authenticate', 'Bearer realm="decisions"');
+    return problemResponse(
+      c,
+      problem(
+        401,
+        match ? 'The API key is not valid' : 'Send an API key as Authorization: Bearer <key>',
+        { instance: c.req.path },
+      ),
+    );
   };
 }
 

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { problem, problemResponse } from '../problem';
 import type { AuthVariables } from './auth';
-import { clientAddress } from './client-address';
+import { addressBucket, clientAddress } from './client-address';
 
 /**
  * A limiter counted in Redis, so that the limit holds across API replicas, with an in-memory
@@ -48,7 +48,9 @@ export function rateLimit(deps: {
   return async (c, next) => {
     const principal = c.get('principal');
     const who =
-      principal && principal !== 'anonymous' ? principal : clientAddress(c, deps.trustProxy);
+      principal && principal !== 'anonymous'
+        ? principal
+        : addressBucket(clientAddress(c, deps.trustProxy));
     try {
       const res = await requests.consume(who);
       c.header('RateLimit-Limit', String(deps.perMinute));
@@ -63,17 +65,15 @@ export function rateLimit(deps: {
   };
 }
 
-const CLEARED_FOR_MS = 1000;
-const CLEARED_KEPT = 10_000;
-
 /** Counts failed attempts per client address; past the limit the address is refused a while. */
 export interface AttemptLimiter {
   /**
-   * How long the address must still wait, in ms, or 0 when it may try. With a valid key, an
-   * address found unblocked is not asked about again for a second (see attemptLimiter).
+   * Counts a failed attempt from the address (an IPv6 address by its /64) and checks it against
+   * the limit in one atomic step, so that attempts made at once cannot all pass a check made
+   * before any is counted: 0 when the attempt is within the limit, or else how long, in ms, the
+   * address must wait.
    */
-  blocked(address: string, options?: { validKey?: boolean }): Promise<number>;
-  count(address: string): Promise<void>;
+  fail(address: string): Promise<number>;
   refuse(c: Context, msBeforeNext: number): Response;
 }
 
@@ -84,27 +84,17 @@ export function attemptLimiter(deps: {
   onError?: (err: unknown) => void;
 }): AttemptLimiter {
   const failures = limiter(deps.redis, `${deps.prefix}authfail`, deps.perMinute);
-  // Addresses that presented a valid key and were not blocked, until when that holds: a client
-  // polling with its key costs Redis one look a second, not one a request. Only a valid key's
-  // request fills it, so a guesser's first right guess is still checked against Redis.
-  const cleared = new Map<string, number>();
   return {
-    async blocked(address, options = {}) {
-      const now = Date.now();
-      if (options.validKey && (cleared.get(address) ?? 0) > now) return 0;
-      const res = await failures.get(address).catch((err: unknown) => {
+    async fail(address) {
+      try {
+        // One Lua script: the count goes up and is compared with the limit in the same step.
+        await failures.consume(addressBucket(address));
+        return 0;
+      } catch (err) {
+        if (err instanceof RateLimiterRes) return Math.max(1, err.msBeforeNext);
         deps.onError?.(err);
-        return null;
-      });
-      const wait = res && res.consumedPoints >= deps.perMinute ? Math.max(1, res.msBeforeNext) : 0;
-      if (options.validKey && wait === 0) {
-        if (cleared.size >= CLEARED_KEPT) cleared.clear();
-        cleared.set(address, now + CLEARED_FOR_MS);
+        return 0;
       }
-      return wait;
-    },
-    async count(address) {
-      await failures.penalty(address, 1).catch((err: unknown) => deps.onError?.(err));
     },
     refuse: (c, ms) => tooMany(c, deps.perMinute, ms, 'failed authentications'),
   };

@@ -222,10 +222,10 @@ export function registerDecisionRoutes(
     })
     .openapi('CreateDecision');
   const idParam = z.object({
+    // No maximum: an id no decision can have is a 404, as for any unknown id (DecisionService).
     process_id: z
       .string()
       .min(1)
-      .max(255)
       .openapi({ param: { name: 'process_id', in: 'path' } }),
   });
   const IdempotencyHeader = z.object({

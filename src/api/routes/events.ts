@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { callerOf } from '../access';
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
@@ -18,6 +19,12 @@ import { requireScope } from '../middleware/auth';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
 const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
+
+/** How long past its lifetime a stream's connection may take to close before it is ended. */
+const LIFETIME_GRACE_MS = 5_000;
+
+/** The id of an end made up from the record when the stream has none stored. */
+const MADE_UP_END_ID = 'end';
 
 /** A Redis stream id, as this API sends them: milliseconds and a sequence number. */
 const EVENT_ID = /^\d{1,15}-\d{1,10}$/;
@@ -45,6 +52,7 @@ export interface EventRouteDeps {
 export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDeps): void {
   const blockMs = deps.blockMs ?? 15_000;
   const maxStreams = deps.maxStreamsPerKey ?? 20;
+  const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
   const streamsOpen = new Map<string, number>();
   for (const type of DECISION_EVENT_TYPES) {
     // A clone: register() calls .openapi(), which a schema made before @hono/zod-openapi
@@ -102,20 +110,11 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
     const caller = callerOf(c);
-    await deps.decisions.get({ id, caller });
-    // Checked and counted with no await between, so that parallel requests cannot all pass.
-    const open = streamsOpen.get(caller.principal) ?? 0;
-    if (open >= maxStreams) {
-      throw new LimitReached(
-        `This key has ${open} event streams open, the most it may; close one first`,
-      );
+    const record = await deps.decisions.get({ id, caller });
+    if (cursor?.ended) {
+      if (isTerminal(record.status)) return c.body(null, 204);
+      throw new InvalidRequest('Last-Event-ID must be the id of an event this API sent');
     }
-    streamsOpen.set(caller.principal, open + 1);
-    const release = () => {
-      const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
-      if (left > 0) streamsOpen.set(caller.principal, left);
-      else streamsOpen.delete(caller.principal);
-    };
     let story: StoredEvent[];
     let liveStory: StoredEvent[] = [];
     try {
@@ -123,15 +122,53 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       // Live events are a view, never a reason to fail: without them the stream goes on.
       if (withLive) liveStory = await deps.live!.read(id, null).catch(() => []);
     } catch {
-      release();
       throw new Unavailable('Event streams are unavailable for a moment; retry shortly');
     }
     const end = story.find((e) => TERMINAL_EVENTS.has(e.type));
     if (cursor?.durable && end && compareStreamIds(end.id, cursor.durable) <= 0) {
-      release();
       // The client has seen the end already: 204 tells EventSource not to reconnect.
       return c.body(null, 204);
     }
+    // Checked and counted with no await between, so that parallel requests cannot all pass.
+    const open = streamsOpen.get(caller.principal) ?? 0;
+    if (open >= maxStreams) {
+      throw new LimitReached(
+        `This key has ${open} event streams open, the most it may; close one first`,
+      );
+    }
+    // HEAD: what GET would answer, headers only. Hono runs a HEAD as a GET and drops the body
+    // unread, so a stream opened for it would wait on its first write for good, slot held.
+    if (c.req.method === 'HEAD') {
+      return c.body(null, 200, {
+        'Content-Type': 'text/event-stream',
+        'Cache-Control': 'no-cache',
+      });
+    }
+    streamsOpen.set(caller.principal, open + 1);
+    let held = true;
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(bound);
+      outgoing?.off('close', release);
+      const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
+      if (left > 0) streamsOpen.set(caller.principal, left);
+      else streamsOpen.delete(caller.principal);
+    };
+    // The slot is the connection's: it is free once the response closes, whether it ended, the
+    // client went away or the stream was never read. A client that keeps its socket open but
+    // stops reading blocks the writes; past the stream's lifetime (and a grace for its last
+    // wait), the connection is ended for it.
+    outgoing?.once('close', release);
+    const bound = setTimeout(
+      () => {
+        release();
+        outgoing?.destroy();
+      },
+      maxStreamMs + blockMs + LIFETIME_GRACE_MS,
+    );
+    bound.unref();
     return streamSSE(c, async (stream) => {
       const durableKey = deps.projection.eventsKey(id);
       const liveKey = withLive ? deps.live!.key(id) : null;
@@ -141,9 +178,9 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       ]);
       // A comment first, so that the client has the response (and EventSource its open event)
       // at once, not with the first event or keep-alive.
-      await stream.write(': stream open\n\n');
       stream.onAbort(() => subscription.close());
-      const deadline = Date.now() + (deps.maxStreamMs ?? 3_600_000);
+      await stream.write(': stream open\n\n');
+      const deadline = Date.now() + maxStreamMs;
       // Where the client is in each stream: the id of each event sent says both.
       let lastDurable = cursor?.durable ?? null;
       let lastLive = cursor?.live ?? null;
@@ -194,11 +231,12 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           if (events.length > 0) continue;
           // Nothing new: the stream may have been lost with the projection while the decision
           // finished; then say how it ended from the record rather than wait forever.
-          const record = await deps.decisions.find({ id, caller });
-          if (record && isTerminal(record.status)) {
+          const now = await deps.decisions.find({ id, caller });
+          if (now && isTerminal(now.status)) {
             const rest = await deps.projection.readEvents(id, lastDurable);
             if (!(await send(rest.map((e) => ({ ...e, key: durableKey }))))) {
-              await stream.writeSSE({ id: idOf(), ...synthesizedEnd(record) });
+              // Its id is none of the stream's: a reconnect with it is told 204, there is no more.
+              await stream.writeSSE({ id: MADE_UP_END_ID, ...synthesizedEnd(now) });
             }
             return;
           }
@@ -214,9 +252,13 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
 
 /**
  * A client's place in the stream: a durable event's id (as a stream without live events sends
- * them), or `durable_live` (both streams' positions, as a stream with live events sends them).
+ * them), `durable_live` (both streams' positions, as a stream with live events sends them), or
+ * past a made-up end.
  */
-function parseCursor(text: string): { durable: string | null; live: string | null } | null {
+function parseCursor(
+  text: string,
+): { durable: string | null; live: string | null; ended?: true } | null {
+  if (text === MADE_UP_END_ID) return { durable: null, live: null, ended: true };
   if (EVENT_ID.test(text)) return { durable: text, live: text };
   const [durable, live, ...rest] = text.split('_');
   if (rest.length > 0 || !durable || !live || !EVENT_ID.test(durable) || !EVENT_ID.test(live)) {
