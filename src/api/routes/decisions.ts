@@ -12,7 +12,7 @@ import { DecisionRecordSchema, PhaseNameSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { callerOf } from '../access';
 import { ProblemDetailsSchema } from '../problem';
-import type { DecisionService } from '../decision-service';
+import type { DecisionService, ListPosition } from '../decision-service';
 import { InvalidRequest } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
 
@@ -22,7 +22,17 @@ export type Decisions = Pick<
 >;
 export type ApiEnv = { Variables: AuthVariables };
 
-export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true }).openapi('Decision');
+export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true })
+  .extend({
+    stale: z
+      .literal(true)
+      .optional()
+      .describe(
+        "Present (true) only when Temporal, which confirms a quiet decision's state, did not answer " +
+          'in time: this is the last state the projection holds, which may be behind',
+      ),
+  })
+  .openapi('Decision');
 type DecisionView = z.infer<typeof DecisionViewSchema>;
 
 // A clone has .openapi(), which a schema made before @hono/zod-openapi extended zod lacks.
@@ -44,9 +54,9 @@ const BODY_PROBLEMS = {
   415: problemOf('Body is not JSON'),
 };
 const NOT_FOUND = { 404: problemOf('No decision has this id') };
-const WEBHOOK_UNCHECKED = {
+const OUTAGE = {
   503: problemOf(
-    "The webhook URL's host could not be resolved just now (a DNS failure that may pass): nothing was started; send it again",
+    'Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds',
   ),
 };
 
@@ -74,14 +84,20 @@ function durationParam(maxSeconds: number) {
     .openapi({ type: 'string', example: '30s' });
 }
 
-const encodeCursor = (c: { score: number; id: string }) =>
-  Buffer.from(JSON.stringify([c.score, c.id])).toString('base64url');
+// A projection cursor is [creation ms, id]; a visibility cursor ['v', its page token].
+const encodeCursor = (c: ListPosition) =>
+  Buffer.from(JSON.stringify('visibility' in c ? ['v', c.visibility] : [c.score, c.id])).toString(
+    'base64url',
+  );
 
-function decodeCursor(text: string): { score: number; id: string } | null {
+function decodeCursor(text: string): ListPosition | null {
   try {
     const value = JSON.parse(Buffer.from(text, 'base64url').toString()) as unknown;
     if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
       return { score: value[0], id: value[1] };
+    }
+    if (Array.isArray(value) && value[0] === 'v' && typeof value[1] === 'string') {
+      return { visibility: value[1] };
     }
   } catch {
     // fall through: not a cursor this API issued
@@ -89,7 +105,7 @@ function decodeCursor(text: string): { score: number; id: string } | null {
   return null;
 }
 
-function view(record: DecisionRecord): DecisionView {
+function view(record: DecisionRecord & { stale?: true }): DecisionView {
   const { seq: _seq, ...rest } = record;
   return rest;
 }
@@ -281,7 +297,9 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         422: problemOf('The Idempotency-Key was used with a different body'),
-        ...WEBHOOK_UNCHECKED,
+        503: problemOf(
+          "Temporal did not answer in time (the decision may have started: send it again with the same Idempotency-Key), or the webhook URL's host could not be resolved just now; see Retry-After",
+        ),
         ...BODY_PROBLEMS,
         ...COMMON,
       },
@@ -337,10 +355,20 @@ export function registerDecisionRoutes(
                 }),
               ),
               next_cursor: z.string().nullable(),
+              source: z
+                .literal('visibility')
+                .optional()
+                .describe(
+                  "Present when Redis did not answer and the page comes from Temporal's visibility: " +
+                    'open decisions first, then by close time (not newest first); a phase filter ' +
+                    'matches only decisions that have stopped in that phase; updated_at is the ' +
+                    'start or close time; next_cursor goes on through visibility',
+                ),
             }),
           ),
         },
         400: problemOf('A filter or the cursor is invalid'),
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -357,7 +385,14 @@ export function registerDecisionRoutes(
         limit: q.limit,
         cursor,
       });
-      return c.json({ items: page.items, next_cursor: page.next && encodeCursor(page.next) }, 200);
+      return c.json(
+        {
+          items: page.items,
+          next_cursor: page.next && encodeCursor(page.next),
+          ...(page.source === 'visibility' ? { source: 'visibility' as const } : {}),
+        },
+        200,
+      );
     },
   );
 
@@ -378,6 +413,7 @@ export function registerDecisionRoutes(
         responses: {
           200: { description: 'The decision', ...json(DecisionViewSchema) },
           ...NOT_FOUND,
+          ...OUTAGE,
           ...COMMON,
         },
       }),
@@ -457,6 +493,7 @@ export function registerDecisionRoutes(
         },
         409: problemOf('The decision has already finished'),
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -535,7 +572,9 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         409: problemOf('The source has no output yet for a phase before from_phase'),
-        ...WEBHOOK_UNCHECKED,
+        503: problemOf(
+          "Temporal or a worker did not answer in time, or the webhook URL's host could not be resolved just now: send it again after Retry-After seconds",
+        ),
         ...BODY_PROBLEMS,
         ...NOT_FOUND,
         ...COMMON,
