@@ -5,6 +5,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
   type ConnectionOptions,
+  type GrpcRetryOptions,
 } from '@temporalio/client';
 
 type Interceptor = NonNullable<ConnectionOptions['interceptors']>[number];
@@ -78,17 +79,21 @@ export class TemporalCalls {
  * default keeps retrying for about 20 s whatever the deadline, and each late attempt only fails.
  */
 export function retryWithinDeadline(): Interceptor {
+  return (options, nextCall) =>
+    makeGrpcRetryInterceptor(retryOptionsWithin(options.deadline))(options, nextCall);
+}
+
+/** The SDK's default retry options, for a call that must end by `deadline` (ms or a Date). */
+export function retryOptionsWithin(deadline: number | Date | undefined): GrpcRetryOptions {
   const base = defaultGrpcRetryOptions();
-  return (options, nextCall) => {
-    const deadline = options.deadline === undefined ? Infinity : Number(options.deadline);
-    let delay = 0;
-    return makeGrpcRetryInterceptor({
-      retryableDecider(attempt, status) {
-        if (!base.retryableDecider(attempt, status)) return false;
-        delay = base.delayFunction(attempt, status);
-        return Date.now() + delay < deadline;
-      },
-      delayFunction: () => delay,
-    })(options, nextCall);
+  const end = deadline === undefined ? Infinity : Number(deadline);
+  let delay = 0;
+  return {
+    retryableDecider(attempt, status) {
+      if (!base.retryableDecider(attempt, status)) return false;
+      delay = base.delayFunction(attempt, status);
+      return Date.now() + delay < end;
+    },
+    delayFunction: () => delay,
   };
 }
