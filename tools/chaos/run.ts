@@ -6,6 +6,7 @@ import {
   modelFaults,
   permanentFaults,
   redisTroubles,
+  temporalPaused,
   temporalRestarted,
   workerKilledAfterAnswer,
   workerKilledInPhases,
@@ -14,16 +15,20 @@ import {
 import { startStack } from './stack';
 
 // `npm run chaos` (every scenario at full size; writes docs/RELIABILITY.md) or
-// `npm run chaos -- --quick` (smaller; prints only).
+// `npm run chaos -- --quick` (smaller; prints only); `--only <name>[,<name>]` runs the named
+// scenarios (the names below) and prints only.
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt === -1 ? null : new Set((process.argv[onlyAt + 1] ?? '').split(','));
   const stack = await startStack({ temporalCli: await findOrBuildTemporalCli(), workers: 2 });
   // Interrupted, it still stops what it started: the processes would outlive it otherwise.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void stack.stop().finally(() => process.exit(130)));
   }
   const results: Figures[] = [];
-  const step = async (run: () => Promise<Figures>) => {
+  const step = async (name: string, run: () => Promise<Figures>) => {
+    if (only && !only.has(name)) return;
     const figures = await run();
     results.push(figures);
     process.stdout.write(
@@ -31,18 +36,30 @@ async function main(): Promise<void> {
     );
   };
   try {
-    await step(() => apiFuzzed(stack, quick ? 1000 : 10_000));
-    await step(() => permanentFaults(stack));
-    await step(() => modelFaults(stack, quick ? 4 : 20));
-    await step(() => temporalRestarted(stack, quick ? 2 : 5));
-    await step(() => redisTroubles(stack, quick ? 2 : 5));
-    await step(() => workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES));
-    await step(() => workerKilledAfterAnswer(stack, quick ? ['establishGoals'] : PHASE_NAMES));
+    await step('api-fuzz', () => apiFuzzed(stack, quick ? 1000 : 10_000));
+    await step('permanent-faults', () => permanentFaults(stack));
+    await step('model-faults', () => modelFaults(stack, quick ? 4 : 20));
+    await step('temporal-restarted', () => temporalRestarted(stack, quick ? 2 : 5));
+    await step('temporal-paused', () =>
+      temporalPaused(
+        stack,
+        quick
+          ? { reads: 200, creates: 10, streams: 5, pauseMs: 10_000 }
+          : { reads: 2000, creates: 50, streams: 20, pauseMs: 30_000 },
+      ),
+    );
+    await step('redis-troubles', () => redisTroubles(stack, quick ? 2 : 5));
+    await step('worker-killed-in-phases', () =>
+      workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES),
+    );
+    await step('worker-killed-after-answer', () =>
+      workerKilledAfterAnswer(stack, quick ? ['establishGoals'] : PHASE_NAMES),
+    );
   } finally {
     await stack.stop();
   }
   process.stdout.write(`\n${table(results)}\n`);
-  if (!quick) process.stdout.write(`\nWrote ${writeReport(results, quick)}\n`);
+  if (!quick && !only) process.stdout.write(`\nWrote ${writeReport(results, quick)}\n`);
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 }
 
