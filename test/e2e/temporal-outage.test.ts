@@ -300,6 +300,15 @@ describe('with Temporal paused or Redis away', () => {
     const bob = await list(BOB, '?status=completed');
     expect(bob.items.map((i) => i.process_id)).toEqual([bobs]);
     expect((await list(BOB, '?status=awaiting_review')).items).toEqual([]);
+    expect((await list(BOB, '?status=failed')).items).toEqual([]);
+    // Bob's decision stopped in compileResult; it was created within the last hour.
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const filtered = await list(
+      BOB,
+      `?phase=compileResult&created_after=${hourAgo}&created_before=${new Date().toISOString()}`,
+    );
+    expect(filtered.items.map((i) => i.process_id)).toEqual([bobs]);
+    expect((await list(BOB, `?created_before=${hourAgo}`)).items).toEqual([]);
 
     // A page at a time through visibility's own page token.
     const seen: string[] = [];
