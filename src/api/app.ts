@@ -18,11 +18,11 @@ import {
   IdempotencyKeyReused,
   InvalidRequest,
   LimitReached,
-  NoLiveWorker,
   Unavailable,
 } from './errors';
 import type { HealthCheck } from '../observability/health';
 import type { BuildWatch } from '../temporal/build-watch';
+import { TemporalUnreachable } from '../temporal/deadlines';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { attemptLimiter, rateLimit } from './middleware/rate-limit';
 import { problem, problemResponse, type Problem } from './problem';
@@ -84,6 +84,12 @@ function refusal(err: unknown): Problem | null {
     return problem(400, err.message, err.fields ? { errors: err.fields } : {});
   }
   if (err instanceof Unavailable) return problem(503, err.message);
+  if (err instanceof TemporalUnreachable) {
+    return problem(
+      503,
+      'Temporal, which keeps the decisions, does not answer just now: send the request again in a few seconds',
+    );
+  }
   if (err instanceof LimitReached) return problem(429, err.message);
   return null;
 }
@@ -257,10 +263,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   );
   app.onError((err, c) => {
     const refused = refusal(err);
-    if (refused) {
-      if (err instanceof NoLiveWorker) c.header('Retry-After', String(err.retryAfterSeconds));
-      return problemResponse(c, { ...refused, instance: c.req.path });
+    if (refused?.status === 503) {
+      c.header('Retry-After', String(err instanceof Unavailable ? err.retryAfterSeconds : 5));
     }
+    if (refused) return problemResponse(c, { ...refused, instance: c.req.path });
     if (err instanceof HTTPException) {
       const detail =
         err.status === 415

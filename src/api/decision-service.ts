@@ -24,7 +24,12 @@ import {
   outputsQuery,
   reviewUpdate,
 } from '../domain/workflow-api';
-import type { DecisionProjection, ListQuery } from '../projection/redis-projection';
+import type {
+  DecisionProjection,
+  DecisionSummary,
+  ListCursor,
+  ListQuery,
+} from '../projection/redis-projection';
 import type { decisionWorkflow } from '../workflows';
 import {
   retryDecision,
@@ -32,7 +37,14 @@ import {
   type RetryOptions,
   type RetryResult,
 } from '../operations/retry';
-import { DecisionReads } from '../projection/decision-reads';
+import { DecisionReads, type ReadRecord } from '../projection/decision-reads';
+import {
+  isUnreachable,
+  TemporalCalls,
+  TemporalUnreachable,
+  type TemporalDeadlines,
+} from '../temporal/deadlines';
+import { listFromVisibility } from '../temporal/list-decisions';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookSubscription } from '../domain/webhook';
 import {
   checkWebhookUrl,
@@ -67,6 +79,8 @@ export interface DecisionServiceOptions {
   webhooks?: WebhookSettings | null;
   /** Which builds have workers: creates are refused while the current one has none. */
   workers?: Pick<BuildWatch, 'currentStranded' | 'liveWindowMs'> | null;
+  /** How long Temporal has to answer a request's calls (reads 2 s, writes 5 s by default). */
+  deadlines?: Partial<TemporalDeadlines>;
 }
 
 export interface WebhookSettings {
@@ -127,7 +141,20 @@ export type WaitOptions = { caller: Caller; timeoutMs: number } & (
   { id: string } | { record: DecisionRecord }
 );
 
-export type ListOptions = Omit<ListQuery, 'owner'> & { caller: Caller };
+/** Where a listing goes on: the projection's index, or a page of Temporal's visibility. */
+export type ListPosition = ListCursor | { visibility: string };
+
+export type ListOptions = Omit<ListQuery, 'owner' | 'cursor'> & {
+  caller: Caller;
+  cursor?: ListPosition;
+};
+
+/** A page of a listing, and where it came from: Temporal's visibility while Redis is away. */
+export interface ListPage {
+  items: DecisionSummary[];
+  next: ListPosition | null;
+  source: 'projection' | 'visibility';
+}
 
 /** How long a cancel waits for the workflow to record it before answering. */
 const CANCEL_WAIT_MS = 5000;
@@ -143,9 +170,12 @@ function idempotentId(principal: string, key: string): string {
 /** Starts decisions on Temporal and reads them from the projection, or from Temporal on a miss. */
 export class DecisionService {
   private readonly reads: DecisionReads;
+  /** Every call to Temporal goes through it: a deadline, and TemporalUnreachable past it. */
+  private readonly temporal: TemporalCalls;
 
   constructor(private readonly options: DecisionServiceOptions) {
-    this.reads = new DecisionReads(options);
+    this.temporal = new TemporalCalls(options.client, options.deadlines);
+    this.reads = new DecisionReads({ ...options, temporal: this.temporal });
   }
 
   /**
@@ -206,19 +236,18 @@ export class DecisionService {
       webhook,
     };
     try {
-      await this.options.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
-        taskQueue: this.options.taskQueue,
-        workflowId: id,
-        args: [input],
-        memo: { query: request.query, request_hash: requestHash, ...(owner ? { owner } : {}) },
-        typedSearchAttributes: [
-          { key: DecisionStatusAttribute, value: 'pending' },
-          ...(owner ? [{ key: DecisionOwnerAttribute, value: owner }] : []),
-        ],
-        // A finished decision's id is never reused, so a late retry cannot run it again.
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      });
+      await this.temporal.write(() => this.startWorkflow(id, input, requestHash, owner));
     } catch (err) {
+      if (err instanceof TemporalUnreachable) {
+        throw new Unavailable(
+          `Temporal, which runs the decisions, did not answer within ${this.temporal.deadlines.writeMs / 1000} s, ` +
+            'so the decision may or may not have started. Send the request again in a few seconds' +
+            (idempotencyKey === undefined
+              ? ' (with an Idempotency-Key, a create sent again answers with the decision the first one started)'
+              : ' with the same Idempotency-Key: it answers with the decision if it did start'),
+          { cause: err },
+        );
+      }
       if (!(idempotencyKey !== undefined && err instanceof WorkflowExecutionAlreadyStartedError)) {
         throw err;
       }
@@ -226,6 +255,26 @@ export class DecisionService {
       return { record: record ?? initialRecord(id, input, nowIso()), created: false };
     }
     return { record: initialRecord(id, input, nowIso()), created: true };
+  }
+
+  private async startWorkflow(
+    id: string,
+    input: DecisionInput,
+    requestHash: string,
+    owner: string,
+  ): Promise<void> {
+    await this.options.client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue: this.options.taskQueue,
+      workflowId: id,
+      args: [input],
+      memo: { query: input.query, request_hash: requestHash, ...(owner ? { owner } : {}) },
+      typedSearchAttributes: [
+        { key: DecisionStatusAttribute, value: 'pending' },
+        ...(owner ? [{ key: DecisionOwnerAttribute, value: owner }] : []),
+      ],
+      // A finished decision's id is never reused, so a late retry cannot run it again.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
   }
 
   /**
@@ -239,7 +288,8 @@ export class DecisionService {
   ): Promise<DecisionRecord | null> {
     let stored: unknown;
     try {
-      stored = (await this.options.client.workflow.getHandle(id).describe()).memo?.request_hash;
+      const handle = this.options.client.workflow.getHandle(id);
+      stored = (await this.temporal.read(() => handle.describe())).memo?.request_hash;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
@@ -278,14 +328,14 @@ export class DecisionService {
   }
 
   /** The decision, read once; DecisionNotFound when it is unknown or the caller may not see it. */
-  async get({ id, caller }: DecisionRequest): Promise<DecisionRecord> {
+  async get({ id, caller }: DecisionRequest): Promise<ReadRecord> {
     const record = await this.find({ id, caller });
     if (!record) throw new DecisionNotFound(id);
     return record;
   }
 
   /** The decision, read once, or null when it is unknown or the caller may not see it. */
-  async find({ id, caller }: DecisionRequest): Promise<DecisionRecord | null> {
+  async find({ id, caller }: DecisionRequest): Promise<ReadRecord | null> {
     // An id no decision can have is unknown, not a question for Temporal (which refuses it).
     if (Buffer.byteLength(id) > MAX_DECISION_ID_BYTES) return null;
     const record = await this.reads.read(id);
@@ -305,17 +355,55 @@ export class DecisionService {
     return record.result;
   }
 
-  /** A page of the decisions the caller may see, newest first. */
-  list({ caller, ...query }: ListOptions) {
-    return this.options.projection.list({
-      ...query,
-      owner: caller.admin ? undefined : caller.principal,
-    });
+  /**
+   * A page of the decisions the caller may see, newest first; from Temporal's visibility (in its
+   * order) when the projection's index cannot be read, or when the cursor came from there.
+   */
+  async list({ caller, cursor, ...query }: ListOptions): Promise<ListPage> {
+    const owner = caller.admin ? undefined : caller.principal;
+    if (cursor && 'visibility' in cursor) {
+      return this.listFromVisibility({ ...query, owner }, cursor.visibility);
+    }
+    try {
+      const page = await this.options.projection.list({ ...query, owner, cursor });
+      return { ...page, source: 'projection' };
+    } catch (err) {
+      this.options.onProjectionError?.(err);
+    }
+    if (cursor) {
+      throw new Unavailable(
+        'The decision index (Redis) does not answer just now, and this cursor pages through it: ' +
+          "send the request again shortly, or list from the start to page through Temporal's visibility instead",
+      );
+    }
+    return this.listFromVisibility({ ...query, owner });
+  }
+
+  private async listFromVisibility(
+    query: Omit<ListQuery, 'cursor'>,
+    pageToken?: string,
+  ): Promise<ListPage> {
+    try {
+      const page = await this.temporal.read(() =>
+        listFromVisibility(this.options.client, { ...query, pageToken }),
+      );
+      return {
+        items: page.items,
+        next: page.next === null ? null : { visibility: page.next },
+        source: 'visibility',
+      };
+    } catch (err) {
+      if (!isUnreachable(err)) throw err;
+      throw new Unavailable(
+        "Neither the decision index (Redis) nor Temporal's visibility answers just now: list again in a few seconds",
+        { cause: err },
+      );
+    }
   }
 
   /** Waits up to `timeoutMs` for the decision to finish; `finished` says whether it did. */
-  async wait(options: WaitOptions): Promise<{ record: DecisionRecord; finished: boolean }> {
-    let record: DecisionRecord;
+  async wait(options: WaitOptions): Promise<{ record: ReadRecord; finished: boolean }> {
+    let record: ReadRecord;
     if ('record' in options) {
       record = options.record;
       if (!canSee(options.caller, record)) throw new DecisionNotFound(record.process_id);
@@ -327,9 +415,9 @@ export class DecisionService {
 
   /** Waits for a decision the request has read: reads it again only once the wait is over. */
   private async waitFor(
-    record: DecisionRecord,
+    record: ReadRecord,
     timeoutMs: number,
-  ): Promise<{ record: DecisionRecord; finished: boolean }> {
+  ): Promise<{ record: ReadRecord; finished: boolean }> {
     if (isTerminal(record.status)) return { record, finished: true };
     const id = record.process_id;
     const handle = this.options.client.workflow.getHandle(id);
@@ -347,7 +435,11 @@ export class DecisionService {
     let latest = await this.reads.read(id);
     if (!latest) throw new DecisionNotFound(id);
     if (!isTerminal(latest.status) && !abort.signal.aborted) {
-      const truth = await this.reads.fromTemporal(id);
+      // Without Temporal to say how it ended, the record as it is (stale) must do.
+      const truth = await this.reads.fromTemporal(id).catch((err: unknown) => {
+        if (isUnreachable(err)) return null;
+        throw err;
+      });
       if (truth) latest = await this.reads.repair(latest, truth);
     }
     return { record: latest, finished: isTerminal(latest.status) };
@@ -357,14 +449,21 @@ export class DecisionService {
    * Requests cancellation; the workflow records it and stops at its current phase. Answers with
    * the decision once that is recorded, or as it is after a few seconds without.
    */
-  async cancel({ id, caller }: DecisionRequest): Promise<DecisionRecord> {
+  async cancel({ id, caller }: DecisionRequest): Promise<ReadRecord> {
     const record = await this.get({ id, caller });
     if (isTerminal(record.status)) {
       throw new Conflict('finished', `The decision has already ${record.status}`);
     }
     try {
-      await this.options.client.workflow.getHandle(id).cancel();
+      const handle = this.options.client.workflow.getHandle(id);
+      await this.temporal.write(() => handle.cancel());
     } catch (err) {
+      if (err instanceof TemporalUnreachable) {
+        throw new Unavailable(
+          `Temporal did not answer within ${this.temporal.deadlines.writeMs / 1000} s, so the cancellation may not have been requested: send it again in a few seconds`,
+          { cause: err },
+        );
+      }
       // It finished between the read and the cancel.
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       const now = await this.reads.fromTemporal(id);
@@ -400,8 +499,9 @@ export class DecisionService {
     }
     try {
       // Without a worker the update would wait for one indefinitely; answer within a minute.
-      return await this.options.client.connection.withDeadline(Date.now() + 60_000, () =>
-        this.options.client.workflow.getHandle(id).executeUpdate(reviewUpdate, { args: [review] }),
+      const handle = this.options.client.workflow.getHandle(id);
+      return await this.temporal.within(60_000, () =>
+        handle.executeUpdate(reviewUpdate, { args: [review] }),
       );
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
@@ -415,11 +515,13 @@ export class DecisionService {
   async retry({ id, caller, ...options }: DecisionRequest & RetryOptions): Promise<RetryResult> {
     await this.get({ id, caller });
     try {
-      return await retryDecision(this.options.client, id, {
-        ...options,
-        reads: this.reads,
-        liveWindowMs: this.options.workers?.liveWindowMs,
-      });
+      return await this.temporal.write(() =>
+        retryDecision(this.options.client, id, {
+          ...options,
+          reads: this.reads,
+          liveWindowMs: this.options.workers?.liveWindowMs,
+        }),
+      );
     } catch (err) {
       if (err instanceof RetryError) throw new Conflict('retry-refused', err.message);
       throw err;
@@ -465,14 +567,16 @@ export class DecisionService {
   private async outputsOf(source: DecisionRecord): Promise<PhaseOutputs> {
     if (source.result) return source.result.phases;
     const handle = this.options.client.workflow.getHandle(source.process_id);
+    const timeoutMs = (this.options.queryTimeoutMs ?? 2000) * 2;
     try {
-      return await this.options.client.connection.withDeadline(
-        Date.now() + (this.options.queryTimeoutMs ?? 2000) * 2,
-        () => handle.query(outputsQuery),
-      );
+      return await this.temporal.within(timeoutMs, () => handle.query(outputsQuery));
     } catch (err) {
+      // Temporal's own words name its internals (addresses, task queues): not the caller's to read.
       throw new Unavailable(
-        `Could not read the source decision's outputs from a worker: ${err instanceof Error ? err.message : String(err)}`,
+        isUnreachable(err)
+          ? `Could not read the source decision's outputs: Temporal or a worker did not answer within ${timeoutMs / 1000} s. Nothing was started; send the fork again in a few seconds`
+          : "Could not read the source decision's outputs from a worker just now. Nothing was started; send the fork again in a few seconds",
+        { cause: err },
       );
     }
   }

@@ -66,9 +66,19 @@ export class InvalidRequest extends Error {
   }
 }
 
-/** Something the request needs does not answer just now (a worker, Redis, DNS): send it again. */
+/**
+ * Something the request needs does not answer just now (Temporal, a worker, Redis, DNS): send it
+ * again, after `retryAfterSeconds` (the problem's Retry-After).
+ */
 export class Unavailable extends Error {
   override name = 'Unavailable';
+
+  constructor(detail: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(detail, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 5;
+  }
+
+  readonly retryAfterSeconds: number;
 }
 
 /** The caller holds as much of something as it may (event streams open at once). */
@@ -87,7 +97,7 @@ export class NoLiveWorker extends Unavailable {
     readonly buildId: string,
     detail: string,
     /** When to ask again: about how long a worker takes to start and be seen. */
-    readonly retryAfterSeconds = 15,
+    override readonly retryAfterSeconds = 15,
   ) {
     super(detail);
   }

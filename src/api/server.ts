@@ -9,6 +9,7 @@ import { createProjection } from '../projection/redis-client';
 import { createApp } from './app';
 import { DecisionService } from './decision-service';
 import { createHealthCheck } from '../observability/health';
+import { retryWithinDeadline } from '../temporal/deadlines';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { BuildWatch } from '../temporal/build-watch';
 import { deploymentNameFor } from '../temporal/versioning';
@@ -57,7 +58,12 @@ export async function startApi(
       '!!! AUTHENTICATION IS OFF: anyone who can reach this API can start, read and cancel decisions. Set API_KEYS to turn it on. !!!',
     );
   }
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  // The SDK retries a call that failed for about 20 s; the API's calls have deadlines, and
+  // stop retrying at them.
+  const connection = await Connection.connect({
+    address: config.TEMPORAL_ADDRESS,
+    interceptors: [retryWithinDeadline()],
+  });
   const client = new Client({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

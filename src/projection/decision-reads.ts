@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { isTerminal, terminalEvent, type DecisionRecord } from '../domain/decision';
+import { isUnreachable, type TemporalCalls } from '../temporal/deadlines';
 import { readDecisionFromTemporal, withEndOf } from '../temporal/read-decision';
 import type { DecisionProjection } from './redis-projection';
 
@@ -9,7 +10,17 @@ export interface DecisionReadsOptions {
   /** How long an open decision's record may stay unchanged before Temporal is asked about it. */
   staleAfterMs?: number;
   onProjectionError?: (err: unknown) => void;
+  /** Deadlines for the calls to Temporal (the API's); none without it (the command line's). */
+  temporal?: TemporalCalls;
 }
+
+/**
+ * A record as a read serves it: `stale` when it is the projection's copy of a decision that
+ * Temporal could not confirm just now (it was not reachable within the read deadline).
+ */
+export type ReadRecord = DecisionRecord & { stale?: true };
+
+const staleCopy = (record: DecisionRecord): ReadRecord => ({ ...record, stale: true });
 
 /** What `refresh` did to one decision's projected record. */
 export type Refreshed =
@@ -26,25 +37,38 @@ export type Refreshed =
 export class DecisionReads {
   constructor(private readonly options: DecisionReadsOptions) {}
 
-  /** The decision's current state, or null when neither Redis nor Temporal knows the id. */
-  async read(id: string): Promise<DecisionRecord | null> {
+  /**
+   * The decision's current state, or null when neither Redis nor Temporal knows the id. When
+   * Temporal should confirm the projection's record but does not answer, that record is served
+   * marked `stale`; without a record to serve, TemporalUnreachable.
+   */
+  async read(id: string): Promise<ReadRecord | null> {
     let projected: DecisionRecord | null = null;
     try {
       const entry = await this.options.projection.entry(id);
       projected = entry?.record ?? null;
-      if (entry && !entry.awaitingRun && !(await this.outlivedByTemporal(entry.record))) {
-        return entry.record;
+      if (entry && !entry.awaitingRun) {
+        const outlived = await this.outlivedByTemporal(entry.record);
+        if (outlived === 'unknown') return staleCopy(entry.record);
+        if (!outlived) return entry.record;
       }
     } catch (err) {
       this.options.onProjectionError?.(err);
     }
-    const truth = await this.fromTemporal(id);
+    let truth: DecisionRecord | null;
+    try {
+      truth = await this.fromTemporal(id);
+    } catch (err) {
+      if (projected && isUnreachable(err)) return staleCopy(projected);
+      throw err;
+    }
     return projected && truth ? this.repair(projected, truth) : truth;
   }
 
   /** The decision as Temporal alone knows it: its history, folded (no worker needed). */
   fromTemporal(id: string): Promise<DecisionRecord | null> {
-    return readDecisionFromTemporal(this.options.client, id);
+    const read = () => readDecisionFromTemporal(this.options.client, id);
+    return this.options.temporal ? this.options.temporal.read(read) : read();
   }
 
   /**
@@ -92,20 +116,22 @@ export class DecisionReads {
 
   /**
    * True when the projection says the decision is still going but Temporal has closed it: its
-   * last write was lost, or it was terminated from outside. Checked once a record is quiet.
+   * last write was lost, or it was terminated from outside. Checked once a record is quiet;
+   * 'unknown' when Temporal did not answer in time.
    */
-  private async outlivedByTemporal(record: DecisionRecord): Promise<boolean> {
+  private async outlivedByTemporal(record: DecisionRecord): Promise<boolean | 'unknown'> {
     if (isTerminal(record.status)) return false;
     if (Date.now() - Date.parse(record.updated_at) < (this.options.staleAfterMs ?? 30_000)) {
       return false;
     }
+    const describe = () => this.options.client.workflow.getHandle(record.process_id).describe();
     try {
-      const description = await this.options.client.workflow
-        .getHandle(record.process_id)
-        .describe();
+      const description = await (this.options.temporal
+        ? this.options.temporal.read(describe)
+        : describe());
       return description.status.name !== 'RUNNING';
-    } catch {
-      return false;
+    } catch (err) {
+      return isUnreachable(err) ? 'unknown' : false;
     }
   }
 }

@@ -497,6 +497,22 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       }
     });
 
+    it("answers a fork whose source no worker answers for with 503 and Retry-After, in the API's own words", async () => {
+      // No worker polls this app's queue: the source's outputs query is never answered.
+      const started = await post('/decisions/start', JSON.stringify({ decision_query: 'Fork?' }));
+      const { process_id } = (await started.json()) as { process_id: string };
+      const res = await app.request(`/decisions/${process_id}/fork`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ from_phase: 'analyzeRootCause' }),
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('Retry-After')).toBe('5');
+      expect(((await res.json()) as { detail: string }).detail).toBe(
+        "Could not read the source decision's outputs: Temporal or a worker did not answer within 0.6 s. Nothing was started; send the fork again in a few seconds",
+      );
+    });
+
     it('answers 503 naming Redis when Redis does not answer', async () => {
       const deadRedis = new Redis('redis://127.0.0.1:1', {
         lazyConnect: true,

@@ -7,6 +7,7 @@ import {
   permanentFaults,
   redisTroubles,
   streamFlood,
+  temporalPaused,
   temporalRestarted,
   workerKilledAfterAnswer,
   workerKilledInPhases,
@@ -66,6 +67,17 @@ describe('chaos (quick subset of npm run chaos)', () => {
       '2/2 event streams end with decision.completed',
     ]);
   }, 120_000);
+
+  it('while the dev server is paused: reads within the deadline, creates 503 and none lost', async () => {
+    const figures = await temporalPaused(stack, {
+      reads: 100,
+      creates: 5,
+      streams: 3,
+      pauseMs: 8000,
+    });
+    expect(figures).toMatchObject({ decisions: 5, completed: 5, ok: true });
+    expect(figures.checks.at(-1)).toBe('0 answers 5xx other than 503; 0 503 without Retry-After');
+  }, 180_000);
 
   it('decisions complete after the dev server is killed and restarted on its SQLite file', async () => {
     const figures = await temporalRestarted(stack, 2);

@@ -41,6 +41,15 @@ paused for 3 s, flushed, and restarted empty; Temporal keeps every decision, and
 \`reconcile\` rebuilds the projection, whose event streams then end with the decision's end (the
 events from before the flush are gone with it).
 
+In the Temporal pause scenario, the dev server is SIGSTOPped (it holds every connection and
+answers nothing) for 30 s. Meanwhile 100 readers read, by turns, ten decisions awaiting review
+(quiet for over 30 s, so the API asks Temporal whether they still run) and ten completed ones;
+one create with its own \`Idempotency-Key\` is sent about every 0.5 s; 20 event streams on the waiting
+decisions stay open. Reads answer within the 2 s deadline (the waiting ones \`stale\`), creates
+answer 503 with \`Retry-After\` at their 5 s deadline, and no answer is a 5xx other than 503.
+Once Temporal is back, each create that got 503 is sent again with its key: one decision per key,
+and every one completes.
+
 The generated requests come from \`/openapi.json\` (fast-check, seeded): every operation, with
 parameters and bodies drawn from their schemas, and as often broken (random JSON, truncated JSON,
 bodies of the wrong type, random ids and durations), sent over HTTP to a second API process whose

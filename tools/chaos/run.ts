@@ -8,6 +8,7 @@ import {
   permanentFaults,
   redisTroubles,
   streamFlood,
+  temporalPaused,
   temporalRestarted,
   workerKilledAfterAnswer,
   workerKilledInPhases,
@@ -16,12 +17,12 @@ import {
 import { startStack } from './stack';
 
 // `npm run chaos` (every scenario at full size; writes docs/RELIABILITY.md) or
-// `npm run chaos -- --quick` (smaller; prints only); `--only <name>,…` runs the scenarios named
-// (see `step` below) and prints only.
+// `npm run chaos -- --quick` (smaller; prints only); `--only <name>[,<name>]` runs the named
+// scenarios (the names below) and prints only.
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const onlyAt = process.argv.indexOf('--only');
-  const only = onlyAt === -1 ? null : (process.argv[onlyAt + 1] ?? '').split(',');
+  const only = onlyAt === -1 ? null : new Set((process.argv[onlyAt + 1] ?? '').split(','));
   const stack = await startStack({ temporalCli: await findOrBuildTemporalCli(), workers: 2 });
   // Interrupted, it still stops what it started: the processes would outlive it otherwise.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   }
   const results: Figures[] = [];
   const step = async (name: string, run: () => Promise<Figures>) => {
-    if (only && !only.includes(name)) return;
+    if (only && !only.has(name)) return;
     const figures = await run();
     results.push(figures);
     process.stdout.write(
@@ -40,9 +41,17 @@ async function main(): Promise<void> {
     await step('api-fuzz', () => apiFuzzed(stack, quick ? 1000 : 10_000));
     await step('permanent-faults', () => permanentFaults(stack));
     await step('model-faults', () => modelFaults(stack, quick ? 4 : 20));
-    await step('temporal-restart', () => temporalRestarted(stack, quick ? 2 : 5));
-    await step('redis', () => redisTroubles(stack, quick ? 2 : 5));
-    await step('worker-killed', () =>
+    await step('temporal-restarted', () => temporalRestarted(stack, quick ? 2 : 5));
+    await step('temporal-paused', () =>
+      temporalPaused(
+        stack,
+        quick
+          ? { reads: 200, creates: 10, streams: 5, pauseMs: 10_000 }
+          : { reads: 2000, creates: 50, streams: 20, pauseMs: 30_000 },
+      ),
+    );
+    await step('redis-troubles', () => redisTroubles(stack, quick ? 2 : 5));
+    await step('worker-killed-in-phases', () =>
       workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES),
     );
     await step('worker-killed-after-answer', () =>

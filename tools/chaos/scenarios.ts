@@ -542,3 +542,241 @@ function holdCalls(stack: Stack, phase: PhaseName, count: number) {
   );
   return { inFlight, release };
 }
+
+/** The value below which a share `q` of the sample lies, in ms. */
+function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+}
+
+/**
+ * The Temporal dev server is SIGSTOPped (it holds every connection and answers nothing) for
+ * `pauseMs` while status reads, creates and open event streams go on. Reads answer within the
+ * API's 2 s deadline (a quiet decision from the projection, marked stale), creates answer 503
+ * with Retry-After, and streams keep sending keep-alives; no 5xx but 503. Once Temporal is back,
+ * every create that got 503 is sent again with its Idempotency-Key, and every decision completes.
+ */
+export function temporalPaused(
+  stack: Stack,
+  sizes: { reads: number; creates: number; streams: number; pauseMs: number },
+) {
+  const seconds = Math.round(sizes.pauseMs / 1000);
+  return timed(
+    `Temporal frontend paused ${seconds} s: ${sizes.reads} status reads, ${sizes.creates} creates, ${sizes.streams} open streams`,
+    async () => {
+      stack.model.reset();
+      const api = stack.apiUrl;
+      const post = (path: string, body: object, headers: Record<string, string> = {}) =>
+        fetch(`${api}${path}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', ...headers },
+          body: JSON.stringify(body),
+        });
+      const serverErrors: Record<string, number> = {};
+      const count5xx = (kind: string, status: number) => {
+        if (status >= 500 && status !== 503) serverErrors[kind] = (serverErrors[kind] ?? 0) + 1;
+      };
+      let missingRetryAfter = 0;
+      const note503 = (res: Response) => {
+        if (res.status === 503 && !Number(res.headers.get('Retry-After'))) missingRetryAfter += 1;
+      };
+
+      // Decisions to read: ten awaiting review (quiet: the API asks Temporal about them), ten done.
+      const reviewed: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await post('/decisions', {
+          query: `Should we wait out a pause ${i}?`,
+          review: true,
+        });
+        reviewed.push(((await res.json()) as DecisionRecord).process_id);
+      }
+      const done: string[] = [];
+      for (let i = 0; i < 10; i++)
+        done.push(await stack.decide(`Should we read during a pause ${i}?`));
+      await completedOf(stack, done);
+      const records = await waitFor(
+        'the decisions to await review',
+        async () => {
+          const all = await Promise.all(
+            reviewed.map(
+              async (id) =>
+                (await (await fetch(`${api}/decisions/${id}`)).json()) as DecisionRecord,
+            ),
+          );
+          return all.every((r) => r.status === 'awaiting_review') ? all : undefined;
+        },
+        120_000,
+      );
+      // The API asks Temporal about a running record once it is 30 s old.
+      const quietAt = Math.max(...records.map((r) => Date.parse(r.updated_at))) + 31_000;
+      await waitFor(
+        'the decisions awaiting review to be quiet',
+        () => (Date.now() > quietAt ? true : undefined),
+        60_000,
+      );
+
+      // Event streams, open before the pause; each chunk's arrival time is kept.
+      const aborts: AbortController[] = [];
+      const chunkTimes: number[][] = [];
+      const streamEnds: Promise<string>[] = [];
+      for (let i = 0; i < sizes.streams; i++) {
+        const abort = new AbortController();
+        aborts.push(abort);
+        const times: number[] = [];
+        chunkTimes.push(times);
+        const res = await fetch(
+          `${api}/decisions/${reviewed[i % reviewed.length]}/events?deltas=false`,
+          {
+            signal: abort.signal,
+          },
+        );
+        count5xx('stream', res.status);
+        const reader = res.body!.getReader();
+        streamEnds.push(
+          (async () => {
+            try {
+              for (;;) {
+                const { done: ended } = await reader.read();
+                if (ended) return 'ended';
+                times.push(Date.now());
+              }
+            } catch {
+              return 'aborted';
+            }
+          })(),
+        );
+      }
+
+      stack.pauseTemporal();
+      const pausedAt = Date.now();
+      let resumedAt = 0;
+      const resumed = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          stack.resumeTemporal();
+          resumedAt = Date.now();
+          resolve();
+        }, sizes.pauseMs),
+      );
+      try {
+        const readMs: number[] = [];
+        const readOutcomes: Record<string, number> = {};
+        let next = 0;
+        const reader = async () => {
+          while (next < sizes.reads) {
+            const n = next++;
+            const id = n % 2 === 0 ? reviewed[n % reviewed.length]! : done[n % done.length]!;
+            const started = performance.now();
+            const res = await fetch(`${api}/decisions/${id}`);
+            const body = (await res.json()) as { stale?: boolean };
+            readMs.push(performance.now() - started);
+            count5xx('read', res.status);
+            note503(res);
+            const outcome =
+              res.status === 200 ? (body.stale ? '200 stale' : '200') : String(res.status);
+            readOutcomes[outcome] = (readOutcomes[outcome] ?? 0) + 1;
+          }
+        };
+        const createMs: number[] = [];
+        const createOutcomes: Record<string, number> = {};
+        const keys = Array.from({ length: sizes.creates }, (_, i) => `pause-${pausedAt}-${i}`);
+        const accepted = new Map<string, string>();
+        // One create every 0.8 × pause / creates, each sent without waiting for the one before.
+        const create = async (i: number) => {
+          await new Promise((r) => setTimeout(r, (i * sizes.pauseMs * 0.8) / sizes.creates));
+          const started = performance.now();
+          const res = await post(
+            '/decisions',
+            { query: `Should we start in a pause ${i}?` },
+            {
+              'Idempotency-Key': keys[i]!,
+            },
+          );
+          createMs.push(performance.now() - started);
+          count5xx('create', res.status);
+          note503(res);
+          createOutcomes[res.status] = (createOutcomes[res.status] ?? 0) + 1;
+          if (res.status === 202) {
+            accepted.set(keys[i]!, ((await res.json()) as DecisionRecord).process_id);
+          } else await res.body?.cancel();
+        };
+        const reading = Promise.all(Array.from({ length: 100 }, reader)).then(() => Date.now());
+        await Promise.all(keys.map((_, i) => create(i)));
+        const readsDoneAt = await reading;
+        await resumed;
+
+        // Sent again with its key once Temporal is back, each create answers with its decision.
+        let retried = 0;
+        for (const [i, key] of keys.entries()) {
+          if (accepted.has(key)) continue;
+          const id = await waitFor(
+            `the create ${key} to be accepted`,
+            async () => {
+              const res = await post(
+                '/decisions',
+                { query: `Should we start in a pause ${i}?` },
+                {
+                  'Idempotency-Key': key,
+                },
+              );
+              count5xx('create again', res.status);
+              if (res.status !== 202) {
+                await res.body?.cancel();
+                return undefined;
+              }
+              return ((await res.json()) as DecisionRecord).process_id;
+            },
+            60_000,
+          );
+          accepted.set(key, id);
+          retried += 1;
+        }
+        const ids = [...new Set(accepted.values())];
+        const completed = await completedOf(stack, ids);
+
+        // The longest silence on a stream while Temporal was paused.
+        let longestGap = 0;
+        for (const times of chunkTimes) {
+          const during = [
+            pausedAt,
+            ...times.filter((t) => t > pausedAt && t < resumedAt),
+            resumedAt,
+          ];
+          for (let i = 1; i < during.length; i++)
+            longestGap = Math.max(longestGap, during[i]! - during[i - 1]!);
+        }
+        const open = (
+          await Promise.all(streamEnds.map((end) => Promise.race([end, Promise.resolve('open')])))
+        ).filter((state) => state === 'open').length;
+        const fiveXX = Object.values(serverErrors).reduce((a, b) => a + b, 0);
+        const list = (o: Record<string, number>) =>
+          Object.entries(o)
+            .map(([k, v]) => `${k} ×${v}`)
+            .join(', ');
+        return {
+          decisions: sizes.creates,
+          completed,
+          checks: [
+            `reads p50 ${quantile(readMs, 0.5)} ms, p99 ${quantile(readMs, 0.99)} ms, max ${quantile(readMs, 1)} ms (${list(readOutcomes)}; all answered ${Math.round((readsDoneAt - pausedAt) / 1000)} s into the pause)`,
+            `creates p99 ${quantile(createMs, 0.99)} ms (${list(createOutcomes)}); ${retried} sent again with their key once Temporal was back, ${ids.length} decisions for ${keys.length} keys`,
+            `${open}/${sizes.streams} streams open through the pause, longest silence ${Math.round(longestGap / 100) / 10} s (keep-alive every 15 s)`,
+            `${fiveXX} answers 5xx other than 503${fiveXX ? ` (${list(serverErrors)})` : ''}; ${missingRetryAfter} 503 without Retry-After`,
+          ],
+          ok:
+            completed === sizes.creates &&
+            ids.length === sizes.creates &&
+            fiveXX === 0 &&
+            missingRetryAfter === 0 &&
+            open === sizes.streams &&
+            quantile(readMs, 0.99) < 3000,
+        };
+      } finally {
+        await resumed;
+        for (const abort of aborts) abort.abort();
+        await Promise.all(
+          reviewed.map((id) => post(`/decisions/${id}/cancel`, {}).then((r) => r.body?.cancel())),
+        );
+      }
+    },
+  );
+}

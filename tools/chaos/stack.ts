@@ -167,6 +167,9 @@ export async function startStack(options: { temporalCli: string; workers: number
       await Promise.all(workers.map((role) => crashRole(role)));
       for (let i = 0; i < workers.length; i++) workers[i] = await startWorker();
     },
+    /** SIGSTOP: the dev server holds its connections and answers nothing, until `resumeTemporal`. */
+    pauseTemporal: () => process.kill(temporal.process.pid!, 'SIGSTOP'),
+    resumeTemporal: () => process.kill(temporal.process.pid!, 'SIGCONT'),
     /** SIGKILLs the dev server and starts it again on the same port and SQLite file. */
     async restartTemporal(): Promise<void> {
       temporal.process.kill('SIGKILL');

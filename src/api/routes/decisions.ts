@@ -13,7 +13,7 @@ import { DecisionRecordSchema, PhaseNameSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { callerOf } from '../access';
 import { ProblemDetailsSchema } from '../problem';
-import type { DecisionService } from '../decision-service';
+import type { DecisionService, ListPosition } from '../decision-service';
 import { InvalidRequest } from '../errors';
 import { requireScope, type AuthVariables } from '../middleware/auth';
 import type { Attention, BuildWatch } from '../../temporal/build-watch';
@@ -36,7 +36,16 @@ const AttentionSchema = z
   });
 
 export const DecisionViewSchema = DecisionRecordSchema.omit({ seq: true })
-  .extend({ attention: AttentionSchema.optional() })
+  .extend({
+    attention: AttentionSchema.optional(),
+    stale: z
+      .literal(true)
+      .optional()
+      .describe(
+        "Present (true) only when Temporal, which confirms a quiet decision's state, did not answer " +
+          'in time: this is the last state the projection holds, which may be behind',
+      ),
+  })
   .openapi('Decision');
 type DecisionView = z.infer<typeof DecisionViewSchema>;
 
@@ -59,9 +68,9 @@ const BODY_PROBLEMS = {
   415: problemOf('Body is not JSON'),
 };
 const NOT_FOUND = { 404: problemOf('No decision has this id') };
-const WEBHOOK_UNCHECKED = {
+const OUTAGE = {
   503: problemOf(
-    "The webhook URL's host could not be resolved just now (a DNS failure that may pass), or no worker of the current build has polled lately (the detail names the build and what to run; see Retry-After): nothing was started; send it again",
+    'Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds',
   ),
 };
 
@@ -89,14 +98,20 @@ function durationParam(maxSeconds: number) {
     .openapi({ type: 'string', example: '30s' });
 }
 
-const encodeCursor = (c: { score: number; id: string }) =>
-  Buffer.from(JSON.stringify([c.score, c.id])).toString('base64url');
+// A projection cursor is [creation ms, id]; a visibility cursor ['v', its page token].
+const encodeCursor = (c: ListPosition) =>
+  Buffer.from(JSON.stringify('visibility' in c ? ['v', c.visibility] : [c.score, c.id])).toString(
+    'base64url',
+  );
 
-function decodeCursor(text: string): { score: number; id: string } | null {
+function decodeCursor(text: string): ListPosition | null {
   try {
     const value = JSON.parse(Buffer.from(text, 'base64url').toString()) as unknown;
     if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
       return { score: value[0], id: value[1] };
+    }
+    if (Array.isArray(value) && value[0] === 'v' && typeof value[1] === 'string') {
+      return { visibility: value[1] };
     }
   } catch {
     // fall through: not a cursor this API issued
@@ -104,7 +119,10 @@ function decodeCursor(text: string): { score: number; id: string } | null {
   return null;
 }
 
-function view(record: DecisionRecord, attention?: Attention | null): DecisionView {
+function view(
+  record: DecisionRecord & { stale?: true },
+  attention?: Attention | null,
+): DecisionView {
   const { seq: _seq, ...rest } = record;
   return attention ? { ...rest, attention } : rest;
 }
@@ -301,7 +319,9 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         422: problemOf('The Idempotency-Key was used with a different body'),
-        ...WEBHOOK_UNCHECKED,
+        503: problemOf(
+          "Temporal did not answer in time (the decision may have started: send it again with the same Idempotency-Key), the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run); see Retry-After",
+        ),
         ...BODY_PROBLEMS,
         ...COMMON,
       },
@@ -357,10 +377,20 @@ export function registerDecisionRoutes(
                 }),
               ),
               next_cursor: z.string().nullable(),
+              source: z
+                .literal('visibility')
+                .optional()
+                .describe(
+                  "Present when Redis did not answer and the page comes from Temporal's visibility: " +
+                    'open decisions first, then by close time (not newest first); a phase filter ' +
+                    'matches only decisions that have stopped in that phase; updated_at is the ' +
+                    'start or close time; next_cursor goes on through visibility',
+                ),
             }),
           ),
         },
         400: problemOf('A filter or the cursor is invalid'),
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -377,7 +407,14 @@ export function registerDecisionRoutes(
         limit: q.limit,
         cursor,
       });
-      return c.json({ items: page.items, next_cursor: page.next && encodeCursor(page.next) }, 200);
+      return c.json(
+        {
+          items: page.items,
+          next_cursor: page.next && encodeCursor(page.next),
+          ...(page.source === 'visibility' ? { source: 'visibility' as const } : {}),
+        },
+        200,
+      );
     },
   );
 
@@ -398,6 +435,7 @@ export function registerDecisionRoutes(
         responses: {
           200: { description: 'The decision', ...json(DecisionViewSchema) },
           ...NOT_FOUND,
+          ...OUTAGE,
           ...COMMON,
         },
       }),
@@ -425,6 +463,7 @@ export function registerDecisionRoutes(
         200: { description: 'The result', ...json(DecisionRecordSchema.shape.result.unwrap()) },
         409: problemOf('The decision has not completed'),
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -449,6 +488,7 @@ export function registerDecisionRoutes(
         202: { description: 'Still running when the timeout passed', ...json(DecisionViewSchema) },
         400: problemOf('The timeout is invalid'),
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -477,6 +517,7 @@ export function registerDecisionRoutes(
         },
         409: problemOf('The decision has already finished'),
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -512,6 +553,7 @@ export function registerDecisionRoutes(
         409: problemOf('The decision is not awaiting review, or was reviewed already'),
         ...BODY_PROBLEMS,
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),
@@ -555,7 +597,9 @@ export function registerDecisionRoutes(
           ...json(DecisionViewSchema),
         },
         409: problemOf('The source has no output yet for a phase before from_phase'),
-        ...WEBHOOK_UNCHECKED,
+        503: problemOf(
+          "Temporal or a worker did not answer in time, the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run): send it again after Retry-After seconds",
+        ),
         ...BODY_PROBLEMS,
         ...NOT_FOUND,
         ...COMMON,
@@ -620,6 +664,7 @@ export function registerDecisionRoutes(
           "Still running, nothing to retry from, or its build's workers are gone (see on_current_build)",
         ),
         ...NOT_FOUND,
+        ...OUTAGE,
         ...COMMON,
       },
     }),

@@ -15,6 +15,7 @@ import type { DecisionProjection, StoredEvent } from '../../projection/redis-pro
 import { LiveTexts } from '../live-texts';
 import { InvalidRequest, LimitReached, Unavailable } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
+import { isUnreachable } from '../../temporal/deadlines';
 import { requireScope } from '../middleware/auth';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
@@ -231,7 +232,11 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
           if (events.length > 0) continue;
           // Nothing new: the stream may have been lost with the projection while the decision
           // finished; then say how it ended from the record rather than wait forever.
-          const now = await deps.decisions.find({ id, caller });
+          // A check that cannot be made now (Temporal and Redis both away) waits for the next.
+          const now = await deps.decisions.find({ id, caller }).catch((err: unknown) => {
+            if (err instanceof Unavailable || isUnreachable(err)) return null;
+            throw err;
+          });
           if (now && isTerminal(now.status)) {
             const rest = await deps.projection.readEvents(id, lastDurable);
             if (!(await send(rest.map((e) => ({ ...e, key: durableKey }))))) {

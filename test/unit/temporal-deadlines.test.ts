@@ -1,0 +1,70 @@
+import { Client, Connection, defaultGrpcRetryOptions } from '@temporalio/client';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  isUnreachable,
+  retryOptionsWithin,
+  retryWithinDeadline,
+  TemporalCalls,
+  TemporalUnreachable,
+} from '../../src/temporal/deadlines';
+import { freePort } from '../support/ports';
+
+type StatusObject = Parameters<ReturnType<typeof defaultGrpcRetryOptions>['retryableDecider']>[1];
+
+const UNAVAILABLE = {
+  code: 14,
+  details: 'connection refused',
+  metadata: null,
+} as unknown as StatusObject;
+
+describe('Temporal calls with a deadline', () => {
+  const connections: Connection[] = [];
+  afterAll(async () => {
+    await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
+  });
+
+  it('ends a call to an address nothing listens on within its deadline, as TemporalUnreachable', async () => {
+    // A port that refuses connections: the SDK's default retries would go on for about 20 s.
+    const connection = Connection.lazy({
+      address: `127.0.0.1:${await freePort()}`,
+      interceptors: [retryWithinDeadline()],
+    });
+    connections.push(connection);
+    const calls = new TemporalCalls(new Client({ connection }), { readMs: 1000 });
+    const started = performance.now();
+    const err = await calls
+      .read(() => calls.client.workflow.getHandle('nobody').describe())
+      .catch((e: unknown) => e);
+    const ms = performance.now() - started;
+    expect(err).toBeInstanceOf(TemporalUnreachable);
+    expect(isUnreachable(err)).toBe(true);
+    expect((err as Error).message).toBe('Temporal did not answer within 1000 ms');
+    expect(ms).toBeLessThan(1500);
+  });
+
+  it('does not start a retry that would begin past the deadline, and retries as the SDK does before', () => {
+    const sdk = defaultGrpcRetryOptions();
+    // The SDK's own options retry the 6th attempt (a delay of about 2.4 s) whatever the deadline.
+    expect(sdk.retryableDecider(6, UNAVAILABLE)).toBe(true);
+    expect(retryOptionsWithin(Date.now() + 1000).retryableDecider(6, UNAVAILABLE)).toBe(false);
+    // Well before the deadline, the same retry goes ahead, after the SDK's delay (2.4 s ± 20 %).
+    const within = retryOptionsWithin(Date.now() + 60_000);
+    expect(within.retryableDecider(6, UNAVAILABLE)).toBe(true);
+    const delay = within.delayFunction(6, UNAVAILABLE);
+    expect(delay).toBeGreaterThan(1900);
+    expect(delay).toBeLessThan(2900);
+    // Without a deadline, exactly the SDK's choice; never a retry of what it does not retry.
+    expect(retryOptionsWithin(undefined).retryableDecider(10, UNAVAILABLE)).toBe(false);
+    expect(retryOptionsWithin(undefined).retryableDecider(1, { ...UNAVAILABLE, code: 5 })).toBe(
+      false,
+    );
+  });
+
+  it('passes on what Temporal refused (not unreachable) as it is', async () => {
+    const refused = new Error('refused');
+    const connection = Connection.lazy({ address: '127.0.0.1:1' });
+    connections.push(connection);
+    const calls = new TemporalCalls(new Client({ connection }));
+    await expect(calls.write(() => Promise.reject(refused))).rejects.toBe(refused);
+  });
+});
