@@ -31,6 +31,7 @@ import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
 import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
+import { registerWebhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
   decisions: Decisions;
@@ -43,6 +44,8 @@ export interface AppDeps {
   maxWaitSeconds?: number;
   /** The most a decision may spend; requests may ask for less. */
   maxBudget?: DecisionBudget;
+  /** The secret a principal's webhook deliveries are signed with; null without WEBHOOK_SECRET. */
+  webhookSecretOf?: ((principal: string) => string) | null;
   /** Null runs without authentication: every caller has every scope. */
   apiKeys: ApiKey[] | null;
   /** Requests per minute per key (or client address); 0 turns the limit off. */
@@ -187,6 +190,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   // `/decisions/*` matches `/decisions` itself too.
   app.use('/decisions/*', auth);
   app.use('/me', auth);
+  app.use('/webhooks/*', auth);
   if (deps.rateLimitPerMinute) {
     const limit = rateLimit({
       redis: deps.redis,
@@ -197,8 +201,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     });
     app.use('/decisions/*', limit);
     app.use('/me', limit);
+    app.use('/webhooks/*', limit);
   }
   registerMeRoute(app);
+  registerWebhookRoutes(app, { secretOf: deps.webhookSecretOf ?? null });
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,
