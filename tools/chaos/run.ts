@@ -3,6 +3,8 @@ import { findOrBuildTemporalCli } from '../temporal/cli';
 import { writeReport, table } from './report';
 import {
   apiFuzzed,
+  dnsStalls,
+  webhookReceivers,
   modelFaults,
   permanentFaults,
   redisTroubles,
@@ -13,17 +15,21 @@ import {
 } from './scenarios';
 import { startStack } from './stack';
 
-// `npm run chaos` (every scenario at full size; writes docs/RELIABILITY.md) or
-// `npm run chaos -- --quick` (smaller; prints only).
+// `npm run chaos` (every scenario at full size; writes docs/RELIABILITY.md),
+// `npm run chaos -- --quick` (smaller; prints only), or `npm run chaos -- --only dns-stall,…`
+// (the named scenarios; prints only).
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) : null;
   const stack = await startStack({ temporalCli: await findOrBuildTemporalCli(), workers: 2 });
   // Interrupted, it still stops what it started: the processes would outlive it otherwise.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void stack.stop().finally(() => process.exit(130)));
   }
   const results: Figures[] = [];
-  const step = async (run: () => Promise<Figures>) => {
+  const step = async (name: string, run: () => Promise<Figures>) => {
+    if (only && !only.has(name)) return;
     const figures = await run();
     results.push(figures);
     process.stdout.write(
@@ -31,18 +37,24 @@ async function main(): Promise<void> {
     );
   };
   try {
-    await step(() => apiFuzzed(stack, quick ? 1000 : 10_000));
-    await step(() => permanentFaults(stack));
-    await step(() => modelFaults(stack, quick ? 4 : 20));
-    await step(() => temporalRestarted(stack, quick ? 2 : 5));
-    await step(() => redisTroubles(stack, quick ? 2 : 5));
-    await step(() => workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES));
-    await step(() => workerKilledAfterAnswer(stack, quick ? ['establishGoals'] : PHASE_NAMES));
+    await step('api-fuzz', () => apiFuzzed(stack, quick ? 1000 : 10_000));
+    await step('permanent-faults', () => permanentFaults(stack));
+    await step('model-faults', () => modelFaults(stack, quick ? 4 : 20));
+    await step('temporal-restart', () => temporalRestarted(stack, quick ? 2 : 5));
+    await step('redis-troubles', () => redisTroubles(stack, quick ? 2 : 5));
+    await step('worker-killed-in-phases', () =>
+      workerKilledInPhases(stack, quick ? ['defineScope'] : PHASE_NAMES),
+    );
+    await step('worker-killed-after-answer', () =>
+      workerKilledAfterAnswer(stack, quick ? ['establishGoals'] : PHASE_NAMES),
+    );
+    await step('dns-stall', () => dnsStalls(stack, quick ? 10 : 50));
+    await step('webhook-receivers', () => webhookReceivers(stack, quick ? 90 : 1000));
   } finally {
     await stack.stop();
   }
   process.stdout.write(`\n${table(results)}\n`);
-  if (!quick) process.stdout.write(`\nWrote ${writeReport(results, quick)}\n`);
+  if (!quick && !only) process.stdout.write(`\nWrote ${writeReport(results, quick)}\n`);
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 }
 
