@@ -17,10 +17,11 @@ const DEV_WEBHOOK_SECRET_FILE = '.data/webhook_secret.txt';
 // The all-in-one for development: Temporal dev server, Redis if none runs, one worker, the API.
 runMain(async () => {
   // Webhooks work out of the box here: signed with a secret kept beside the dev data, and a
-  // receiver on this machine allowed unless WEBHOOK_ALLOW_PRIVATE_NETWORKS says otherwise.
+  // receiver on this machine, on any port, allowed unless the variables say otherwise.
   const env = {
     ...process.env,
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS || 'true',
+    WEBHOOK_ALLOWED_PORTS: process.env.WEBHOOK_ALLOWED_PORTS || '*',
     // The offline model writes its answers at a visible pace, so that a decision's page and
     // `npm run decide` show the live output without a key.
     LLM_OFFLINE_DELAY_MS: process.env.LLM_OFFLINE_DELAY_MS || '1500',
@@ -84,7 +85,7 @@ runMain(async () => {
     say(`  Temporal Web UI:  ${ui}`);
     if (worker.httpUrl) say(`  Worker metrics:   ${worker.httpUrl}/metrics`);
     say(
-      `  Webhook secret:   ${ownSecret ? `in ${DEV_WEBHOOK_SECRET_FILE}` : 'from WEBHOOK_SECRET'}${workerSettings.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? ' (receivers on this machine allowed)' : ''}`,
+      `  Webhook secret:   ${api.url}/webhooks/secret (master ${ownSecret ? `in ${DEV_WEBHOOK_SECRET_FILE}` : 'from WEBHOOK_SECRET'})${workerSettings.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? ' (receivers on this machine allowed)' : ''}`,
     );
     say(
       `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,

@@ -35,8 +35,10 @@ import {
   type WebhookDelivery,
   type WebhookMessage,
 } from '../domain/webhook';
-import { WebhookUrlError } from '../webhooks/address';
-import { postWebhook, type PostOutcome } from '../webhooks/deliver';
+import { WebhookUrlError, type AllowedPorts, type Resolve } from '../webhooks/address';
+import { failureKind, postWebhook, type PostOutcome } from '../webhooks/deliver';
+import { DecisionOwnerUnknown, type OwnerOf } from '../webhooks/owner';
+import { principalSecret } from '../webhooks/secret';
 
 export interface ActivityDeps {
   model: LanguageModel;
@@ -54,10 +56,19 @@ export interface ActivityDeps {
   projection: Pick<DecisionProjection, 'write' | 'writeDelivery' | 'readDelivery'>;
   /** Signs webhook deliveries; without a secret a delivery fails at once, saying why. */
   webhooks?: {
+    /** The master (WEBHOOK_SECRET): each decision's owner signs with a secret derived from it. */
     secret: string | null;
-    /** While the secret is rotated, the one before it: deliveries are signed with both. */
+    /** While the master is rotated, the one before it: deliveries are signed with both. */
     previousSecret?: string | null;
+    /** Whose a decision is: its deliveries are signed with that principal's secret. */
+    ownerOf: OwnerOf;
     allowPrivateNetworks: boolean;
+    /** The ports deliveries may reach; 80 and 443 by default. */
+    allowedPorts?: AllowedPorts;
+    /** Resolves receivers' hosts, with a deadline; the system's DNS servers by default. */
+    resolve?: Resolve;
+    /** Deliveries one principal may have in flight in this process; more are retried later. */
+    perPrincipal?: number;
   };
   /** How many passages each information need is answered from. */
   passagesPerNeed?: number;
@@ -70,6 +81,11 @@ export interface ActivityDeps {
 }
 
 export type PhaseActivity = (input: PhaseInput) => Promise<PhaseResult>;
+
+/** 4xx answers that may pass (timeout, conflict, too early, too many requests): retried as 5xx. */
+const RETRIED_CLIENT_ERRORS = new Set([408, 409, 425, 429]);
+/** Other 4xx answers end a delivery once the receiver has given this many. */
+const MAX_CLIENT_ERRORS = 3;
 
 /** The model with each call's output handed to `publisher`, numbered by call from 1. */
 function live(model: StoredModel, publisher: LivePublisher): StoredModel {
@@ -282,17 +298,30 @@ export function createActivities(deps: ActivityDeps) {
       );
   };
 
+  // Deliveries in flight in this process, per principal.
+  const inFlight = new Map<string, number>();
+
   const deliverWebhook = async (message: WebhookMessage): Promise<WebhookDelivery> => {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
+    // How many times the receiver refused it with a 4xx, carried from attempt to attempt.
+    const carried = ctx.info.heartbeatDetails as { rejected?: number } | undefined;
+    const rejected = typeof carried?.rejected === 'number' ? carried.rejected : 0;
     const base = { ...pendingDelivery(message.id, message.body.type), attempts: attempt };
-    const fail = async (type: string, error: string, status: number | null, final: boolean) => {
+    const fail = async (
+      type: string,
+      error: string,
+      status: number | null,
+      final: boolean,
+      carry = rejected,
+    ) => {
+      ctx.heartbeat({ rejected: carry });
       const state = type === 'WebhookGone' ? 'gone' : final ? 'failed' : 'retrying';
       await report(message, { ...base, state, last_status: status, last_error: error });
       throw ApplicationFailure.create({ type, message: error, nonRetryable: final });
     };
-    const secret = deps.webhooks?.secret;
-    if (!secret) {
+    const settings = deps.webhooks;
+    if (!settings?.secret) {
       return fail(
         'WebhookNotConfigured',
         'WEBHOOK_SECRET is not set on the worker, so it cannot sign deliveries',
@@ -300,20 +329,53 @@ export function createActivities(deps: ActivityDeps) {
         true,
       );
     }
+    let owner: string;
+    try {
+      owner = await settings.ownerOf(message.decision_id);
+    } catch (err) {
+      if (err instanceof DecisionOwnerUnknown) {
+        return fail('WebhookOwnerUnknown', `Not signed: ${err.message}`, null, true);
+      }
+      return fail(
+        'WebhookOwnerUnavailable',
+        'Not sent: whose decision this is could not be read from Temporal just now',
+        null,
+        false,
+      );
+    }
+    const limit = settings.perPrincipal ?? 10;
+    const busy = inFlight.get(owner) ?? 0;
+    if (busy >= limit) {
+      // Over its share: tried again later, without a report (the last attempt's stays shown).
+      ctx.heartbeat({ rejected });
+      throw ApplicationFailure.create({
+        type: 'WebhookBusy',
+        message: `${limit} deliveries of this principal are in flight on this worker already`,
+        nextRetryDelay: 5_000 + Math.floor(Math.random() * 10_000),
+      });
+    }
+    inFlight.set(owner, busy + 1);
     let outcome: PostOutcome;
     try {
       outcome = await postWebhook(message, {
-        secret,
-        previousSecret: deps.webhooks?.previousSecret,
-        allowPrivateNetworks: deps.webhooks?.allowPrivateNetworks ?? false,
+        secret: principalSecret(settings.secret, owner),
+        previousSecret: settings.previousSecret
+          ? principalSecret(settings.previousSecret, owner)
+          : null,
+        allowPrivateNetworks: settings.allowPrivateNetworks,
+        allowedPorts: settings.allowedPorts,
+        resolve: settings.resolve,
         signal: ctx.cancellationSignal,
       });
     } catch (err) {
       if (err instanceof WebhookUrlError) {
-        return fail('WebhookUrlRefused', err.message, null, true);
+        return fail('WebhookUrlRefused', `The URL ${err.message}`, null, true);
       }
-      const why = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : String(err);
-      return fail('WebhookUnreachable', `No answer from the receiver: ${why}`, null, false);
+      return fail('WebhookUnreachable', `No answer: ${failureKind(err)}`, null, false);
+    } finally {
+      const left = (inFlight.get(owner) ?? 1) - 1;
+      if (left > 0) inFlight.set(owner, left);
+      else inFlight.delete(owner);
     }
     const { status } = outcome;
     if (status >= 200 && status < 300) {
@@ -329,6 +391,19 @@ export function createActivities(deps: ActivityDeps) {
     }
     if (status === 410) {
       return fail('WebhookGone', 'The receiver answered 410 Gone: no more attempts', status, true);
+    }
+    if (status >= 400 && status < 500 && !RETRIED_CLIENT_ERRORS.has(status)) {
+      // A receiver that refuses the request keeps refusing it: after a few, it is not sent again
+      // (and a URL aimed at something that is no receiver stops being called).
+      const count = rejected + 1;
+      const final = count >= MAX_CLIENT_ERRORS;
+      return fail(
+        'WebhookRejected',
+        `The receiver answered ${status}${final ? `, ${count} times: no more attempts` : ''}`,
+        status,
+        final,
+        count,
+      );
     }
     return fail('WebhookRejected', `The receiver answered ${status}`, status, false);
   };

@@ -34,6 +34,7 @@ import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
 import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
+import { registerWebhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
   decisions: Decisions;
@@ -48,6 +49,8 @@ export interface AppDeps {
   maxWaitSeconds?: number;
   /** The most a decision may spend; requests may ask for less. */
   maxBudget?: DecisionBudget;
+  /** The secret a principal's webhook deliveries are signed with; null without WEBHOOK_SECRET. */
+  webhookSecretOf?: ((principal: string) => string) | null;
   /** Null runs without authentication: every caller has every scope. */
   apiKeys: ApiKey[] | null;
   /** Requests per minute per key (or client address); 0 turns the limit off. */
@@ -227,6 +230,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   // `/decisions/*` matches `/decisions` itself too.
   app.use('/decisions/*', auth);
   app.use('/me', auth);
+  app.use('/webhooks/*', auth);
   if (deps.rateLimitPerMinute) {
     const limit = rateLimit({
       redis: deps.redis,
@@ -237,8 +241,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     });
     app.use('/decisions/*', limit);
     app.use('/me', limit);
+    app.use('/webhooks/*', limit);
   }
   registerMeRoute(app);
+  registerWebhookRoutes(app, { secretOf: deps.webhookSecretOf ?? null });
   registerEventRoutes(app, {
     decisions: deps.decisions,
     projection: deps.projection,

@@ -50,6 +50,7 @@ import {
   checkWebhookUrl,
   WebhookCheckUnavailable,
   WebhookUrlError,
+  type AllowedPorts,
   type Resolve,
 } from '../webhooks/address';
 import {
@@ -85,6 +86,8 @@ export interface DecisionServiceOptions {
 
 export interface WebhookSettings {
   allowPrivateNetworks: boolean;
+  /** The ports webhook URLs may use; 80 and 443 by default. */
+  allowedPorts?: AllowedPorts;
   timeoutMs: number;
   retryMs: number;
   /** Resolves a host's addresses (the system resolver by default). */

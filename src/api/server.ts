@@ -13,6 +13,8 @@ import { retryWithinDeadline } from '../temporal/deadlines';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { BuildWatch } from '../temporal/build-watch';
 import { deploymentNameFor } from '../temporal/versioning';
+import { createResolve } from '../webhooks/resolver';
+import { principalSecret } from '../webhooks/secret';
 
 export interface RunningApi {
   url: string;
@@ -91,6 +93,11 @@ export async function startApi(
     webhooks: config.WEBHOOK_SECRET
       ? {
           allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+          allowedPorts: config.WEBHOOK_ALLOWED_PORTS,
+          resolve: createResolve({
+            servers: config.WEBHOOK_DNS_SERVERS,
+            timeoutMs: config.WEBHOOK_DNS_TIMEOUT_MS,
+          }),
           timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
           retryMs: config.WEBHOOK_RETRY_HOURS * 3_600_000,
         }
@@ -117,6 +124,9 @@ export async function startApi(
     trustProxy: config.TRUST_PROXY,
     maxStreamsPerKey: config.EVENT_STREAMS_PER_KEY,
     apiKeys,
+    webhookSecretOf: config.WEBHOOK_SECRET
+      ? (principal) => principalSecret(config.WEBHOOK_SECRET!, principal)
+      : null,
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     corsOrigins: config.CORS_ORIGINS.split(',')
       .map((o) => o.trim())

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_LIMITS, MIN_TOKEN_BUDGET, type DecisionLimits } from '../domain/decision';
 import { flag, setting } from './settings';
@@ -131,7 +132,61 @@ export const webhookSettings = {
     secret: true,
   }),
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: setting(flag.default(false), {
-    meaning: 'let webhook URLs reach loopback, private and link-local addresses',
+    meaning: 'let webhook URLs reach loopback, private and link-local addresses (not other ports)',
+  }),
+  WEBHOOK_ALLOWED_PORTS: setting(
+    z
+      .string()
+      .default('80,443')
+      .transform((text, ctx): ReadonlySet<number> | 'any' => {
+        if (text.trim() === '*') return 'any';
+        const ports = text.split(',').map((p) => p.trim());
+        if (ports.some((p) => !/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must be a comma-separated list of ports (1-65535), such as 80,443,8443, or *',
+          });
+          return z.NEVER;
+        }
+        return new Set(ports.map(Number));
+      }),
+    {
+      meaning:
+        'ports webhook URLs (and their redirects) may use, comma-separated; `*` for any (local receivers)',
+      shownDefault: '`80,443`',
+    },
+  ),
+  WEBHOOK_DNS_SERVERS: setting(
+    z
+      .string()
+      .optional()
+      .transform((text, ctx) => {
+        const servers = (text ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const bad = servers.find(
+          (s) => !isIP(s) && !/^(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(s),
+        );
+        if (bad !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              'must be comma-separated server addresses (1.1.1.1, 1.1.1.1:53, [2606:4700::1111]:53)',
+          });
+          return z.NEVER;
+        }
+        return servers;
+      }),
+    {
+      meaning:
+        "DNS servers that webhook hosts are resolved with; the system's (resolv.conf) if unset",
+      shownDefault: "(the system's)",
+    },
+  ),
+  WEBHOOK_DNS_TIMEOUT_MS: setting(z.coerce.number().int().min(100).max(30_000).default(2000), {
+    meaning:
+      "how long resolving a webhook's host may take before the check answers 503 (or the attempt fails)",
   }),
 };
 

@@ -175,6 +175,10 @@ export const WorkerConfigSchema = z
       meaning: 'while rotating: the old secret; deliveries carry a signature made with each',
       secret: true,
     }),
+    WEBHOOK_DELIVERIES_PER_PRINCIPAL: setting(z.coerce.number().int().positive().default(10), {
+      meaning:
+        'deliveries one principal may have in flight on this worker; more are retried a few seconds later',
+    }),
   })
   .superRefine((c, ctx) => {
     if (c.WEBHOOK_PREVIOUS_SECRET && !c.WEBHOOK_SECRET) {

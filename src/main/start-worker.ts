@@ -1,5 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import {
   NativeConnection,
   Worker,
@@ -24,6 +24,8 @@ import { LiveChannel } from '../projection/live-channel';
 import type { Tracing } from '../observability/tracing';
 import { createProjection } from '../projection/redis-client';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
+import { decisionOwners } from '../webhooks/owner';
+import { createResolve } from '../webhooks/resolver';
 import {
   applyPromotionPolicy,
   buildIdFor,
@@ -295,7 +297,17 @@ export async function startWorker(
       webhooks: {
         secret: config.WEBHOOK_SECRET ?? null,
         previousSecret: config.WEBHOOK_PREVIOUS_SECRET ?? null,
+        ownerOf: decisionOwners(
+          new Client({ connection: client, namespace: config.TEMPORAL_NAMESPACE }),
+          projection,
+        ),
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        allowedPorts: config.WEBHOOK_ALLOWED_PORTS,
+        resolve: createResolve({
+          servers: config.WEBHOOK_DNS_SERVERS,
+          timeoutMs: config.WEBHOOK_DNS_TIMEOUT_MS,
+        }),
+        perPrincipal: config.WEBHOOK_DELIVERIES_PER_PRINCIPAL,
       },
       metrics: decisionMetrics(registry),
       live: liveChannel(liveRedis, config, registry, logger),

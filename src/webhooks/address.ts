@@ -1,5 +1,8 @@
-import { lookup, type LookupAddress, type LookupOneOptions, type LookupOptions } from 'node:dns';
+import type { LookupAddress, LookupOneOptions, LookupOptions } from 'node:dns';
 import ipaddr from 'ipaddr.js';
+import { createResolve, type Resolve } from './resolver';
+
+export type { Resolve } from './resolver';
 
 /** A webhook URL this server will not call, with the reason in words the caller can act on. */
 export class WebhookUrlError extends Error {
@@ -52,21 +55,48 @@ export class WebhookCheckUnavailable extends Error {
 /** What resolvers answer for a name that does not exist or has no address: the URL is wrong. */
 const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA', 'EAI_NONAME', 'EAI_NODATA', 'NXDOMAIN']);
 
-export type Resolve = (host: string) => Promise<LookupAddress[]>;
+let defaultResolve: Resolve | null = null;
+/** The system's DNS servers, 5 s a lookup: for callers that give no resolver of their own. */
+function systemResolve(): Resolve {
+  defaultResolve ??= createResolve({ timeoutMs: 5000 });
+  return defaultResolve;
+}
 
-const systemResolve: Resolve = (host) =>
-  new Promise((done, fail) =>
-    lookup(host, { all: true }, (err, addresses) => (err ? fail(err) : done(addresses))),
-  );
+/** The ports webhooks may be sent to: a set, or `any` (WEBHOOK_ALLOWED_PORTS=*). */
+export type AllowedPorts = ReadonlySet<number> | 'any';
+
+/** Plain HTTP and HTTPS only, unless WEBHOOK_ALLOWED_PORTS widens it. */
+export const DEFAULT_ALLOWED_PORTS: AllowedPorts = new Set([80, 443]);
+
+/** The port a URL connects to: the one it names, or its scheme's. */
+export function portOf(url: URL): number {
+  if (url.port) return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+/** Whether a webhook may be sent to this URL's port. */
+export function portAllowed(url: URL, allowed: AllowedPorts = DEFAULT_ALLOWED_PORTS): boolean {
+  return allowed === 'any' || allowed.has(portOf(url));
+}
+
+function allowedList(allowed: AllowedPorts): string {
+  return allowed === 'any' ? 'any' : [...allowed].sort((a, b) => a - b).join(', ');
+}
+
+export interface UrlCheckOptions {
+  allowPrivateNetworks: boolean;
+  /** The ports webhooks may reach; 80 and 443 by default. Private networks do not widen it. */
+  allowedPorts?: AllowedPorts;
+  /** Resolves a host's addresses; the system's DNS servers with a 5 s deadline by default. */
+  resolve?: Resolve;
+}
 
 /**
- * Checks a webhook URL before a decision that uses it starts: http or https, and unless private
- * networks are allowed, a host whose every address (after DNS resolution) is public.
+ * Checks a webhook URL before a decision that uses it starts: http or https, a port webhooks may
+ * reach, and unless private networks are allowed, a host whose every address (after DNS
+ * resolution) is public.
  */
-export async function checkWebhookUrl(
-  text: string,
-  options: { allowPrivateNetworks: boolean; resolve?: Resolve },
-): Promise<URL> {
+export async function checkWebhookUrl(text: string, options: UrlCheckOptions): Promise<URL> {
   let url: URL;
   try {
     url = new URL(text);
@@ -81,6 +111,11 @@ export async function checkWebhookUrl(
       'must not carry credentials (user:password@): they would be kept in the decision and its history; the signature authenticates deliveries',
     );
   }
+  if (!portAllowed(url, options.allowedPorts)) {
+    throw new WebhookUrlError(
+      `uses port ${portOf(url)}: webhooks are sent to ports ${allowedList(options.allowedPorts ?? DEFAULT_ALLOWED_PORTS)} only (WEBHOOK_ALLOWED_PORTS)`,
+    );
+  }
   if (options.allowPrivateNetworks) return url;
   const host = hostOf(url);
   if (ipaddr.isValid(host)) {
@@ -89,7 +124,7 @@ export async function checkWebhookUrl(
   }
   let addresses: LookupAddress[];
   try {
-    addresses = await (options.resolve ?? systemResolve)(host);
+    addresses = await (options.resolve ?? systemResolve())(host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code && NO_SUCH_NAME.has(code))
@@ -110,29 +145,39 @@ type LookupCallback = (
 ) => void;
 
 /**
- * A `lookup` for http.request that refuses non-public addresses when the connection is made, so
- * a name that resolved to a public address when the decision started cannot be pointed at an
- * internal one later (DNS rebinding), and neither can a redirect.
+ * A `lookup` for http.request that resolves through `resolve` (with its deadline, off libuv's
+ * thread pool) and refuses non-public addresses when the connection is made, so a name that
+ * resolved to a public address when the decision started cannot be pointed at an internal one
+ * later (DNS rebinding), and neither can a redirect.
  */
-export function guardedLookup(allowPrivateNetworks: boolean) {
+export function guardedLookup(allowPrivateNetworks: boolean, resolve: Resolve = systemResolve()) {
   return (
     host: string,
     options: LookupOptions | LookupOneOptions,
     callback: LookupCallback,
   ): void => {
-    lookup(host, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err, []);
-      try {
-        if (!allowPrivateNetworks) {
-          for (const { address } of addresses) assertPublic(host, address);
+    resolve(host).then(
+      (all) => {
+        const family = options.family === 4 || options.family === 6 ? options.family : null;
+        const addresses = family ? all.filter((a) => a.family === family) : all;
+        try {
+          if (!allowPrivateNetworks) {
+            for (const { address } of addresses) assertPublic(host, address);
+          }
+        } catch (refused) {
+          return callback(refused as NodeJS.ErrnoException, []);
         }
-      } catch (refused) {
-        return callback(refused as NodeJS.ErrnoException, []);
-      }
-      if ('all' in options && options.all) return callback(null, addresses);
-      const first = addresses[0];
-      if (!first) return callback(new Error(`${host} resolves to no address`), []);
-      callback(null, first.address, first.family);
-    });
+        if ('all' in options && options.all) return callback(null, addresses);
+        const first = addresses[0];
+        if (!first) {
+          return callback(
+            Object.assign(new Error(`${host} resolves to no address`), { code: 'ENODATA' }),
+            [],
+          );
+        }
+        callback(null, first.address, first.family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, []),
+    );
   };
 }

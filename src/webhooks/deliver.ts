@@ -4,7 +4,15 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import ipaddr from 'ipaddr.js';
 import { Webhook } from 'standardwebhooks';
 import type { WebhookMessage } from '../domain/webhook';
-import { assertPublic, guardedLookup, hostOf, WebhookUrlError } from './address';
+import {
+  assertPublic,
+  guardedLookup,
+  hostOf,
+  portAllowed,
+  WebhookUrlError,
+  type AllowedPorts,
+  type Resolve,
+} from './address';
 
 /** A new signing secret in the Standard Webhooks form: `whsec_` and a base64 key of 32 bytes. */
 export function newWebhookSecret(): string {
@@ -28,6 +36,10 @@ export interface PostOptions {
    */
   previousSecret?: string | null;
   allowPrivateNetworks: boolean;
+  /** The ports deliveries (and the redirects they follow) may reach; 80 and 443 by default. */
+  allowedPorts?: AllowedPorts;
+  /** Resolves the receiver's host, with a deadline (see createResolve). */
+  resolve?: Resolve;
   /** Aborts the attempt (the activity's cancellation). */
   signal?: AbortSignal;
   userAgent?: string;
@@ -66,8 +78,20 @@ export async function postWebhook(
     ...(options.signal ? [options.signal] : []),
   ]);
   let url = new URL(message.url);
+  if (!portAllowed(url, options.allowedPorts)) {
+    throw new WebhookUrlError(`uses a port webhooks are not sent to (WEBHOOK_ALLOWED_PORTS)`);
+  }
   for (let redirects = 0; ; redirects++) {
-    const response = await send(url, payload, headers, options.allowPrivateNetworks, signal);
+    let response: IncomingMessage;
+    try {
+      response = await send(url, payload, headers, options, signal);
+    } catch (err) {
+      // Where a redirect led is the receiver's to say, not the decision's owner's to learn.
+      if (redirects > 0 && err instanceof WebhookUrlError) {
+        throw new WebhookUrlError('was redirected to an address webhooks may not reach');
+      }
+      throw err;
+    }
     const location = response.headers.location;
     if (!FOLLOWED_REDIRECTS.has(response.statusCode ?? 0) || !location) {
       return { status: response.statusCode ?? 0, url: url.href };
@@ -79,12 +103,15 @@ export async function postWebhook(
     try {
       next = new URL(location, url);
     } catch {
-      throw new WebhookUrlError(
-        `redirected to ${JSON.stringify(location.slice(0, 200))}, not a URL`,
-      );
+      throw new WebhookUrlError('was redirected to something that is not a URL');
     }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new WebhookUrlError(`redirected to a ${next.protocol.slice(0, -1)} URL`);
+      throw new WebhookUrlError(`was redirected to a ${next.protocol.slice(0, -1)} URL`);
+    }
+    if (!portAllowed(next, options.allowedPorts)) {
+      throw new WebhookUrlError(
+        'was redirected to a port webhooks are not sent to (WEBHOOK_ALLOWED_PORTS)',
+      );
     }
     url = next;
   }
@@ -94,9 +121,10 @@ function send(
   url: URL,
   payload: string,
   headers: Record<string, string>,
-  allowPrivateNetworks: boolean,
+  options: Pick<PostOptions, 'allowPrivateNetworks' | 'resolve'>,
   signal: AbortSignal,
 ): Promise<IncomingMessage> {
+  const { allowPrivateNetworks } = options;
   const host = hostOf(url);
   // A literal address is connected to without a lookup, so it is checked here.
   if (!allowPrivateNetworks && ipaddr.isValid(host)) assertPublic(host, host);
@@ -109,7 +137,7 @@ function send(
         method: 'POST',
         agent: https ? agents.https : agents.http,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
-        lookup: guardedLookup(allowPrivateNetworks),
+        lookup: guardedLookup(allowPrivateNetworks, options.resolve),
         signal,
       },
       (response) => {
@@ -129,4 +157,44 @@ function send(
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+const DNS_FAILURES: Record<string, string> = {
+  ENOTFOUND: 'DNS: no such host',
+  ENODATA: 'DNS: no address',
+  ETIMEOUT: 'DNS timeout',
+  EAI_AGAIN: 'DNS timeout',
+  ESERVFAIL: 'DNS server failure',
+  EREFUSED: 'DNS server refused',
+  ECANCELLED: 'DNS timeout',
+};
+
+const CONNECTION_FAILURES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset',
+  ETIMEDOUT: 'connect timeout',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+/**
+ * What kind of failure left an attempt without an answer, in words that name no address or
+ * port (Node's error texts carry the target's, and a delivery's errors are shown to its owner,
+ * who must not learn where a name or a redirect led): timeout, connection refused, DNS timeout,
+ * TLS error (CERT_HAS_EXPIRED), ….
+ */
+export function failureKind(err: unknown): string {
+  if (!(err instanceof Error)) return 'connection failed';
+  if (err.name === 'TimeoutError') return 'timeout';
+  if (err.name === 'AbortError') return 'cancelled';
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const known = CONNECTION_FAILURES[code] ?? DNS_FAILURES[code];
+  if (known) return known;
+  if (/^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/.test(code)) {
+    return `TLS error (${code})`;
+  }
+  if (code.startsWith('HPE_')) return 'invalid HTTP response';
+  return 'connection failed';
 }

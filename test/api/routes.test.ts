@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app';
+import { principalSecret } from '../../src/webhooks/secret';
 import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
 import { createHealthCheck, type HealthCheck } from '../../src/observability/health';
 import { parseApiKeys } from '../../src/api/middleware/auth';
@@ -469,6 +470,50 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
+  describe('GET /webhooks/secret', () => {
+    const keys = parseApiKeys(
+      'read-key-0123456789abcdefghij=decisions:read@reader,write-key-0123456789abcdefghi=decisions:write@writer',
+    );
+    const MASTER = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    const secretApp = (apiKeys: typeof keys | null, configured = true) =>
+      createApp({
+        decisions: {} as never,
+        projection: {} as never,
+        redis: store.redis,
+        keyPrefix: store.prefix,
+        apiKeys,
+        webhookSecretOf: configured ? (principal) => principalSecret(MASTER, principal) : null,
+        health: () => Promise.reject(new Error('unused')),
+        maxQueryChars: 10,
+      });
+    const get = (app: ReturnType<typeof secretApp>, key?: string) =>
+      app.request('/webhooks/secret', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
+
+    it("answers the caller's own derived secret, to a key that may create decisions", async () => {
+      const res = await get(secretApp(keys), 'write-key-0123456789abcdefghi');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(await res.json()).toEqual({
+        secret: principalSecret(MASTER, 'writer'),
+        principal: 'writer',
+      });
+      expect(((await (await get(secretApp(null))).json()) as { secret: string }).secret).toBe(
+        principalSecret(MASTER, 'anonymous'),
+      );
+    });
+
+    it('answers 401 without a key, 403 to a read-only key, 404 without WEBHOOK_SECRET', async () => {
+      expect((await get(secretApp(keys))).status).toBe(401);
+      const readOnly = await get(secretApp(keys), 'read-key-0123456789abcdefghij');
+      expect(readOnly.status).toBe(403);
+      const unconfigured = await get(secretApp(null, false));
+      expect(unconfigured.status).toBe(404);
+      expect(((await unconfigured.json()) as { detail: string }).detail).toMatch(
+        'it has no WEBHOOK_SECRET',
+      );
+    });
+  });
+
   describe('health', () => {
     const healthApp = (health: HealthCheck) =>
       createApp({
@@ -581,6 +626,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       '/health',
       '/me',
       '/ready',
+      '/webhooks/secret',
     ]);
     for (const type of DECISION_EVENT_TYPES) {
       const schema = doc.components.schemas[`EventData.${type}`];

@@ -3,7 +3,9 @@ import { services } from '../support/context';
 import {
   apiFuzzed,
   keyRotation,
+  dnsStalls,
   modelFaults,
+  webhookReceivers,
   permanentFaults,
   redisTroubles,
   streamFlood,
@@ -100,4 +102,22 @@ describe('chaos (quick subset of npm run chaos)', () => {
     ]);
     expect(figures).toMatchObject({ decisions: 3, completed: 3, ok: true });
   }, 180_000);
+
+  it('creates with a webhook answer 503 within the DNS timeout while the DNS server stalls; others 202', async () => {
+    const figures = await dnsStalls(stack, 10);
+    expect(figures.checks[0]).toMatch(/^10\/10 with a webhook answered 503 \(ETIMEOUT\)/);
+    expect(figures.checks[1]).toMatch(/^20\/20 without answered 202/);
+    expect(figures.checks[2]).toBe('20 decisions started (20 expected: none for a 503)');
+    expect(figures.ok).toBe(true);
+  }, 120_000);
+
+  it('webhook deliveries: a 404 is sent 3 times and failed, a 500 retried, a hang timed out, none lost', async () => {
+    const figures = await webhookReceivers(stack, 30);
+    expect(figures.checks[0]).toMatch(/^404: 10\/10 sent exactly 3 times, then failed/);
+    expect(figures.checks[2]).toMatch(
+      /^hang: 10\/10 sent \(\d+ attempts, 0 answered\), last_error "No answer: timeout" on 10;/,
+    );
+    expect(figures.checks[3]).toMatch(/^0 deliveries not failed in the end/);
+    expect(figures).toMatchObject({ decisions: 8, completed: 8, ok: true });
+  }, 240_000);
 });

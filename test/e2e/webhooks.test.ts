@@ -8,7 +8,11 @@ import { createApp } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
 import type { DecisionRecord } from '../../src/domain/decision';
 import type { WebhookBody } from '../../src/domain/webhook';
+import { parseApiKeys } from '../../src/api/middleware/auth';
 import type { Resolve } from '../../src/webhooks/address';
+import { createResolve } from '../../src/webhooks/resolver';
+import { principalSecret } from '../../src/webhooks/secret';
+import { startStalledDns } from '../support/stalled-dns';
 import { services, testProjection, uniqueName, waitFor } from '../support/context';
 import { freePort } from '../support/ports';
 import { crashRole, prebuiltBundle, startRole, stopRole } from '../support/processes';
@@ -33,6 +37,8 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
   // before it creates its decision.
   let answer: (type: string, index: number) => Answer = () => 200;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  /** What the receiver verifies with: the secret GET /webhooks/secret gives (auth off: anonymous's). */
+  let receiverSecret: string;
 
   const startWorker = async () => {
     const role = startRole('src/main/worker.ts', {
@@ -70,8 +76,10 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       LLM_PROVIDER: 'offline',
       WORKFLOW_BUNDLE_PATH: prebuiltBundle(),
       WEBHOOK_SECRET: SECRET,
-      // The receiver listens on 127.0.0.1.
+      // The receiver listens on 127.0.0.1, on a port of its own: private networks do not open
+      // other ports than 80 and 443, so both are allowed here.
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      WEBHOOK_ALLOWED_PORTS: '*',
       WEBHOOK_TIMEOUT_SECONDS: '2',
     };
     worker = await startWorker();
@@ -81,6 +89,9 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       async () => ((await fetch(`${baseUrl}/health`)).ok ? true : undefined),
       90_000,
     );
+    const secret = await fetch(`${baseUrl}/webhooks/secret`);
+    expect(secret.status).toBe(200);
+    receiverSecret = ((await secret.json()) as { secret: string }).secret;
   }, 180_000);
 
   afterAll(async () => {
@@ -156,10 +167,16 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     );
     const histories = await Promise.all(children.map(closedDelivery));
 
-    // Every request the receiver got is signed with the secret, and checks out by its own HMAC.
+    // Every request the receiver got is signed with the secret GET /webhooks/secret gave (its
+    // principal's, derived from WEBHOOK_SECRET; not WEBHOOK_SECRET itself), and checks out by its
+    // own HMAC.
     const mine = receiver.received.filter((r) => bodyOf(r.body).decision_id === id);
     expect(mine.length).toBe(3);
-    for (const r of mine) expect(verifySignature(SECRET, r.headers, r.body)).toBe(true);
+    expect(receiverSecret).toBe(principalSecret(SECRET, 'anonymous'));
+    for (const r of mine) {
+      expect(verifySignature(receiverSecret, r.headers, r.body)).toBe(true);
+      expect(verifySignature(SECRET, r.headers, r.body)).toBe(false);
+    }
     expect(
       verifySignature(
         `whsec_${randomBytes(24).toString('base64')}`,
@@ -228,7 +245,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     const attempts = requestsOf(id, 'decision.completed');
     expect(attempts.map((r) => r.answered)).toEqual([null, 200]);
     expect(attempts[1]!.headers['webhook-id']).toBe(attempts[0]!.headers['webhook-id']);
-    expect(verifySignature(SECRET, attempts[1]!.headers, attempts[1]!.body)).toBe(true);
+    expect(verifySignature(receiverSecret, attempts[1]!.headers, attempts[1]!.body)).toBe(true);
     // The attempt that completed it ran on the new worker.
     const identity = /"identity":"([^"]+)"/.exec(worker.output())?.[1];
     const completedBy = events
@@ -283,11 +300,121 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     });
   }, 60_000);
 
+  it("signs each tenant's deliveries with its own secret: A's receiver verifies none of B's, even at A's URL", async () => {
+    const keyA = randomBytes(16).toString('hex');
+    const keyB = randomBytes(16).toString('hex');
+    const readOnly = randomBytes(16).toString('hex');
+    // An API process of its own with keys, on the same queue: the worker above delivers.
+    const tenants = createApp({
+      decisions: new DecisionService({
+        client,
+        projection: store.projection,
+        taskQueue: env.TEMPORAL_TASK_QUEUE!,
+        webhooks: {
+          allowPrivateNetworks: true,
+          allowedPorts: 'any',
+          timeoutMs: 2000,
+          retryMs: 60_000,
+        },
+      }),
+      health: () => Promise.reject(new Error('unused')),
+      projection: store.projection,
+      redis: store.redis,
+      keyPrefix: store.prefix,
+      apiKeys: parseApiKeys(
+        `${keyA}=decisions:read+decisions:write@tenant-a,${keyB}=decisions:read+decisions:write@tenant-b,${readOnly}=decisions:read@reader`,
+      ),
+      webhookSecretOf: (principal) => principalSecret(SECRET, principal),
+      maxQueryChars: 200,
+    });
+    const auth = (key: string) => ({ Authorization: `Bearer ${key}` });
+    const secretOf = async (key: string) => {
+      const res = await tenants.request('/webhooks/secret', { headers: auth(key) });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { secret: string }).secret;
+    };
+    const [secretA, secretB] = [await secretOf(keyA), await secretOf(keyB)];
+    expect(secretA).not.toBe(secretB);
+    // A key that may not create webhooks does not get a secret.
+    expect((await tenants.request('/webhooks/secret', { headers: auth(readOnly) })).status).toBe(
+      403,
+    );
+    expect((await tenants.request('/webhooks/secret')).status).toBe(401);
+
+    const receiverB = await startReceiver(() => 200);
+    try {
+      const createAs = async (key: string, url: string) => {
+        const res = await tenants.request('/decisions', {
+          method: 'POST',
+          headers: { ...json, ...auth(key) },
+          body: JSON.stringify({ query: 'Whose is this?', webhook: { url } }),
+        });
+        expect(res.status, await res.clone().text()).toBe(202);
+        return ((await res.json()) as View).process_id;
+      };
+      const ofA = await createAs(keyA, receiver.url);
+      const ofB = await createAs(keyB, receiverB.url);
+      // B points its decision at A's receiver.
+      const ofBatA = await createAs(keyB, receiver.url);
+      const delivered = (at: typeof receiver, id: string) =>
+        waitFor(
+          `the delivery of ${id}`,
+          () => at.received.find((r) => bodyOf(r.body).decision_id === id),
+          60_000,
+        );
+      const [a, b, bAtA] = await Promise.all([
+        delivered(receiver, ofA),
+        delivered(receiverB, ofB),
+        delivered(receiver, ofBatA),
+      ]);
+      // Each verifies with its own tenant's secret only.
+      expect(verifySignature(secretA, a.headers, a.body)).toBe(true);
+      expect(verifySignature(secretB, a.headers, a.body)).toBe(false);
+      expect(verifySignature(secretB, b.headers, b.body)).toBe(true);
+      expect(verifySignature(secretA, b.headers, b.body)).toBe(false);
+      // What B sent to A's receiver is genuinely signed, but as B: A's receiver refuses it.
+      expect(verifySignature(secretA, bAtA.headers, bAtA.body)).toBe(false);
+      expect(verifySignature(secretB, bAtA.headers, bAtA.body)).toBe(true);
+      for (const r of [a, b, bAtA]) expect(verifySignature(SECRET, r.headers, r.body)).toBe(false);
+    } finally {
+      await receiverB.close();
+    }
+  }, 120_000);
+
+  it('ends a delivery after the third 404, names the failure in last_error, and Temporal agrees', async () => {
+    answer = () => 404;
+    const created = await create({ query: 'Should we keep calling a URL that is not ours?' });
+    const id = created.process_id;
+    const [child] = await waitFor('the delivery to start', async () => {
+      const ids = await deliveriesOf(id);
+      return ids.length > 0 ? ids : undefined;
+    });
+    const events = await closedDelivery(child!);
+    expect(events.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
+    expect(startedAttempts(events)).toEqual([3]);
+    expect(requestsOf(id, 'decision.completed').map((r) => r.answered)).toEqual([404, 404, 404]);
+    const view = await waitFor('the failure to be stored', async () => {
+      const v = await read(id);
+      return v.webhook?.deliveries[0]?.state === 'failed' ? v : undefined;
+    });
+    expect(view.webhook?.deliveries[0]).toMatchObject({
+      state: 'failed',
+      attempts: 3,
+      last_status: 404,
+    });
+    expect(view.webhook?.deliveries[0]?.last_error).toMatch(
+      'The receiver answered 404, 3 times: no more attempts',
+    );
+    expect(view.webhook?.deliveries[0]?.last_error).not.toMatch(new URL(receiver.url).port);
+  }, 60_000);
+
   describe('URLs it refuses, with nothing started', () => {
     const taskQueue = uniqueName('refused');
     let app: ReturnType<typeof createApp>;
     /** The same, with a resolver that fails as DNS servers do. */
     let flakyDns: ReturnType<typeof createApp>;
+    /** Decisions started on the queue by the tests before the last one. */
+    let acceptedHere = 0;
 
     /** An API whose decisions go to a queue no worker polls: what is started stays, to count. */
     const appWith = (resolve?: Resolve, queue = taskQueue) =>
@@ -325,12 +452,13 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       });
 
     it.each([
+      ['http://8.8.8.8:6379/', 'uses port 6379: webhooks are sent to ports 80, 443 only'],
       ['ftp://example.com/hook', 'must use http or https, not ftp'],
       ['http://10.1.2.3/hook', '10.1.2.3, a private address'],
       ['http://169.254.169.254/latest/meta-data', 'a linkLocal address'],
-      ['http://[::1]:8080/hook', '::1, a loopback address'],
+      ['http://[::1]/hook', '::1, a loopback address'],
       ['http://[::ffff:192.168.0.1]/hook', 'a private address'],
-      ['http://localhost:8080/hook', 'localhost resolves to a loopback address'],
+      ['http://localhost/hook', 'localhost resolves to a loopback address'],
       ['not a url', 'is not an absolute URL'],
     ])('refuses %s with 400', async (url, reason) => {
       const res = await post(url);
@@ -351,6 +479,35 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       expect(((await missing.json()) as { detail: string }).detail).toMatch(
         'no-such.example does not resolve (ENOTFOUND)',
       );
+    });
+
+    it('answers 503 within the DNS timeout when the DNS server stalls, and creates without a webhook go on', async () => {
+      const dns = await startStalledDns();
+      try {
+        const stalled = appWith(
+          createResolve({ servers: [dns.server], timeoutMs: 500, hostsFile: null }),
+        );
+        const started = performance.now();
+        const [unavailable, plain] = await Promise.all([
+          post('https://hooks.stalled.example/x', stalled),
+          stalled.request('/decisions', {
+            method: 'POST',
+            headers: json,
+            body: JSON.stringify({ query: 'No webhook here' }),
+          }),
+        ]);
+        expect(unavailable.status).toBe(503);
+        expect(performance.now() - started).toBeLessThan(2000);
+        expect(((await unavailable.json()) as { detail: string }).detail).toMatch(
+          'hooks.stalled.example could not be resolved just now (ETIMEOUT)',
+        );
+        expect(dns.queries).toContain('hooks.stalled.example');
+        expect(plain.status).toBe(202);
+        // The plain create is counted with the accepted one in the last test.
+        acceptedHere++;
+      } finally {
+        await dns.close();
+      }
     });
 
     it('answers a resent create with its decision even when the webhook host no longer resolves', async () => {
@@ -392,10 +549,10 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       const accepted = await post('https://93.184.215.14/hook');
       expect(accepted.status).toBe(202);
       const count = () => client.workflow.count(`TaskQueue = "${taskQueue}"`);
-      await waitFor('the accepted decision to be visible', async () =>
-        (await count()).count >= 1 ? true : undefined,
+      await waitFor('the accepted decisions to be visible', async () =>
+        (await count()).count >= 1 + acceptedHere ? true : undefined,
       );
-      expect((await count()).count).toBe(1);
+      expect((await count()).count).toBe(1 + acceptedHere);
     });
   });
 });

@@ -222,6 +222,27 @@ describe('loadWorkerConfig for deployment', () => {
     ).toMatchObject({ WEBHOOK_SECRET: current, WEBHOOK_PREVIOUS_SECRET: previous });
   });
 
+  it('reads the webhook ports and DNS servers, refusing what is not one', () => {
+    expect(loadWorkerConfig({}).WEBHOOK_ALLOWED_PORTS).toEqual(new Set([80, 443]));
+    expect(loadApiConfig({ WEBHOOK_ALLOWED_PORTS: '80, 443,8443' }).WEBHOOK_ALLOWED_PORTS).toEqual(
+      new Set([80, 443, 8443]),
+    );
+    expect(loadApiConfig({ WEBHOOK_ALLOWED_PORTS: '*' }).WEBHOOK_ALLOWED_PORTS).toBe('any');
+    for (const bad of ['80,http', '0', '70000', '80;443']) {
+      expect(() => loadApiConfig({ WEBHOOK_ALLOWED_PORTS: bad })).toThrow(
+        /WEBHOOK_ALLOWED_PORTS: must be a comma-separated list of ports/,
+      );
+    }
+    expect(loadWorkerConfig({}).WEBHOOK_DNS_SERVERS).toEqual([]);
+    expect(
+      loadWorkerConfig({ WEBHOOK_DNS_SERVERS: '1.1.1.1, 127.0.0.1:5353,[::1]:53,::1' })
+        .WEBHOOK_DNS_SERVERS,
+    ).toEqual(['1.1.1.1', '127.0.0.1:5353', '[::1]:53', '::1']);
+    expect(() => loadApiConfig({ WEBHOOK_DNS_SERVERS: 'dns.example' })).toThrow(
+      /WEBHOOK_DNS_SERVERS: must be comma-separated server addresses/,
+    );
+  });
+
   it('reads a secret from NAME_FILE', () => {
     const dir = mkdtempSync(join(tmpdir(), 'config-'));
     const file = join(dir, 'api-keys');

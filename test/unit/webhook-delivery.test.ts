@@ -2,9 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebhookMessage } from '../../src/domain/webhook';
-import { checkWebhookUrl, nonPublicRange, WebhookUrlError } from '../../src/webhooks/address';
+import { lookup } from 'node:dns/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  checkWebhookUrl,
+  nonPublicRange,
+  WebhookCheckUnavailable,
+  WebhookUrlError,
+} from '../../src/webhooks/address';
 import { Webhook } from 'standardwebhooks';
-import { postWebhook } from '../../src/webhooks/deliver';
+import { failureKind, postWebhook } from '../../src/webhooks/deliver';
+import { createResolve, parseHosts } from '../../src/webhooks/resolver';
+import { principalSecret } from '../../src/webhooks/secret';
+import { startStalledDns } from '../support/stalled-dns';
 import { startReceiver, verifySignature } from '../support/webhook-receiver';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
@@ -95,6 +108,7 @@ describe('postWebhook', () => {
     const outcome = await postWebhook(message(r.url), {
       secret: SECRET,
       allowPrivateNetworks: true,
+      allowedPorts: 'any',
     });
     expect(outcome.status).toBe(204);
     const [got] = r.received;
@@ -113,6 +127,7 @@ describe('postWebhook', () => {
       secret: SECRET,
       previousSecret: previous,
       allowPrivateNetworks: true,
+      allowedPorts: 'any',
     });
     const [got] = r.received;
     expect(String(got?.headers['webhook-signature']).split(' ')).toHaveLength(2);
@@ -131,7 +146,11 @@ describe('postWebhook', () => {
     const byName = r.url.replace('127.0.0.1', 'localhost');
     for (const url of [r.url, byName]) {
       await expect(
-        postWebhook(message(url), { secret: SECRET, allowPrivateNetworks: false }),
+        postWebhook(message(url), {
+          secret: SECRET,
+          allowPrivateNetworks: false,
+          allowedPorts: 'any',
+        }),
       ).rejects.toBeInstanceOf(WebhookUrlError);
     }
     expect(r.received).toEqual([]);
@@ -152,6 +171,7 @@ describe('postWebhook', () => {
     const followed = await postWebhook(message(await hop(307)), {
       secret: SECRET,
       allowPrivateNetworks: true,
+      allowedPorts: 'any',
     });
     expect(followed).toEqual({ status: 200, url: target.url });
     expect(verifySignature(SECRET, target.received[0]!.headers, target.received[0]!.body)).toBe(
@@ -160,9 +180,22 @@ describe('postWebhook', () => {
     const notFollowed = await postWebhook(message(await hop(302)), {
       secret: SECRET,
       allowPrivateNetworks: true,
+      allowedPorts: 'any',
     });
     expect(notFollowed.status).toBe(302);
     expect(target.received).toHaveLength(1);
+  });
+
+  it('refuses a redirect to a port webhooks are not sent to, without naming it', async () => {
+    const hop = await redirector(307, 'http://127.0.0.1:6379/');
+    const err = await postWebhook(message(hop), {
+      secret: SECRET,
+      allowPrivateNetworks: true,
+      allowedPorts: new Set([Number(new URL(hop).port)]),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebhookUrlError);
+    expect(String(err)).toMatch('was redirected to a port webhooks are not sent to');
+    expect(String(err)).not.toMatch('6379');
   });
 
   it('refuses a redirect to something that is not an http(s) URL, as final', async () => {
@@ -172,7 +205,11 @@ describe('postWebhook', () => {
       ['http://[bad', 'not a URL'],
     ]) {
       await expect(
-        postWebhook(message(await hop(location!)), { secret: SECRET, allowPrivateNetworks: true }),
+        postWebhook(message(await hop(location!)), {
+          secret: SECRET,
+          allowPrivateNetworks: true,
+          allowedPorts: 'any',
+        }),
       ).rejects.toThrow(reason);
     }
   });
@@ -182,8 +219,175 @@ describe('postWebhook', () => {
     await expect(
       postWebhook(
         { ...message(r.url), timeout_ms: 300 },
-        { secret: SECRET, allowPrivateNetworks: true },
+        { secret: SECRET, allowPrivateNetworks: true, allowedPorts: 'any' },
       ),
     ).rejects.toThrow(/timeout|aborted/i);
+  });
+});
+
+describe('webhook ports', () => {
+  const check = (url: string, options: Partial<Parameters<typeof checkWebhookUrl>[1]> = {}) =>
+    checkWebhookUrl(url, { allowPrivateNetworks: false, ...options });
+
+  it('refuses any port but 80 and 443 by default, private networks allowed or not', async () => {
+    for (const allowPrivateNetworks of [false, true]) {
+      await expect(check('http://8.8.8.8:6379/', { allowPrivateNetworks })).rejects.toThrow(
+        'uses port 6379: webhooks are sent to ports 80, 443 only (WEBHOOK_ALLOWED_PORTS)',
+      );
+    }
+    await expect(check('http://8.8.8.8:8443/')).rejects.toBeInstanceOf(WebhookUrlError);
+    for (const url of ['http://8.8.8.8/', 'https://8.8.8.8/', 'http://8.8.8.8:443/']) {
+      await expect(check(url)).resolves.toBeInstanceOf(URL);
+    }
+  });
+
+  it('takes the ports WEBHOOK_ALLOWED_PORTS names, or any with *', async () => {
+    await expect(
+      check('https://8.8.8.8:8443/', { allowedPorts: new Set([80, 443, 8443]) }),
+    ).resolves.toBeInstanceOf(URL);
+    await expect(check('http://8.8.8.8:6379/', { allowedPorts: 'any' })).resolves.toBeInstanceOf(
+      URL,
+    );
+  });
+
+  it('refuses a delivery to a port that is not allowed, before connecting', async () => {
+    const r = await startReceiver(() => 200);
+    try {
+      await expect(
+        postWebhook(message(r.url), { secret: SECRET, allowPrivateNetworks: true }),
+      ).rejects.toThrow('uses a port webhooks are not sent to');
+      expect(r.received).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('webhook DNS', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+  const stalled = async () => {
+    const dns = await startStalledDns();
+    closers.push(dns.close);
+    return dns;
+  };
+
+  it('answers 503-style (WebhookCheckUnavailable) within its timeout when the DNS server stalls', async () => {
+    const dns = await stalled();
+    const resolve = createResolve({ servers: [dns.server], timeoutMs: 400, hostsFile: null });
+    const started = performance.now();
+    const err = await checkWebhookUrl('https://hooks.stalled.example/x', {
+      allowPrivateNetworks: false,
+      resolve,
+    }).catch((e: unknown) => e);
+    const ms = performance.now() - started;
+    expect(err).toBeInstanceOf(WebhookCheckUnavailable);
+    expect(String(err)).toMatch('could not be resolved just now (ETIMEOUT)');
+    expect(ms).toBeLessThan(1000);
+    expect(dns.queries).toContain('hooks.stalled.example');
+  });
+
+  it("keeps stalled lookups off libuv's thread pool: file reads and dns.lookup go on", async () => {
+    const dns = await stalled();
+    const resolve = createResolve({ servers: [dns.server], timeoutMs: 1500, hostsFile: null });
+    // More stalled lookups than libuv has threads (4), all in flight.
+    const lookups = Array.from({ length: 8 }, (_, i) =>
+      resolve(`h${i}.stalled.example`).catch(() => null),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const started = performance.now();
+    await Promise.all([readFile(__filename), lookup('localhost')]);
+    expect(performance.now() - started).toBeLessThan(500);
+    await Promise.all(lookups);
+  });
+
+  it('holds at most maxInFlight lookups at once; the others wait within their timeout', async () => {
+    const dns = await stalled();
+    const resolve = createResolve({
+      servers: [dns.server],
+      timeoutMs: 500,
+      maxInFlight: 2,
+      hostsFile: null,
+    });
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        resolve(`n${i}.stalled.example`).then(
+          () => 'resolved',
+          (err: NodeJS.ErrnoException) => err.code,
+        ),
+      ),
+    );
+    expect(outcomes).toEqual(Array(6).fill('ETIMEOUT'));
+    // Only the two that held a slot reached the server.
+    expect(new Set(dns.queries)).toEqual(new Set(['n0.stalled.example', 'n1.stalled.example']));
+  });
+
+  it('fails a delivery whose host does not resolve in time as a DNS timeout, naming no server', async () => {
+    const dns = await stalled();
+    const err = await postWebhook(message('http://hooks.stalled.example/x'), {
+      secret: SECRET,
+      allowPrivateNetworks: false,
+      resolve: createResolve({ servers: [dns.server], timeoutMs: 300, hostsFile: null }),
+    }).catch((e: unknown) => e);
+    expect(failureKind(err)).toBe('DNS timeout');
+    // Asked of the configured server, not of the system's resolver.
+    expect(dns.queries).toContain('hooks.stalled.example');
+  });
+
+  it('answers localhost, literals and the hosts file without asking a server', async () => {
+    const dns = await stalled();
+    const dir = mkdtempSync(join(tmpdir(), 'hosts-'));
+    writeFileSync(
+      join(dir, 'hosts'),
+      '# comment\n10.1.2.3  intranet.example  alias # tail\n::1 six\n',
+    );
+    const resolve = createResolve({
+      servers: [dns.server],
+      timeoutMs: 300,
+      hostsFile: join(dir, 'hosts'),
+    });
+    expect(await resolve('localhost')).toEqual([
+      { address: '127.0.0.1', family: 4 },
+      { address: '::1', family: 6 },
+    ]);
+    expect(await resolve('api.localhost')).toHaveLength(2);
+    expect(await resolve('93.184.215.14')).toEqual([{ address: '93.184.215.14', family: 4 }]);
+    expect(await resolve('Intranet.Example.')).toEqual([{ address: '10.1.2.3', family: 4 }]);
+    expect(await resolve('alias')).toEqual([{ address: '10.1.2.3', family: 4 }]);
+    expect(dns.queries).toEqual([]);
+    await expect(
+      checkWebhookUrl('https://intranet.example/x', { allowPrivateNetworks: false, resolve }),
+    ).rejects.toThrow('intranet.example resolves to a private address');
+    expect(parseHosts('::1 six\n').get('six')).toEqual([{ address: '::1', family: 6 }]);
+  });
+});
+
+describe('failureKind', () => {
+  it.each([
+    [{ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 10.0.0.1:6379' }, 'connection refused'],
+    [{ code: 'ECONNRESET', message: 'socket hang up' }, 'connection reset'],
+    [{ code: 'ETIMEDOUT', message: 'connect ETIMEDOUT 10.0.0.1:25' }, 'connect timeout'],
+    [{ code: 'ENOTFOUND', message: 'x' }, 'DNS: no such host'],
+    [{ code: 'CERT_HAS_EXPIRED', message: 'x' }, 'TLS error (CERT_HAS_EXPIRED)'],
+    [{ code: 'EWHATEVER', message: 'connect EWHATEVER 10.0.0.1:22' }, 'connection failed'],
+  ])('names %o as %s', (fields, kind) => {
+    expect(failureKind(Object.assign(new Error(fields.message), fields))).toBe(kind);
+  });
+});
+
+describe("each principal's signing secret", () => {
+  const MASTER = `whsec_${randomBytes(32).toString('base64')}`;
+
+  it('is derived: the same for the same principal, another for another principal or master', () => {
+    const a = principalSecret(MASTER, 'tenant-a');
+    expect(a).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(Buffer.from(a.slice(6), 'base64')).toHaveLength(32);
+    expect(principalSecret(MASTER, 'tenant-a')).toBe(a);
+    expect(principalSecret(MASTER, 'tenant-b')).not.toBe(a);
+    expect(principalSecret(MASTER, 'anonymous')).not.toBe(a);
+    expect(principalSecret(`whsec_${randomBytes(32).toString('base64')}`, 'tenant-a')).not.toBe(a);
+    expect(a).not.toBe(MASTER);
   });
 });

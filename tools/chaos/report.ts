@@ -16,6 +16,25 @@ export function table(results: readonly Figures[]): string {
   ].join('\n');
 }
 
+const WEBHOOK_SCENARIOS = `In the stalled-DNS scenario (\`--only dns-stall\`), an API process of its own resolves webhook
+hosts with a DNS server that takes every query and never answers (a UDP socket in the suite,
+\`WEBHOOK_DNS_SERVERS\`, \`WEBHOOK_DNS_TIMEOUT_MS=1000\`); creates with a webhook URL on a name
+only that server could resolve are sent all at once, beside as many creates without one, after a
+round of the plain ones alone. Started decisions are counted in Temporal's visibility.
+
+In the webhook scenario (\`--only webhook-receivers\`), three local receivers answer 404, answer
+500, or hold every request unanswered; each is the receiver of a principal of its own, with a
+decision started through the API's service on a queue no worker polls. The deliveries are real
+delivery workflows on the stack's two workers, started as a decision's would be, with 2 s per
+attempt and 60 s of retries (not 24 h, so that the run ends). Attempts are counted from each
+receiver's recorded requests by \`webhook-id\`, outcomes from Temporal's describe of each
+delivery, \`last_error\` from the projection; four decisions run on the same workers beside the
+deliveries, and four before them. Deliveries run on the decisions' task queue and workers: a
+burst of them (each retried attempt and each one over its principal's share is an activity task
+of that queue) queues ahead of the decisions' own tasks, so decisions beside a burst wait for it;
+the share per principal keeps one receiver that hangs from holding the workers' activity slots,
+not from taking its turn in the queue.`;
+
 /** Writes docs/RELIABILITY.md from a run's figures. */
 export function writeReport(results: readonly Figures[], quick: boolean): string {
   const path = resolve(__dirname, '../../docs/RELIABILITY.md');
@@ -65,6 +84,8 @@ holds them in \`generateAlternatives\`; restarts the API with the old and the ne
 same name (both read every decision; the new one creates a sixth); restarts it with the new key
 alone (the old one gets 401); then lets the decisions finish: every one completes in Temporal and
 reads completed, and listed, with the new key.
+
+${WEBHOOK_SCENARIOS}
 `;
   writeFileSync(path, text);
   return path;

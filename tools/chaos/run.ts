@@ -4,6 +4,8 @@ import { writeReport, table } from './report';
 import {
   apiFuzzed,
   keyRotation,
+  dnsStalls,
+  webhookReceivers,
   modelFaults,
   permanentFaults,
   redisTroubles,
@@ -59,6 +61,8 @@ async function main(): Promise<void> {
     );
     await step('stream-flood', () => streamFlood(stack, quick ? 200 : 1000));
     await step('key-rotation', () => keyRotation(stack, quick ? 2 : 5));
+    await step('dns-stall', () => dnsStalls(stack, quick ? 10 : 50));
+    await step('webhook-receivers', () => webhookReceivers(stack, quick ? 90 : 1000));
   } finally {
     await stack.stop();
   }

@@ -11,6 +11,12 @@ import { waitFor } from '../../src/process/wait';
 import { fuzzApi } from './api-fuzz';
 import type { Stack } from './stack';
 import { eachPhaseOnce } from '../../test/support/history';
+import { DecisionService } from '../../src/api/decision-service';
+import type { WebhookMessage } from '../../src/domain/webhook';
+import { freePort } from '../process/ports';
+import { startRole, stopRole } from '../../test/support/processes';
+import { startStalledDns } from '../../test/support/stalled-dns';
+import { startReceiver, type Answer } from '../../test/support/webhook-receiver';
 
 /** One scenario's figures, as docs/RELIABILITY.md shows them. */
 export interface Figures {
@@ -543,13 +549,6 @@ function holdCalls(stack: Stack, phase: PhaseName, count: number) {
   return { inFlight, release };
 }
 
-/** The value below which a share `q` of the sample lies, in ms. */
-function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
-}
-
 /**
  * The Temporal dev server is SIGSTOPped (it holds every connection and answers nothing) for
  * `pauseMs` while status reads, creates and open event streams go on. Reads answer within the
@@ -757,8 +756,8 @@ export function temporalPaused(
           decisions: sizes.creates,
           completed,
           checks: [
-            `reads p50 ${quantile(readMs, 0.5)} ms, p99 ${quantile(readMs, 0.99)} ms, max ${quantile(readMs, 1)} ms (${list(readOutcomes)}; all answered ${Math.round((readsDoneAt - pausedAt) / 1000)} s into the pause)`,
-            `creates p99 ${quantile(createMs, 0.99)} ms (${list(createOutcomes)}); ${retried} sent again with their key once Temporal was back, ${ids.length} decisions for ${keys.length} keys`,
+            `reads p50 ${Math.round(percentile(readMs, 0.5))} ms, p99 ${Math.round(percentile(readMs, 0.99))} ms, max ${Math.round(percentile(readMs, 1))} ms (${list(readOutcomes)}; all answered ${Math.round((readsDoneAt - pausedAt) / 1000)} s into the pause)`,
+            `creates p99 ${Math.round(percentile(createMs, 0.99))} ms (${list(createOutcomes)}); ${retried} sent again with their key once Temporal was back, ${ids.length} decisions for ${keys.length} keys`,
             `${open}/${sizes.streams} streams open through the pause, longest silence ${Math.round(longestGap / 100) / 10} s (keep-alive every 15 s)`,
             `${fiveXX} answers 5xx other than 503${fiveXX ? ` (${list(serverErrors)})` : ''}; ${missingRetryAfter} 503 without Retry-After`,
           ],
@@ -768,7 +767,7 @@ export function temporalPaused(
             fiveXX === 0 &&
             missingRetryAfter === 0 &&
             open === sizes.streams &&
-            quantile(readMs, 0.99) < 3000,
+            Math.round(percentile(readMs, 0.99)) < 3000,
         };
       } finally {
         await resumed;
@@ -776,6 +775,302 @@ export function temporalPaused(
         await Promise.all(
           reviewed.map((id) => post(`/decisions/${id}/cancel`, {}).then((r) => r.body?.cancel())),
         );
+      }
+    },
+  );
+}
+
+/** The value below which `q` of the sorted values lie (nearest rank). */
+function percentile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+}
+
+const ms = (value: number) => `${Math.round(value)} ms`;
+
+/**
+ * Creates with a webhook URL whose host only a DNS server that never answers could resolve, to an
+ * API process of its own (WEBHOOK_DNS_SERVERS names that server, WEBHOOK_DNS_TIMEOUT_MS=1000),
+ * `creates` at once, beside as many creates without a webhook: the first answer 503 within the
+ * DNS timeout and start nothing; the others answer 202 as fast as without the stalled lookups.
+ */
+export function dnsStalls(stack: Stack, creates: number) {
+  return timed(
+    `a DNS server that stalls: ${creates} creates with a webhook at once, beside ${creates} without`,
+    async () => {
+      const dns = await startStalledDns();
+      const port = await freePort();
+      const queue = `chaos-dns-${Date.now()}`;
+      const api = startRole('src/main/api.ts', {
+        ...stack.env,
+        PORT: String(port),
+        TEMPORAL_TASK_QUEUE: queue,
+        WEBHOOK_SECRET: stack.webhookSecret,
+        WEBHOOK_DNS_SERVERS: dns.server,
+        WEBHOOK_DNS_TIMEOUT_MS: '1000',
+        LOG_LEVEL: 'warn',
+      });
+      const url = `http://127.0.0.1:${port}`;
+      try {
+        await waitFor(
+          'the API with the stalled DNS server',
+          async () => ((await fetch(`${url}/health`)).ok ? true : undefined),
+          60_000,
+        );
+        const post = async (body: object) => {
+          const started = performance.now();
+          const res = await fetch(`${url}/decisions`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+          const text = await res.text();
+          return { status: res.status, ms: performance.now() - started, text };
+        };
+        const plain = (tag: string) =>
+          Promise.all(
+            Array.from({ length: creates }, (_, i) => post({ query: `Plain ${tag} ${i}?` })),
+          );
+        const alone = await plain('alone');
+        const [hooked, beside] = await Promise.all([
+          Promise.all(
+            Array.from({ length: creates }, (_, i) =>
+              post({
+                query: `Hooked ${i}?`,
+                webhook: { url: `https://hooks-${i}.stalled.example/x` },
+              }),
+            ),
+          ),
+          plain('beside'),
+        ]);
+        const count = async () =>
+          (await stack.client.workflow.count(`TaskQueue = "${queue}"`)).count;
+        // Visibility lags: wait for the plain ones, then count once more.
+        await waitFor('the plain creates to be visible', async () =>
+          (await count()) >= 2 * creates ? true : undefined,
+        );
+        const started = await count();
+        const unavailable = hooked.filter(
+          (r) => r.status === 503 && r.text.includes('could not be resolved just now (ETIMEOUT)'),
+        ).length;
+        const accepted = [...alone, ...beside].filter((r) => r.status === 202).length;
+        const hookedP99 = percentile(
+          hooked.map((r) => r.ms),
+          0.99,
+        );
+        const besideP99 = percentile(
+          beside.map((r) => r.ms),
+          0.99,
+        );
+        const aloneP99 = percentile(
+          alone.map((r) => r.ms),
+          0.99,
+        );
+        return {
+          decisions: 0,
+          completed: 0,
+          checks: [
+            `${unavailable}/${creates} with a webhook answered 503 (ETIMEOUT), p50 ${ms(
+              percentile(
+                hooked.map((r) => r.ms),
+                0.5,
+              ),
+            )}, p99 ${ms(hookedP99)}`,
+            `${accepted}/${2 * creates} without answered 202: p99 ${ms(besideP99)} beside the stalled lookups, ${ms(aloneP99)} alone`,
+            `${started} decisions started (${2 * creates} expected: none for a 503)`,
+            `${dns.queries.length} queries reached the stalled server`,
+          ],
+          ok:
+            unavailable === creates &&
+            hookedP99 < 2500 &&
+            accepted === 2 * creates &&
+            started === 2 * creates,
+        };
+      } finally {
+        await stopRole(api.child);
+        await dns.close();
+      }
+    },
+  );
+}
+
+/**
+ * Webhook deliveries, a third each to a receiver that answers 404, one that answers 500 and one
+ * that never answers, each receiver a principal of its own (a decision each, started through the
+ * API's own service on a queue no worker polls, so only its deliveries run). Each delivery is a
+ * real delivery workflow on the stack's workers (2 s per attempt, retried for 60 s rather than
+ * 24 h), started as a decision's would be. Counted from the receivers' recorded requests and
+ * Temporal's record of each delivery; meanwhile decisions run on the same workers.
+ */
+export function webhookReceivers(stack: Stack, deliveries: number) {
+  const kinds = [
+    { principal: 'hooks-404', answer: 404 as Answer },
+    { principal: 'hooks-500', answer: 500 as Answer },
+    { principal: 'hooks-hang', answer: 'hold' as Answer },
+  ];
+  return timed(
+    `${deliveries} webhook deliveries to receivers that answer 404, 500 or hang`,
+    async () => {
+      const receivers = await Promise.all(kinds.map((k) => startReceiver(() => k.answer)));
+      const redis = createRedis(stack.redisUrl);
+      const projection = new DecisionProjection(redis, { prefix: 'chaos:', ttlSeconds: 3600 });
+      try {
+        stack.model.reset();
+        const service = new DecisionService({
+          client: stack.client,
+          projection,
+          taskQueue: 'fuzz',
+        });
+        const owners = await Promise.all(
+          kinds.map(async (k) => {
+            const { record } = await service.start({
+              caller: { principal: k.principal, admin: false },
+              request: { query: `Where do ${k.principal}'s deliveries go?` },
+            });
+            // The first write its workflow would make, had a worker run it: deliveries report
+            // to the decision's record, and only to one that exists.
+            await projection.write(record);
+            return record.process_id;
+          }),
+        );
+        const decide = async (n: number, tag: string) => {
+          const started = performance.now();
+          const ids = await Promise.all(
+            Array.from({ length: n }, (_, i) => stack.decide(`Should we decide ${tag} ${i}?`)),
+          );
+          const outcomes = await Promise.all(ids.map((id) => stack.outcome(id)));
+          return {
+            seconds: (performance.now() - started) / 1000,
+            completed: outcomes.filter((o) => o.status === 'completed').length,
+          };
+        };
+        const alone = await decide(4, 'alone');
+
+        type Sent = { id: string; kind: number; decision: string };
+        const sent: Sent[] = [];
+        for (let i = 0; i < deliveries; i++) {
+          const kind = i % kinds.length;
+          sent.push({ id: `msg_${owners[kind]}_${i}_1`, kind, decision: owners[kind]! });
+        }
+        const startedAt = Date.now();
+        const starting = (async () => {
+          for (let at = 0; at < sent.length; at += 50) {
+            await Promise.all(
+              sent.slice(at, at + 50).map(({ id, kind, decision }) =>
+                stack.client.workflow.start('webhookDeliveryWorkflow', {
+                  taskQueue: 'chaos',
+                  workflowId: id,
+                  args: [
+                    {
+                      id,
+                      decision_id: decision,
+                      url: receivers[kind]!.url,
+                      body: {
+                        type: 'decision.completed',
+                        timestamp: new Date().toISOString(),
+                        decision_id: decision,
+                        data: { status: 'completed' },
+                      },
+                      timeout_ms: 2000,
+                      retry_ms: 60_000,
+                    } satisfies WebhookMessage,
+                  ],
+                }),
+              ),
+            );
+          }
+        })();
+        // Decisions beside the deliveries, once these are under way.
+        await waitFor('deliveries under way', () =>
+          receivers.every((r) => r.received.length > 0) ? true : undefined,
+        );
+        const during = await decide(4, 'beside deliveries');
+        await starting;
+        const running = () =>
+          stack.client.workflow.count(
+            'WorkflowType = "webhookDeliveryWorkflow" AND ExecutionStatus = "Running"',
+          );
+        await waitFor(
+          'every delivery to end',
+          async () => ((await running()).count === 0 ? true : undefined),
+          600_000,
+          { intervalMs: 2000 },
+        );
+        const finishedIn = (Date.now() - startedAt) / 1000;
+
+        // What Temporal says of each: its status, and how long it took.
+        const described: { status: string; seconds: number }[] = [];
+        for (let at = 0; at < sent.length; at += 50) {
+          described.push(
+            ...(await Promise.all(
+              sent.slice(at, at + 50).map(async ({ id }) => {
+                const d = await stack.client.workflow.getHandle(id).describe();
+                return {
+                  status: d.status.name,
+                  seconds: ((d.closeTime?.getTime() ?? 0) - d.startTime.getTime()) / 1000,
+                };
+              }),
+            )),
+          );
+        }
+        const requestsById = (kind: number) => {
+          const counts = new Map<string, number>();
+          for (const r of receivers[kind]!.received) {
+            const id = String(r.headers['webhook-id']);
+            counts.set(id, (counts.get(id) ?? 0) + 1);
+          }
+          return counts;
+        };
+        const ofKind = (kind: number) =>
+          sent.map((s, i) => ({ ...s, ...described[i]! })).filter((s) => s.kind === kind);
+
+        const k404 = ofKind(0);
+        const c404 = requestsById(0);
+        const threeThenFailed = k404.filter(
+          (s) => c404.get(s.id) === 3 && s.status === 'FAILED',
+        ).length;
+        const k500 = ofKind(1);
+        const c500 = requestsById(1);
+        const attempts500 = k500.map((s) => c500.get(s.id) ?? 0);
+        const kHang = ofKind(2);
+        const cHang = requestsById(2);
+        const hangErrors = await Promise.all(
+          kHang.map(
+            async (s) => (await projection.readDelivery(s.decision, s.id))?.delivery.last_error,
+          ),
+        );
+        const hangTimedOut = hangErrors.filter((e) => e?.includes('No answer: timeout')).length;
+        const hangSent = kHang.filter((s) => (cHang.get(s.id) ?? 0) > 0).length;
+        const hangAnswered = receivers[2]!.received.filter((r) => r.answered !== null).length;
+        const never = sent.length - described.filter((d) => d.status === 'FAILED').length;
+        return {
+          decisions: 8,
+          completed: alone.completed + during.completed,
+          checks: [
+            `404: ${threeThenFailed}/${k404.length} sent exactly 3 times, then failed; ended in p50 ${percentile(
+              k404.map((s) => s.seconds),
+              0.5,
+            ).toFixed(1)} s, p99 ${percentile(
+              k404.map((s) => s.seconds),
+              0.99,
+            ).toFixed(1)} s`,
+            `500: ${k500.length} retried until their 60 s ran out, attempts per delivery min ${Math.min(...attempts500)}, p50 ${percentile(attempts500, 0.5)}, max ${Math.max(...attempts500)}`,
+            `hang: ${hangSent}/${kHang.length} sent (${receivers[2]!.received.length} attempts, ${hangAnswered} answered), last_error "No answer: timeout" on ${hangTimedOut}; the rest waited for their principal's share (10 per worker)`,
+            `${never} deliveries not failed in the end (0 expected: none delivered, none lost)`,
+            `4 decisions beside them took ${during.seconds.toFixed(1)} s, ${alone.seconds.toFixed(1)} s alone; all ${deliveries} ended ${finishedIn.toFixed(0)} s after the first start`,
+          ],
+          ok:
+            threeThenFailed === k404.length &&
+            Math.min(...attempts500) >= 2 &&
+            hangAnswered === 0 &&
+            hangTimedOut === hangSent &&
+            never === 0 &&
+            alone.completed === 4 &&
+            during.completed === 4,
+        };
+      } finally {
+        redis.disconnect();
+        await Promise.all(receivers.map((r) => r.close()));
       }
     },
   );

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,8 +63,16 @@ export async function startStack(options: { temporalCli: string; workers: number
     PORT: String(apiPort),
     LOG_LEVEL: 'info',
   };
+  // Workers deliver webhooks to the webhook scenarios' local receivers; the API takes none.
+  const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
+  const workerEnv: NodeJS.ProcessEnv = {
+    ...env,
+    WEBHOOK_SECRET: webhookSecret,
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    WEBHOOK_ALLOWED_PORTS: '*',
+  };
   const startWorker = async (): Promise<Role> => {
-    const role = startRole('src/main/worker.ts', env);
+    const role = startRole('src/main/worker.ts', workerEnv);
     await waitFor(
       'a worker to poll',
       () => (role.output().includes('Worker polling') ? true : undefined),
@@ -99,6 +108,10 @@ export async function startStack(options: { temporalCli: string; workers: number
 
   return {
     model,
+    /** What the API processes run with, for a scenario that starts one of its own. */
+    env,
+    /** The master the workers sign webhook deliveries with. */
+    webhookSecret,
     get redisUrl() {
       return redis.url;
     },
