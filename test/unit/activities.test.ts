@@ -97,7 +97,9 @@ describe('the phase activities in a mocked activity context', () => {
     env.on('heartbeat', () => (beats += 1));
 
     const result = await runPhase(env, activities.identifyTrigger, firstPhase);
-    expect(result.latency_ms).toBeGreaterThanOrEqual(300);
+    // The offline model's 300 ms timer runs on the event loop's millisecond clock, which may fire
+    // a fraction of a millisecond early by performance.now()'s.
+    expect(result.latency_ms).toBeGreaterThanOrEqual(295);
     // About fifteen in 300 ms; a loaded machine may fire fewer.
     expect(beats).toBeGreaterThanOrEqual(3);
     const done = beats;
