@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { Resolver } from 'node:dns';
 import { z } from 'zod';
 import { DEFAULT_LIMITS, MIN_TOKEN_BUDGET, type DecisionLimits } from '../domain/decision';
 import { flag, setting } from './settings';
@@ -165,9 +165,15 @@ export const webhookSettings = {
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean);
-        const bad = servers.find(
-          (s) => !isIP(s) && !/^(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(s),
-        );
+        // What c-ares itself accepts: an address in range, and a port from 1 to 65535.
+        const bad = servers.find((s) => {
+          try {
+            new Resolver().setServers([s]);
+            return false;
+          } catch {
+            return true;
+          }
+        });
         if (bad !== undefined) {
           ctx.addIssue({
             code: 'custom',

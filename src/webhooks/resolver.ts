@@ -17,6 +17,9 @@ export interface DnsOptions {
 /** The code a lookup that ran out of time fails with, as c-ares names its own timeouts. */
 const TIMED_OUT = 'ETIMEOUT';
 
+/** The least time left worth sending a query with. */
+const MIN_QUERY_MS = 50;
+
 /** What a name resolved to: every address, each with its family. */
 export type Resolve = (host: string) => Promise<LookupAddress[]>;
 
@@ -95,6 +98,8 @@ export function createResolve(options: DnsOptions): Resolve {
   const hosts = readHosts(options.hostsFile === undefined ? '/etc/hosts' : options.hostsFile);
   const inFlight = slots(options.maxInFlight ?? 16);
   const servers = options.servers?.length ? [...options.servers] : null;
+  // Servers c-ares refuses are refused here, at start, not at every lookup.
+  if (servers) new Resolver().setServers(servers);
   return async (host) => {
     const name = host.toLowerCase().replace(/\.$/, '');
     if (ipaddr.isValid(name)) {
@@ -109,21 +114,23 @@ export function createResolve(options: DnsOptions): Resolve {
     const listed = hosts.get(name);
     if (listed) return listed;
 
+    const started = performance.now();
     const deadline = AbortSignal.timeout(options.timeoutMs);
     const release = await inFlight.acquire(deadline).catch(() => {
       throw dnsError(TIMED_OUT, host);
     });
-    // A resolver per lookup, so that its queries are cancelled at the deadline; c-ares retries
-    // within it (each try waits a share of the time).
-    const tries = 2;
-    const resolver = new Resolver({
-      timeout: Math.max(1, Math.floor(options.timeoutMs / tries)),
-      tries,
-    });
-    if (servers) resolver.setServers(servers);
-    const stop = () => resolver.cancel();
+    let resolver: Resolver | null = null;
+    const stop = () => resolver?.cancel();
     deadline.addEventListener('abort', stop, { once: true });
     try {
+      // A slot that came too late for a query to be answered: none is sent.
+      const left = options.timeoutMs - (performance.now() - started);
+      if (left < MIN_QUERY_MS || deadline.aborted) throw dnsError(TIMED_OUT, host);
+      // A resolver per lookup, so that its queries are cancelled at the deadline; c-ares retries
+      // within what is left (each try waits a share of it).
+      const tries = 2;
+      resolver = new Resolver({ timeout: Math.max(1, Math.floor(left / tries)), tries });
+      if (servers) resolver.setServers(servers);
       const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
       const addresses: LookupAddress[] = [
         ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),

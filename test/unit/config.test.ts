@@ -238,9 +238,11 @@ describe('loadWorkerConfig for deployment', () => {
       loadWorkerConfig({ WEBHOOK_DNS_SERVERS: '1.1.1.1, 127.0.0.1:5353,[::1]:53,::1' })
         .WEBHOOK_DNS_SERVERS,
     ).toEqual(['1.1.1.1', '127.0.0.1:5353', '[::1]:53', '::1']);
-    expect(() => loadApiConfig({ WEBHOOK_DNS_SERVERS: 'dns.example' })).toThrow(
-      /WEBHOOK_DNS_SERVERS: must be comma-separated server addresses/,
-    );
+    for (const bad of ['dns.example', '999.1.1.1:53', '1.1.1.1:99999']) {
+      expect(() => loadApiConfig({ WEBHOOK_DNS_SERVERS: bad })).toThrow(
+        /WEBHOOK_DNS_SERVERS: must be comma-separated server addresses/,
+      );
+    }
   });
 
   it('reads a secret from NAME_FILE', () => {

@@ -303,6 +303,12 @@ describe('webhook DNS', () => {
     await Promise.all(lookups);
   });
 
+  it('refuses DNS servers c-ares would refuse when it is made, so that no lookup fails on them', () => {
+    for (const bad of ['999.1.1.1', '1.1.1.1:99999', 'dns.example']) {
+      expect(() => createResolve({ servers: [bad], timeoutMs: 500, hostsFile: null })).toThrow();
+    }
+  });
+
   it('holds at most maxInFlight lookups at once; the others wait within their timeout', async () => {
     const dns = await stalled();
     const resolve = createResolve({
@@ -389,5 +395,14 @@ describe("each principal's signing secret", () => {
     expect(principalSecret(MASTER, 'anonymous')).not.toBe(a);
     expect(principalSecret(`whsec_${randomBytes(32).toString('base64')}`, 'tenant-a')).not.toBe(a);
     expect(a).not.toBe(MASTER);
+  });
+
+  it('stays what it was: receivers keep their secret across upgrades (a known answer)', () => {
+    // HKDF-SHA256, the fixed salt and `principal:<name>`: a change to any of them would move
+    // every tenant's secret, and every receiver would stop verifying.
+    const master = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(principalSecret(master, 'tenant-a')).toBe(
+      'whsec_z9d6F8otOtEJnDWLqKG6RukS9rrsM/zj8ijoJlm6Ivg=',
+    );
   });
 });
