@@ -237,6 +237,10 @@ export function withBudget(
       const settle = async (used: number) => {
         own.tokens += used - reserved;
         if (ledgered) await ledger.settle(scope, call, used).catch(onLedgerError);
+        // A reserve that failed here may still reach Redis (ioredis sends again what had no
+        // answer once it reconnects): settled by its id, it counts what was used, not its worst
+        // case; a ledger that never saw it ignores the settle. Not waited for: Redis is away.
+        else void ledger.settle(scope, call, used).catch(onLedgerError);
       };
       // Less than the worst case: the answer is cut where its output reaches the reservation.
       const cut = reserved < worst ? new AbortController() : null;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { withBudget, type BudgetLedger } from '../../src/llm/budget';
 import { limits, request, RESERVED } from '../support/budget';
 import { FakeModel } from '../support/fake-model';
+import { MemoryBudgetLedger } from '../support/memory-deps';
 
 describe('the budget without its ledger', () => {
   const down: BudgetLedger = {
@@ -57,5 +58,22 @@ describe('the budget without its ledger', () => {
     await budgeted.generate(request);
     await expect(budgeted.generate(request)).rejects.toMatchObject({ type: 'BudgetExceeded' });
     expect(model.requests).toHaveLength(1);
+  });
+
+  it('settles a call whose reserve reached the ledger though its answer was lost', async () => {
+    const ledger = new MemoryBudgetLedger();
+    // The reserve is counted, but its answer times out here (ioredis sent it again after a
+    // reconnect, say): the call goes on by what the activity knows.
+    const lost: BudgetLedger = {
+      reserve: async (...args) => {
+        await ledger.reserve(...args);
+        throw new Error('Command timed out');
+      },
+      settle: (...args) => ledger.settle(...args),
+    };
+    await withBudget(new FakeModel(), lost, 'lost', limits(3)).generate(request);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Counted once, at the 15 tokens the model reported, not at its worst case.
+    expect(ledger.spent.get('lost')).toEqual({ model_calls: 1, tokens: 15 });
   });
 });
