@@ -129,7 +129,7 @@ describe('with Redis hung', () => {
     );
     expect(warnings).toContain('Model response store unavailable');
     expect(warnings).toContain(
-      'Budget ledger unavailable; checking the budget against what this attempt knows',
+      'Budget ledger unavailable; checking the budget against what this activity knows',
     );
 
     resume();
