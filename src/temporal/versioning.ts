@@ -14,7 +14,11 @@ import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
 // id) and pins the decisions it starts to that version, so a new build takes new decisions while
 // the workers of the old one finish theirs. docs/OPERATIONS.md has the rollout steps.
 
-const { TaskQueueType, WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+const {
+  TaskQueueType,
+  VersioningBehavior,
+  WorkerDeploymentVersionStatus: Status,
+} = temporal.api.enums.v1;
 type WorkflowService = Connection['workflowService'];
 
 /** gRPC status codes the deployment calls answer with while a version is still registering. */
@@ -274,6 +278,41 @@ export async function runningPinned(
     `BuildIds = '${value}' AND ExecutionStatus = 'Running'`,
   );
   return count;
+}
+
+/**
+ * The version a decision's next workflow tasks go to, by its versioning info (a describe's
+ * `versioningInfo`): a pinned override's version, else the version it is pinned to. Null when it
+ * follows the current build (an auto-upgrade override or behaviour, or no step taken yet) or is
+ * not versioned. The API's `attention`, `retry` and anything else that asks "which build does
+ * this decision need" decide by it.
+ */
+export function decisionVersion(
+  info: temporal.api.workflow.v1.IWorkflowExecutionVersioningInfo | null | undefined,
+): WorkerVersion | null {
+  const override = info?.versioningOverride;
+  if (override?.autoUpgrade) return null;
+  const pinned = override?.pinned?.version;
+  if (pinned?.buildId && pinned.deploymentName) {
+    return { deploymentName: pinned.deploymentName, buildId: pinned.buildId };
+  }
+  // Servers and clients that set only the deprecated fields of the override.
+  if (override?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE) return null;
+  if (override?.pinnedVersion) {
+    const dot = override.pinnedVersion.indexOf('.');
+    if (dot > 0) {
+      return {
+        deploymentName: override.pinnedVersion.slice(0, dot),
+        buildId: override.pinnedVersion.slice(dot + 1),
+      };
+    }
+  }
+  const version = info?.deploymentVersion;
+  return info?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_PINNED &&
+    version?.buildId &&
+    version.deploymentName
+    ? { deploymentName: version.deploymentName, buildId: version.buildId }
+    : null;
 }
 
 /** Makes a version current: new decisions start on it. Returns the build that was current. */

@@ -2,13 +2,14 @@ import { msNumberToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import {
+  decisionVersion,
   shouldPromote,
   takeOverWatch,
   takesOverFrom,
   type DeploymentState,
 } from '../../src/temporal/versioning';
 
-const { WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+const { VersioningBehavior, WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
 type Service = Parameters<typeof takeOverWatch>[0];
 
 const WINDOW = 90_000;
@@ -153,5 +154,51 @@ describe('auto takeover: only from an older current build, and only when it stay
     expect(await check()).toEqual({ previous: 'a' });
     expect(server.promoted).toEqual(['b']);
     expect(await check()).toBeNull();
+  });
+});
+
+describe("decisionVersion: the build a decision's next step needs", () => {
+  const pinnedTo = (buildId: string) => ({
+    behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+    deploymentVersion: { deploymentName: 'd', buildId },
+  });
+
+  it('is the pinned version, unless an override moves it: to the current build (auto-upgrade) or another build', () => {
+    expect(decisionVersion(pinnedTo('a'))).toEqual({ deploymentName: 'd', buildId: 'a' });
+    // `temporal workflow update-options --versioning-override-behavior auto_upgrade`.
+    expect(decisionVersion({ ...pinnedTo('a'), versioningOverride: { autoUpgrade: true } })).toBe(
+      null,
+    );
+    expect(
+      decisionVersion({
+        ...pinnedTo('a'),
+        versioningOverride: { behavior: VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE },
+      }),
+    ).toBe(null);
+    // Pinned to another build, by the override's fields or only the deprecated one.
+    expect(
+      decisionVersion({
+        ...pinnedTo('a'),
+        versioningOverride: { pinned: { version: { deploymentName: 'd', buildId: 'c' } } },
+      }),
+    ).toEqual({ deploymentName: 'd', buildId: 'c' });
+    expect(
+      decisionVersion({
+        ...pinnedTo('a'),
+        versioningOverride: {
+          behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+          pinnedVersion: 'd.0.1.0+abc',
+        },
+      }),
+    ).toEqual({ deploymentName: 'd', buildId: '0.1.0+abc' });
+    // Auto-upgrade, before its first step, or unversioned: the current build.
+    expect(
+      decisionVersion({
+        behavior: VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE,
+        deploymentVersion: { deploymentName: 'd', buildId: 'a' },
+      }),
+    ).toBe(null);
+    expect(decisionVersion({})).toBe(null);
+    expect(decisionVersion(null)).toBe(null);
   });
 });
