@@ -30,6 +30,7 @@ import {
   applyPromotionPolicy,
   buildIdFor,
   deploymentNameFor,
+  goneAfterWarning,
   loadWorkflowCode,
   takeOverWatch,
   type WorkerVersion,
@@ -270,6 +271,8 @@ export async function startWorker(
     buildId: config.WORKER_BUILD_ID ?? buildIdFor(code.plain),
   };
   const versioned = config.WORKER_VERSIONING === 'on';
+  const tooShort = goneAfterWarning(config.WORKER_GONE_AFTER_SECONDS);
+  if (versioned && tooShort) logger.warn(tooShort);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     ...workerOptions(config, {

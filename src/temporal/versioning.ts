@@ -233,6 +233,24 @@ export async function deploymentReport(
  */
 export const LIVE_WINDOW_MS = 90_000;
 
+/**
+ * The shortest WORKER_GONE_AFTER_SECONDS that does not count idle live workers as gone: the
+ * server refreshes a poller's last access time only when a long poll starts or ends, and an idle
+ * worker's long poll lasts 60 s.
+ */
+export const MIN_GONE_AFTER_SECONDS = 65;
+
+/** What the worker and the API warn at start when WORKER_GONE_AFTER_SECONDS is too short. */
+export function goneAfterWarning(seconds: number): string | null {
+  if (seconds >= MIN_GONE_AFTER_SECONDS) return null;
+  return (
+    `WORKER_GONE_AFTER_SECONDS=${seconds} is below ${MIN_GONE_AFTER_SECONDS} s: Temporal ` +
+    "refreshes a worker's last poll time only when a long poll starts or ends, and an idle " +
+    "worker's long poll lasts 60 s, so idle workers that run will count as gone (auto " +
+    'promotion takes over from their build, creates answer 503). Set it to 65 or more (default 90)'
+  );
+}
+
 /** The workers polling a task queue's workflow tasks now (within `windowMs`), by build id. */
 export async function pollersByBuild(
   service: WorkflowService,

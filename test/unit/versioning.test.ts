@@ -3,6 +3,7 @@ import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import {
   decisionVersion,
+  goneAfterWarning,
   shouldPromote,
   takeOverWatch,
   takesOverFrom,
@@ -200,5 +201,15 @@ describe("decisionVersion: the build a decision's next step needs", () => {
     ).toBe(null);
     expect(decisionVersion({})).toBe(null);
     expect(decisionVersion(null)).toBe(null);
+  });
+});
+
+describe('WORKER_GONE_AFTER_SECONDS below 65 s', () => {
+  it('is warned of, saying that idle workers are seen polling only once a minute', () => {
+    expect(goneAfterWarning(90)).toBeNull();
+    expect(goneAfterWarning(65)).toBeNull();
+    const warning = goneAfterWarning(30);
+    expect(warning).toContain('WORKER_GONE_AFTER_SECONDS=30 is below 65 s');
+    expect(warning).toContain('long poll lasts 60 s');
   });
 });
