@@ -492,7 +492,9 @@ describe('worker versioning: decisions stay on the version they started on', () 
         b.buildId
           ? true
           : undefined,
-      (2 * window + 30) * 1000,
+      // Two windows and a check's interval, with room for a loaded server: its describe of a
+      // deployment has been seen to take 30 s.
+      (3 * window + 60) * 1000,
     );
     // A counts as gone a window after its last poll; B takes over when a check a window later
     // still finds it gone.
