@@ -12,7 +12,7 @@ import { createHealthCheck } from '../observability/health';
 import { retryWithinDeadline } from '../temporal/deadlines';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { BuildWatch } from '../temporal/build-watch';
-import { deploymentNameFor } from '../temporal/versioning';
+import { deploymentNameFor, goneAfterWarning } from '../temporal/versioning';
 import { createResolve } from '../webhooks/resolver';
 import { principalSecret } from '../webhooks/secret';
 
@@ -78,6 +78,8 @@ export async function startApi(
   );
   const { redis, projection } = createProjection(config);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const tooShort = goneAfterWarning(config.WORKER_GONE_AFTER_SECONDS);
+  if (tooShort) logger.warn(tooShort);
   const workers = new BuildWatch(client, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     deploymentName: deploymentNameFor(config),

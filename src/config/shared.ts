@@ -211,10 +211,15 @@ export const deploymentSettings = {
       shownDefault: "(the task queue's name)",
     },
   ),
-  /** Above the server's long poll (60 s), or running workers count as gone between two polls. */
+  /**
+   * Above the server's long poll (60 s), or running workers count as gone between two polls: the
+   * server refreshes a poller's last access time only when a long poll starts or ends, so an idle
+   * worker is seen once a minute. The worker and the API warn at start below 65 s
+   * (MIN_GONE_AFTER_SECONDS in src/temporal/versioning.ts); docs/OPERATIONS.md says why.
+   */
   WORKER_GONE_AFTER_SECONDS: setting(z.coerce.number().int().positive().default(90), {
     meaning:
-      'a build none of whose workers polled for this long has none: auto promotes over it, creates answer 503',
+      'a build none of whose workers polled for this long has none: auto takes over, creates 503; 65 or more',
   }),
 };
 

@@ -30,8 +30,9 @@ import {
   applyPromotionPolicy,
   buildIdFor,
   deploymentNameFor,
+  goneAfterWarning,
   loadWorkflowCode,
-  takeOverIfCurrentGone,
+  takeOverWatch,
   type WorkerVersion,
 } from '../temporal/versioning';
 
@@ -115,10 +116,10 @@ function liveChannel(
 
 /**
  * An `auto` worker keeps doing what it did at start: while its build is not current, it makes it
- * current once no worker of the current build has polled within WORKER_GONE_AFTER_SECONDS (a
- * worker started just after the current build's last one stopped would otherwise never take
- * over, and new decisions would wait). Checks a third of that window apart, at most every 30 s.
- * Returns what stops it.
+ * current once no worker of the current, older build has polled within WORKER_GONE_AFTER_SECONDS
+ * on two checks a window apart (takeOverWatch; a worker started just after the current build's
+ * last one stopped would otherwise never take over, and new decisions would wait). Checks a third
+ * of that window apart, at most every 30 s. Returns what stops it.
  */
 function watchCurrentBuild(
   client: Connection,
@@ -127,23 +128,24 @@ function watchCurrentBuild(
   logger: Logger,
 ): () => void {
   const liveWindowMs = config.WORKER_GONE_AFTER_SECONDS * 1000;
+  const takeOver = takeOverWatch(client.workflowService, {
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    version,
+    liveWindowMs,
+  });
   let checking = false;
   let warned = 0;
   const timer = setInterval(
     () => {
       if (checking) return;
       checking = true;
-      takeOverIfCurrentGone(client.workflowService, {
-        namespace: config.TEMPORAL_NAMESPACE,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-        version,
-        liveWindowMs,
-      })
+      takeOver()
         .then((took) => {
           if (!took) return;
           logger.warn(
             { buildId: version.buildId, previousBuildId: took.previous },
-            `No worker of the current build ${took.previous} polled in the last ${config.WORKER_GONE_AFTER_SECONDS} s: this build is current now (WORKER_PROMOTION=auto)`,
+            `No worker of the current build ${took.previous} polled in the last ${config.WORKER_GONE_AFTER_SECONDS} s, on two checks that far apart, and this build is newer: it is current now (WORKER_PROMOTION=auto)`,
           );
         })
         .catch((err: unknown) => {
@@ -269,6 +271,8 @@ export async function startWorker(
     buildId: config.WORKER_BUILD_ID ?? buildIdFor(code.plain),
   };
   const versioned = config.WORKER_VERSIONING === 'on';
+  const tooShort = goneAfterWarning(config.WORKER_GONE_AFTER_SECONDS);
+  if (versioned && tooShort) logger.warn(tooShort);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     ...workerOptions(config, {

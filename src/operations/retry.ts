@@ -5,7 +5,7 @@ import { toCanonicalString } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import Long from 'long';
 import { PHASES, type PhaseName } from '../domain/phases';
-import { describeDeployment, pollersByBuild } from '../temporal/versioning';
+import { decisionVersion, describeDeployment, pollersByBuild } from '../temporal/versioning';
 import { lastPhaseFailure, resetPointFor } from './history';
 
 const { VersioningBehavior } = temporal.api.enums.v1;
@@ -18,7 +18,10 @@ export interface RetryResult {
   reset_event_id: number;
   old_run_id: string;
   new_run_id: string;
-  /** The build the new run is pinned to; null for a decision from before versioning. */
+  /**
+   * The build the new run is pinned to; null when it follows the current build (an auto-upgrade
+   * override) or for a decision from before versioning.
+   */
   build_id: string | null;
 }
 
@@ -79,24 +82,28 @@ export async function retryDecision(
       `Decision ${id} never scheduled ${phase} in its latest run; it can be retried from: ${ran.join(', ') || 'none'}`,
     );
   }
-  const pinned = description.raw.workflowExecutionInfo?.versioningInfo?.deploymentVersion;
-  const buildId = pinned?.buildId || null;
+  const info = description.raw.workflowExecutionInfo?.versioningInfo;
+  // The build the decision needs, by the rule the API's status documents use: its override's, or
+  // the one it is pinned to; null when it follows the current build or is not versioned.
+  const pinned = decisionVersion(info);
+  const buildId = pinned?.buildId ?? null;
+  const deploymentName = pinned?.deploymentName ?? info?.deploymentVersion?.deploymentName;
   let moveTo: string | null = null;
-  if (pinned?.deploymentName && buildId) {
+  if (deploymentName) {
     const deployment = await describeDeployment(
       client.workflowService,
       client.options.namespace,
-      pinned.deploymentName,
+      deploymentName,
     );
     const current = deployment?.current ?? null;
     if (onCurrentBuild) {
       if (!current) {
         throw new RetryError(
-          `Worker Deployment ${pinned.deploymentName} has no current build to move decision ${id} to`,
+          `Worker Deployment ${deploymentName} has no current build to move decision ${id} to`,
         );
       }
       if (current !== buildId) moveTo = current;
-    } else if (current !== buildId) {
+    } else if (buildId && current !== buildId) {
       const live = await pollersByBuild(
         client.workflowService,
         client.options.namespace,
@@ -114,7 +121,7 @@ export async function retryDecision(
       }
     }
   }
-  const version = moveTo ? { deploymentName: pinned!.deploymentName!, buildId: moveTo } : null;
+  const version = moveTo && deploymentName ? { deploymentName, buildId: moveTo } : null;
   const response = await client.workflowService.resetWorkflowExecution({
     namespace: client.options.namespace,
     workflowExecution: { workflowId: id, runId: description.runId },

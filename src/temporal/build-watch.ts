@@ -1,14 +1,13 @@
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import { TemporalCalls } from './deadlines';
 import {
   DEV_BUILD_ID,
   LIVE_WINDOW_MS,
+  decisionVersion,
   describeDeployment,
   pollersByBuild,
   type VersionStatus,
 } from './versioning';
-
-const { VersioningBehavior } = temporal.api.enums.v1;
 
 /** The deployment as the API last saw it: which build takes new decisions, which have workers. */
 export interface BuildsSnapshot {
@@ -63,7 +62,7 @@ function howToRun(buildId: string): string {
 export class BuildWatch {
   readonly liveWindowMs: number;
   private readonly cacheMs: number;
-  private readonly timeoutMs: number;
+  private readonly temporal: TemporalCalls;
   private look: { at: number; snapshot: Promise<BuildsSnapshot | null> } | null = null;
   private readonly pinned = new Map<
     string,
@@ -76,7 +75,7 @@ export class BuildWatch {
   ) {
     this.liveWindowMs = options.liveWindowMs ?? LIVE_WINDOW_MS;
     this.cacheMs = options.cacheMs ?? 5000;
-    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.temporal = new TemporalCalls(client, { readMs: options.timeoutMs ?? 2000 });
   }
 
   /** The deployment and its live builds; null when unknown (no deployment, or no answer in time). */
@@ -166,25 +165,25 @@ export class BuildWatch {
       reason: 'no_live_worker',
       build_id: build,
       message:
-        `No worker of build ${build}, ${pinned ? 'which this decision runs on' : 'the current build, which this decision starts on'}, has polled task queue ` +
+        `No worker of build ${build}, ${pinned ? 'which this decision runs on' : "the current build, which this decision's next step runs on"}, has polled task queue ` +
         `${snapshot.taskQueue} in the last ${this.seconds()} s: it waits until one does. ` +
         `Start one (${howToRun(build)})${move}`,
     };
   }
 
-  /** The build a decision is pinned to; null before its first step or unpinned; undefined unknown. */
+  /**
+   * The build a decision's next step needs (decisionVersion): its pinned override's or the one it
+   * is pinned to; null when that is the current build (before its first step, unpinned, or moved
+   * by an auto-upgrade override); undefined when unknown.
+   */
   private pinnedBuild(id: string): Promise<string | null | undefined> {
     const now = Date.now();
     const known = this.pinned.get(id);
     if (known && now - known.at < this.cacheMs) return known.build;
     const build = this.within(async () => {
       const description = await this.client.workflow.getHandle(id).describe();
-      const info = description.raw.workflowExecutionInfo?.versioningInfo;
-      const override = info?.versioningOverride?.pinned?.version?.buildId;
-      if (override) return override;
-      return info?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
-        ? info.deploymentVersion?.buildId || null
-        : null;
+      const version = decisionVersion(description.raw.workflowExecutionInfo?.versioningInfo);
+      return version?.buildId ?? null;
     }).catch(() => undefined);
     this.pinned.delete(id);
     this.pinned.set(id, { at: now, build });
@@ -198,18 +197,8 @@ export class BuildWatch {
     return Math.round(this.liveWindowMs / 1000);
   }
 
-  /** Runs Temporal calls with a deadline: the gRPC deadline, and a timer should it not hold. */
+  /** Runs Temporal calls within the read deadline (TemporalCalls, as the API's other reads). */
   private within<T>(call: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      this.client.connection.withDeadline(deadline, call),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${this.timeoutMs} ms`)),
-          this.timeoutMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    return this.temporal.read(call);
   }
 }

@@ -14,7 +14,11 @@ import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
 // id) and pins the decisions it starts to that version, so a new build takes new decisions while
 // the workers of the old one finish theirs. docs/OPERATIONS.md has the rollout steps.
 
-const { TaskQueueType, WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+const {
+  TaskQueueType,
+  VersioningBehavior,
+  WorkerDeploymentVersionStatus: Status,
+} = temporal.api.enums.v1;
 type WorkflowService = Connection['workflowService'];
 
 /** gRPC status codes the deployment calls answer with while a version is still registering. */
@@ -143,13 +147,13 @@ export function deploymentNameFor(
   return config.WORKER_DEPLOYMENT_NAME ?? config.TEMPORAL_TASK_QUEUE.replace(/[.:]/g, '-');
 }
 
-/** The deployment's routing and versions; null when no worker of it has polled yet. */
 /** The build id in a version string `<deployment>.<build id>`; null for another or none. */
 function buildOf(deploymentName: string, version: string | null | undefined): string | null {
   const prefix = `${deploymentName}.`;
   return version?.startsWith(prefix) ? version.slice(prefix.length) : null;
 }
 
+/** The deployment's routing and versions; null when no worker of it has polled yet. */
 export async function describeDeployment(
   service: WorkflowService,
   namespace: string,
@@ -229,6 +233,24 @@ export async function deploymentReport(
  */
 export const LIVE_WINDOW_MS = 90_000;
 
+/**
+ * The shortest WORKER_GONE_AFTER_SECONDS that does not count idle live workers as gone: the
+ * server refreshes a poller's last access time only when a long poll starts or ends, and an idle
+ * worker's long poll lasts 60 s.
+ */
+export const MIN_GONE_AFTER_SECONDS = 65;
+
+/** What the worker and the API warn at start when WORKER_GONE_AFTER_SECONDS is too short. */
+export function goneAfterWarning(seconds: number): string | null {
+  if (seconds >= MIN_GONE_AFTER_SECONDS) return null;
+  return (
+    `WORKER_GONE_AFTER_SECONDS=${seconds} is below ${MIN_GONE_AFTER_SECONDS} s: Temporal ` +
+    "refreshes a worker's last poll time only when a long poll starts or ends, and an idle " +
+    "worker's long poll lasts 60 s, so idle workers that run will count as gone (auto " +
+    'promotion takes over from their build, creates answer 503). Set it to 65 or more (default 90)'
+  );
+}
+
 /** The workers polling a task queue's workflow tasks now (within `windowMs`), by build id. */
 export async function pollersByBuild(
   service: WorkflowService,
@@ -274,6 +296,41 @@ export async function runningPinned(
     `BuildIds = '${value}' AND ExecutionStatus = 'Running'`,
   );
   return count;
+}
+
+/**
+ * The version a decision's next workflow tasks go to, by its versioning info (a describe's
+ * `versioningInfo`): a pinned override's version, else the version it is pinned to. Null when it
+ * follows the current build (an auto-upgrade override or behaviour, or no step taken yet) or is
+ * not versioned. The API's `attention`, `retry` and anything else that asks "which build does
+ * this decision need" decide by it.
+ */
+export function decisionVersion(
+  info: temporal.api.workflow.v1.IWorkflowExecutionVersioningInfo | null | undefined,
+): WorkerVersion | null {
+  const override = info?.versioningOverride;
+  if (override?.autoUpgrade) return null;
+  const pinned = override?.pinned?.version;
+  if (pinned?.buildId && pinned.deploymentName) {
+    return { deploymentName: pinned.deploymentName, buildId: pinned.buildId };
+  }
+  // Servers and clients that set only the deprecated fields of the override.
+  if (override?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE) return null;
+  if (override?.pinnedVersion) {
+    const dot = override.pinnedVersion.indexOf('.');
+    if (dot > 0) {
+      return {
+        deploymentName: override.pinnedVersion.slice(0, dot),
+        buildId: override.pinnedVersion.slice(dot + 1),
+      };
+    }
+  }
+  const version = info?.deploymentVersion;
+  return info?.behavior === VersioningBehavior.VERSIONING_BEHAVIOR_PINNED &&
+    version?.buildId &&
+    version.deploymentName
+    ? { deploymentName: version.deploymentName, buildId: version.buildId }
+    : null;
 }
 
 /** Makes a version current: new decisions start on it. Returns the build that was current. */
@@ -367,8 +424,9 @@ export async function promoteBuild(
  * `manual` leaves it to the operator (canary, ramp); `auto` does for a version that has never
  * been current or ramping, so that an old worker restarting while it drains, or a new one after a
  * rollback, does not take new decisions back; and, whatever its version's past, when no worker of
- * the current build has polled within the live window (`currentLive` false): new decisions would
- * otherwise wait for workers that are gone.
+ * the current build has polled within the live window (`currentLive` false) and the current
+ * build's version is older than its own (`takesOverFrom`): new decisions would otherwise wait for
+ * workers that are gone, and a takeover never moves them back to an older build.
  */
 export function shouldPromote(
   policy: PromotionPolicy,
@@ -382,8 +440,40 @@ export function shouldPromote(
     return policy !== 'manual' || !state || state.versions.every((v) => v.build_id === buildId);
   }
   if (state.current === buildId || policy === 'manual') return false;
-  if (policy === 'always' || !currentLive) return true;
+  if (policy === 'always') return true;
+  if (!currentLive && takesOverFrom(state, buildId)) return true;
   return state.versions.find((v) => v.build_id === buildId)?.status === 'inactive';
+}
+
+/**
+ * Whether a build may take new decisions over from the current build when that one's workers are
+ * gone: only when its version was created after the current one's. Workers of an older build
+ * still running (a rollout's draining build, old pods that come up first on a cold start) would
+ * otherwise take the deployment back for good whenever the current build's polls pause: once
+ * they are current, the newer build is `draining` and auto never promotes it again.
+ */
+export function takesOverFrom(state: DeploymentState, buildId: string): boolean {
+  const created = (build: string | null) =>
+    state.versions.find((v) => v.build_id === build)?.created_at ?? null;
+  const mine = created(buildId);
+  const current = created(state.current);
+  return state.current !== buildId && mine !== null && current !== null && current < mine;
+}
+
+/**
+ * Whether no worker of the current build has polled within the live window while one of
+ * `buildId` has: the liveness half of a takeover, for a starting worker and a running one alike.
+ */
+async function currentGone(
+  service: WorkflowService,
+  options: { namespace: string; taskQueue: string; liveWindowMs?: number | undefined },
+  state: DeploymentState | null,
+  buildId: string,
+): Promise<boolean> {
+  if (!state?.current || state.current === buildId) return false;
+  const { namespace, taskQueue, liveWindowMs } = options;
+  const live = await pollersByBuild(service, namespace, taskQueue, liveWindowMs);
+  return !live.has(state.current) && live.has(buildId);
 }
 
 /** Who changed the routing, as the deployment records it (its `lastModifierIdentity`). */
@@ -422,12 +512,11 @@ export async function applyPromotionPolicy(
       : undefined;
   });
   const state = await describeDeployment(service, namespace, version.deploymentName);
+  // One look is enough here, unlike the running watch's two (see takeOverWatch): only a newer
+  // build takes over, and a worker starting is one event, not a check every 30 s for a
+  // worker's lifetime; waiting a second window would keep decisions that wait waiting longer.
   const currentLive =
-    policy === 'auto' && state?.current && state.current !== version.buildId
-      ? (await pollersByBuild(service, namespace, taskQueue, options.liveWindowMs)).has(
-          state.current,
-        )
-      : true;
+    policy !== 'auto' || !(await currentGone(service, options, state, version.buildId));
   if (!shouldPromote(policy, state, version.buildId, currentLive)) {
     return { promoted: false, current: state?.current ?? null };
   }
@@ -438,22 +527,44 @@ export async function applyPromotionPolicy(
 }
 
 /**
- * For a running `auto` worker whose build is not current: makes it current when no worker of the
- * current build has polled within the live window, as a starting one would. A worker started
- * while the last poll of the current build's stopped workers was still recent takes over once it
- * is not. Returns the build that was current when it took over, else null.
+ * For a running `auto` worker whose build is not current: a check, to call every few seconds,
+ * that makes its build current when no worker of the current build has polled within the live
+ * window on two checks at least a window apart, and the current build is older than its own
+ * (`takesOverFrom`). A worker started while the last poll of the current build's stopped workers
+ * was still recent so takes over once they are gone. One check is not enough: Temporal's
+ * matching service forgets every poller when it restarts, and a crashlooping or restarting
+ * build misses polls, while its workers are back within a long poll (60 s). The check returns the
+ * build that was current when it took over, else null.
  */
-export async function takeOverIfCurrentGone(
+export function takeOverWatch(
   service: WorkflowService,
   options: { namespace: string; taskQueue: string; version: WorkerVersion; liveWindowMs?: number },
-): Promise<{ previous: string } | null> {
-  const { namespace, taskQueue, version } = options;
-  const state = await describeDeployment(service, namespace, version.deploymentName);
-  if (!state?.current || state.current === version.buildId) return null;
-  const live = await pollersByBuild(service, namespace, taskQueue, options.liveWindowMs);
-  if (live.has(state.current) || !live.has(version.buildId)) return null;
-  await setCurrentVersion(service, namespace, version, WORKER_PROMOTION_IDENTITY);
-  return { previous: state.current };
+  now: () => number = Date.now,
+): () => Promise<{ previous: string } | null> {
+  const { version } = options;
+  const windowMs = options.liveWindowMs ?? LIVE_WINDOW_MS;
+  /** The current build first seen gone, and when, since it was last seen otherwise. */
+  let gone: { build: string; at: number } | null = null;
+  return async () => {
+    const state = await describeDeployment(service, options.namespace, version.deploymentName);
+    const at = now();
+    if (
+      !state?.current ||
+      !takesOverFrom(state, version.buildId) ||
+      !(await currentGone(service, options, state, version.buildId))
+    ) {
+      gone = null;
+      return null;
+    }
+    if (gone?.build !== state.current) {
+      gone = { build: state.current, at };
+      return null;
+    }
+    if (at - gone.at < windowMs) return null;
+    await setCurrentVersion(service, options.namespace, version, WORKER_PROMOTION_IDENTITY);
+    gone = null;
+    return { previous: state.current };
+  };
 }
 
 /**

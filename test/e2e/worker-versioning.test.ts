@@ -87,14 +87,15 @@ async function whereItRan(handle: WorkflowHandle) {
 }
 
 describe('shouldPromote: when a starting worker makes its own version current', () => {
+  // Versions created in the order listed, a day apart.
   const state = (current: string | null, versions: Record<string, string>): DeploymentState => ({
     deployment: 'd',
     current,
     ramping: null,
-    versions: Object.entries(versions).map(([build_id, status]) => ({
+    versions: Object.entries(versions).map(([build_id, status], i) => ({
       build_id,
       status: status as DeploymentState['versions'][number]['status'],
-      created_at: null,
+      created_at: new Date(Date.UTC(2026, 0, 1 + i)).toISOString(),
     })),
   });
 
@@ -121,13 +122,17 @@ describe('shouldPromote: when a starting worker makes its own version current', 
     expect(shouldPromote('always', state('a', { a: 'current' }), 'a')).toBe(false);
   });
 
-  it('auto promotes a build that was current before when no worker of the current one polls', () => {
+  it('auto promotes a build that was current before when no worker of the current, older one polls', () => {
     // `npm start` made `dev` current again, then stopped: B's worker restarting takes over.
     const devAgain = state('dev', { dev: 'current', b: 'draining' });
     expect(shouldPromote('auto', devAgain, 'b', true)).toBe(false);
     expect(shouldPromote('auto', devAgain, 'b', false)).toBe(true);
     expect(shouldPromote('manual', devAgain, 'b', false)).toBe(false);
     expect(shouldPromote('auto', state('b', { b: 'current' }), 'b', false)).toBe(false);
+    // Never back to an older build: A's worker restarting while B's workers are away stays off.
+    expect(shouldPromote('auto', state('b', { a: 'draining', b: 'current' }), 'a', false)).toBe(
+      false,
+    );
   });
 });
 
@@ -458,7 +463,7 @@ describe('worker versioning: decisions stay on the version they started on', () 
     expect(ran.activityWorkers).toEqual(new Set([b2.identity]));
   }, 240_000);
 
-  it("a running auto worker started while the current build's stopped worker still counted as live takes over once it does not, and a waiting decision completes on it", async () => {
+  it("a running auto worker started while the current build's stopped worker still counted as live takes over once two checks a window apart find it gone, and a waiting decision completes on it", async () => {
     const taskQueue = uniqueName('take-over');
     const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
     const b = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
@@ -487,12 +492,58 @@ describe('worker versioning: decisions stay on the version they started on', () 
         b.buildId
           ? true
           : undefined,
-      (window + 30) * 1000,
+      // Two windows and a check's interval, with room for a loaded server: its describe of a
+      // deployment has been seen to take 30 s.
+      (3 * window + 60) * 1000,
     );
-    expect(Date.now() - stoppedAt, 'not before A counted as gone').toBeGreaterThan(window * 1000);
+    // A counts as gone a window after its last poll; B takes over when a check a window later
+    // still finds it gone.
+    expect(Date.now() - stoppedAt, 'not before A was gone on two checks').toBeGreaterThan(
+      2 * window * 1000,
+    );
     expect(b2.role.output()).toContain(`No worker of the current build ${a.buildId} polled`);
     expect((await waiting.result()).status).toBe('completed');
     expect((await whereItRan(waiting)).builds).toEqual(new Set([b.buildId]));
+  }, 240_000);
+
+  it("an older build's running auto worker does not take over from the newer current build while that build's workers are gone, and the newer build's worker back finds it still current", async () => {
+    const taskQueue = uniqueName('no-going-back');
+    const a = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleA() });
+    const b = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    expect(b.promoted, b.role.output()).toBe(true);
+    // B's only worker stops (a crashloop, a node drained) while A's keeps running.
+    await stopRole(b.role.child);
+    await waitFor(
+      "B's worker to be gone by the rule",
+      async () => ((await liveBuilds(taskQueue)).has(b.buildId) ? undefined : true),
+      60_000,
+    );
+    // Long enough for A's checks (every 2 s) to find B gone twice, a window apart, and more.
+    const goneAt = Date.now();
+    await waitFor(
+      'three windows with B gone',
+      async () => {
+        const live = await liveBuilds(taskQueue);
+        expect(live.has(b.buildId)).toBe(false);
+        expect(live.has(a.buildId)).toBe(true);
+        return Date.now() - goneAt > 3 * GONE_AFTER_SECONDS * 1000 ? true : undefined;
+      },
+      60_000,
+    );
+    expect((await describeDeployment(client.workflowService, 'default', taskQueue))?.current).toBe(
+      b.buildId,
+    );
+    expect(a.role.output()).not.toContain('No worker of the current build');
+    // B's worker back: B is still current, and a new decision runs on it.
+    const b2 = await startWorker(taskQueue, { WORKFLOW_BUNDLE_PATH: bundleB() });
+    expect(b2.buildId).toBe(b.buildId);
+    const fresh = await client.workflow.start<typeof decisionWorkflow>(DECISION_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: uniqueName('fresh'),
+      args: [{ query: 'Should we stay on the newer build?' }],
+    });
+    expect((await fresh.result()).status).toBe('completed');
+    expect((await whereItRan(fresh)).builds).toEqual(new Set([b.buildId]));
   }, 240_000);
 
   it('with no live worker of the current build: /ready says so naming it, a create answers 503 with Retry-After naming the build and what to run, and a decision paused on it carries the warning in its status document; all clear once a worker is back', async () => {

@@ -4,19 +4,37 @@ import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { BuildWatch } from '../../src/temporal/build-watch';
 
-const { WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+const { VersioningBehavior, WorkerDeploymentVersionStatus: Status } = temporal.api.enums.v1;
+type VersioningInfo = temporal.api.workflow.v1.IWorkflowExecutionVersioningInfo;
 
 /**
- * A client that answers the two calls a look makes, as a server with build `a` current and the
- * given builds' workers polling `ago` ms ago, counting the calls; `hang` never answers.
+ * A client that answers the calls a look makes, as a server with build `a` current and the given
+ * builds' workers polling `ago` ms ago, counting the calls; `hang` never answers (the connection
+ * ends a call at its deadline, as gRPC does). A decision's describe answers `versioning`.
  */
-function fakeClient(options: { polling?: Record<string, number>; hang?: boolean } = {}) {
+function fakeClient(
+  options: { polling?: Record<string, number>; hang?: boolean; versioning?: VersioningInfo } = {},
+) {
   const calls = { deployment: 0, taskQueue: 0 };
   const answer = <T>(value: T) =>
     options.hang ? new Promise<T>(() => undefined) : Promise.resolve(value);
   const client = {
     options: { namespace: 'default' },
-    connection: { withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn() },
+    connection: {
+      withDeadline: <T>(deadline: number, fn: () => Promise<T>) =>
+        Promise.race([
+          fn(),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error('DEADLINE_EXCEEDED')), deadline - Date.now()),
+          ),
+        ]),
+    },
+    workflow: {
+      getHandle: () => ({
+        describe: () =>
+          answer({ raw: { workflowExecutionInfo: { versioningInfo: options.versioning } } }),
+      }),
+    },
     workflowService: {
       describeWorkerDeployment: () => {
         calls.deployment++;
@@ -87,5 +105,40 @@ describe('BuildWatch: whether the build decisions need has a live worker, for th
     expect(performance.now() - started).toBeLessThan(1000);
     expect(await watch.workersCheck()).toMatchObject({ ok: true });
     expect(await watch.attention('some-id')).toBeNull();
+  });
+
+  it("follows a decision's versioning override: an auto-upgrade one needs the current build, a pinned one the build it names", async () => {
+    const onB: VersioningInfo = {
+      behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+      deploymentVersion: { deploymentName: 'decisions', buildId: 'b' },
+    };
+    const attention = (versioning: VersioningInfo) =>
+      new BuildWatch(fakeClient({ polling: { a: 1_000 }, versioning }).client, options).attention(
+        'some-id',
+      );
+    // Pinned to b, whose workers are gone: it waits for b, and is told how to move.
+    const waiting = await attention(onB);
+    expect(waiting).toMatchObject({ reason: 'no_live_worker', build_id: 'b' });
+    expect(waiting?.message).toContain('--versioning-override-behavior auto_upgrade');
+    // Moved as told: its next step runs on the current build a, which has workers.
+    expect(await attention({ ...onB, versioningOverride: { autoUpgrade: true } })).toBeNull();
+    expect(
+      await attention({
+        ...onB,
+        versioningOverride: {
+          pinned: { version: { deploymentName: 'decisions', buildId: 'a' } },
+        },
+      }),
+    ).toBeNull();
+    // Pinned by an override to b while it last ran on a: it waits for b.
+    expect(
+      await attention({
+        behavior: VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
+        deploymentVersion: { deploymentName: 'decisions', buildId: 'a' },
+        versioningOverride: {
+          pinned: { version: { deploymentName: 'decisions', buildId: 'b' } },
+        },
+      }),
+    ).toMatchObject({ build_id: 'b' });
   });
 });
