@@ -421,7 +421,8 @@ export class DecisionService {
     record: ReadRecord,
     timeoutMs: number,
   ): Promise<{ record: ReadRecord; finished: boolean }> {
-    if (isTerminal(record.status)) return { record, finished: true };
+    // A stale end may be an earlier run's (a retry's run has not written yet): not confirmed.
+    if (isTerminal(record.status) && !record.stale) return { record, finished: true };
     const id = record.process_id;
     const handle = this.options.client.workflow.getHandle(id);
     const abort = new AbortController();
@@ -437,15 +438,20 @@ export class DecisionService {
     // write have been lost, Temporal's own record says how it ended.
     let latest = await this.reads.read(id);
     if (!latest) throw new DecisionNotFound(id);
-    if (!isTerminal(latest.status) && !abort.signal.aborted) {
-      // Without Temporal to say how it ended, the record as it is (stale) must do.
-      const truth = await this.reads.fromTemporal(id).catch((err: unknown) => {
-        if (isUnreachable(err)) return null;
-        throw err;
-      });
-      if (truth) latest = await this.reads.repair(latest, truth);
+    if ((!isTerminal(latest.status) || latest.stale) && !abort.signal.aborted) {
+      const { stale: _stale, ...projected } = latest;
+      const truth = await this.reads.fromTemporal(id).then(
+        (found) => ({ found }),
+        (err: unknown) => {
+          if (isUnreachable(err)) return null;
+          throw err;
+        },
+      );
+      // Without Temporal to say how it ended, the record as it is must do, marked stale.
+      if (!truth) latest = { ...projected, stale: true };
+      else if (truth.found) latest = await this.reads.repair(projected, truth.found);
     }
-    return { record: latest, finished: isTerminal(latest.status) };
+    return { record: latest, finished: isTerminal(latest.status) && !latest.stale };
   }
 
   /**
@@ -454,6 +460,12 @@ export class DecisionService {
    */
   async cancel({ id, caller }: DecisionRequest): Promise<ReadRecord> {
     const record = await this.get({ id, caller });
+    if (isTerminal(record.status) && record.stale) {
+      // The end may be an earlier run's, a retry's run not written yet: only Temporal can tell.
+      throw new Unavailable(
+        `Temporal did not answer within ${this.temporal.deadlines.readMs / 1000} s, so whether the decision has ended cannot be told: send the cancellation again in a few seconds`,
+      );
+    }
     if (isTerminal(record.status)) {
       throw new Conflict('finished', `The decision has already ${record.status}`);
     }
@@ -473,8 +485,8 @@ export class DecisionService {
       throw new Conflict('finished', `The decision has already ${now?.status ?? 'finished'}`);
     }
     const { record: latest } = await this.waitFor(record, CANCEL_WAIT_MS);
-    // It ended otherwise before the cancellation reached it.
-    if (latest.status === 'completed' || latest.status === 'failed') {
+    // It ended otherwise before the cancellation reached it (as far as Temporal confirms).
+    if (!latest.stale && (latest.status === 'completed' || latest.status === 'failed')) {
       throw new Conflict('finished', `The decision has already ${latest.status}`);
     }
     return latest;
