@@ -204,12 +204,19 @@ export class DecisionService {
     // Key order carries no meaning in JSON: a reordered, identical body is the same request.
     const described = [request, fork?.source_id, fork?.from_phase];
     const requestHash = sha256(stableStringify(described) ?? '');
-    let webhook: WebhookSubscription | null = null;
+    let webhook: WebhookSubscription | null;
+    const checking = Date.now();
     try {
+      // Both at once: each may take its deadline while Temporal or a DNS server is away.
+      const [stranded, subscribed] = await Promise.allSettled([
+        this.options.workers?.currentStranded(),
+        request.webhook ? this.subscription(request.webhook) : null,
+      ]);
+      if (stranded.status === 'rejected') throw stranded.reason;
       // A decision started now would wait, unseen, for workers that are gone: refused instead.
-      const stranded = await this.options.workers?.currentStranded();
-      if (stranded) throw new NoLiveWorker(stranded.build_id, stranded.message);
-      if (request.webhook) webhook = await this.subscription(request.webhook);
+      if (stranded.value) throw new NoLiveWorker(stranded.value.build_id, stranded.value.message);
+      if (subscribed.status === 'rejected') throw subscribed.reason;
+      webhook = subscribed.value;
     } catch (err) {
       // A resent create answers as the first did, whatever the webhook's host resolves to now
       // and whichever workers run.
@@ -238,12 +245,15 @@ export class DecisionService {
       },
       webhook,
     };
+    // The look at the workers and the start share the write deadline: a create answers within it.
+    const { readMs, writeMs } = this.temporal.deadlines;
+    const startMs = Math.max(writeMs - (Date.now() - checking), readMs);
     try {
-      await this.temporal.write(() => this.startWorkflow(id, input, requestHash, owner));
+      await this.temporal.within(startMs, () => this.startWorkflow(id, input, requestHash, owner));
     } catch (err) {
       if (err instanceof TemporalUnreachable) {
         throw new Unavailable(
-          `Temporal, which runs the decisions, did not answer within ${this.temporal.deadlines.writeMs / 1000} s, ` +
+          `Temporal, which runs the decisions, did not answer within ${Math.round(writeMs / 1000)} s, ` +
             'so the decision may or may not have started. Send the request again in a few seconds' +
             (idempotencyKey === undefined
               ? ' (with an Idempotency-Key, a create sent again answers with the decision the first one started)'

@@ -163,9 +163,14 @@ export function registerDecisionRoutes(
   },
 ): void {
   const { decisions } = deps;
-  /** The warning a decision still going carries when its build has no worker. */
-  const attentionOf = (record: DecisionRecord) =>
-    isTerminal(record.status) || !deps.workers ? null : deps.workers.attention(record.process_id);
+  /**
+   * The warning a decision still going carries when its build has no worker. Not looked for in a
+   * stale record: Temporal did not answer the read, and would not answer this within its deadline.
+   */
+  const attentionOf = (record: DecisionRecord & { stale?: true }) =>
+    isTerminal(record.status) || record.stale || !deps.workers
+      ? null
+      : deps.workers.attention(record.process_id);
   /** The decision a request names, and who asks about it. */
   const target = (c: Context<ApiEnv>, id: string) => ({ id, caller: callerOf(c) });
   const read = requireScope('decisions:read');
