@@ -1,5 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  isGrpcServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import stableStringify from 'safe-stable-stringify';
 import {
@@ -158,6 +163,9 @@ export interface ListPage {
   next: ListPosition | null;
   source: 'projection' | 'visibility';
 }
+
+/** gRPC's status for a request Temporal refuses as malformed. */
+const INVALID_ARGUMENT = 3;
 
 /** How long a cancel waits for the workflow to record it before answering. */
 const CANCEL_WAIT_MS = 5000;
@@ -406,6 +414,15 @@ export class DecisionService {
         source: 'visibility',
       };
     } catch (err) {
+      // Visibility refuses a page token it did not issue (or can no longer read).
+      if (
+        pageToken !== undefined &&
+        isGrpcServiceError(err) &&
+        Number(err.code) === INVALID_ARGUMENT
+      ) {
+        const message = 'is not a cursor of a listing this API can continue: list from the start';
+        throw new InvalidRequest(`cursor ${message}`, [{ path: 'cursor', message }]);
+      }
       if (!isUnreachable(err)) throw err;
       throw new Unavailable(
         "Neither the decision index (Redis) nor Temporal's visibility answers just now: list again in a few seconds",

@@ -344,6 +344,22 @@ describe('with Temporal paused or Redis away', () => {
     expect(seen.sort()).toEqual(Object.keys(alices).sort());
   });
 
+  it('answers a garbled visibility cursor with 400 naming the cursor', async () => {
+    const first = await request('/decisions?limit=1', ALICE);
+    const cursor = ((await first.json()) as { next_cursor: string | null }).next_cursor;
+    expect(cursor).not.toBeNull();
+    // The cursor's shape kept, its page token cut short and padded: a token Temporal never issued.
+    const [tag, token, ...rest] = JSON.parse(
+      Buffer.from(cursor!, 'base64url').toString(),
+    ) as unknown[];
+    expect(tag).toBe('v');
+    const garbled = `${(token as string).slice(0, 12)}AAAA`;
+    const sent = Buffer.from(JSON.stringify([tag, garbled, ...rest])).toString('base64url');
+    const res = await request(`/decisions?limit=1&cursor=${sent}`, ALICE);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/^cursor /);
+  });
+
   it('answers a list with 503 and Retry-After when Redis and Temporal are both away', async () => {
     pauseTemporal();
     try {
