@@ -406,7 +406,11 @@ export class DecisionService {
   ): Promise<ListPage> {
     try {
       const page = await this.temporal.read(() =>
-        listFromVisibility(this.options.client, { ...query, pageToken }),
+        listFromVisibility(this.options.client, {
+          ...query,
+          taskQueue: this.options.taskQueue,
+          pageToken,
+        }),
       );
       return {
         items: page.items,

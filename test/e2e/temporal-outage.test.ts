@@ -12,7 +12,12 @@ import { createRedis } from '../../src/projection/redis-client';
 import { DecisionProjection } from '../../src/projection/redis-projection';
 import { retryWithinDeadline } from '../../src/temporal/deadlines';
 import { BuildWatch } from '../../src/temporal/build-watch';
-import { DecisionStatusAttribute } from '../../src/domain/workflow-api';
+import { retryDecision } from '../../src/operations/retry';
+import {
+  DECISION_WORKFLOW_TYPE,
+  DecisionOwnerAttribute,
+  DecisionStatusAttribute,
+} from '../../src/domain/workflow-api';
 import type { decisionWorkflow } from '../../src/workflows';
 import { ensureLocalRedis, type LocalRedis } from '../../tools/redis-dev';
 import { startDevServer, type DevServer } from '../../tools/temporal/dev-server';
@@ -288,7 +293,44 @@ describe('with Temporal paused or Redis away', () => {
     expect(runs).toHaveLength(1);
   });
 
-  it("lists from Temporal's visibility while Redis is away: owner scoping, filters and a cursor", async () => {
+  it("lists from Temporal's visibility while Redis is away: owner scoping, filters, a cursor, this deployment's decisions only, each once as its current run", async () => {
+    // Another deployment sharing the namespace: its decisions run on another task queue.
+    const elsewhere = uniqueName('elsewhere');
+    await client.workflow.start(DECISION_WORKFLOW_TYPE, {
+      taskQueue: uniqueName('other-deployment'),
+      workflowId: elsewhere,
+      args: [{ query: 'Not this deployment?' }],
+      typedSearchAttributes: [
+        { key: DecisionOwnerAttribute, value: 'alice' },
+        { key: DecisionStatusAttribute, value: 'pending' },
+      ],
+    });
+    // A decision terminated (listed as failed), then retried: visibility keeps its closed run
+    // beside the running one.
+    const res = await create(ALICE, { query: 'Should we retry it?', review: true });
+    expect(res.status).toBe(202);
+    const retried = ((await res.json()) as DecisionRecord).process_id;
+    await awaitingReview(retried);
+    await client.workflow.getHandle(retried).terminate('stopped by the test');
+    const { new_run_id } = await retryDecision(client, retried, { fromPhase: 'draftDecision' });
+    await waitFor(
+      'the retried run to await review',
+      async () => {
+        const now = await client.workflow.getHandle(retried).describe();
+        return now.runId === new_run_id &&
+          now.typedSearchAttributes.get(DecisionStatusAttribute) === 'awaiting_review'
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
+    let runs = 0;
+    for await (const run of client.workflow.list({ query: `WorkflowId = '${retried}'` })) {
+      expect(run.runId).toBeDefined();
+      runs++;
+    }
+    expect(runs).toBe(2);
+
     await local.stop();
     const list = async (key: string, query = '') => {
       const res = await timed(
@@ -303,12 +345,15 @@ describe('with Temporal paused or Redis away', () => {
         source?: string;
       };
     };
-    // What Temporal says of each of alice's decisions.
+    // What Temporal says of each of alice's decisions on this deployment: its current run's status.
     const alices: Record<string, string | undefined> = {};
-    for await (const run of client.workflow.list({ query: `DecisionOwner = 'alice'` })) {
-      alices[run.workflowId] = run.typedSearchAttributes.get(DecisionStatusAttribute);
+    const ours = `DecisionOwner = 'alice' AND TaskQueue = '${taskQueue}'`;
+    for await (const run of client.workflow.list({ query: ours })) {
+      const current = await client.workflow.getHandle(run.workflowId).describe();
+      alices[run.workflowId] = current.typedSearchAttributes.get(DecisionStatusAttribute);
     }
     expect(Object.keys(alices).length).toBeGreaterThanOrEqual(2);
+    expect(alices[retried]).toBe('awaiting_review');
 
     const all = await list(ALICE);
     expect(all.source).toBe('visibility');
@@ -318,6 +363,11 @@ describe('with Temporal paused or Redis away', () => {
       query: 'Should we add a reviewer?',
     });
     expect(all.items.map((i) => i.process_id)).not.toContain(bobs);
+    expect(all.items.map((i) => i.process_id)).not.toContain(elsewhere);
+    // The retried decision's terminated run is not its state any more.
+    expect((await list(ALICE, '?status=failed')).items.map((i) => i.process_id)).not.toContain(
+      retried,
+    );
 
     const bob = await list(BOB, '?status=completed');
     expect(bob.items.map((i) => i.process_id)).toEqual([bobs]);
