@@ -1,5 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  isGrpcServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import stableStringify from 'safe-stable-stringify';
 import {
@@ -159,6 +164,9 @@ export interface ListPage {
   source: 'projection' | 'visibility';
 }
 
+/** gRPC's status for a request Temporal refuses as malformed. */
+const INVALID_ARGUMENT = 3;
+
 /** How long a cancel waits for the workflow to record it before answering. */
 const CANCEL_WAIT_MS = 5000;
 
@@ -204,12 +212,19 @@ export class DecisionService {
     // Key order carries no meaning in JSON: a reordered, identical body is the same request.
     const described = [request, fork?.source_id, fork?.from_phase];
     const requestHash = sha256(stableStringify(described) ?? '');
-    let webhook: WebhookSubscription | null = null;
+    let webhook: WebhookSubscription | null;
+    const checking = Date.now();
     try {
+      // Both at once: each may take its deadline while Temporal or a DNS server is away.
+      const [stranded, subscribed] = await Promise.allSettled([
+        this.options.workers?.currentStranded(),
+        request.webhook ? this.subscription(request.webhook) : null,
+      ]);
+      if (stranded.status === 'rejected') throw stranded.reason;
       // A decision started now would wait, unseen, for workers that are gone: refused instead.
-      const stranded = await this.options.workers?.currentStranded();
-      if (stranded) throw new NoLiveWorker(stranded.build_id, stranded.message);
-      if (request.webhook) webhook = await this.subscription(request.webhook);
+      if (stranded.value) throw new NoLiveWorker(stranded.value.build_id, stranded.value.message);
+      if (subscribed.status === 'rejected') throw subscribed.reason;
+      webhook = subscribed.value;
     } catch (err) {
       // A resent create answers as the first did, whatever the webhook's host resolves to now
       // and whichever workers run.
@@ -238,12 +253,15 @@ export class DecisionService {
       },
       webhook,
     };
+    // The look at the workers and the start share the write deadline: a create answers within it.
+    const { readMs, writeMs } = this.temporal.deadlines;
+    const startMs = Math.max(writeMs - (Date.now() - checking), readMs);
     try {
-      await this.temporal.write(() => this.startWorkflow(id, input, requestHash, owner));
+      await this.temporal.within(startMs, () => this.startWorkflow(id, input, requestHash, owner));
     } catch (err) {
       if (err instanceof TemporalUnreachable) {
         throw new Unavailable(
-          `Temporal, which runs the decisions, did not answer within ${this.temporal.deadlines.writeMs / 1000} s, ` +
+          `Temporal, which runs the decisions, did not answer within ${Math.round(writeMs / 1000)} s, ` +
             'so the decision may or may not have started. Send the request again in a few seconds' +
             (idempotencyKey === undefined
               ? ' (with an Idempotency-Key, a create sent again answers with the decision the first one started)'
@@ -388,7 +406,11 @@ export class DecisionService {
   ): Promise<ListPage> {
     try {
       const page = await this.temporal.read(() =>
-        listFromVisibility(this.options.client, { ...query, pageToken }),
+        listFromVisibility(this.options.client, {
+          ...query,
+          taskQueue: this.options.taskQueue,
+          pageToken,
+        }),
       );
       return {
         items: page.items,
@@ -396,6 +418,15 @@ export class DecisionService {
         source: 'visibility',
       };
     } catch (err) {
+      // Visibility refuses a page token it did not issue (or can no longer read).
+      if (
+        pageToken !== undefined &&
+        isGrpcServiceError(err) &&
+        Number(err.code) === INVALID_ARGUMENT
+      ) {
+        const message = 'is not a cursor of a listing this API can continue: list from the start';
+        throw new InvalidRequest(`cursor ${message}`, [{ path: 'cursor', message }]);
+      }
       if (!isUnreachable(err)) throw err;
       throw new Unavailable(
         "Neither the decision index (Redis) nor Temporal's visibility answers just now: list again in a few seconds",
@@ -421,7 +452,8 @@ export class DecisionService {
     record: ReadRecord,
     timeoutMs: number,
   ): Promise<{ record: ReadRecord; finished: boolean }> {
-    if (isTerminal(record.status)) return { record, finished: true };
+    // A stale end may be an earlier run's (a retry's run has not written yet): not confirmed.
+    if (isTerminal(record.status) && !record.stale) return { record, finished: true };
     const id = record.process_id;
     const handle = this.options.client.workflow.getHandle(id);
     const abort = new AbortController();
@@ -437,15 +469,20 @@ export class DecisionService {
     // write have been lost, Temporal's own record says how it ended.
     let latest = await this.reads.read(id);
     if (!latest) throw new DecisionNotFound(id);
-    if (!isTerminal(latest.status) && !abort.signal.aborted) {
-      // Without Temporal to say how it ended, the record as it is (stale) must do.
-      const truth = await this.reads.fromTemporal(id).catch((err: unknown) => {
-        if (isUnreachable(err)) return null;
-        throw err;
-      });
-      if (truth) latest = await this.reads.repair(latest, truth);
+    if ((!isTerminal(latest.status) || latest.stale) && !abort.signal.aborted) {
+      const { stale: _stale, ...projected } = latest;
+      const truth = await this.reads.fromTemporal(id).then(
+        (found) => ({ found }),
+        (err: unknown) => {
+          if (isUnreachable(err)) return null;
+          throw err;
+        },
+      );
+      // Without Temporal to say how it ended, the record as it is must do, marked stale.
+      if (!truth) latest = { ...projected, stale: true };
+      else if (truth.found) latest = await this.reads.repair(projected, truth.found);
     }
-    return { record: latest, finished: isTerminal(latest.status) };
+    return { record: latest, finished: isTerminal(latest.status) && !latest.stale };
   }
 
   /**
@@ -454,6 +491,12 @@ export class DecisionService {
    */
   async cancel({ id, caller }: DecisionRequest): Promise<ReadRecord> {
     const record = await this.get({ id, caller });
+    if (isTerminal(record.status) && record.stale) {
+      // The end may be an earlier run's, a retry's run not written yet: only Temporal can tell.
+      throw new Unavailable(
+        `Temporal did not answer within ${this.temporal.deadlines.readMs / 1000} s, so whether the decision has ended cannot be told: send the cancellation again in a few seconds`,
+      );
+    }
     if (isTerminal(record.status)) {
       throw new Conflict('finished', `The decision has already ${record.status}`);
     }
@@ -473,8 +516,8 @@ export class DecisionService {
       throw new Conflict('finished', `The decision has already ${now?.status ?? 'finished'}`);
     }
     const { record: latest } = await this.waitFor(record, CANCEL_WAIT_MS);
-    // It ended otherwise before the cancellation reached it.
-    if (latest.status === 'completed' || latest.status === 'failed') {
+    // It ended otherwise before the cancellation reached it (as far as Temporal confirms).
+    if (!latest.stale && (latest.status === 'completed' || latest.status === 'failed')) {
       throw new Conflict('finished', `The decision has already ${latest.status}`);
     }
     return latest;

@@ -1,6 +1,7 @@
 import {
   defaultGrpcRetryOptions,
   isGrpcServiceError,
+  isRetryableError,
   makeGrpcRetryInterceptor,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
@@ -25,9 +26,11 @@ export class TemporalUnreachable extends Error {
   override name = 'TemporalUnreachable';
 }
 
-// What says "Temporal is not there just now" rather than "Temporal refused this request".
-// gRPC status codes: CANCELLED (our own abort), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
-const UNREACHABLE_CODES = new Set<number>([1, 4, 8, 14]);
+// What says "Temporal is not there just now" rather than "Temporal refused this request": what
+// the SDK itself retries (UNAVAILABLE, RESOURCE_EXHAUSTED, UNKNOWN, ABORTED, a reset HTTP/2
+// stream…), which a deadline may have stopped retrying, and CANCELLED (our own abort) and
+// DEADLINE_EXCEEDED, which the deadline itself ends a call with.
+const DEADLINE_CODES = new Set<number>([1, 4]);
 
 /** True when the error (or one it wraps) says Temporal could not be reached in time. */
 export function isUnreachable(err: unknown): boolean {
@@ -35,7 +38,9 @@ export function isUnreachable(err: unknown): boolean {
     if (e instanceof TemporalUnreachable || e instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
       return true;
     }
-    if (isGrpcServiceError(e) && UNREACHABLE_CODES.has(e.code)) return true;
+    if (isGrpcServiceError(e) && (DEADLINE_CODES.has(e.code) || isRetryableError(e))) {
+      return true;
+    }
   }
   return false;
 }

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { DECISION_STATUSES, isTerminal, type DecisionStatus } from '../domain/decision';
 import { isPhaseName } from '../domain/phases';
@@ -10,6 +11,7 @@ import {
   DecisionStatusAttribute,
 } from '../domain/workflow-api';
 import type { DecisionSummary, ListQuery } from '../projection/redis-projection';
+import { OUTSIDE_END_TYPES } from './read-decision';
 
 type RawExecution = temporal.api.workflow.v1.IWorkflowExecutionInfo;
 
@@ -22,11 +24,21 @@ export interface VisibilityPage {
 const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 // Ends that no workflow code saw: the decision's own status attribute still says it runs.
-const ENDED_FROM_OUTSIDE = "ExecutionStatus IN ('Terminated', 'TimedOut')";
+// Their error types are visibility's names of those execution statuses.
+const ENDED_FROM_OUTSIDE = `ExecutionStatus IN (${[...OUTSIDE_END_TYPES].map(quote).join(', ')})`;
+
+/** Which decisions a listing covers: this deployment's, on its task queue, and the filters. */
+export type VisibilityQuery = Omit<ListQuery, 'limit' | 'cursor'> & { taskQueue: string };
+
+// Other deployments may share the namespace: their decisions run on other task queues.
+const ours = (taskQueue: string) => [
+  `WorkflowType = ${quote(DECISION_WORKFLOW_TYPE)}`,
+  `TaskQueue = ${quote(taskQueue)}`,
+];
 
 /** The visibility query for a listing: the same filters as the projection's, where it can. */
-export function visibilityQuery(query: Omit<ListQuery, 'limit' | 'cursor'>): string {
-  const where = [`WorkflowType = ${quote(DECISION_WORKFLOW_TYPE)}`];
+export function visibilityQuery(query: VisibilityQuery): string {
+  const where = ours(query.taskQueue);
   if (query.owner !== undefined)
     where.push(`${DecisionOwnerAttribute.name} = ${quote(query.owner)}`);
   if (query.status !== undefined) {
@@ -49,11 +61,12 @@ export function visibilityQuery(query: Omit<ListQuery, 'limit' | 'cursor'>): str
 /**
  * Decisions as Temporal's visibility lists them, a page at a time (for when the projection's
  * index cannot be read). In visibility's own order: open decisions first, then by close time.
- * A decision retried (reset) appears once per page, as its newest run.
+ * Visibility keeps a row per run: a decision retried (reset) is listed as its current run only,
+ * whatever its earlier runs said (one more query per page, for the closed runs on it).
  */
 export async function listFromVisibility(
   client: Client,
-  query: Omit<ListQuery, 'cursor'> & { pageToken?: string },
+  query: VisibilityQuery & { limit: number; pageToken?: string },
 ): Promise<VisibilityPage> {
   const response = await client.workflowService.listWorkflowExecutions({
     namespace: client.options.namespace,
@@ -61,16 +74,59 @@ export async function listFromVisibility(
     pageSize: query.limit,
     nextPageToken: query.pageToken ? Buffer.from(query.pageToken, 'base64') : undefined,
   });
+  const closed = response.executions.filter((raw) => iso(raw.closeTime));
+  const current = await currentRuns(
+    client,
+    query.taskQueue,
+    closed.map((raw) => raw.execution?.workflowId ?? ''),
+  );
   const seen = new Set<string>();
   const items: DecisionSummary[] = [];
   for (const raw of response.executions) {
     const item = summaryOf(raw);
     if (!item || seen.has(item.process_id)) continue;
+    if (iso(raw.closeTime) && current.get(item.process_id) !== raw.execution?.runId) continue;
     seen.add(item.process_id);
     items.push(item);
   }
   const token = response.nextPageToken;
   return { items, next: token && token.length > 0 ? Buffer.from(token).toString('base64') : null };
+}
+
+/**
+ * The current run of each workflow id: its open run, else the run that closed last (a workflow
+ * id has one run open at a time, and a reset closes the run it replaces before the new one ends).
+ */
+async function currentRuns(
+  client: Client,
+  taskQueue: string,
+  ids: string[],
+): Promise<Map<string, string>> {
+  const current = new Map<string, { runId: string; closed: number }>();
+  const unique = [...new Set(ids.filter(Boolean))];
+  if (unique.length === 0) return new Map();
+  const query = [...ours(taskQueue), `WorkflowId IN (${unique.map(quote).join(', ')})`].join(
+    ' AND ',
+  );
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const response = await client.workflowService.listWorkflowExecutions({
+      namespace: client.options.namespace,
+      query,
+      pageSize: 1000,
+      nextPageToken,
+    });
+    for (const raw of response.executions) {
+      const id = raw.execution?.workflowId;
+      const runId = raw.execution?.runId;
+      if (!id || !runId) continue;
+      const closed = optionalTsToMs(raw.closeTime) || Infinity;
+      const known = current.get(id);
+      if (!known || closed > known.closed) current.set(id, { runId, closed });
+    }
+    nextPageToken = response.nextPageToken?.length ? response.nextPageToken : undefined;
+  } while (nextPageToken);
+  return new Map([...current].map(([id, run]) => [id, run.runId]));
 }
 
 const STATUSES: ReadonlySet<string> = new Set(DECISION_STATUSES);
@@ -86,8 +142,9 @@ function decode(payload: temporal.api.common.v1.IPayload | null | undefined): un
 }
 
 function iso(ts: RawExecution['startTime']): string | null {
-  if (!ts?.seconds) return null;
-  return new Date(Number(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
+  const ms = optionalTsToMs(ts);
+  // An unset time may come as a zero timestamp.
+  return ms ? new Date(ms).toISOString() : null;
 }
 
 function summaryOf(raw: RawExecution): DecisionSummary | null {

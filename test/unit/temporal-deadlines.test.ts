@@ -60,6 +60,47 @@ describe('Temporal calls with a deadline', () => {
     );
   });
 
+  it('counts every gRPC status the SDK retries as unreachable (503 once a deadline stops the retries), and nothing it does not', async () => {
+    const grpcError = (code: number, details: string) =>
+      Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} });
+    const transient = [
+      grpcError(2, 'Stream removed'), // UNKNOWN
+      grpcError(10, 'aborted'), // ABORTED
+      grpcError(13, 'Received RST_STREAM with code 0'), // INTERNAL, a proxy's reset
+      grpcError(13, 'Call ended without gRPC status'),
+      grpcError(13, 'Received RST_STREAM with code 2 triggered by internal client error'),
+      grpcError(14, 'connection refused'), // UNAVAILABLE
+      grpcError(8, 'too many requests'), // RESOURCE_EXHAUSTED
+      grpcError(4, 'deadline exceeded'), // DEADLINE_EXCEEDED: our own deadline
+      grpcError(1, 'cancelled'), // CANCELLED: our own abort
+    ];
+    for (const err of transient) {
+      expect(isUnreachable(err), err.message).toBe(true);
+      // Wrapped, as the client's ServiceError wraps the call's error.
+      expect(isUnreachable(new Error('wrapped', { cause: err })), err.message).toBe(true);
+    }
+    const refused = [
+      grpcError(3, 'invalid query'), // INVALID_ARGUMENT
+      grpcError(5, 'not found'),
+      grpcError(6, 'already exists'),
+      grpcError(7, 'permission denied'),
+      grpcError(
+        13,
+        'Received RST_STREAM with code 2 triggered by internal client error: SSL alert number 40',
+      ),
+      grpcError(13, 'failed to decode'),
+    ];
+    for (const err of refused) expect(isUnreachable(err), err.message).toBe(false);
+
+    // Through a request's calls: a 503 (TemporalUnreachable), not whatever the route would make of it.
+    const connection = Connection.lazy({ address: '127.0.0.1:1' });
+    connections.push(connection);
+    const calls = new TemporalCalls(new Client({ connection }));
+    await expect(calls.read(() => Promise.reject(transient[2]!))).rejects.toBeInstanceOf(
+      TemporalUnreachable,
+    );
+  });
+
   it('passes on what Temporal refused (not unreachable) as it is', async () => {
     const refused = new Error('refused');
     const connection = Connection.lazy({ address: '127.0.0.1:1' });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, TypedResponse } from 'hono';
 import {
@@ -98,11 +99,18 @@ function durationParam(maxSeconds: number) {
     .openapi({ type: 'string', example: '30s' });
 }
 
-// A projection cursor is [creation ms, id]; a visibility cursor ['v', its page token].
+// A projection cursor is [creation ms, id]; a visibility cursor ['v', its page token, a check].
+// Temporal's SQL visibility answers a garbled token with an error it calls transient (retried,
+// then a 503): the check finds a garbled cursor before Temporal is asked.
+const tokenCheck = (token: string) =>
+  createHash('sha256').update(token).digest('base64url').slice(0, 16);
+
 const encodeCursor = (c: ListPosition) =>
-  Buffer.from(JSON.stringify('visibility' in c ? ['v', c.visibility] : [c.score, c.id])).toString(
-    'base64url',
-  );
+  Buffer.from(
+    JSON.stringify(
+      'visibility' in c ? ['v', c.visibility, tokenCheck(c.visibility)] : [c.score, c.id],
+    ),
+  ).toString('base64url');
 
 function decodeCursor(text: string): ListPosition | null {
   try {
@@ -110,7 +118,12 @@ function decodeCursor(text: string): ListPosition | null {
     if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
       return { score: value[0], id: value[1] };
     }
-    if (Array.isArray(value) && value[0] === 'v' && typeof value[1] === 'string') {
+    if (
+      Array.isArray(value) &&
+      value[0] === 'v' &&
+      typeof value[1] === 'string' &&
+      value[2] === tokenCheck(value[1])
+    ) {
       return { visibility: value[1] };
     }
   } catch {
@@ -163,9 +176,14 @@ export function registerDecisionRoutes(
   },
 ): void {
   const { decisions } = deps;
-  /** The warning a decision still going carries when its build has no worker. */
-  const attentionOf = (record: DecisionRecord) =>
-    isTerminal(record.status) || !deps.workers ? null : deps.workers.attention(record.process_id);
+  /**
+   * The warning a decision still going carries when its build has no worker. Not looked for in a
+   * stale record: Temporal did not answer the read, and would not answer this within its deadline.
+   */
+  const attentionOf = (record: DecisionRecord & { stale?: true }) =>
+    isTerminal(record.status) || record.stale || !deps.workers
+      ? null
+      : deps.workers.attention(record.process_id);
   /** The decision a request names, and who asks about it. */
   const target = (c: Context<ApiEnv>, id: string) => ({ id, caller: callerOf(c) });
   const read = requireScope('decisions:read');
