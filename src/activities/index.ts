@@ -39,6 +39,7 @@ import { WebhookUrlError, type AllowedPorts, type Resolve } from '../webhooks/ad
 import { failureKind, postWebhook, type PostOutcome } from '../webhooks/deliver';
 import { DecisionOwnerUnknown, type OwnerOf } from '../webhooks/owner';
 import { principalSecret } from '../webhooks/secret';
+import { Slots } from '../process/slots';
 
 export interface ActivityDeps {
   model: LanguageModel;
@@ -69,6 +70,11 @@ export interface ActivityDeps {
     resolve?: Resolve;
     /** Deliveries one principal may have in flight in this process; more are retried later. */
     perPrincipal?: number;
+    /**
+     * The least wait before the attempt after the 1st, the 2nd, … 4xx that ends a delivery at the
+     * third (ms); REJECTED_RETRY_MS by default.
+     */
+    rejectedRetryMs?: readonly number[];
   };
   /** How many passages each information need is answered from. */
   passagesPerNeed?: number;
@@ -86,6 +92,19 @@ export type PhaseActivity = (input: PhaseInput) => Promise<PhaseResult>;
 const RETRIED_CLIENT_ERRORS = new Set([408, 409, 425, 429]);
 /** Other 4xx answers end a delivery once the receiver has given this many. */
 const MAX_CLIENT_ERRORS = 3;
+/**
+ * The least wait after the 1st and the 2nd such 4xx: a receiver misdeployed for a few minutes, or
+ * still verifying with an old secret (401), has about 11 minutes to recover before a delivery is
+ * given up, rather than the retry policy's 6 s (2 s, 4 s).
+ */
+export const REJECTED_RETRY_MS = [60_000, 600_000] as const;
+/**
+ * The delivery workflow's retry policy (initial interval, coefficient 2, maximum interval): the
+ * activity sets each retry's delay itself from the attempts that reached the receiver, since
+ * WebhookBusy attempts, which did not, count in Temporal's attempt number.
+ */
+const RETRY_INITIAL_MS = 2_000;
+const RETRY_MAX_MS = 3_600_000;
 
 /** The model with each call's output handed to `publisher`, numbered by call from 1. */
 function live(model: StoredModel, publisher: LivePublisher): StoredModel {
@@ -299,15 +318,20 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   // Deliveries in flight in this process, per principal.
-  const inFlight = new Map<string, number>();
+  const inFlight = new Slots();
 
   const deliverWebhook = async (message: WebhookMessage): Promise<WebhookDelivery> => {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
-    // How many times the receiver refused it with a 4xx, carried from attempt to attempt.
-    const carried = ctx.info.heartbeatDetails as { rejected?: number } | undefined;
+    // How many times the receiver refused it with a 4xx, and how many attempts were not made
+    // (WebhookBusy), carried from attempt to attempt.
+    const carried = ctx.info.heartbeatDetails as { rejected?: number; busy?: number } | undefined;
     const rejected = typeof carried?.rejected === 'number' ? carried.rejected : 0;
-    const base = { ...pendingDelivery(message.id, message.body.type), attempts: attempt };
+    const busy = typeof carried?.busy === 'number' ? carried.busy : 0;
+    // The attempts that were made: Temporal's number counts the busy ones too.
+    const made = Math.max(1, attempt - busy);
+    const base = { ...pendingDelivery(message.id, message.body.type), attempts: made };
+    const rejectedRetryMs = deps.webhooks?.rejectedRetryMs ?? REJECTED_RETRY_MS;
     const fail = async (
       type: string,
       error: string,
@@ -315,10 +339,18 @@ export function createActivities(deps: ActivityDeps) {
       final: boolean,
       carry = rejected,
     ) => {
-      ctx.heartbeat({ rejected: carry });
+      ctx.heartbeat({ rejected: carry, busy });
       const state = type === 'WebhookGone' ? 'gone' : final ? 'failed' : 'retrying';
       await report(message, { ...base, state, last_status: status, last_error: error });
-      throw ApplicationFailure.create({ type, message: error, nonRetryable: final });
+      // The policy's backoff by the attempts made, and after a 4xx no sooner than its spacing.
+      const backoff = Math.min(RETRY_INITIAL_MS * 2 ** (made - 1), RETRY_MAX_MS);
+      const spacing = carry > rejected ? (rejectedRetryMs[carry - 1] ?? 0) : 0;
+      throw ApplicationFailure.create({
+        type,
+        message: error,
+        nonRetryable: final,
+        nextRetryDelay: final ? undefined : Math.max(backoff, spacing),
+      });
     };
     const settings = deps.webhooks;
     if (!settings?.secret) {
@@ -344,17 +376,17 @@ export function createActivities(deps: ActivityDeps) {
       );
     }
     const limit = settings.perPrincipal ?? 10;
-    const busy = inFlight.get(owner) ?? 0;
-    if (busy >= limit) {
-      // Over its share: tried again later, without a report (the last attempt's stays shown).
-      ctx.heartbeat({ rejected });
+    const slot = inFlight.tryTake(owner, limit);
+    if (!slot) {
+      // Over its share: tried again later, without a report (the last attempt's stays shown),
+      // and counted apart, so that it neither shows as an attempt nor lengthens the backoff.
+      ctx.heartbeat({ rejected, busy: busy + 1 });
       throw ApplicationFailure.create({
         type: 'WebhookBusy',
         message: `${limit} deliveries of this principal are in flight on this worker already`,
         nextRetryDelay: 5_000 + Math.floor(Math.random() * 10_000),
       });
     }
-    inFlight.set(owner, busy + 1);
     let outcome: PostOutcome;
     try {
       outcome = await postWebhook(message, {
@@ -373,9 +405,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       return fail('WebhookUnreachable', `No answer: ${failureKind(err)}`, null, false);
     } finally {
-      const left = (inFlight.get(owner) ?? 1) - 1;
-      if (left > 0) inFlight.set(owner, left);
-      else inFlight.delete(owner);
+      slot();
     }
     const { status } = outcome;
     if (status >= 200 && status < 300) {
@@ -386,7 +416,7 @@ export function createActivities(deps: ActivityDeps) {
         delivered_at: new Date().toISOString(),
       };
       await report(message, delivered);
-      ctx.log.info('Webhook delivered', { delivery: message.id, status, attempt });
+      ctx.log.info('Webhook delivered', { delivery: message.id, status, attempt: made });
       return delivered;
     }
     if (status === 410) {

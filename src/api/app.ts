@@ -254,6 +254,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
     blockMs: deps.eventBlockMs,
     maxStreamsPerKey: deps.maxStreamsPerKey,
+    trustProxy: deps.trustProxy,
     maxStreamMs: deps.maxStreamMs,
   });
   registerDecisionRoutes(app, {

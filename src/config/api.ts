@@ -39,7 +39,8 @@ export const ApiConfigSchema = z.object({
       'wrong keys per client address (IPv6: its /64) a minute told 401, then 429; `0` for no limit',
   }),
   EVENT_STREAMS_PER_KEY: setting(z.coerce.number().int().positive().default(20), {
-    meaning: 'event streams one key may hold open at once, per API process (429 past it)',
+    meaning:
+      'event streams one key (auth off: one address) may hold open per API process (429 past)',
   }),
   TRUST_PROXY: setting(flag.default(false), {
     meaning: 'take the client address from the last `X-Forwarded-For` entry (behind a proxy only)',

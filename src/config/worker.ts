@@ -179,6 +179,27 @@ export const WorkerConfigSchema = z
       meaning:
         'deliveries one principal may have in flight on this worker; more are retried a few seconds later',
     }),
+    WEBHOOK_REJECTED_RETRY_SECONDS: setting(
+      z
+        .string()
+        .default('60,600')
+        .transform((text, ctx) => {
+          const waits = text.split(',').map((w) => w.trim());
+          if (waits.length !== 2 || waits.some((w) => !/^\d{1,6}$/.test(w))) {
+            ctx.addIssue({
+              code: 'custom',
+              message: 'must be two whole numbers of seconds, comma-separated, such as 60,600',
+            });
+            return z.NEVER;
+          }
+          return waits.map((w) => Number(w) * 1000);
+        }),
+      {
+        meaning:
+          'least waits (s) after the 1st and 2nd 4xx before the next attempt; the 3rd ends a delivery',
+        shownDefault: '`60,600`',
+      },
+    ),
   })
   .superRefine((c, ctx) => {
     if (c.WEBHOOK_PREVIOUS_SECRET && !c.WEBHOOK_SECRET) {

@@ -312,6 +312,7 @@ export async function startWorker(
           timeoutMs: config.WEBHOOK_DNS_TIMEOUT_MS,
         }),
         perPrincipal: config.WEBHOOK_DELIVERIES_PER_PRINCIPAL,
+        rejectedRetryMs: config.WEBHOOK_REJECTED_RETRY_SECONDS,
       },
       metrics: decisionMetrics(registry),
       live: liveChannel(liveRedis, config, registry, logger),

@@ -644,7 +644,7 @@ describe('the decision API against a real worker', () => {
     });
   });
 
-  it('caps the event streams one key holds open: 429 past it, room again once one closes', async () => {
+  it('caps the event streams one caller holds open (auth off: its address): 429 past it, room again once one closes', async () => {
     const capped = createApp({ ...base, decisions: service(), maxStreamsPerKey: 2 });
     const { body } = await create({ query: 'Should we cap streams?', review: true }, {}, capped);
     await waitUntil(body.process_id, 'awaiting_review');
@@ -654,7 +654,7 @@ describe('the decision API against a real worker', () => {
     const refused = await open();
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({
-      detail: 'This key has 2 event streams open, the most it may; close one first',
+      detail: 'This address has 2 event streams open, the most it may; close one first',
     });
     await readEvents(a, 1);
     const again = await waitFor('a stream slot to free up', async () => {

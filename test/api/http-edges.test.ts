@@ -121,7 +121,7 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
       );
       expect(heads.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
       expect(heads[0]!.headers['content-type']).toBe('text/event-stream');
-      // Without auth every caller is the same principal: the slots are everyone's.
+      // Without auth the slots are the client address's: these all come from 127.0.0.1.
       const streams = [
         await openStream(port, `/decisions/${id}/events`),
         await openStream(port, `/decisions/${id}/events`),
@@ -132,6 +132,33 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
       const head = await send(port, `/decisions/${id}/events`, { method: 'HEAD' });
       expect(head.statusCode).toBe(429);
       for (const stream of streams) stream.destroy();
+    });
+
+    it("with auth off, one address's 20 streams leave another address free to open one", async () => {
+      // Behind a proxy (TRUST_PROXY): the address is the last X-Forwarded-For entry.
+      const port = await listen({ trustProxy: true });
+      const id = await decision();
+      const from = (address: string) => ({ headers: { 'X-Forwarded-For': address } });
+      const open = (address: string) =>
+        send(port, `/decisions/${id}/events`, from(address)).then((res) => {
+          if (res.statusCode !== 200) res.resume();
+          return res;
+        });
+      const mine = await Promise.all(Array.from({ length: 20 }, () => open('203.0.113.7')));
+      try {
+        expect(mine.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
+        expect((await open('203.0.113.7')).statusCode).toBe(429);
+        // Another IPv6 address of the same /64 is the same client.
+        const v6 = await Promise.all(Array.from({ length: 20 }, () => open('2001:db8::1')));
+        mine.push(...v6);
+        expect(v6.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
+        expect((await open('2001:db8::2')).statusCode).toBe(429);
+        const other = await open('198.51.100.9');
+        mine.push(other);
+        expect(other.statusCode).toBe(200);
+      } finally {
+        for (const stream of mine) stream.destroy();
+      }
     });
 
     it("frees a slot once its client closes the socket, without the stream's help", async () => {

@@ -81,6 +81,9 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       WEBHOOK_ALLOWED_PORTS: '*',
       WEBHOOK_TIMEOUT_SECONDS: '2',
+      // The spacing after a 4xx, shortened from 1 and 10 minutes, yet above the backoff's 2 and
+      // 4 s, so that the test sees it kept.
+      WEBHOOK_REJECTED_RETRY_SECONDS: '3,6',
     };
     worker = await startWorker();
     api = startRole('src/main/api.ts', { ...env, PORT: String(port), AUTH_DISABLED: 'true' });
@@ -381,7 +384,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     }
   }, 120_000);
 
-  it('ends a delivery after the third 404, names the failure in last_error, and Temporal agrees', async () => {
+  it('ends a delivery after the third 404, spaced as WEBHOOK_REJECTED_RETRY_SECONDS says, names the failure in last_error, and Temporal agrees', async () => {
     answer = () => 404;
     const created = await create({ query: 'Should we keep calling a URL that is not ours?' });
     const id = created.process_id;
@@ -393,6 +396,9 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     expect(events.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
     expect(startedAttempts(events)).toEqual([3]);
     expect(requestsOf(id, 'decision.completed').map((r) => r.answered)).toEqual([404, 404, 404]);
+    const at = requestsOf(id, 'decision.completed').map((r) => r.at);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(3_000);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(6_000);
     const view = await waitFor('the failure to be stored', async () => {
       const v = await read(id);
       return v.webhook?.deliveries[0]?.state === 'failed' ? v : undefined;

@@ -7,6 +7,8 @@ export interface Received {
   headers: IncomingHttpHeaders;
   body: string;
   answered: number | null;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function startReceiver(answer: (request: Received, index: number) =
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
         answered: null,
+        at: Date.now(),
       };
       received.push(request);
       const what = answer(request, received.length - 1);

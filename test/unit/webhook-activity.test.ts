@@ -65,15 +65,18 @@ const message = (url: string, decision = 'decision-1', timeout_ms = 2000): Webho
 /**
  * Runs attempts of one delivery as Temporal would: each with the next attempt number and the
  * heartbeat details the one before left, until one succeeds, fails for good, or `max` ran.
+ * `state` (the next attempt number, the details) goes on from where an earlier call left it.
  */
 async function attempts(
   run: (m: WebhookMessage) => Promise<WebhookDelivery>,
   m: WebhookMessage,
   max: number,
+  state: { attempt: number; details: unknown } = { attempt: 1, details: undefined },
 ) {
   const outcomes: (WebhookDelivery | ApplicationFailure)[] = [];
-  let details: unknown = undefined;
-  for (let attempt = 1; attempt <= max; attempt++) {
+  for (let n = 0; n < max; n++) {
+    const attempt = state.attempt++;
+    let details = state.details;
     const env = new MockActivityEnvironment(
       {
         activityId: '1',
@@ -81,10 +84,12 @@ async function attempts(
         activityType: 'deliverWebhook',
         workflowExecution: RUN,
         heartbeatDetails: details,
+        // Later attempts are scheduled later: their reports rank above the earlier ones'.
+        currentAttemptScheduledTimestampMs: Date.now() + attempt,
       },
       { logger: new DefaultLogger('ERROR') },
     );
-    env.on('heartbeat', (d: unknown) => (details = d));
+    env.on('heartbeat', (d: unknown) => (details = state.details = d));
     const outcome: WebhookDelivery | ApplicationFailure = await env
       .run<[WebhookMessage], WebhookDelivery, typeof run>(run, m)
       .catch((err: unknown) => err as ApplicationFailure);
@@ -93,6 +98,10 @@ async function attempts(
   }
   return outcomes;
 }
+
+/** The delay a failed attempt asked Temporal to wait before the next (nextRetryDelay). */
+const delayOf = (outcome: unknown): unknown =>
+  (outcome as { nextRetryDelay?: unknown }).nextRetryDelay;
 
 describe('deliverWebhook', () => {
   it("signs with the decision owner's own secret, which another tenant's does not verify", async () => {
@@ -153,6 +162,65 @@ describe('deliverWebhook', () => {
     const outcomes = await attempts(activities.deliverWebhook, message(receiver.url), 10);
     expect(receiver.received.map((r) => r.answered)).toEqual(script);
     expect(outcomes.at(-1)).toMatchObject({ nonRetryable: true });
+  });
+
+  it('spaces the 4xx that end a delivery: a minute before the 2nd, ten before the 3rd', async () => {
+    const script: Answer[] = [404, 500, 401, 403];
+    const { receiver, activities } = await setup((i) => script[i] ?? 200);
+    const outcomes = (await attempts(
+      activities.deliverWebhook,
+      message(receiver.url),
+      10,
+    )) as ApplicationFailure[];
+    expect(receiver.received.map((r) => r.answered)).toEqual(script);
+    // The 500 between them waits the policy's backoff for a 2nd attempt, 4 s.
+    expect(outcomes.map(delayOf)).toEqual([60_000, 4_000, 600_000, undefined]);
+    expect(outcomes.map((o) => o.nonRetryable)).toEqual([false, false, false, true]);
+  });
+
+  it('takes the spacing of 4xx answers from its settings', async () => {
+    const { receiver, activities } = await setup(() => 404, { rejectedRetryMs: [3_000, 7_000] });
+    const outcomes = await attempts(activities.deliverWebhook, message(receiver.url), 10);
+    expect(outcomes.map(delayOf)).toEqual([3_000, 7_000, undefined]);
+  });
+
+  it('counts busy attempts neither as attempts nor in the backoff of the ones made', async () => {
+    const { receiver, activities, projection } = await setup((i) => (i === 0 ? 'hold' : 500), {
+      perPrincipal: 1,
+    });
+    // One of tenant-a's in flight, held by the receiver until its 1 s timeout.
+    const held = attempts(
+      activities.deliverWebhook,
+      { ...message(receiver.url, 'decision-1', 1000), id: 'm1' },
+      1,
+    );
+    await waitUntil(() => receiver.received.length === 1);
+    const m = message(receiver.url);
+    const state = { attempt: 1, details: undefined as unknown };
+    const busy = await attempts(activities.deliverWebhook, m, 3, state);
+    expect(busy.map((o) => (o as ApplicationFailure).type)).toEqual(Array(3).fill('WebhookBusy'));
+    await held;
+    // Temporal's attempts 4 and 5 are the delivery's 1st and 2nd: reported so, and spaced as
+    // the policy spaces a 1st and a 2nd (2 s, 4 s), not a 4th and a 5th (16 s, 32 s).
+    const made = await attempts(activities.deliverWebhook, m, 1, state);
+    expect((made[0] as ApplicationFailure).nextRetryDelay).toBe(2_000);
+    expect((await projection.readDelivery(m.decision_id, m.id))?.delivery.attempts).toBe(1);
+    const again = await attempts(activities.deliverWebhook, m, 1, state);
+    expect((again[0] as ApplicationFailure).nextRetryDelay).toBe(4_000);
+    expect((await projection.readDelivery(m.decision_id, m.id))?.delivery).toMatchObject({
+      attempts: 2,
+      last_status: 500,
+    });
+    expect(receiver.received.map((r) => r.answered)).toEqual([null, 500, 500]);
+  });
+
+  it('waits at most an hour between attempts, as the retry policy does', async () => {
+    const { receiver, activities } = await setup(() => 503);
+    const [outcome] = await attempts(activities.deliverWebhook, message(receiver.url), 1, {
+      attempt: 13,
+      details: undefined,
+    });
+    expect((outcome as ApplicationFailure).nextRetryDelay).toBe(3_600_000);
   });
 
   it.each([408, 409, 425, 429, 500, 503])('keeps retrying a %i', async (status) => {

@@ -899,7 +899,8 @@ export function dnsStalls(stack: Stack, creates: number) {
  * that never answers, each receiver a principal of its own (a decision each, started through the
  * API's own service on a queue no worker polls, so only its deliveries run). Each delivery is a
  * real delivery workflow on the stack's workers (2 s per attempt, retried for 60 s rather than
- * 24 h), started as a decision's would be. Counted from the receivers' recorded requests and
+ * 24 h, a 4xx retried after 2 s and 4 s rather than 1 and 10 minutes), started as a decision's
+ * would be. Counted from the receivers' recorded requests and
  * Temporal's record of each delivery; meanwhile decisions run on the same workers.
  */
 export function webhookReceivers(stack: Stack, deliveries: number) {

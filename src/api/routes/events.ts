@@ -17,6 +17,8 @@ import { InvalidRequest, LimitReached, Unavailable } from '../errors';
 import { compareStreamIds, type EventHub } from '../event-hub';
 import { isUnreachable } from '../../temporal/deadlines';
 import { requireScope } from '../middleware/auth';
+import { addressBucket, clientAddress } from '../middleware/client-address';
+import { Slots } from '../../process/slots';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
 const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
@@ -39,8 +41,13 @@ export interface EventRouteDeps {
   hub: EventHub;
   /** How long a stream waits for an event before a keep-alive comment is sent. */
   blockMs?: number;
-  /** Streams one key (principal) may hold open at once in this process; 429 past it. */
+  /**
+   * Streams one key (principal) may hold open at once in this process; 429 past it. With auth
+   * off, where every caller is `anonymous`, each client address (IPv6: its /64) has as many.
+   */
   maxStreamsPerKey?: number;
+  /** Take the client's address from X-Forwarded-For (TRUST_PROXY), as the rate limiter does. */
+  trustProxy?: boolean;
   /** How long a stream stays open at most; the client reconnects with Last-Event-ID. */
   maxStreamMs?: number;
 }
@@ -54,7 +61,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
   const blockMs = deps.blockMs ?? 15_000;
   const maxStreams = deps.maxStreamsPerKey ?? 20;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
-  const streamsOpen = new Map<string, number>();
+  const streamsOpen = new Slots();
   for (const type of DECISION_EVENT_TYPES) {
     // A clone: register() calls .openapi(), which a schema made before @hono/zod-openapi
     // extended zod lacks (the domain's may be).
@@ -130,32 +137,31 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       // The client has seen the end already: 204 tells EventSource not to reconnect.
       return c.body(null, 204);
     }
-    // Checked and counted with no await between, so that parallel requests cannot all pass.
-    const open = streamsOpen.get(caller.principal) ?? 0;
-    if (open >= maxStreams) {
+    // With auth off every caller is `anonymous`: one client must not hold everyone's streams.
+    const anonymous = caller.principal === 'anonymous';
+    const slotKey = anonymous
+      ? `anonymous@${addressBucket(clientAddress(c, deps.trustProxy))}`
+      : caller.principal;
+    const slot = streamsOpen.tryTake(slotKey, maxStreams);
+    if (!slot) {
       throw new LimitReached(
-        `This key has ${open} event streams open, the most it may; close one first`,
+        `This ${anonymous ? 'address' : 'key'} has ${maxStreams} event streams open, the most it may; close one first`,
       );
     }
     // HEAD: what GET would answer, headers only. Hono runs a HEAD as a GET and drops the body
     // unread, so a stream opened for it would wait on its first write for good, slot held.
     if (c.req.method === 'HEAD') {
+      slot();
       return c.body(null, 200, {
         'Content-Type': 'text/event-stream',
         'Cache-Control': 'no-cache',
       });
     }
-    streamsOpen.set(caller.principal, open + 1);
-    let held = true;
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
     const release = () => {
-      if (!held) return;
-      held = false;
+      slot();
       clearTimeout(bound);
       outgoing?.off('close', release);
-      const left = (streamsOpen.get(caller.principal) ?? 1) - 1;
-      if (left > 0) streamsOpen.set(caller.principal, left);
-      else streamsOpen.delete(caller.principal);
     };
     // The slot is the connection's: it is free once the response closes, whether it ended, the
     // client went away or the stream was never read. A client that keeps its socket open but
