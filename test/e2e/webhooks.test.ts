@@ -129,6 +129,15 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
       .filter((child): child is string => Boolean(child));
   }
 
+  /** The first delivery workflow a decision starts, once it has. */
+  async function firstDeliveryOf(id: string): Promise<string> {
+    const [child] = await waitFor('the delivery to start', async () => {
+      const ids = await deliveriesOf(id);
+      return ids.length > 0 ? ids : undefined;
+    });
+    return child!;
+  }
+
   /** Waits for a delivery workflow to close, and returns its history's events. */
   async function closedDelivery(workflowId: string): Promise<HistoryEvent[]> {
     const handle = client.workflow.getHandle(workflowId);
@@ -266,11 +275,8 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     answer = () => 410;
     const created = await create({ query: 'Should we stop calling a receiver that is gone?' });
     const id = created.process_id;
-    const [child] = await waitFor('the delivery to start', async () => {
-      const ids = await deliveriesOf(id);
-      return ids.length > 0 ? ids : undefined;
-    });
-    const events = await closedDelivery(child!);
+    const child = await firstDeliveryOf(id);
+    const events = await closedDelivery(child);
     expect(events.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
     expect(startedAttempts(events)).toEqual([1]);
     expect(requestsOf(id, 'decision.completed').map((r) => r.answered)).toEqual([410]);
@@ -289,7 +295,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     answer = () => 200;
     await promisify(execFile)(services.temporalCliPath, [
       ...['workflow', 'reset', '--address', services.temporalAddress],
-      ...['--workflow-id', child!, '--type', 'FirstWorkflowTask', '--reason', 'receiver back'],
+      ...['--workflow-id', child, '--type', 'FirstWorkflowTask', '--reason', 'receiver back'],
     ]);
     await waitFor('the redelivery', async () =>
       (await read(id)).webhook?.deliveries[0]?.state === 'delivered' ? true : undefined,
@@ -388,11 +394,7 @@ describe('webhooks: signed deliveries by Temporal activities (API and worker pro
     answer = () => 404;
     const created = await create({ query: 'Should we keep calling a URL that is not ours?' });
     const id = created.process_id;
-    const [child] = await waitFor('the delivery to start', async () => {
-      const ids = await deliveriesOf(id);
-      return ids.length > 0 ? ids : undefined;
-    });
-    const events = await closedDelivery(child!);
+    const events = await closedDelivery(await firstDeliveryOf(id));
     expect(events.some((e) => e.workflowExecutionFailedEventAttributes)).toBe(true);
     expect(startedAttempts(events)).toEqual([3]);
     expect(requestsOf(id, 'decision.completed').map((r) => r.answered)).toEqual([404, 404, 404]);
