@@ -241,8 +241,8 @@ async function followEvents(
           } catch (err) {
             throw new ProtocolError(describeError(err));
           }
-          // An end is never skipped: it cannot have been seen (following stops there), and a
-          // server that reads the end from the record sends it with the id of its last event.
+          // An end is never skipped: it cannot have been seen (following stops there). An end the
+          // server makes up from the record carries the id `end`, which a reconnect is told 204 for.
           const end = event !== null && isEndEvent(event);
           if (message.id) {
             if (seen.has(message.id) && !end) continue;
