@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/api/app';
+import { createApp, type AppDeps } from '../../src/api/app';
 import { principalSecret } from '../../src/webhooks/secret';
 import { DecisionService, type DecisionServiceOptions } from '../../src/api/decision-service';
 import { createHealthCheck, type HealthCheck } from '../../src/observability/health';
@@ -32,6 +32,18 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   let connection: Connection;
   let client: Client;
   let store: ReturnType<typeof testProjection>;
+  /** An app for routes that need no decision service: only auth, limits and what `deps` adds. */
+  const bareApp = (deps: Partial<AppDeps> = {}) =>
+    createApp({
+      decisions: {} as never,
+      projection: {} as never,
+      redis: store.redis,
+      keyPrefix: store.prefix,
+      apiKeys: null,
+      health: () => Promise.reject(new Error('unused')),
+      maxQueryChars: 10,
+      ...deps,
+    });
   let app: ReturnType<typeof createApp>;
 
   // Bad input is sent to an app of its own, whose queue Temporal can be asked about.
@@ -353,16 +365,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       const keys = parseApiKeys(
         'read-key-0123456789abcdefghij=decisions:read,admin-key-0123456789abcdefghi=decisions:admin',
       );
-      const metricsApp = createApp({
-        decisions: {} as never,
-        projection: {} as never,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys: keys,
-        health: () => Promise.reject(new Error('unused')),
-        maxQueryChars: 10,
-        metrics: registry,
-      });
+      const metricsApp = bareApp({ apiKeys: keys, metrics: registry });
       const get = (key?: string) =>
         metricsApp.request('/metrics', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
       expect((await get()).status).toBe(401);
@@ -375,16 +378,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
 
   describe('the decision page', () => {
     const pageApp = (apiKeys: ReturnType<typeof parseApiKeys> | null) =>
-      createApp({
-        decisions: {} as never,
-        projection: {} as never,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys,
-        health: () => Promise.reject(new Error('unused')),
-        maxQueryChars: 10,
-        temporalUi: { url: 'http://ui.example:8233/', namespace: 'team "a"' },
-      });
+      bareApp({ apiKeys, temporalUi: { url: 'http://ui.example:8233/', namespace: 'team "a"' } });
     const keys = parseApiKeys('read-key-0123456789abcdefghij=decisions:read@reader');
 
     it('serves the pages as public shells, with the Web UI link and a policy for their script', async () => {
@@ -436,16 +430,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     const keys = parseApiKeys(
       'read-key-0123456789abcdefghij=decisions:read@reader,write-key-0123456789abcdefghi=decisions:write',
     );
-    const keyApp = (apiKeys: typeof keys | null) =>
-      createApp({
-        decisions: {} as never,
-        projection: {} as never,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys,
-        health: () => Promise.reject(new Error('unused')),
-        maxQueryChars: 10,
-      });
+    const keyApp = (apiKeys: typeof keys | null) => bareApp({ apiKeys });
 
     it('answers the key and its scopes, 401 without a valid key, and every scope without auth', async () => {
       const secured = keyApp(keys);
@@ -476,15 +461,9 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     );
     const MASTER = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
     const secretApp = (apiKeys: typeof keys | null, configured = true) =>
-      createApp({
-        decisions: {} as never,
-        projection: {} as never,
-        redis: store.redis,
-        keyPrefix: store.prefix,
+      bareApp({
         apiKeys,
         webhookSecretOf: configured ? (principal) => principalSecret(MASTER, principal) : null,
-        health: () => Promise.reject(new Error('unused')),
-        maxQueryChars: 10,
       });
     const get = (app: ReturnType<typeof secretApp>, key?: string) =>
       app.request('/webhooks/secret', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
@@ -515,16 +494,7 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   });
 
   describe('health', () => {
-    const healthApp = (health: HealthCheck) =>
-      createApp({
-        decisions: {} as never,
-        projection: {} as never,
-        redis: store.redis,
-        keyPrefix: store.prefix,
-        apiKeys: null,
-        health,
-        maxQueryChars: 10,
-      });
+    const healthApp = (health: HealthCheck) => bareApp({ health });
 
     it('answers 200 when Temporal and Redis answer, naming no address', async () => {
       const res = await app.request('/health');
