@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { DecisionRecord } from '../domain/decision';
 import { DecisionOwnerAttribute } from '../domain/workflow-api';
+import { TemporalCalls } from '../temporal/deadlines';
 import { UNOWNED_PRINCIPAL } from './secret';
 
 /** The principal whose secret signs a decision's deliveries. */
@@ -25,6 +26,7 @@ export function decisionOwners(
   projection: { get(id: string): Promise<Pick<DecisionRecord, 'owner'> | null> },
   cacheSize = 10_000,
 ): OwnerOf {
+  const temporal = new TemporalCalls(client, { readMs: DESCRIBE_DEADLINE_MS });
   const known = new Map<string, string>();
   const remember = (id: string, owner: string | null | undefined): string => {
     const principal = owner || UNOWNED_PRINCIPAL;
@@ -36,10 +38,7 @@ export function decisionOwners(
     const cached = known.get(id);
     if (cached !== undefined) return cached;
     try {
-      const description = await client.connection.withDeadline(
-        Date.now() + DESCRIBE_DEADLINE_MS,
-        () => client.workflow.getHandle(id).describe(),
-      );
+      const description = await temporal.read(() => client.workflow.getHandle(id).describe());
       const memo = description.memo?.owner;
       const attribute = description.typedSearchAttributes.get(DecisionOwnerAttribute);
       return remember(id, typeof memo === 'string' ? memo : attribute);

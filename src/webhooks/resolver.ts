@@ -28,13 +28,16 @@ function dnsError(code: string, host: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`DNS lookup of ${host} failed (${code})`), { code });
 }
 
+/** 4 or 6, as LookupAddress says it, for a valid address. */
+const familyOf = (address: string) => (ipaddr.parse(address).kind() === 'ipv4' ? 4 : 6);
+
 /** Names and their addresses from a hosts file: `address name alias…` lines, # comments. */
 export function parseHosts(text: string): Map<string, LookupAddress[]> {
   const hosts = new Map<string, LookupAddress[]>();
   for (const line of text.split('\n')) {
     const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
     if (!address || names.length === 0 || !ipaddr.isValid(address)) continue;
-    const family = ipaddr.parse(address).kind() === 'ipv4' ? 4 : 6;
+    const family = familyOf(address);
     for (const name of names) {
       const key = name.toLowerCase();
       hosts.set(key, [...(hosts.get(key) ?? []), { address, family }]);
@@ -103,7 +106,7 @@ export function createResolve(options: DnsOptions): Resolve {
   return async (host) => {
     const name = host.toLowerCase().replace(/\.$/, '');
     if (ipaddr.isValid(name)) {
-      return [{ address: name, family: ipaddr.parse(name).kind() === 'ipv4' ? 4 : 6 }];
+      return [{ address: name, family: familyOf(name) }];
     }
     if (name === 'localhost' || name.endsWith('.localhost')) {
       return [
