@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { DecisionEventType as ClientEventType } from '../../src/client';
 import { openApiDocument } from '../../src/api/document';
-import { DECISION_EVENT_TYPES } from '../../src/domain/decision';
-import { LIVE_EVENT_TYPES } from '../../src/domain/live';
+import { DECISION_EVENT_TYPES, type DecisionEventType } from '../../src/domain/decision';
+import { LIVE_EVENT_TYPES, type LiveEventType } from '../../src/domain/live';
 import { SCHEMA, clientTypes } from '../../tools/client-types';
 
 describe("the client's generated types (src/client/schema.ts)", () => {
@@ -23,5 +24,10 @@ describe("the client's generated types (src/client/schema.ts)", () => {
       .filter((name) => name.startsWith('EventData.'))
       .map((name) => name.slice('EventData.'.length));
     expect(events.sort()).toEqual([...DECISION_EVENT_TYPES, ...LIVE_EVENT_TYPES].sort());
+  });
+
+  it("type the events by the domain's event types, durable and live", () => {
+    // A type-level check: `npm run typecheck` fails when the two differ.
+    expectTypeOf<ClientEventType>().toEqualTypeOf<DecisionEventType | LiveEventType>();
   });
 });
