@@ -32,6 +32,12 @@ export function parseLiveEvent(type: string | undefined, data: string): LiveStre
   } catch {
     return null;
   }
+  return readLiveEvent(type, json);
+}
+
+/** A live event whose data the client has parsed, read as parseLiveEvent reads it. */
+export function readLiveEvent(type: string, json: unknown): LiveStreamEvent | null {
+  if (!isLiveEventType(type)) return null;
   if (type === 'phase.attempt') {
     const parsed = LIVE_EVENT_DATA[type].safeParse(json);
     return parsed.success ? { type, data: parsed.data } : null;

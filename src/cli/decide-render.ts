@@ -59,13 +59,19 @@ const KNOWN_EVENTS: ReadonlySet<string> = new Set(DECISION_EVENT_TYPES);
  */
 export function parseEvent(type: string | undefined, data: string): DecisionStreamEvent | null {
   if (type === undefined || !KNOWN_EVENTS.has(type)) return null;
-  const known = type as DecisionEventType;
   let json: unknown;
   try {
     json = JSON.parse(data) as unknown;
   } catch {
-    throw new Error(`The server sent a ${known} event whose data is not JSON`);
+    throw new Error(`The server sent a ${type} event whose data is not JSON`);
   }
+  return readEvent(type, json);
+}
+
+/** An event whose data the client has parsed, checked as parseEvent checks it. */
+export function readEvent(type: string, json: unknown): DecisionStreamEvent | null {
+  if (!KNOWN_EVENTS.has(type)) return null;
+  const known = type as DecisionEventType;
   // Checked before terminal controls are stripped, so that no text the server sent fails its
   // schema only because the client emptied it.
   const parsed = DECISION_EVENT_DATA[known].safeParse(json);

@@ -2,38 +2,40 @@ import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MultiBar, type SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
-import { EventSourceParserStream } from 'eventsource-parser/stream';
+import {
+  DecisionApiError,
+  createDecisionClient,
+  type Decision,
+  type DecisionClient,
+} from '../client';
 import {
   decisionPath,
   describeAttempt,
   describeEvent,
   formatProblem,
-  parseEvent,
   progressAfter,
-  readJson,
+  readEvent,
   renderCancelled,
   renderFailure,
   renderResult,
   reviewInstructions,
   toProblem,
   type EventContext,
-  type Problem,
 } from './decide-render';
 import { isEndEvent, type DecisionEndEvent, type DecisionStreamEvent } from '../domain/events';
+import { isLiveEventType } from '../domain/live';
 import { DecideConfigSchema, loadDecideConfig, type DecideConfig } from '../config/cli';
-import { terminalText } from './terminal-text';
+import { terminalSafe, terminalText } from './terminal-text';
 import {
   NO_LIVE_TEXT,
   liveAfter,
   liveLines,
-  parseLiveEvent,
+  readLiveEvent,
   type LiveStreamEvent,
 } from './decide-live';
 
 const PHASE_COUNT = 10;
 const MAX_RECONNECTS = 5;
-/** A stream open this long was healthy: its end (the server rotates idle streams) is no failure. */
-const HEALTHY_STREAM_MS = 60_000;
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -58,15 +60,6 @@ interface Options {
   follow: boolean;
   question: string;
 }
-
-class ApiError extends Error {
-  constructor(readonly problem: Problem) {
-    super(problem.detail ?? `HTTP ${problem.status}`);
-  }
-}
-
-/** The server sent something no reconnect can fix. */
-class ProtocolError extends Error {}
 
 function baseUrl(text: string): string | null {
   try {
@@ -124,30 +117,6 @@ function parseOptions(argv: readonly string[], io: Io): Options {
   };
 }
 
-class Api {
-  constructor(
-    private readonly base: string,
-    private readonly apiKey: string | undefined,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
-
-  async request(
-    path: string,
-    init: { method?: string; headers?: Record<string, string>; body?: string } = {},
-  ) {
-    const headers: Record<string, string> = { ...init.headers };
-    if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
-    try {
-      return await fetch(`${this.base}${path}`, { ...init, headers, signal: this.signal });
-    } catch (err) {
-      if (this.signal?.aborted) throw err;
-      throw new Error(`cannot reach the API at ${this.base}: ${describeError(err)}`, {
-        cause: err,
-      });
-    }
-  }
-}
-
 /** An error in words for the terminal: messages can quote what a server or proxy sent. */
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return terminalText(String(err), { multiline: true });
@@ -160,122 +129,72 @@ function describeError(err: unknown): string {
   return terminalText(text, { multiline: true });
 }
 
-async function problemOf(response: Response): Promise<Problem> {
-  const body = await response.text().catch(() => '');
-  return toProblem(response.status, response.statusText, body);
-}
-
-interface Created {
-  process_id: string;
-  phases?: unknown[];
-  [key: string]: unknown;
-}
-
-async function createDecision(api: Api, options: Options): Promise<Created> {
-  const response = await api.request('/decisions', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({
-      query: options.question,
-      ...(options.review ? { review: true } : {}),
-      ...(options.context ? { context: options.context } : {}),
-    }),
+/**
+ * The client for the API at --api: a request that cannot reach it fails with a message that
+ * says where it tried.
+ */
+function apiClient(options: Options, signal: AbortSignal | undefined): DecisionClient {
+  return createDecisionClient({
+    baseUrl: options.api,
+    ...(options.apiKey ? { apiKey: options.apiKey } : {}),
+    fetch: async (request) => {
+      try {
+        return await fetch(request);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        throw new Error(`cannot reach the API at ${options.api}: ${describeError(err)}`, {
+          cause: err,
+        });
+      }
+    },
   });
-  if (!response.ok) throw new ApiError(await problemOf(response));
-  const body = await response
-    .text()
-    .then(readJson)
-    .catch(() => null);
-  if (typeof body !== 'object' || body === null || !('process_id' in body)) {
-    throw new Error(`the API answered ${response.status} without a process_id`);
-  }
-  const created = body as Created;
-  if (typeof created.process_id !== 'string') {
-    throw new Error(`the API answered ${response.status} without a process_id`);
-  }
-  return created;
+}
+
+/** An error the API answered, as the terminal shows it: the problem, or the text that came back. */
+function problemOf(err: DecisionApiError) {
+  const body = err.body === undefined ? '' : err.body;
+  return toProblem(
+    err.status,
+    err.response.statusText,
+    typeof body === 'string' ? body : JSON.stringify(body),
+  );
 }
 
 /**
  * Follows the event stream to a terminal event, with the live events (what the running phase's
- * model writes) unless `deltas` is false. A dropped connection is resumed with Last-Event-ID;
- * ids already seen are skipped too, in case a server replays more than asked. Ids are opaque
- * (with live events they pair a durable and a live position): they are only sent back.
+ * model writes) unless `deltas` is false. The client resumes a dropped connection and skips what
+ * it has seen; each event's data is checked here against the domain's schema of its type.
  */
 async function followEvents(
-  api: Api,
+  api: DecisionClient,
   id: string,
   handlers: Pick<Progress, 'event' | 'live' | 'notice'>,
   options: { deltas: boolean; sleep: (ms: number) => Promise<void>; signal?: AbortSignal },
-): Promise<{ end: DecisionEndEvent; sent: string }> {
-  const { sleep, signal } = options;
-  const path = `/decisions/${encodeURIComponent(id)}/events${options.deltas ? '' : '?deltas=false'}`;
-  const seen = new Set<string>();
-  let lastId: string | undefined;
-  let failures = 0;
-  for (;;) {
-    let reason: string;
-    let opened: number | undefined;
-    try {
-      const response = await api.request(path, {
-        headers: {
-          Accept: 'text/event-stream',
-          ...(lastId === undefined ? {} : { 'Last-Event-ID': lastId }),
-        },
-      });
-      if (!response.ok) {
-        const problem = await problemOf(response);
-        if (response.status < 500 && response.status !== 429) throw new ApiError(problem);
-        reason = `HTTP ${response.status}`;
-      } else if (!response.body) {
-        reason = 'empty response';
-      } else {
-        opened = Date.now();
-        const messages = response.body
-          .pipeThrough(new TextDecoderStream())
-          .pipeThrough(new EventSourceParserStream());
-        for await (const message of messages) {
-          let event: DecisionStreamEvent | null;
-          try {
-            event = parseEvent(message.event, message.data);
-          } catch (err) {
-            throw new ProtocolError(describeError(err));
-          }
-          // An end is never skipped: it cannot have been seen (following stops there). An end the
-          // server makes up from the record carries the id `end`, which a reconnect is told 204 for.
-          const end = event !== null && isEndEvent(event);
-          if (message.id) {
-            if (seen.has(message.id) && !end) continue;
-            seen.add(message.id);
-            lastId = message.id;
-          }
-          failures = 0;
-          if (!event) {
-            const live = parseLiveEvent(message.event, message.data);
-            if (live) handlers.live(live);
-            continue;
-          }
-          handlers.event(event);
-          // The end's data as sent, too: --json passes the result on whole, keys this client
-          // does not know and text as the model wrote it included.
-          if (isEndEvent(event)) return { end: event, sent: message.data };
-        }
-        reason = 'the server closed the stream';
-      }
-    } catch (err) {
-      if (err instanceof ApiError || err instanceof ProtocolError || signal?.aborted) throw err;
-      reason = describeError(err);
+): Promise<{ end: DecisionEndEvent; sent: unknown }> {
+  const events = api.events(id, {
+    deltas: options.deltas,
+    signal: options.signal,
+    retries: MAX_RECONNECTS,
+    sleep: options.sleep,
+    onReconnect: ({ attempt, retries, reason }) =>
+      handlers.notice(
+        `Event stream lost (${terminalText(reason, { multiline: true })}); reconnecting (${attempt}/${retries})\n`,
+      ),
+  });
+  for await (const { type, data } of events) {
+    if (isLiveEventType(type)) {
+      const live = readLiveEvent(type, data);
+      if (live) handlers.live(live);
+      continue;
     }
-    if (opened !== undefined && Date.now() - opened >= HEALTHY_STREAM_MS) failures = 0;
-    failures += 1;
-    if (failures > MAX_RECONNECTS) {
-      throw new Error(`lost the event stream (${reason}); gave up after ${MAX_RECONNECTS} retries`);
-    }
-    handlers.notice(
-      `Event stream lost (${reason}); reconnecting (${failures}/${MAX_RECONNECTS})\n`,
-    );
-    await sleep(250 * 2 ** (failures - 1));
+    const event = readEvent(type, data);
+    if (!event) continue;
+    handlers.event(event);
+    // The end's data as sent, too: --json passes the result on whole, keys this client does not
+    // know and text as the model wrote it included.
+    if (isEndEvent(event)) return { end: event, sent: data };
   }
+  throw new Error(`the event stream of decision ${id} ended before the decision did`);
 }
 
 interface Progress {
@@ -407,12 +326,21 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     throw err;
   }
 
-  const api = new Api(options.api, options.apiKey, io.signal);
+  const api = apiClient(options, io.signal);
   const sleep = io.sleep ?? ((ms: number) => delay(ms, undefined, { signal: io.signal }));
   let id: string | undefined;
   let progress: Progress | undefined;
   try {
-    const created = await createDecision(api, options);
+    const created: Decision = terminalSafe(
+      await api.create(
+        {
+          query: options.question,
+          ...(options.review ? { review: true } : {}),
+          ...(options.context ? { context: options.context } : {}),
+        },
+        { signal: io.signal },
+      ),
+    );
     id = created.process_id;
     if (!options.follow) {
       io.stdout.write(options.json ? `${JSON.stringify(created, null, 2)}\n` : `${id}\n`);
@@ -422,7 +350,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     const ctx: EventContext = {
       api: options.api,
       id,
-      total: created.phases?.length || PHASE_COUNT,
+      total: created.phases.length || PHASE_COUNT,
       auth: options.apiKey !== undefined,
     };
     if (!options.json) io.stdout.write(`Decision ${id} created\n`);
@@ -444,7 +372,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       case 'decision.completed':
         io.stdout.write(
           options.json
-            ? `${JSON.stringify((readJson(sent) as { result: unknown }).result, null, 2)}\n`
+            ? `${JSON.stringify(terminalSafe((sent as { result: unknown }).result), null, 2)}\n`
             : `\n${renderResult(end.data.result)}`,
         );
         return 0;
@@ -465,7 +393,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       );
       return 130;
     }
-    if (err instanceof ApiError) io.stderr.write(formatProblem(err.problem));
+    if (err instanceof DecisionApiError) io.stderr.write(formatProblem(problemOf(err)));
     else io.stderr.write(`Error: ${describeError(err)}\n`);
     return 1;
   }
