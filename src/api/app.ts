@@ -162,7 +162,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       }
     }
   });
-  // First: every answer, a problem's `type` among them, names the API's configured URL.
+  // Before any route answers: a problem's `type` and the document name the configured URL.
   if (publicUrl) {
     app.use(async (c, next) => {
       c.set('publicUrl', publicUrl);
