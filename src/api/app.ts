@@ -25,7 +25,8 @@ import type { BuildWatch } from '../temporal/build-watch';
 import { TemporalUnreachable } from '../temporal/deadlines';
 import { authenticate, requireScope, type ApiKey } from './middleware/auth';
 import { attemptLimiter, rateLimit } from './middleware/rate-limit';
-import { problem, problemResponse, type Problem } from './problem';
+import { API_TITLE, API_VERSION, finishDocument } from './openapi';
+import { problem, problemResponse, publicUrlOf, type Problem } from './problem';
 import { registerDecisionRoutes, type ApiEnv, type Decisions } from './routes/decisions';
 import { registerDocsRoutes } from './routes/docs';
 import { EventHub } from './event-hub';
@@ -33,6 +34,7 @@ import { LiveReader } from '../projection/live-channel';
 import { registerEventRoutes } from './routes/events';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
+import { registerProblemRoutes } from './routes/problems';
 import { registerUiRoutes, type TemporalUiLink } from './routes/ui';
 import { registerWebhookRoutes } from './routes/webhooks';
 
@@ -45,6 +47,8 @@ export interface AppDeps {
   /** For rate limits and event streams. */
   redis: Redis;
   keyPrefix: string;
+  /** The API's URL as clients reach it (API_PUBLIC_URL); by default, the one a request reached. */
+  publicUrl?: string;
   maxQueryChars: number;
   maxWaitSeconds?: number;
   /** The most a decision may spend; requests may ask for less. */
@@ -112,15 +116,21 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
-      const errors = result.error.issues.map((issue) => ({
-        path: issue.path.join('.') || '(body)',
-        message: issue.message,
-      }));
+      // A field the body must not have is named on its own, each: a typo is found, not ignored.
+      const errors = result.error.issues.flatMap((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => ({
+              path: [...issue.path, key].join('.'),
+              message: 'is not a field of this request',
+            }))
+          : [{ path: issue.path.join('.') || '(body)', message: issue.message }],
+      );
       const detail = errors.map((e) => `${e.path} ${e.message}`).join('; ');
       return problemResponse(c, problem(400, detail, { instance: c.req.path, errors }));
     },
   });
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
+  const publicUrl = deps.publicUrl?.replace(/\/+$/, '');
 
   const failures =
     deps.authFailuresPerMinute === 0
@@ -152,6 +162,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       }
     }
   });
+  // Before any route answers: a problem's `type` and the document name the configured URL.
+  if (publicUrl) {
+    app.use(async (c, next) => {
+      c.set('publicUrl', publicUrl);
+      await next();
+    });
+  }
   app.use(requestId());
   if (deps.tracer) app.use(tracingMiddleware(deps.tracer));
   if (deps.metrics) {
@@ -212,14 +229,29 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   registerHealthRoutes(app, deps);
   registerDocsRoutes(app);
   registerUiRoutes(app, { temporalUi: deps.temporalUi ?? null });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Decision backend API',
-      version: '0.1.0',
-      description:
-        'Ask a decision question; ten agent phases run durably on Temporal. Errors are RFC 9457 problem documents.',
-    },
+  registerProblemRoutes(app);
+  // Generated once all routes are registered (at the first request), finished per API URL.
+  let generated: object | null = null;
+  const documents = new Map<string, string>();
+  app.get('/openapi.json', (c) => {
+    generated ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: {
+        title: API_TITLE,
+        version: API_VERSION,
+        description:
+          'Ask a decision question; ten agent phases run durably on Temporal. Errors are RFC 9457 problem documents, each `type` a page on what it means.',
+      },
+    });
+    const url = publicUrlOf(c);
+    let text = documents.get(url);
+    if (text === undefined) {
+      text = JSON.stringify(finishDocument(generated, url));
+      // Without API_PUBLIC_URL each Host a request names has its own: keep a few.
+      if (documents.size >= 8) documents.delete(documents.keys().next().value!);
+      documents.set(url, text);
+    }
+    return c.body(text, 200, { 'Content-Type': 'application/json' });
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

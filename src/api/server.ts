@@ -119,6 +119,7 @@ export async function startApi(
     projection,
     redis,
     keyPrefix: config.REDIS_KEY_PREFIX,
+    publicUrl: config.API_PUBLIC_URL,
     maxQueryChars: config.MAX_QUERY_CHARS,
     maxWaitSeconds: config.MAX_WAIT_SECONDS,
     maxBudget: decisionLimits(config).budget,

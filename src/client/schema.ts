@@ -10,35 +10,7 @@ export interface paths {
       cookie?: never;
     };
     /** Whether Temporal and Redis answer, and the workers */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Both answer; `degraded` when no worker of the current build has polled lately (creates answer 503 meanwhile) */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Health'];
-          };
-        };
-        /** @description One or both do not answer */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Health'];
-          };
-        };
-      };
-    };
+    get: operations['getHealth'];
     put?: never;
     post?: never;
     delete?: never;
@@ -55,35 +27,7 @@ export interface paths {
       cookie?: never;
     };
     /** Readiness: Temporal and Redis answer; the workers */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Both answer; `degraded` when no worker of the current build has polled lately (creates answer 503 meanwhile) */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Health'];
-          };
-        };
-        /** @description One or both do not answer */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Health'];
-          };
-        };
-      };
-    };
+    get: operations['getReadiness'];
     put?: never;
     post?: never;
     delete?: never;
@@ -100,44 +44,7 @@ export interface paths {
       cookie?: never;
     };
     /** The calling API key: its id and scopes */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The key */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Key'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['getCurrentKey'];
     put?: never;
     post?: never;
     delete?: never;
@@ -157,62 +64,7 @@ export interface paths {
      * The secret that signs the caller's webhook deliveries
      * @description Each principal's deliveries are signed with a secret of its own, derived from the server's WEBHOOK_SECRET and the principal's name: a receiver that verifies with it accepts deliveries of this principal's decisions only.
      */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The caller's signing secret */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['WebhookSecret'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the decisions:write scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description This server has no WEBHOOK_SECRET: it delivers no webhooks */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['getWebhookSecret'];
     put?: never;
     post?: never;
     delete?: never;
@@ -230,44 +82,9 @@ export interface paths {
     };
     /**
      * Follow a decision's events (Server-Sent Events)
-     * @description Event types: decision.started, phase.started, phase.completed, phase.failed, review.requested, review.received, review.timed_out, decision.completed, decision.failed, decision.cancelled; and, unless deltas=false, the live events phase.attempt, phase.delta: the running phase's model output as it is written, interleaved in order (a side channel: never in the decision's history or webhooks; a retried attempt begins with phase.attempt; the live events are capped per decision, and the oldest are simply gone). Each event has an id; send the last back as Last-Event-ID to resume without gaps or repeats. The data of an event of type T is the JSON of the schema EventData.T (see components).
+     * @description Event types: decision.started, phase.started, phase.completed, phase.failed, review.requested, review.received, review.timed_out, decision.completed, decision.failed, decision.cancelled; and, unless deltas=false, the live events phase.attempt, phase.delta: the running phase's model output as it is written, interleaved in order (a side channel: never in the decision's history or webhooks; a retried attempt begins with phase.attempt; the live events are capped per decision, and the oldest are simply gone). Each event has an id; send the last back as Last-Event-ID to resume without gaps or repeats (or as `last_event_id`, for clients that cannot set headers). The stream ends after the terminal event (decision.completed, decision.failed or decision.cancelled); it is also closed after an hour, to be resumed. The data of an event of type T is the JSON of the schema EventData.T.
      */
-    get: {
-      parameters: {
-        query?: {
-          /** @description false: the durable events only (no phase.attempt or phase.delta), with their ids as they are stored */
-          deltas?: 'true' | 'false';
-        };
-        header?: {
-          'last-event-id'?: string;
-        };
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description An event stream */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'text/event-stream': string;
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['streamDecisionEvents'];
     put?: never;
     post?: never;
     delete?: never;
@@ -285,99 +102,12 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Start a decision (seed-compatible) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: {
-          /** @description A retried create with the same key returns the same decision */
-          'idempotency-key'?: string;
-        };
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /**
-             * @description The decision question
-             * @example Should we move billing to a managed Postgres?
-             */
-            decision_query: string;
-          };
-        };
-      };
-      responses: {
-        /** @description The decision was started */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              process_id: string;
-              /** @enum {string} */
-              status: 'started';
-              message: string;
-            };
-          };
-        };
-        /** @description Invalid JSON, or a field that is missing, empty or too long */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body larger than the limit */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body is not JSON */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    /**
+     * Start a decision (seed-compatible)
+     * @deprecated
+     * @description The seed's create, kept for existing clients: use `POST /decisions` (createDecision), which takes the context, review, budget and webhook too and answers with the whole decision.
+     */
+    post: operations['startDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -392,234 +122,13 @@ export interface paths {
       cookie?: never;
     };
     /** List decisions, newest first */
-    get: {
-      parameters: {
-        query?: {
-          status?: 'pending' | 'running' | 'awaiting_review' | 'completed' | 'failed' | 'cancelled';
-          phase?:
-            | 'identifyTrigger'
-            | 'analyzeRootCause'
-            | 'defineScope'
-            | 'establishGoals'
-            | 'identifyInformationNeeds'
-            | 'retrieveInformation'
-            | 'generateAlternatives'
-            | 'draftDecision'
-            | 'updateDraft'
-            | 'compileResult';
-          created_after?: string;
-          created_before?: string;
-          limit?: number;
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description A page of decisions */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              items: {
-                process_id: string;
-                query: string;
-                /** @enum {string} */
-                status:
-                  'pending' | 'running' | 'awaiting_review' | 'completed' | 'failed' | 'cancelled';
-                /** @enum {string|null} */
-                current_phase:
-                  | 'identifyTrigger'
-                  | 'analyzeRootCause'
-                  | 'defineScope'
-                  | 'establishGoals'
-                  | 'identifyInformationNeeds'
-                  | 'retrieveInformation'
-                  | 'generateAlternatives'
-                  | 'draftDecision'
-                  | 'updateDraft'
-                  | 'compileResult'
-                  | null;
-                created_at: string;
-                updated_at: string;
-                completed_at: string | null;
-              }[];
-              next_cursor: string | null;
-              /**
-               * @description Present when Redis did not answer and the page comes from Temporal's visibility: open decisions first, then by close time (not newest first); a phase filter matches only decisions that have stopped in that phase; updated_at is the start or close time; next_cursor goes on through visibility
-               * @enum {string}
-               */
-              source?: 'visibility';
-            };
-          };
-        };
-        /** @description A filter or the cursor is invalid */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['listDecisions'];
     put?: never;
     /**
      * Create a decision
      * @description Starts a decision and answers 202 at once, or with `?wait=30s` waits for it to finish (200) and answers 202 with its current state if it has not.
      */
-    post: {
-      parameters: {
-        query?: {
-          wait?: string;
-        };
-        header?: {
-          /** @description A retried create with the same key returns the same decision */
-          'idempotency-key'?: string;
-        };
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['CreateDecision'];
-        };
-      };
-      responses: {
-        /** @description Created and finished within `wait` */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description Accepted; the decision runs in the background */
-        202: {
-          headers: {
-            Location: string;
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description Invalid JSON, or a field that is missing, empty or too long */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body larger than the limit */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body is not JSON */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The Idempotency-Key was used with a different body */
-        422: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal did not answer in time (the decision may have started: send it again with the same Idempotency-Key), the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run); see Retry-After */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    post: operations['createDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -634,73 +143,7 @@ export interface paths {
       cookie?: never;
     };
     /** Read a decision */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The decision */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['getDecision'];
     put?: never;
     post?: never;
     delete?: never;
@@ -716,74 +159,12 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Read a decision (seed-compatible) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The decision */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    /**
+     * Read a decision (seed-compatible)
+     * @deprecated
+     * @description The seed's status route, kept for existing clients: use `GET /decisions/{process_id}` (getDecision), which serves the same document.
+     */
+    get: operations['getDecisionStatus'];
     put?: never;
     post?: never;
     delete?: never;
@@ -800,217 +181,7 @@ export interface paths {
       cookie?: never;
     };
     /** A completed decision's result only */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The result */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              query: string;
-              decision: {
-                title: string;
-                decision: string;
-                summary: string;
-                rationale: string;
-                alternatives_considered: {
-                  name: string;
-                  weighted_score: number;
-                }[];
-                risks: {
-                  risk: string;
-                  mitigation: string;
-                }[];
-                next_steps: string[];
-                open_questions: string[];
-              };
-              phases: {
-                identifyTrigger: {
-                  summary: string;
-                  /** @description What prompted the decision now */
-                  trigger: string;
-                  /** @enum {string} */
-                  urgency: 'low' | 'medium' | 'high' | 'critical';
-                  stakeholders: string[];
-                };
-                analyzeRootCause: {
-                  summary: string;
-                  /** @description The underlying problem behind the trigger */
-                  root_cause: string;
-                  contributing_factors: string[];
-                };
-                defineScope: {
-                  summary: string;
-                  in_scope: string[];
-                  out_of_scope: string[];
-                  constraints: string[];
-                };
-                establishGoals: {
-                  summary: string;
-                  goals: {
-                    goal: string;
-                    metric: string;
-                  }[];
-                  criteria: {
-                    name: string;
-                    importance?: number;
-                    weight: number;
-                    description: string;
-                  }[];
-                };
-                identifyInformationNeeds: {
-                  summary: string;
-                  needs: {
-                    /** @description Given by code: N1, N2, … */
-                    id: string;
-                    question: string;
-                    why: string;
-                  }[];
-                };
-                retrieveInformation: {
-                  summary: string;
-                  answers: {
-                    /** @description Given by code: N1, N2, … */
-                    need_id: string;
-                    question: string;
-                    answered: boolean;
-                    answer: string;
-                    /** @enum {string} */
-                    confidence: 'none' | 'low' | 'medium' | 'high';
-                    citations: {
-                      /** @description The ref of a passage given in the prompt: P1, P2, … */
-                      passage_id: string;
-                      source: string;
-                    }[];
-                  }[];
-                };
-                generateAlternatives: {
-                  summary: string;
-                  alternatives: {
-                    name: string;
-                    description: string;
-                    scores: {
-                      [key: string]: number;
-                    };
-                    pros: string[];
-                    cons: string[];
-                    weighted_score?: number;
-                  }[];
-                };
-                draftDecision: {
-                  summary: string;
-                  /** @description The name of one of the alternatives */
-                  recommended: string;
-                  rationale: string;
-                  risks: {
-                    risk: string;
-                    mitigation: string;
-                  }[];
-                  /** @enum {string} */
-                  confidence: 'low' | 'medium' | 'high';
-                };
-                updateDraft: {
-                  summary: string;
-                  critique: string[];
-                  /** @description The name of one of the alternatives */
-                  revised_recommendation: string;
-                  revised_rationale: string;
-                  changes: string[];
-                };
-                compileResult: {
-                  title: string;
-                  decision: string;
-                  summary: string;
-                  rationale: string;
-                  alternatives_considered: {
-                    name: string;
-                    weighted_score: number;
-                  }[];
-                  risks: {
-                    risk: string;
-                    mitigation: string;
-                  }[];
-                  next_steps: string[];
-                  open_questions: string[];
-                };
-              };
-              usage: {
-                model_calls: number;
-                repair_rounds?: number;
-                input_tokens: number;
-                output_tokens: number;
-                latency_ms: number;
-              };
-            };
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The decision has not completed */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['getDecisionResult'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1027,93 +198,7 @@ export interface paths {
       cookie?: never;
     };
     /** Wait for a decision to finish */
-    get: {
-      parameters: {
-        query?: {
-          timeout?: string;
-        };
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The finished decision */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description Still running when the timeout passed */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description The timeout is invalid */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    get: operations['waitForDecision'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1132,91 +217,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Cancel a decision */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Cancelled */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description Cancellation requested; not yet recorded */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The decision has already finished */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    post: operations['cancelDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1233,121 +234,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Review the draft of a decision awaiting review */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['Review'];
-        };
-      };
-      responses: {
-        /** @description The review was accepted; the decision continues */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              requested: boolean;
-              /** @enum {string} */
-              status:
-                'not_requested' | 'pending' | 'awaiting' | 'approved' | 'feedback' | 'timed_out';
-              feedback: string | null;
-              requested_at: string | null;
-              answered_at: string | null;
-            };
-          };
-        };
-        /** @description Invalid JSON, or a field that is missing, empty or too long */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The decision is not awaiting review, or was reviewed already */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body larger than the limit */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body is not JSON */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    post: operations['reviewDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1367,114 +254,7 @@ export interface paths {
      * Fork a decision from a phase
      * @description A new decision that reuses the source outputs for the phases before `from_phase` and runs the rest, linked to its source by `forked_from`.
      */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': components['schemas']['Fork'];
-        };
-      };
-      responses: {
-        /** @description The fork was started */
-        202: {
-          headers: {
-            Location: string;
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': components['schemas']['Decision'];
-          };
-        };
-        /** @description Invalid JSON, or a field that is missing, empty or too long */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The source has no output yet for a phase before from_phase */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body larger than the limit */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Body is not JSON */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or a worker did not answer in time, the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run): send it again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    post: operations['forkDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1494,104 +274,7 @@ export interface paths {
      * Retry a decision from a phase (admin)
      * @description Resets the workflow to just before `from_phase` (default: the phase that failed); the phases before it are not run again. The decision keeps its id and runs on.
      */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          process_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: {
-        content: {
-          'application/json': components['schemas']['Retry'];
-        };
-      };
-      responses: {
-        /** @description The decision runs again from the phase */
-        202: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/json': {
-              process_id: string;
-              /** @enum {string} */
-              from_phase:
-                | 'identifyTrigger'
-                | 'analyzeRootCause'
-                | 'defineScope'
-                | 'establishGoals'
-                | 'identifyInformationNeeds'
-                | 'retrieveInformation'
-                | 'generateAlternatives'
-                | 'draftDecision'
-                | 'updateDraft'
-                | 'compileResult';
-              reset_event_id: number;
-              old_run_id: string;
-              new_run_id: string;
-              build_id: string | null;
-            };
-          };
-        };
-        /** @description No valid API key */
-        401: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description The API key lacks the scope */
-        403: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description No decision has this id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Still running, nothing to retry from, or its build's workers are gone (see on_current_build) */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Rate limited; see Retry-After */
-        429: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-        /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            'application/problem+json': components['schemas']['Problem'];
-          };
-        };
-      };
-    };
+    post: operations['retryDecision'];
     delete?: never;
     options?: never;
     head?: never;
@@ -2130,11 +813,13 @@ export interface components {
       scopes: ('decisions:read' | 'decisions:write' | 'decisions:admin')[];
     };
     Problem: {
+      /** @description An absolute URI naming the kind of problem, one per status (`…/problems/not-found`); it serves a short page on what it means and what to do */
       type: string;
       title: string;
       status: number;
       detail: string;
       instance?: string;
+      /** @description For a 400: each field at fault (a dotted path; `(body)` for the body as a whole) and what is wrong with it, including each field the request body must not have */
       errors?: {
         path: string;
         message: string;
@@ -2575,12 +1260,1918 @@ export interface components {
       /** @description Run it on the deployment's current build instead of the one its history was written by (needed when that build has no workers left) */
       on_current_build?: boolean;
     };
+    'DecisionStreamEvent.decision.started': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'decision.started';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.phase.started': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'phase.started';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.phase.completed': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'phase.completed';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.phase.failed': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'phase.failed';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.review.requested': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'review.requested';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.review.received': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'review.received';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.review.timed_out': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'review.timed_out';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.decision.completed': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'decision.completed';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.decision.failed': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'decision.failed';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.decision.cancelled': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'decision.cancelled';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.phase.attempt': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'phase.attempt';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    'DecisionStreamEvent.phase.delta': {
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      event: 'phase.delta';
+      /** @description Where the stream is: send the last one seen back as Last-Event-ID to resume after it */
+      id: string;
+      data: string;
+    };
+    /** @description One event of a decision's stream. The stream also carries comments (`: keep-alive`), which are no events. */
+    DecisionStreamEvent:
+      | components['schemas']['DecisionStreamEvent.decision.started']
+      | components['schemas']['DecisionStreamEvent.phase.started']
+      | components['schemas']['DecisionStreamEvent.phase.completed']
+      | components['schemas']['DecisionStreamEvent.phase.failed']
+      | components['schemas']['DecisionStreamEvent.review.requested']
+      | components['schemas']['DecisionStreamEvent.review.received']
+      | components['schemas']['DecisionStreamEvent.review.timed_out']
+      | components['schemas']['DecisionStreamEvent.decision.completed']
+      | components['schemas']['DecisionStreamEvent.decision.failed']
+      | components['schemas']['DecisionStreamEvent.decision.cancelled']
+      | components['schemas']['DecisionStreamEvent.phase.attempt']
+      | components['schemas']['DecisionStreamEvent.phase.delta'];
   };
   responses: never;
   parameters: never;
   requestBodies: never;
-  headers: never;
+  headers: {
+    /** @description The request's id: the one the request sent in X-Request-Id, or one made for it. Quote it when reporting a problem. */
+    'X-Request-Id': string;
+    /** @description Requests a minute this key (without auth: this address) may send */
+    'RateLimit-Limit': number;
+    /** @description Requests left in the current minute */
+    'RateLimit-Remaining': number;
+    /** @description Seconds to wait before sending the request again */
+    'Retry-After': number;
+    /** @description How to authenticate: `Bearer realm="decisions"` */
+    'WWW-Authenticate': string;
+    /** @description The path of the decision (`/decisions/{process_id}`) */
+    Location: string;
+  };
   pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+  getHealth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Both answer; `degraded` when no worker of the current build has polled lately (creates answer 503 meanwhile) */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Health'];
+        };
+      };
+      /** @description One or both do not answer */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Health'];
+        };
+      };
+    };
+  };
+  getReadiness: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Both answer; `degraded` when no worker of the current build has polled lately (creates answer 503 meanwhile) */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Health'];
+        };
+      };
+      /** @description One or both do not answer */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Health'];
+        };
+      };
+    };
+  };
+  getCurrentKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The key */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Key'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  getWebhookSecret: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The caller's signing secret */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          /** @description `no-store` */
+          'Cache-Control'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WebhookSecret'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the decisions:write scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description This server has no WEBHOOK_SECRET: it delivers no webhooks */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  streamDecisionEvents: {
+    parameters: {
+      query?: {
+        /** @description The same as the Last-Event-ID header, which wins when both are sent */
+        last_event_id?: string;
+        /** @description false: the durable events only (no phase.attempt or phase.delta), with their ids as they are stored */
+        deltas?: 'true' | 'false';
+      };
+      header?: {
+        'last-event-id'?: string;
+      };
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The event stream, from the first event or after Last-Event-ID */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          /** @description `no-cache` */
+          'Cache-Control'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': unknown;
+        };
+      };
+      /** @description Last-Event-ID is at or past the end of the decision: there is nothing more to send, and an EventSource stops reconnecting */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Last-Event-ID is not the id of an event this API sent, or deltas is invalid */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the decisions:read scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited, or this key (without auth: this address) holds as many event streams as it may; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Redis, which holds the events, does not answer just now; see Retry-After */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  startDecision: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description A retried create with the same key returns the same decision */
+        'idempotency-key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /**
+           * @description The decision question
+           * @example Should we move billing to a managed Postgres?
+           */
+          decision_query: string;
+        };
+      };
+    };
+    responses: {
+      /** @description The decision was started */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            process_id: string;
+            /** @enum {string} */
+            status: 'started';
+            message: string;
+          };
+        };
+      };
+      /** @description Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body larger than the limit */
+      413: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body is not JSON */
+      415: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  listDecisions: {
+    parameters: {
+      query?: {
+        status?: 'pending' | 'running' | 'awaiting_review' | 'completed' | 'failed' | 'cancelled';
+        phase?:
+          | 'identifyTrigger'
+          | 'analyzeRootCause'
+          | 'defineScope'
+          | 'establishGoals'
+          | 'identifyInformationNeeds'
+          | 'retrieveInformation'
+          | 'generateAlternatives'
+          | 'draftDecision'
+          | 'updateDraft'
+          | 'compileResult';
+        created_after?: string;
+        created_before?: string;
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of decisions */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              process_id: string;
+              query: string;
+              /** @enum {string} */
+              status:
+                'pending' | 'running' | 'awaiting_review' | 'completed' | 'failed' | 'cancelled';
+              /** @enum {string|null} */
+              current_phase:
+                | 'identifyTrigger'
+                | 'analyzeRootCause'
+                | 'defineScope'
+                | 'establishGoals'
+                | 'identifyInformationNeeds'
+                | 'retrieveInformation'
+                | 'generateAlternatives'
+                | 'draftDecision'
+                | 'updateDraft'
+                | 'compileResult'
+                | null;
+              created_at: string;
+              updated_at: string;
+              completed_at: string | null;
+            }[];
+            next_cursor: string | null;
+            /**
+             * @description Present when Redis did not answer and the page comes from Temporal's visibility: open decisions first, then by close time (not newest first); a phase filter matches only decisions that have stopped in that phase; updated_at is the start or close time; next_cursor goes on through visibility
+             * @enum {string}
+             */
+            source?: 'visibility';
+          };
+        };
+      };
+      /** @description A filter or the cursor is invalid */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  createDecision: {
+    parameters: {
+      query?: {
+        /** @description A number and its unit (ms, s, m or h), at most 120s (MAX_WAIT_SECONDS): 500ms, 30s, 2m */
+        wait?: string;
+      };
+      header?: {
+        /** @description A retried create with the same key returns the same decision */
+        'idempotency-key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateDecision'];
+      };
+    };
+    responses: {
+      /** @description Created and finished within `wait` */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          Location: components['headers']['Location'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description Accepted; the decision runs in the background */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          Location: components['headers']['Location'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body larger than the limit */
+      413: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body is not JSON */
+      415: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The Idempotency-Key was used with a different body */
+      422: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal did not answer in time (the decision may have started: send it again with the same Idempotency-Key), the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run); see Retry-After */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  getDecision: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The decision */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  getDecisionStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The decision */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  getDecisionResult: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The result */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            query: string;
+            decision: {
+              title: string;
+              decision: string;
+              summary: string;
+              rationale: string;
+              alternatives_considered: {
+                name: string;
+                weighted_score: number;
+              }[];
+              risks: {
+                risk: string;
+                mitigation: string;
+              }[];
+              next_steps: string[];
+              open_questions: string[];
+            };
+            phases: {
+              identifyTrigger: {
+                summary: string;
+                /** @description What prompted the decision now */
+                trigger: string;
+                /** @enum {string} */
+                urgency: 'low' | 'medium' | 'high' | 'critical';
+                stakeholders: string[];
+              };
+              analyzeRootCause: {
+                summary: string;
+                /** @description The underlying problem behind the trigger */
+                root_cause: string;
+                contributing_factors: string[];
+              };
+              defineScope: {
+                summary: string;
+                in_scope: string[];
+                out_of_scope: string[];
+                constraints: string[];
+              };
+              establishGoals: {
+                summary: string;
+                goals: {
+                  goal: string;
+                  metric: string;
+                }[];
+                criteria: {
+                  name: string;
+                  importance?: number;
+                  weight: number;
+                  description: string;
+                }[];
+              };
+              identifyInformationNeeds: {
+                summary: string;
+                needs: {
+                  /** @description Given by code: N1, N2, … */
+                  id: string;
+                  question: string;
+                  why: string;
+                }[];
+              };
+              retrieveInformation: {
+                summary: string;
+                answers: {
+                  /** @description Given by code: N1, N2, … */
+                  need_id: string;
+                  question: string;
+                  answered: boolean;
+                  answer: string;
+                  /** @enum {string} */
+                  confidence: 'none' | 'low' | 'medium' | 'high';
+                  citations: {
+                    /** @description The ref of a passage given in the prompt: P1, P2, … */
+                    passage_id: string;
+                    source: string;
+                  }[];
+                }[];
+              };
+              generateAlternatives: {
+                summary: string;
+                alternatives: {
+                  name: string;
+                  description: string;
+                  scores: {
+                    [key: string]: number;
+                  };
+                  pros: string[];
+                  cons: string[];
+                  weighted_score?: number;
+                }[];
+              };
+              draftDecision: {
+                summary: string;
+                /** @description The name of one of the alternatives */
+                recommended: string;
+                rationale: string;
+                risks: {
+                  risk: string;
+                  mitigation: string;
+                }[];
+                /** @enum {string} */
+                confidence: 'low' | 'medium' | 'high';
+              };
+              updateDraft: {
+                summary: string;
+                critique: string[];
+                /** @description The name of one of the alternatives */
+                revised_recommendation: string;
+                revised_rationale: string;
+                changes: string[];
+              };
+              compileResult: {
+                title: string;
+                decision: string;
+                summary: string;
+                rationale: string;
+                alternatives_considered: {
+                  name: string;
+                  weighted_score: number;
+                }[];
+                risks: {
+                  risk: string;
+                  mitigation: string;
+                }[];
+                next_steps: string[];
+                open_questions: string[];
+              };
+            };
+            usage: {
+              model_calls: number;
+              repair_rounds?: number;
+              input_tokens: number;
+              output_tokens: number;
+              latency_ms: number;
+            };
+          };
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The decision has not completed */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  waitForDecision: {
+    parameters: {
+      query?: {
+        /** @description A number and its unit (ms, s, m or h), at most 120s (MAX_WAIT_SECONDS): 500ms, 30s, 2m */
+        timeout?: string;
+      };
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The finished decision */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description Still running when the timeout passed */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description The timeout is invalid */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  cancelDecision: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Cancelled */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description Cancellation requested; not yet recorded */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The decision has already finished */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  reviewDecision: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['Review'];
+      };
+    };
+    responses: {
+      /** @description The review was accepted; the decision continues */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            requested: boolean;
+            /** @enum {string} */
+            status:
+              'not_requested' | 'pending' | 'awaiting' | 'approved' | 'feedback' | 'timed_out';
+            feedback: string | null;
+            requested_at: string | null;
+            answered_at: string | null;
+          };
+        };
+      };
+      /** @description Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The decision is not awaiting review, or was reviewed already */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body larger than the limit */
+      413: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body is not JSON */
+      415: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  forkDecision: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['Fork'];
+      };
+    };
+    responses: {
+      /** @description The fork was started */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          Location: components['headers']['Location'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Decision'];
+        };
+      };
+      /** @description Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The source has no output yet for a phase before from_phase */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body larger than the limit */
+      413: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body is not JSON */
+      415: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or a worker did not answer in time, the webhook URL's host could not be resolved just now, or no worker of the current build has polled lately (the detail names the build and what to run): send it again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+  retryDecision: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        process_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': components['schemas']['Retry'];
+      };
+    };
+    responses: {
+      /** @description The decision runs again from the phase */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            process_id: string;
+            /** @enum {string} */
+            from_phase:
+              | 'identifyTrigger'
+              | 'analyzeRootCause'
+              | 'defineScope'
+              | 'establishGoals'
+              | 'identifyInformationNeeds'
+              | 'retrieveInformation'
+              | 'generateAlternatives'
+              | 'draftDecision'
+              | 'updateDraft'
+              | 'compileResult';
+            reset_event_id: number;
+            old_run_id: string;
+            new_run_id: string;
+            build_id: string | null;
+          };
+        };
+      };
+      /** @description Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No valid API key */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'WWW-Authenticate': components['headers']['WWW-Authenticate'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The API key lacks the scope */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description No decision has this id */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Still running, nothing to retry from, or its build's workers are gone (see on_current_build) */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body larger than the limit */
+      413: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Body is not JSON */
+      415: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Rate limited; see Retry-After */
+      429: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description Temporal or Redis does not answer just now; nothing was lost: send the request again after Retry-After seconds */
+      503: {
+        headers: {
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'RateLimit-Limit': components['headers']['RateLimit-Limit'];
+          'RateLimit-Remaining': components['headers']['RateLimit-Remaining'];
+          'Retry-After': components['headers']['Retry-After'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+    };
+  };
+}

@@ -16,6 +16,11 @@ export const ApiConfigSchema = z.object({
     meaning: 'address the API listens on',
   }),
   PORT: setting(port.default(8001), { meaning: 'API port' }),
+  API_PUBLIC_URL: setting(z.url({ protocol: /^https?$/ }).optional(), {
+    meaning:
+      "the API's URL as its clients reach it: the OpenAPI document's `servers` and the base of problem `type`s; set it behind a proxy",
+    shownDefault: '(the URL each request reached)',
+  }),
   ...temporalSettings,
   ...redisSettings,
   // The read rule writes back an end the projection missed, with the decision's TTL.

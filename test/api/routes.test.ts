@@ -305,6 +305,25 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         'query is required',
       ],
       ['an empty query (resource route)', '/decisions', '{"query": ""}', 'query must not be empty'],
+      [
+        'a field the body must not have',
+        '/decisions',
+        '{"query": "x?", "bogus": 1}',
+        'bogus is not a field of this request',
+      ],
+      [
+        'a misspelt field of the budget',
+        '/decisions',
+        '{"query": "x?", "budget": {"max_token": 9000}}',
+        'budget.max_token is not a field of this request',
+      ],
+      [
+        'a field the seed route does not take',
+        '/decisions/start',
+        '{"decision_query": "x?", "query": "x?"}',
+        'query is not a field of this request',
+      ],
+      ['a wait with no unit', '/decisions?wait=30', '{"query": "x?"}', 'wait must name its unit'],
     ];
     it.each(cases)('rejects %s with 400', async (_name, path, body, detail) => {
       const res = await sendBad(path, body);
@@ -313,10 +332,41 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
       const problem = (await res.json()) as { status: number; detail: string; type: string };
       expect(problem).toMatchObject({
         status: 400,
-        type: '/problems/invalid-request',
-        instance: path,
+        type: 'http://localhost/problems/invalid-request',
+        instance: path.split('?')[0],
       });
       expect(problem.detail).toContain(detail);
+    });
+
+    it("names each field a body must not have in the problem's errors, at any depth", async () => {
+      const res = await sendBad(
+        '/decisions',
+        JSON.stringify({
+          query: 'x?',
+          bogus: 1,
+          other: 2,
+          webhook: { url: 'https://a.example/', retries: 3 },
+        }),
+      );
+      expect(res.status).toBe(400);
+      const { errors } = (await res.json()) as { errors: { path: string; message: string }[] };
+      expect(errors).toEqual(
+        expect.arrayContaining(
+          ['bogus', 'other', 'webhook.retries'].map((path) => ({
+            path,
+            message: 'is not a field of this request',
+          })),
+        ),
+      );
+      expect(errors).toHaveLength(3);
+    });
+
+    it('refuses a wait or timeout with no unit, saying which unit to add', async () => {
+      const res = await app.request('/decisions/some-id/wait?timeout=30');
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { detail: string }).detail).toBe(
+        'timeout must name its unit (30s for seconds, 30ms for milliseconds), at most 120s',
+      );
     });
 
     it('rejects a body that is not JSON with 415', async () => {
@@ -336,7 +386,10 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
         JSON.stringify({ decision_query: 'x'.repeat(2000) }),
       );
       expect(res.status).toBe(413);
-      expect(await res.json()).toMatchObject({ status: 413, type: '/problems/payload-too-large' });
+      expect(await res.json()).toMatchObject({
+        status: 413,
+        type: 'http://localhost/problems/payload-too-large',
+      });
     });
 
     it('started nothing for any rejected request: Temporal knows only the control decision', async () => {
@@ -352,6 +405,34 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
   });
 
   describe('public surface', () => {
+    it("serves the page each problem's type names, and 404 for a type it has none of", async () => {
+      const answer = await app.request('/decisions/no-such-decision');
+      expect(answer.status).toBe(404);
+      const { type, title } = (await answer.json()) as { type: string; title: string };
+      expect(type).toBe('http://localhost/problems/not-found');
+      const page = await app.request(new URL(type).pathname);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await page.text();
+      expect(html).toContain(`<h1>${title} <small>(HTTP 404)</small></h1>`);
+      expect(html).toContain('What to do');
+      expect((await app.request('/problems/no-such-type')).status).toBe(404);
+    });
+
+    it("names API_PUBLIC_URL, path and all, in problem types and as the document's server", async () => {
+      const configured = bareApp({ publicUrl: 'https://decisions.example.com/api/' });
+      const answer = await configured.request('/nowhere');
+      expect(((await answer.json()) as { type: string }).type).toBe(
+        'https://decisions.example.com/api/problems/not-found',
+      );
+      const doc = (await (await configured.request('/openapi.json')).json()) as {
+        servers: { url: string }[];
+      };
+      expect(doc.servers).toEqual([
+        { url: 'https://decisions.example.com/api', description: 'This API' },
+      ]);
+    });
+
     it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'missing.js'])(
       'answers 404 for the docs asset %s',
       async (file) => {
@@ -573,14 +654,14 @@ describe('API routes (app.request, real Temporal and Redis, no worker)', () => {
     });
   });
 
-  it('serves an OpenAPI 3.1 document listing every route and the data of every event', async () => {
+  it('serves an OpenAPI 3.2 document listing every route and the data of every event', async () => {
     const res = await app.request('/openapi.json');
     const doc = (await res.json()) as {
       openapi: string;
       paths: Record<string, object>;
       components: { schemas: Record<string, { type?: string; oneOf?: object[] }> };
     };
-    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.openapi).toBe('3.2.0');
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/decisions',
       '/decisions/start',

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { DecisionEventType as ClientEventType } from '../../src/client';
-import { openApiDocument } from '../../src/api/document';
 import { DECISION_EVENT_TYPES, type DecisionEventType } from '../../src/domain/decision';
 import { LIVE_EVENT_TYPES, type LiveEventType } from '../../src/domain/live';
 import { SCHEMA, clientTypes } from '../../tools/client-types';
+import { liveDocument } from '../../tools/openapi';
 
 describe("the client's generated types (src/client/schema.ts)", () => {
   it("are what the API's OpenAPI document generates today", async () => {
@@ -15,7 +15,7 @@ describe("the client's generated types (src/client/schema.ts)", () => {
   });
 
   it("come from the document the API serves, each event type's data among its schemas", async () => {
-    const document = (await openApiDocument()) as {
+    const document = (await liveDocument()) as {
       paths: Record<string, unknown>;
       components: { schemas: Record<string, unknown> };
     };

@@ -8,7 +8,7 @@ type Operation = {
   body: Schema | null;
 };
 
-/** The operations of an OpenAPI 3.1 document, their parameters and JSON bodies. */
+/** The operations of an OpenAPI document, their parameters and JSON bodies. */
 function operationsOf(doc: Schema): Operation[] {
   const paths = doc.paths as Record<string, Record<string, Schema>>;
   const ops: Operation[] = [];

@@ -13,6 +13,7 @@ import { parseDuration } from '../../domain/duration';
 import { DecisionRecordSchema, PhaseNameSchema } from '../../domain/schemas';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../domain/webhook';
 import { callerOf } from '../access';
+import { headerRef, type Tag } from '../openapi';
 import { ProblemDetailsSchema } from '../problem';
 import type { DecisionService, ListPosition } from '../decision-service';
 import { InvalidRequest } from '../errors';
@@ -23,7 +24,12 @@ export type Decisions = Pick<
   DecisionService,
   'start' | 'get' | 'find' | 'result' | 'list' | 'wait' | 'cancel' | 'review' | 'fork' | 'retry'
 >;
-export type ApiEnv = { Variables: AuthVariables };
+export type ApiEnv = {
+  Variables: AuthVariables & {
+    /** API_PUBLIC_URL, when set: problem types and the document's server name it. */
+    publicUrl?: string;
+  };
+};
 
 const AttentionSchema = z
   .object({
@@ -64,7 +70,9 @@ const COMMON = {
   429: problemOf('Rate limited; see Retry-After'),
 };
 const BODY_PROBLEMS = {
-  400: problemOf('Invalid JSON, or a field that is missing, empty or too long'),
+  400: problemOf(
+    "Invalid JSON, a field that is missing, empty or too long, or one the body must not have: the problem's errors name each",
+  ),
   413: problemOf('Body larger than the limit'),
   415: problemOf('Body is not JSON'),
 };
@@ -80,23 +88,30 @@ const jsonBody = <T extends z.ZodType>(schema: T) => ({
   body: { required: true, ...json(schema) },
 });
 
+/** A duration as `wait` and `timeout` take it: a number and its unit, which may not be left out. */
+const DURATION = /^\d+(?:\.\d+)?(?:ms|s|m|h)$/;
+
 function durationParam(maxSeconds: number) {
+  const description = `A number and its unit (ms, s, m or h), at most ${maxSeconds}s (MAX_WAIT_SECONDS): 500ms, 30s, 2m`;
   return z
     .string()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined) return undefined;
-      const ms = parseDuration(value);
+      const ms = DURATION.test(value) ? parseDuration(value) : null;
       if (ms === null || ms > maxSeconds * 1000) {
+        const bare = /^\d+(?:\.\d+)?$/.test(value.trim());
         ctx.addIssue({
           code: 'custom',
-          message: `must be a duration such as 30s, 2m or 500ms, at most ${maxSeconds}s`,
+          message: bare
+            ? `must name its unit (${value}s for seconds, ${value}ms for milliseconds), at most ${maxSeconds}s`
+            : `must be a duration such as 30s, 2m or 500ms, at most ${maxSeconds}s`,
         });
         return z.NEVER;
       }
       return ms;
     })
-    .openapi({ type: 'string', example: '30s' });
+    .openapi({ type: 'string', pattern: DURATION.source, example: '30s', description });
 }
 
 // A projection cursor is [creation ms, id]; a visibility cursor ['v', its page token, a check].
@@ -256,6 +271,7 @@ export function registerDecisionRoutes(
       budget: Budget,
       webhook: Webhook,
     })
+    .strict()
     .openapi('CreateDecision');
   const idParam = z.object({
     // No maximum: an id no decision can have is a 404, as for any unknown id (DecisionService).
@@ -274,12 +290,18 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions/start',
+      operationId: 'startDecision',
+      tags: ['Legacy'],
+      deprecated: true,
       summary: 'Start a decision (seed-compatible)',
+      description:
+        "The seed's create, kept for existing clients: use `POST /decisions` (createDecision), which " +
+        'takes the context, review, budget and webhook too and answers with the whole decision.',
       security,
       middleware: [write],
       request: {
         headers: IdempotencyHeader,
-        ...jsonBody(z.object({ decision_query: question })),
+        ...jsonBody(z.object({ decision_query: question }).strict()),
       },
       responses: {
         200: {
@@ -318,6 +340,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions',
+      operationId: 'createDecision',
+      tags: ['Decisions'],
       summary: 'Create a decision',
       description:
         'Starts a decision and answers 202 at once, or with `?wait=30s` waits for it to finish (200) ' +
@@ -330,10 +354,14 @@ export function registerDecisionRoutes(
         ...jsonBody(CreateBody),
       },
       responses: {
-        200: { description: 'Created and finished within `wait`', ...json(DecisionViewSchema) },
+        200: {
+          description: 'Created and finished within `wait`',
+          headers: { Location: headerRef('Location') },
+          ...json(DecisionViewSchema),
+        },
         202: {
           description: 'Accepted; the decision runs in the background',
-          headers: z.object({ Location: z.string() }),
+          headers: { Location: headerRef('Location') },
           ...json(DecisionViewSchema),
         },
         422: problemOf('The Idempotency-Key was used with a different body'),
@@ -365,6 +393,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'get',
       path: '/decisions',
+      operationId: 'listDecisions',
+      tags: ['Decisions'],
       summary: 'List decisions, newest first',
       security,
       middleware: [read],
@@ -437,16 +467,33 @@ export function registerDecisionRoutes(
   );
 
   // The seed's status route and the resource route serve the same document.
-  const reads = [
-    ['/decisions/{process_id}', 'Read a decision'],
-    ['/decisions/status/{process_id}', 'Read a decision (seed-compatible)'],
-  ] as const;
-  for (const [path, summary] of reads) {
+  const reads: {
+    path: string;
+    operationId: string;
+    summary: string;
+    description?: string;
+    tags?: Tag[];
+    deprecated?: boolean;
+  }[] = [
+    { path: '/decisions/{process_id}', operationId: 'getDecision', summary: 'Read a decision' },
+    {
+      path: '/decisions/status/{process_id}',
+      operationId: 'getDecisionStatus',
+      summary: 'Read a decision (seed-compatible)',
+      description:
+        "The seed's status route, kept for existing clients: use `GET /decisions/{process_id}` " +
+        '(getDecision), which serves the same document.',
+      tags: ['Legacy'],
+      deprecated: true,
+    },
+  ];
+  for (const { path, ...about } of reads) {
     app.openapi(
       createRoute({
         method: 'get',
         path,
-        summary,
+        tags: ['Decisions'],
+        ...about,
         security,
         middleware: [read],
         request: { params: idParam },
@@ -473,6 +520,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'get',
       path: '/decisions/{process_id}/result',
+      operationId: 'getDecisionResult',
+      tags: ['Decisions'],
       summary: "A completed decision's result only",
       security,
       middleware: [read],
@@ -494,6 +543,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'get',
       path: '/decisions/{process_id}/wait',
+      operationId: 'waitForDecision',
+      tags: ['Decisions'],
       summary: 'Wait for a decision to finish',
       security,
       middleware: [read],
@@ -523,6 +574,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions/{process_id}/cancel',
+      operationId: 'cancelDecision',
+      tags: ['Decisions'],
       summary: 'Cancel a decision',
       security,
       middleware: [write],
@@ -549,6 +602,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions/{process_id}/review',
+      operationId: 'reviewDecision',
+      tags: ['Decisions'],
       summary: 'Review the draft of a decision awaiting review',
       security,
       middleware: [write],
@@ -588,6 +643,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions/{process_id}/fork',
+      operationId: 'forkDecision',
+      tags: ['Decisions'],
       summary: 'Fork a decision from a phase',
       description:
         'A new decision that reuses the source outputs for the phases before `from_phase` and runs ' +
@@ -605,13 +662,14 @@ export function registerDecisionRoutes(
               budget: Budget,
               webhook: Webhook,
             })
+            .strict()
             .openapi('Fork'),
         ),
       },
       responses: {
         202: {
           description: 'The fork was started',
-          headers: z.object({ Location: z.string() }),
+          headers: { Location: headerRef('Location') },
           ...json(DecisionViewSchema),
         },
         409: problemOf('The source has no output yet for a phase before from_phase'),
@@ -637,6 +695,8 @@ export function registerDecisionRoutes(
     createRoute({
       method: 'post',
       path: '/decisions/{process_id}/retry',
+      operationId: 'retryDecision',
+      tags: ['Decisions'],
       summary: 'Retry a decision from a phase (admin)',
       description:
         'Resets the workflow to just before `from_phase` (default: the phase that failed); the ' +
@@ -660,6 +720,7 @@ export function registerDecisionRoutes(
                       'written by (needed when that build has no workers left)',
                   }),
               })
+              .strict()
               .openapi('Retry'),
           ),
         },
@@ -681,6 +742,7 @@ export function registerDecisionRoutes(
         409: problemOf(
           "Still running, nothing to retry from, or its build's workers are gone (see on_current_build)",
         ),
+        ...BODY_PROBLEMS,
         ...NOT_FOUND,
         ...OUTAGE,
         ...COMMON,

@@ -21,6 +21,11 @@ import { addressBucket, clientAddress } from '../middleware/client-address';
 import { Slots } from '../../process/slots';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
+const problemOf = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+});
+
 const TERMINAL_EVENTS = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
 
 /** How long past its lifetime a stream's connection may take to close before it is ended. */
@@ -73,6 +78,8 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/decisions/{process_id}/events',
+    operationId: 'streamDecisionEvents',
+    tags: ['Events'],
     summary: "Follow a decision's events (Server-Sent Events)",
     description:
       `Event types: ${DECISION_EVENT_TYPES.join(', ')}; and, unless deltas=false, the live ` +
@@ -80,12 +87,17 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
       "interleaved in order (a side channel: never in the decision's history or webhooks; a " +
       'retried attempt begins with phase.attempt; the live events are capped per decision, and ' +
       'the oldest are simply gone). Each event has an id; send the last back as Last-Event-ID ' +
-      'to resume without gaps or repeats. The data of an event of type T is the JSON of the ' +
-      'schema EventData.T (see components).',
+      'to resume without gaps or repeats (or as `last_event_id`, for clients that cannot set ' +
+      'headers). The stream ends after the terminal event (decision.completed, decision.failed ' +
+      'or decision.cancelled); it is also closed after an hour, to be resumed. The data of an ' +
+      'event of type T is the JSON of the schema EventData.T.',
     security: [{ bearer: [] }],
     request: {
       params: z.object({ process_id: z.string() }),
       query: z.object({
+        last_event_id: z.string().optional().openapi({
+          description: 'The same as the Last-Event-ID header, which wins when both are sent',
+        }),
         deltas: z.enum(['true', 'false']).optional().openapi({
           description:
             'false: the durable events only (no phase.attempt or phase.delta), with their ids as they are stored',
@@ -95,13 +107,24 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     },
     responses: {
       200: {
-        description: 'An event stream',
+        description: 'The event stream, from the first event or after Last-Event-ID',
+        headers: {
+          'Cache-Control': { description: '`no-cache`', schema: { type: 'string' } },
+        },
         content: { 'text/event-stream': { schema: z.string() } },
       },
-      404: {
-        description: 'No decision has this id',
-        content: { 'application/problem+json': { schema: ProblemSchema } },
+      204: {
+        description:
+          'Last-Event-ID is at or past the end of the decision: there is nothing more to send, and an EventSource stops reconnecting',
       },
+      400: problemOf('Last-Event-ID is not the id of an event this API sent, or deltas is invalid'),
+      401: problemOf('No valid API key'),
+      403: problemOf('The API key lacks the decisions:read scope'),
+      404: problemOf('No decision has this id'),
+      429: problemOf(
+        'Rate limited, or this key (without auth: this address) holds as many event streams as it may; see Retry-After',
+      ),
+      503: problemOf('Redis, which holds the events, does not answer just now; see Retry-After'),
     },
   });
 

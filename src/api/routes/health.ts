@@ -29,10 +29,12 @@ export function registerHealthRoutes(
   app: OpenAPIHono<ApiEnv>,
   deps: { health: HealthCheck; workers?: Pick<BuildWatch, 'workersCheck'> | null },
 ): void {
-  const route = (path: string, summary: string) =>
+  const route = (path: string, operationId: string, summary: string) =>
     createRoute({
       method: 'get',
       path,
+      operationId,
+      tags: ['Service'],
       summary,
       responses: {
         200: {
@@ -55,6 +57,12 @@ export function registerHealthRoutes(
   };
   // The seed's /health already reports both dependencies; /ready is the same check under the
   // name load balancers and orchestrators expect for readiness.
-  app.openapi(route('/health', 'Whether Temporal and Redis answer, and the workers'), handler);
-  app.openapi(route('/ready', 'Readiness: Temporal and Redis answer; the workers'), handler);
+  app.openapi(
+    route('/health', 'getHealth', 'Whether Temporal and Redis answer, and the workers'),
+    handler,
+  );
+  app.openapi(
+    route('/ready', 'getReadiness', 'Readiness: Temporal and Redis answer; the workers'),
+    handler,
+  );
 }

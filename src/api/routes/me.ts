@@ -25,6 +25,8 @@ export function registerMeRoute(app: OpenAPIHono<ApiEnv>): void {
     createRoute({
       method: 'get',
       path: '/me',
+      operationId: 'getCurrentKey',
+      tags: ['Keys'],
       summary: 'The calling API key: its id and scopes',
       security: [{ bearer: [] }],
       responses: {

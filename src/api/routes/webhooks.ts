@@ -35,6 +35,8 @@ export function registerWebhookRoutes(
     createRoute({
       method: 'get',
       path: '/webhooks/secret',
+      operationId: 'getWebhookSecret',
+      tags: ['Webhooks'],
       summary: "The secret that signs the caller's webhook deliveries",
       description:
         "Each principal's deliveries are signed with a secret of its own, derived from the server's WEBHOOK_SECRET and the principal's name: a receiver that verifies with it accepts deliveries of this principal's decisions only.",
@@ -43,6 +45,7 @@ export function registerWebhookRoutes(
       responses: {
         200: {
           description: "The caller's signing secret",
+          headers: { 'Cache-Control': { description: '`no-store`', schema: { type: 'string' } } },
           content: { 'application/json': { schema: SecretSchema } },
         },
         401: problemOf('No valid API key'),
