@@ -211,6 +211,30 @@ describe("the client's event stream", () => {
     );
   });
 
+  it('closes the connection when the loop stops reading', async () => {
+    let cancelled = false;
+    const client = createDecisionClient({
+      baseUrl: 'http://api.test',
+      fetch: () => {
+        const body = new ReadableStream<Uint8Array>({
+          start(stream) {
+            const started = `id: 1-0\nevent: decision.started\ndata: ${JSON.stringify(STARTED)}\n\n`;
+            stream.enqueue(new TextEncoder().encode(started));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        });
+        return Promise.resolve(new Response(body, { status: 200 }));
+      },
+    });
+    for await (const event of client.events('d1')) {
+      expect(event.type).toBe('decision.started');
+      break;
+    }
+    expect(cancelled).toBe(true);
+  });
+
   it('stops at once when aborted, without a reconnect', async () => {
     const controller = new AbortController();
     const reconnects: Reconnect[] = [];
