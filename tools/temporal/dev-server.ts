@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { startChildService } from '../process/child-service';
+import { portAccepts } from '../process/ports';
 import { searchAttributeFlags } from '../../src/temporal/search-attributes';
 
 export interface DevServerOptions {
@@ -62,17 +63,25 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 /** True when a Temporal frontend answers at the address within the timeout. */
 export async function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
-  let connection: Connection | undefined;
+  const { host, port } = splitAddress(address);
+  // Nothing listens yet: no gRPC channel, and no wait for the deadline.
+  if (!(await portAccepts(host, port, timeoutMs))) return false;
+  // A channel of its own, closed whatever happens. `Connection.connect` leaves its channel open
+  // when it fails, and gRPC shares one subchannel per address among channels: its reconnect
+  // backoff, grown by the failed probes before a server came up (up to two minutes), then hid
+  // the server from every later probe. The first `npm start` after the CLI's build timed out so.
+  const connection = Connection.lazy({
+    address,
+    connectTimeout: timeoutMs,
+    channelArgs: { 'grpc.use_local_subchannel_pool': 1 },
+  });
   try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.withDeadline(Date.now() + timeoutMs, () =>
-      connection!.workflowService.getSystemInfo({}),
-    );
+    await connection.ensureConnected();
     return true;
   } catch {
     return false;
   } finally {
-    await connection?.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
   }
 }
 
