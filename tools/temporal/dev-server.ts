@@ -108,11 +108,20 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
 
   const service = await startChildService({
-    name: `temporal dev server at ${options.address}`,
+    name: `the Temporal dev server at ${options.address}`,
     command: options.cliPath,
     args,
     answers: () => temporalAnswers(options.address, 1000),
     timeoutMs: options.startTimeoutMs ?? 60_000,
+    hint: [
+      `A port in use (${port} for gRPC${options.uiPort === null ? '' : `, ${options.uiPort} for the Web UI`}): stop what holds it (\`ss -ltnp\` names it) or set TEMPORAL_ADDRESS${options.uiPort === null ? '' : ' / TEMPORAL_UI_PORT'}.`,
+      options.dbFile
+        ? `A damaged ${options.dbFile}: move it aside (its decisions go with it).`
+        : null,
+      'Or point TEMPORAL_ADDRESS at a Temporal server that runs.',
+    ]
+      .filter(Boolean)
+      .join(' '),
     output: options.output,
     detached: options.detached,
   });
