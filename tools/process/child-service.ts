@@ -48,9 +48,10 @@ export function lastLines(text: string, count = LAST_LINES): string[] {
 }
 
 /**
- * Starts a local server process and resolves once `answers()` says it is up. Fails with a
- * `StartupError` (the process's last lines and `hint`) when it exits first or does not answer in
- * time; `onSpawnError` words a failure to start it at all (a missing binary, say).
+ * Starts a local server process and resolves once it is ready: `answers()` says so, or its output
+ * shows `readyLine`. Fails with a `StartupError` (the process's last lines and `hint`) when it exits
+ * first or is not ready in time; `onSpawnError` words a failure to start it at all (a missing
+ * binary, say). While it waits, `progress` hears every `progressEveryMs` how long it has waited.
  */
 export async function startChildService(options: {
   name: string;
@@ -65,12 +66,16 @@ export async function startChildService(options: {
    */
   detached?: boolean;
   answers: () => Promise<boolean>;
+  /** A line the process prints once it is ready, as `answers()` would tell. */
+  readyLine?: RegExp;
   timeoutMs: number;
   pollMs?: number;
   /** What to try when it does not start: a sentence for the person who ran this. */
   hint?: string;
   onSpawnError?: (err: NodeJS.ErrnoException) => Error;
   output?: (chunk: string) => void;
+  progress?: (waitedMs: number, lastLine: string | null) => void;
+  progressEveryMs?: number;
 }): Promise<ChildService> {
   const child = spawn(options.command, options.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,9 +88,11 @@ export async function startChildService(options: {
     child.once('exit', () => detachedChildren.delete(child));
   }
   let tail = '';
+  let saidReady = false;
   const collect = (chunk: Buffer) => {
     const text = chunk.toString();
     tail = (tail + text).slice(-8000);
+    if (options.readyLine?.test(tail)) saidReady = true;
     options.output?.(text);
   };
   child.stdout?.on('data', collect);
@@ -111,14 +118,20 @@ export async function startChildService(options: {
   const stop = () => stopChild(child);
 
   const started = Date.now();
+  const everyMs = options.progressEveryMs ?? 10_000;
+  let nextProgress = started + everyMs;
   try {
-    while (!(await Promise.race([options.answers(), exited]))) {
+    while (!saidReady && !(await Promise.race([options.answers(), exited]))) {
       if (ended) throw ended;
       const now = Date.now();
       if (now - started > options.timeoutMs) {
         throw failure(
           `${options.name} did not answer within ${Math.round(options.timeoutMs / 1000)} s`,
         );
+      }
+      if (options.progress && now >= nextProgress) {
+        nextProgress += everyMs;
+        options.progress(now - started, lastLines(tail, 1)[0] ?? null);
       }
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
     }

@@ -19,6 +19,8 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Where the server's own output goes; by default it is kept only for error messages. */
   output?: (chunk: string) => void;
+  /** Told every ten seconds while the server has not answered yet, with its latest line when new. */
+  log?: (line: string) => void;
   /**
    * In a process group of its own: a terminal's Ctrl-C then reaches only its parent, which stops
    * it after the workers that use it.
@@ -107,11 +109,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     args.push('--db-filename', options.dbFile);
   }
 
+  const log = options.log;
+  let reported: string | null = null;
   const service = await startChildService({
     name: `the Temporal dev server at ${options.address}`,
     command: options.cliPath,
     args,
     answers: () => temporalAnswers(options.address, 1000),
+    // What `start-dev` prints once every service in it has started.
+    readyLine: /^Server:\s+\S+:\d+\s*$/m,
     timeoutMs: options.startTimeoutMs ?? 60_000,
     hint: [
       `A port in use (${port} for gRPC${options.uiPort === null ? '' : `, ${options.uiPort} for the Web UI`}): stop what holds it (\`ss -ltnp\` names it) or set TEMPORAL_ADDRESS${options.uiPort === null ? '' : ' / TEMPORAL_UI_PORT'}.`,
@@ -124,6 +130,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       .join(' '),
     output: options.output,
     detached: options.detached,
+    progress:
+      log &&
+      ((waitedMs, lastLine) => {
+        // Its last line, when it has printed one since the last report.
+        const news =
+          lastLine !== null && lastLine !== reported ? `; its last line: ${lastLine}` : '';
+        reported = lastLine;
+        log(`  still waiting for it after ${Math.round(waitedMs / 1000)} s${news}`);
+      }),
   });
   return {
     address: options.address,
