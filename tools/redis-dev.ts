@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { StartupError } from '../src/main/process';
 import { startChildService } from './process/child-service';
 
 /** True when a Redis server answers PING at the URL. */
@@ -42,9 +43,9 @@ export async function ensureLocalRedis(
   const { hostname, port } = new URL(url);
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(hostname);
   if (!local) {
-    throw new Error(
-      `Nothing answers at REDIS_URL=${url}. Start that Redis or point REDIS_URL at one.`,
-    );
+    throw new StartupError(`Nothing answers at REDIS_URL=${url}`, {
+      hint: 'Start that Redis, or point REDIS_URL at one that runs.',
+    });
   }
   const args = ['--port', port || '6379', '--bind', '127.0.0.1', '--save', ''];
   if (dataDir) {
@@ -61,12 +62,14 @@ export async function ensureLocalRedis(
     timeoutMs: options.timeoutMs ?? 10_000,
     pollMs: 100,
     detached: options.detached,
+    hint:
+      `A port in use (${port || '6379'}): stop what holds it (\`ss -ltnp\` names it) or point REDIS_URL at another port.` +
+      (dataDir ? ` A damaged append-only file in ${dataDir}: move that folder aside.` : ''),
     onSpawnError: (err) =>
       err.code === 'ENOENT'
-        ? new Error(
-            `Nothing answers at REDIS_URL=${url} and redis-server is not on PATH. ` +
-              'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running one.',
-          )
+        ? new StartupError(`Nothing answers at REDIS_URL=${url} and redis-server is not on PATH`, {
+            hint: 'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running one.',
+          })
         : err,
   });
   return { url, pid: service.process.pid ?? null, stop: service.stop };

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { inspect } from 'node:util';
 import { ConfigError } from '../config';
 
 /**
@@ -14,13 +15,98 @@ export function keptSecret(file: string, make: () => string): string {
   return readFileSync(file, 'utf8').trim();
 }
 
+/**
+ * A failure to start that a person can act on: what failed (the message), the last lines of the
+ * process behind it, and what to try. `runMain` prints it as a paragraph, not a stack trace.
+ */
+export class StartupError extends Error {
+  readonly lastLines: string[];
+  readonly hint: string | null;
+
+  constructor(
+    message: string,
+    details: { lastLines?: string[]; hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: details.cause });
+    this.name = 'StartupError';
+    this.lastLines = details.lastLines ?? [];
+    this.hint = details.hint ?? null;
+  }
+}
+
+/** What Node's own errors (a port in use, a refused connection) suggest trying. */
+function hintFor(err: NodeJS.ErrnoException & { port?: number; address?: string }): string | null {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `Something already listens on ${err.address ?? 'that address'}${err.port ? ` port ${err.port}` : ''}: another npm start, API or worker, perhaps. Stop it (\`ss -ltnp\` names it) or give this process another port in its settings (README, Configuration).`;
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'ETIMEDOUT':
+      return 'Check that the server it names runs and that the address in the settings is right (README, Configuration).';
+    default:
+      return null;
+  }
+}
+
+/** How the Temporal client (gRPC) says that nothing answered at TEMPORAL_ADDRESS in time. */
+const GRPC_CONNECT_TIMEOUT = 'Failed to connect before the deadline';
+
+/** What failed and what to try, for an error that did not say so itself. */
+function plainly(err: unknown): { what: string; hint: string | null } {
+  if (err instanceof StartupError) return { what: messageChain(err), hint: err.hint };
+  if (!(err instanceof Error)) return { what: messageChain(err), hint: null };
+  if (err.message === GRPC_CONNECT_TIMEOUT) {
+    // The settings are read again here: whichever role failed read the same variable.
+    const address = process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233';
+    return {
+      what: `Temporal did not answer at TEMPORAL_ADDRESS=${address} (${err.message})`,
+      hint: 'Start Temporal there (`npm run temporal` starts a dev server; `npm start` starts one with everything else), or point TEMPORAL_ADDRESS at a Temporal server that runs.',
+    };
+  }
+  return { what: messageChain(err), hint: hintFor(err) };
+}
+
+/** The messages of an error and its causes, each once: "a: b: c". */
+function messageChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const message = e instanceof Error ? e.message : typeof e === 'string' ? e : inspect(e);
+    if (message && !parts.some((part) => part.includes(message))) parts.push(message);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
+/**
+ * How a start-up failure reads: one paragraph saying what failed, the last lines of the process
+ * behind it, and what to try. A stack trace only with `withStack` (LOG_LEVEL=debug or trace), for
+ * a failure that is a bug rather than a setting or a server.
+ */
+export function describeStartupFailure(err: unknown, withStack = false): string {
+  if (err instanceof ConfigError) return err.message;
+  const { what, hint } = plainly(err);
+  const lines = [`Start-up failed: ${what}`];
+  if (err instanceof StartupError && err.lastLines.length > 0) {
+    lines.push('Its last lines of output:', ...err.lastLines.map((line) => `  ${line}`));
+  }
+  lines.push(
+    `Try: ${hint ?? 'the message above names what failed; LOG_LEVEL=debug prints where in the code.'}`,
+  );
+  if (withStack) {
+    for (let e: unknown = err; e instanceof Error; e = e.cause)
+      lines.push('', e.stack ?? e.message);
+  }
+  return lines.join('\n');
+}
+
 /** Signals this close together are one Ctrl-C, relayed by npm and tsx. */
 const SAME_KEYPRESS_MS = 1500;
 
 /**
- * Runs an entry point: a start-up error ends the process with its message (not a stack for a bad
- * setting), and SIGINT/SIGTERM call `stop` once; a second signal, a moment later, exits at once.
- * A signal during start-up stops what was started as soon as start-up returns.
+ * Runs an entry point: a start-up error ends the process with a paragraph saying what failed and
+ * what to try (`describeStartupFailure`), and SIGINT/SIGTERM call `stop` once; a second signal, a
+ * moment later, exits at once. A signal during start-up stops what was started as soon as
+ * start-up returns.
  */
 export function runMain(start: () => Promise<() => Promise<void>>): void {
   let stopping = false;
@@ -65,9 +151,10 @@ export function runMain(start: () => Promise<() => Promise<void>>): void {
       }
     },
     (err: unknown) => {
-      process.stderr.write(
-        `${err instanceof ConfigError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
+      // The settings may be what failed, so the level is read as it is written.
+      const level = process.env.LOG_LEVEL?.trim().toLowerCase();
+      const withStack = level === 'debug' || level === 'trace';
+      process.stderr.write(`\n${describeStartupFailure(err, withStack)}\n`);
       process.exit(1);
     },
   );

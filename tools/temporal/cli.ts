@@ -1,4 +1,5 @@
 import { delimiter, join } from 'node:path';
+import { StartupError } from '../../src/main/process';
 import { goInstall, isExecutable, projectCacheDir } from './go-install';
 
 /** The temporal CLI release the project builds when none is installed. */
@@ -13,7 +14,12 @@ export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): strin
 export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | null {
   if (env.TEMPORAL_CLI_PATH) {
     if (!isExecutable(env.TEMPORAL_CLI_PATH)) {
-      throw new Error(`TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH} is not an executable file`);
+      throw new StartupError(
+        `TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH} is not an executable file`,
+        {
+          hint: 'Name the temporal binary there, or unset TEMPORAL_CLI_PATH to use the one on PATH or build it.',
+        },
+      );
     }
     return env.TEMPORAL_CLI_PATH;
   }

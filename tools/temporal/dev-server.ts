@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { startChildService } from '../process/child-service';
+import { portAccepts } from '../process/ports';
 import { searchAttributeFlags } from '../../src/temporal/search-attributes';
 
 export interface DevServerOptions {
@@ -18,6 +19,8 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Where the server's own output goes; by default it is kept only for error messages. */
   output?: (chunk: string) => void;
+  /** Told every ten seconds while the server has not answered yet, with its latest line when new. */
+  log?: (line: string) => void;
   /**
    * In a process group of its own: a terminal's Ctrl-C then reaches only its parent, which stops
    * it after the workers that use it.
@@ -62,17 +65,25 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 /** True when a Temporal frontend answers at the address within the timeout. */
 export async function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
-  let connection: Connection | undefined;
+  const { host, port } = splitAddress(address);
+  // Nothing listens yet: no gRPC channel, and no wait for the deadline.
+  if (!(await portAccepts(host, port, timeoutMs))) return false;
+  // A channel of its own, closed whatever happens. `Connection.connect` leaves its channel open
+  // when it fails, and gRPC shares one subchannel per address among channels: its reconnect
+  // backoff, grown by the failed probes before a server came up (up to two minutes), then hid
+  // the server from every later probe. The first `npm start` after the CLI's build timed out so.
+  const connection = Connection.lazy({
+    address,
+    connectTimeout: timeoutMs,
+    channelArgs: { 'grpc.use_local_subchannel_pool': 1 },
+  });
   try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.withDeadline(Date.now() + timeoutMs, () =>
-      connection!.workflowService.getSystemInfo({}),
-    );
+    await connection.ensureConnected();
     return true;
   } catch {
     return false;
   } finally {
-    await connection?.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
   }
 }
 
@@ -98,14 +109,36 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     args.push('--db-filename', options.dbFile);
   }
 
+  const log = options.log;
+  let reported: string | null = null;
   const service = await startChildService({
-    name: `temporal dev server at ${options.address}`,
+    name: `the Temporal dev server at ${options.address}`,
     command: options.cliPath,
     args,
     answers: () => temporalAnswers(options.address, 1000),
+    // What `start-dev` prints once every service in it has started.
+    readyLine: /^Server:\s+\S+:\d+\s*$/m,
     timeoutMs: options.startTimeoutMs ?? 60_000,
+    hint: [
+      `A port in use (${port} for gRPC${options.uiPort === null ? '' : `, ${options.uiPort} for the Web UI`}): stop what holds it (\`ss -ltnp\` names it) or set TEMPORAL_ADDRESS${options.uiPort === null ? '' : ' / TEMPORAL_UI_PORT'}.`,
+      options.dbFile
+        ? `A damaged ${options.dbFile}: move it aside (its decisions go with it).`
+        : null,
+      'Or point TEMPORAL_ADDRESS at a Temporal server that runs.',
+    ]
+      .filter(Boolean)
+      .join(' '),
     output: options.output,
     detached: options.detached,
+    progress:
+      log &&
+      ((waitedMs, lastLine) => {
+        // Its last line, when it has printed one since the last report.
+        const news =
+          lastLine !== null && lastLine !== reported ? `; its last line: ${lastLine}` : '';
+        reported = lastLine;
+        log(`  still waiting for it after ${Math.round(waitedMs / 1000)} s${news}`);
+      }),
   });
   return {
     address: options.address,

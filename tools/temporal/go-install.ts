@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { StartupError } from '../../src/main/process';
 
 /** The folder under which the project keeps what it builds with Go: ~/.cache/decision-backend. */
 export function projectCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -52,15 +53,20 @@ export async function goInstall(build: GoBuild): Promise<void> {
       child.on('error', (err: NodeJS.ErrnoException) => {
         reject(
           err.code === 'ENOENT'
-            ? new Error(
-                `Cannot build ${build.what}: \`go\` is not on PATH. Install Go (https://go.dev/dl), or install the binaries yourself and name them in the environment.`,
-              )
+            ? new StartupError(`Cannot build ${build.what}: \`go\` is not on PATH`, {
+                hint: 'Install Go (https://go.dev/dl), or install the binaries yourself and name them in the environment (README).',
+              })
             : err,
         );
       });
       child.on('exit', (code, signal) => {
         if (code === 0) resolve();
-        else reject(new Error(`go install of ${build.what} failed (${signal ?? `exit ${code}`})`));
+        else
+          reject(
+            new StartupError(`go install of ${build.what} failed (${signal ?? `exit ${code}`})`, {
+              hint: "Go's own messages above say why: most often no network to the module proxy (GOPROXY), or a Go older than the module asks for (`go version`). Run the build again once that is fixed; it starts over cleanly.",
+            }),
+          );
       });
     });
     for (const { path, binary } of build.packages) {

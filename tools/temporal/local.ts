@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { TemporalDevSettings } from '../settings';
 import { findOrBuildTemporalCli } from './cli';
 import { startDevServer, temporalAnswers, type DevServer } from './dev-server';
@@ -25,7 +26,11 @@ export async function ensureLocalTemporal(
     return { address: config.TEMPORAL_ADDRESS, uiUrl: null, server: null, stop: async () => {} };
   }
   const cliPath = await findOrBuildTemporalCli({ log });
-  log(`Starting the Temporal dev server (${cliPath}), history in ${config.TEMPORAL_DB_FILE}`);
+  const firstStart = !existsSync(config.TEMPORAL_DB_FILE);
+  log(
+    `Starting the Temporal dev server (${cliPath}), history in ${config.TEMPORAL_DB_FILE}${firstStart ? ' (first start: it creates that file)' : ''}; waiting for it to answer at ${config.TEMPORAL_ADDRESS} …`,
+  );
+  const started = Date.now();
   const server = await startDevServer({
     cliPath,
     address: config.TEMPORAL_ADDRESS,
@@ -33,7 +38,10 @@ export async function ensureLocalTemporal(
     uiPort: config.TEMPORAL_UI_PORT,
     dbFile: config.TEMPORAL_DB_FILE,
     detached: options.detached,
+    log,
   });
-  log(`Started the Temporal dev server (pid ${server.process.pid}) at ${server.address}`);
+  log(
+    `Started the Temporal dev server (pid ${server.process.pid}) at ${server.address} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return { address: server.address, uiUrl: server.uiUrl, server, stop: () => server.stop() };
 }
