@@ -87,10 +87,8 @@ runMain(async () => {
     say(
       `  Webhook secret:   ${api.url}/webhooks/secret (master ${ownSecret ? `in ${DEV_WEBHOOK_SECRET_FILE}` : 'from WEBHOOK_SECRET'})${workerSettings.WEBHOOK_ALLOW_PRIVATE_NETWORKS ? ' (receivers on this machine allowed)' : ''}`,
     );
-    say(
-      `  Try:  curl -s -X POST ${api.url}/decisions/start -H 'Content-Type: application/json' \\`,
-    );
-    say(`          -d '{"decision_query":"Should we move billing to a managed Postgres?"}'`);
+    say(`  Try:  curl -s -X POST ${api.url}/decisions -H 'Content-Type: application/json' \\`);
+    say(`          -d '{"query":"Should we move billing to a managed Postgres?"}'`);
     say('  Ctrl-C stops everything.');
     say('');
   } catch (err) {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { StartupError } from '../src/main/process';
+import { StartupError } from '../src/process/startup';
 import { startChildService } from './process/child-service';
 
 /** True when a Redis server answers PING at the URL. */

@@ -15,6 +15,7 @@ import { BuildWatch } from '../temporal/build-watch';
 import { deploymentNameFor, goneAfterWarning } from '../temporal/versioning';
 import { createResolve } from '../webhooks/resolver';
 import { principalSecret } from '../webhooks/secret';
+import { connectToTemporal } from '../process/startup';
 
 export interface RunningApi {
   url: string;
@@ -62,10 +63,12 @@ export async function startApi(
   }
   // The SDK retries a call that failed for about 20 s; the API's calls have deadlines, and
   // stop retrying at them.
-  const connection = await Connection.connect({
-    address: config.TEMPORAL_ADDRESS,
-    interceptors: [retryWithinDeadline()],
-  });
+  const connection = await connectToTemporal(config.TEMPORAL_ADDRESS, () =>
+    Connection.connect({
+      address: config.TEMPORAL_ADDRESS,
+      interceptors: [retryWithinDeadline()],
+    }),
+  );
   const client = new Client({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

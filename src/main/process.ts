@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { inspect } from 'node:util';
 import { ConfigError } from '../config';
+import { StartupError } from '../process/startup';
 
 /**
  * A secret kept in a file (mode 600) across starts: the file's content when it exists, else one
@@ -13,25 +14,6 @@ export function keptSecret(file: string, make: () => string): string {
     writeFileSync(file, `${make()}\n`, { mode: 0o600 });
   }
   return readFileSync(file, 'utf8').trim();
-}
-
-/**
- * A failure to start that a person can act on: what failed (the message), the last lines of the
- * process behind it, and what to try. `runMain` prints it as a paragraph, not a stack trace.
- */
-export class StartupError extends Error {
-  readonly lastLines: string[];
-  readonly hint: string | null;
-
-  constructor(
-    message: string,
-    details: { lastLines?: string[]; hint?: string; cause?: unknown } = {},
-  ) {
-    super(message, { cause: details.cause });
-    this.name = 'StartupError';
-    this.lastLines = details.lastLines ?? [];
-    this.hint = details.hint ?? null;
-  }
 }
 
 /** What Node's own errors (a port in use, a refused connection) suggest trying. */
@@ -48,21 +30,10 @@ function hintFor(err: NodeJS.ErrnoException & { port?: number; address?: string 
   }
 }
 
-/** How the Temporal client (gRPC) says that nothing answered at TEMPORAL_ADDRESS in time. */
-const GRPC_CONNECT_TIMEOUT = 'Failed to connect before the deadline';
-
 /** What failed and what to try, for an error that did not say so itself. */
 function plainly(err: unknown): { what: string; hint: string | null } {
   if (err instanceof StartupError) return { what: messageChain(err), hint: err.hint };
   if (!(err instanceof Error)) return { what: messageChain(err), hint: null };
-  if (err.message === GRPC_CONNECT_TIMEOUT) {
-    // The settings are read again here: whichever role failed read the same variable.
-    const address = process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233';
-    return {
-      what: `Temporal did not answer at TEMPORAL_ADDRESS=${address} (${err.message})`,
-      hint: 'Start Temporal there (`npm run temporal` starts a dev server; `npm start` starts one with everything else), or point TEMPORAL_ADDRESS at a Temporal server that runs.',
-    };
-  }
   return { what: messageChain(err), hint: hintFor(err) };
 }
 

@@ -26,6 +26,7 @@ import { createProjection } from '../projection/redis-client';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { decisionOwners } from '../webhooks/owner';
 import { createResolve } from '../webhooks/resolver';
+import { connectToTemporal } from '../process/startup';
 import {
   applyPromotionPolicy,
   buildIdFor,
@@ -230,7 +231,9 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   // The worker's NativeConnection has no operator service; a client connection does, and it
   // also answers the readiness checks.
-  const client = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = await connectToTemporal(config.TEMPORAL_ADDRESS, () =>
+    Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+  );
   const added = await ensureSearchAttributes(client, config.TEMPORAL_NAMESPACE);
   if (added.length > 0) logger.info({ added }, 'Registered search attributes');
 
@@ -273,7 +276,9 @@ export async function startWorker(
   const versioned = config.WORKER_VERSIONING === 'on';
   const tooShort = goneAfterWarning(config.WORKER_GONE_AFTER_SECONDS);
   if (versioned && tooShort) logger.warn(tooShort);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await connectToTemporal(config.TEMPORAL_ADDRESS, () =>
+    NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }),
+  );
   const worker = await Worker.create({
     ...workerOptions(config, {
       connection,

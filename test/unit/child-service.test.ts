@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StartupError } from '../../src/main/process';
+import { StartupError } from '../../src/process/startup';
 import { lastLines, startChildService } from '../../tools/process/child-service';
 
 /** A node process running `script`, as startChildService's command and args. */

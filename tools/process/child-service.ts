@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { StartupError } from '../../src/main/process';
+import { StartupError } from '../../src/process/startup';
 
 export interface ChildService {
   process: ChildProcess;

@@ -1,5 +1,5 @@
 import { delimiter, join } from 'node:path';
-import { StartupError } from '../../src/main/process';
+import { StartupError } from '../../src/process/startup';
 import { goInstall, isExecutable, projectCacheDir } from './go-install';
 
 /** The temporal CLI release the project builds when none is installed. */

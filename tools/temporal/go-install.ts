@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { StartupError } from '../../src/main/process';
+import { StartupError } from '../../src/process/startup';
 
 /** The folder under which the project keeps what it builds with Go: ~/.cache/decision-backend. */
 export function projectCacheDir(env: NodeJS.ProcessEnv = process.env): string {
