@@ -11,6 +11,7 @@ import {
   WorkerConfigSchema,
 } from '../../src/config';
 import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../tools/cluster/binaries';
+import { devServerSettingsFlags } from '../../tools/temporal/dev-server';
 import {
   DEFAULT_TEMPORAL_PORTS,
   postgresEnvironment,
@@ -271,6 +272,21 @@ describe('docker-compose.yml and npm run cluster: one source in temporal/', () =
       resolve(root, 'temporal/dynamicconfig/production-sql.yaml'),
     );
     expect(existsSync(resolve(root, 'temporal/dynamicconfig/production-sql.yaml'))).toBe(true);
+  });
+
+  it("gives the dev server's flags and the cluster the same transfer-task load rate per shard, above Temporal's 20/s", () => {
+    // At 20 loads a second, each workflow task of a busy shard waited ~40 ms (docs/BENCHMARKS.md).
+    const key = 'history.transferProcessorMaxPollRPS';
+    const cluster = parse(read('temporal/dynamicconfig/production-sql.yaml')) as Record<
+      string,
+      { value: unknown }[]
+    >;
+    const flags = devServerSettingsFlags();
+    const flag = flags.find((f) => f.startsWith(`${key}=`));
+    expect(flags[flags.indexOf(flag!) - 1]).toBe('--dynamic-config-value');
+    const devValue = JSON.parse(flag!.slice(key.length + 1)) as unknown;
+    expect(cluster[key]).toEqual([{ value: devValue }]);
+    expect(devValue).toBeGreaterThan(20);
   });
 
   it('sets the same database variables in compose and in the cluster, each one the config reads', () => {

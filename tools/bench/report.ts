@@ -194,6 +194,12 @@ function stepOf(label: string, r: BenchResults): Step {
 
 const STEPS_FILE = resolve(__dirname, '../../docs/bench-steps.json');
 
+/**
+ * Findings measured apart from the bench (with their own tools and dates), kept under the bench's
+ * figures each time BENCHMARKS.md is written.
+ */
+const FINDINGS_FILE = resolve(__dirname, '../../docs/bench-findings.md');
+
 function readSteps(): Step[] {
   return existsSync(STEPS_FILE) ? (JSON.parse(readFileSync(STEPS_FILE, 'utf8')) as Step[]) : [];
 }
@@ -751,6 +757,7 @@ export async function writeResults(r: BenchResults, dir: string, step?: string):
   };
   await write(files.json, JSON.stringify(r, null, 2));
   writeFileSync(files.svg, await chart(r));
-  await write(files.md, markdown(r, steps));
+  const findings = existsSync(FINDINGS_FILE) ? `\n${readFileSync(FINDINGS_FILE, 'utf8')}` : '';
+  await write(files.md, markdown(r, steps) + findings);
   return [...Object.values(files), ...(step ? [STEPS_FILE] : [])];
 }

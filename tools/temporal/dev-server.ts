@@ -26,6 +26,8 @@ export interface DevServerOptions {
    * it after the workers that use it.
    */
   detached?: boolean;
+  /** Flags after the settings file's: a later `--dynamic-config-value` of a key wins. */
+  extraArgs?: string[];
 }
 
 const DevServerSettingsSchema = z.object({
@@ -101,6 +103,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     options.namespace,
     ...devServerSettingsFlags(),
     ...searchAttributeFlags(),
+    ...(options.extraArgs ?? []),
   ];
   if (options.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort));
