@@ -25,6 +25,7 @@ import { combineRetrievals } from '../domain/retrieval';
 import type { KnowledgeBase } from '../knowledge/knowledge-base';
 import { withBudget, type BudgetLedger } from '../llm/budget';
 import type { LanguageModel } from '../llm/model';
+import { withProviderLimit, type ProviderLimiter } from '../llm/provider-limit';
 import { withResponseStore, type ResponseStore, type StoredModel } from '../llm/response-store';
 import type { DecisionMetrics } from '../observability/metrics';
 import type { LiveChannel, LivePublisher } from '../projection/live-channel';
@@ -53,6 +54,11 @@ export interface ActivityDeps {
   payloadMaxBytes?: number;
   /** Token caps that replace the ones derived from the answer schemas. */
   maxCompletionTokens?: Partial<Record<PhaseName, number>>;
+  /**
+   * The provider's limit, shared by every worker on its Redis, and the key of this provider and
+   * model in it: each call waits for its share.
+   */
+  providerLimit?: { limiter: ProviderLimiter; key: string };
   knowledge: KnowledgeBase;
   projection: Pick<DecisionProjection, 'write' | 'writeDelivery' | 'readDelivery'>;
   /** Signs webhook deliveries; without a secret a delivery fails at once, saying why. */
@@ -125,6 +131,15 @@ function live(model: StoredModel, publisher: LivePublisher): StoredModel {
   };
 }
 
+/** When this attempt times out (ms since the epoch): start to close, or schedule to close. */
+function attemptDeadline(ctx: Context, startedAt: number): number {
+  const { startToCloseTimeoutMs, scheduleToCloseTimeoutMs, scheduledTimestampMs } = ctx.info;
+  return Math.min(
+    startToCloseTimeoutMs > 0 ? startedAt + startToCloseTimeoutMs : Infinity,
+    scheduleToCloseTimeoutMs > 0 ? scheduledTimestampMs + scheduleToCloseTimeoutMs : Infinity,
+  );
+}
+
 function invalidInput(message: string): never {
   throw ApplicationFailure.create({ type: 'InvalidPhaseInput', message, nonRetryable: true });
 }
@@ -174,6 +189,7 @@ export function createActivities(deps: ActivityDeps) {
       invalidInput(`${phase} needs a non-empty question`);
     }
     const ctx = Context.current();
+    const startedAt = Date.now();
     const { workflowExecution, activityId, attempt } = ctx.info;
     const runScope = `${workflowExecution?.workflowId}:${workflowExecution?.runId}`;
     const budget = input.budget ?? {
@@ -184,20 +200,29 @@ export function createActivities(deps: ActivityDeps) {
     const spend = spendFrom(ctx.info.heartbeatDetails);
     // The store is outside the budget: an answer reused from it was paid for and counted once.
     // Only a retry can find an answer there: a first attempt does not look.
+    const budgeted = withBudget(metered(deps.model, spend), deps.budget, runScope, budget, {
+      onLedgerError: (err) =>
+        deps.logger?.warn(
+          { err, phase },
+          'Budget ledger unavailable; checking the budget against what this activity knows',
+        ),
+      earlier: {
+        model_calls: spend.model_calls,
+        tokens: spend.input_tokens + spend.output_tokens,
+      },
+      // Retrievals started before they said how many run together assume the most there are.
+      parallel: input.need ? (input.parallel ?? MAX_ITEMS.needs) : 1,
+    });
+    // A call waits for the provider's limit before its budget is reserved, and only a call that
+    // reaches the provider (not an answer reused from the store) takes from the limit. It never
+    // waits past the attempt's own deadline, and heartbeats (below) go on while it waits.
     const model = withResponseStore(
-      withBudget(metered(deps.model, spend), deps.budget, runScope, budget, {
-        onLedgerError: (err) =>
-          deps.logger?.warn(
-            { err, phase },
-            'Budget ledger unavailable; checking the budget against what this activity knows',
-          ),
-        earlier: {
-          model_calls: spend.model_calls,
-          tokens: spend.input_tokens + spend.output_tokens,
-        },
-        // Retrievals started before they said how many run together assume the most there are.
-        parallel: input.need ? (input.parallel ?? MAX_ITEMS.needs) : 1,
-      }),
+      deps.providerLimit
+        ? withProviderLimit(budgeted, deps.providerLimit.limiter, deps.providerLimit.key, {
+            signal: ctx.cancellationSignal,
+            deadline: attemptDeadline(ctx, startedAt),
+          })
+        : budgeted,
       deps.responses,
       `${runScope}:${activityId}`,
       (err) => deps.logger?.warn({ err, phase }, 'Model response store unavailable'),

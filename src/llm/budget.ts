@@ -142,6 +142,11 @@ const UNBILLED = new Set<string>([
   ModelErrorType.NotFound,
 ]);
 
+/** True for a failed call the provider did not bill: refused, or never reached it. */
+export function unbilled(err: unknown): boolean {
+  return err instanceof ApplicationFailure && UNBILLED.has(err.type ?? '');
+}
+
 function exceeded(task: string, limits: BudgetLimits, spent: Spent, reserved: number) {
   return ApplicationFailure.create({
     type: 'BudgetExceeded',
@@ -274,7 +279,7 @@ export function withBudget(
         // keeps its reservation (what it cost is unknown) unless the provider refused it
         // outright; it still counts as a call.
         if (received) await settle(received.input_tokens + received.output_tokens);
-        else if (err instanceof ApplicationFailure && UNBILLED.has(err.type ?? '')) await settle(0);
+        else if (unbilled(err)) await settle(0);
         throw err;
       }
       if (response.usage) await settle(response.usage.input_tokens + response.usage.output_tokens);
