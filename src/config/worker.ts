@@ -85,6 +85,14 @@ const modelSettings = {
       shownDefault: '(derived per phase)',
     },
   ),
+  LLM_REQUESTS_PER_MINUTE: setting(z.coerce.number().int().min(0).default(0), {
+    meaning:
+      'requests a minute to the provider and model, all workers on the Redis together; 0: none',
+  }),
+  LLM_TOKENS_PER_MINUTE: setting(z.coerce.number().int().min(0).default(0), {
+    meaning:
+      'tokens a minute (input + output) to the provider and model, all workers together; 0: none',
+  }),
   KNOWLEDGE_DIR: setting(z.string().min(1).default('knowledge'), {
     meaning: 'folder of Markdown/text documents for retrieval',
   }),

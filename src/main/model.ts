@@ -24,3 +24,15 @@ export function createModel(config: WorkerConfig, log: ModelLog = {}): LanguageM
     ...log,
   });
 }
+
+/**
+ * The key of the configured provider and model in the provider limit: the endpoint's host names
+ * the provider (its limits are an account's at that host), so that two models, or one model at
+ * two endpoints, have limits of their own.
+ */
+export function providerLimitKey(config: WorkerConfig, model: LanguageModel): string {
+  const provider = config.LLM_PROVIDER ?? 'offline';
+  if (provider === 'offline') return `offline:${model.name}`;
+  const host = config.LLM_BASE_URL ? new URL(config.LLM_BASE_URL).host : 'api.openai.com';
+  return `${provider}:${host}:${config.LLM_MODEL ?? model.name}`;
+}

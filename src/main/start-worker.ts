@@ -17,9 +17,10 @@ import { decisionLimits, type WorkerConfig } from '../config';
 import { RedisBudgetLedger } from '../llm/budget';
 import { KnowledgeBase } from '../knowledge/knowledge-base';
 import type { LanguageModel } from '../llm/model';
-import { createModel } from './model';
+import { createModel, providerLimitKey } from './model';
+import { ProviderLimiter } from '../llm/provider-limit';
 import { RedisResponseStore } from '../llm/response-store';
-import { createRegistry, decisionMetrics } from '../observability/metrics';
+import { createRegistry, decisionMetrics, providerLimitMetrics } from '../observability/metrics';
 import { LiveChannel } from '../projection/live-channel';
 import type { Tracing } from '../observability/tracing';
 import { createProjection } from '../projection/redis-client';
@@ -113,6 +114,43 @@ function liveChannel(
       );
     },
   });
+}
+
+/**
+ * The provider limit the settings name (none when neither is set), on the projection's Redis. While
+ * Redis does not answer, each worker keeps to the limit alone: said in the log at most every ten
+ * seconds.
+ */
+function providerLimit(
+  redis: Redis,
+  config: WorkerConfig,
+  model: LanguageModel,
+  registry: Registry,
+  logger: Logger,
+): { limiter: ProviderLimiter; key: string } | undefined {
+  if (config.LLM_REQUESTS_PER_MINUTE <= 0 && config.LLM_TOKENS_PER_MINUTE <= 0) return undefined;
+  const metrics = providerLimitMetrics(registry);
+  let warned = 0;
+  const limiter = new ProviderLimiter(
+    redis,
+    `${config.REDIS_KEY_PREFIX}provider-limit:`,
+    {
+      requestsPerMinute: config.LLM_REQUESTS_PER_MINUTE,
+      tokensPerMinute: config.LLM_TOKENS_PER_MINUTE,
+    },
+    {
+      onWaited: (key, ms) => metrics.waited(key, ms),
+      onStoreError: (err) => {
+        if (Date.now() - warned < 10_000) return;
+        warned = Date.now();
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'Provider limit: Redis does not answer; this worker keeps to the limit alone, so workers together may pass it',
+        );
+      },
+    },
+  );
+  return { limiter, key: providerLimitKey(config, model) };
 }
 
 /**
@@ -298,6 +336,7 @@ export async function startWorker(
         `${config.REDIS_KEY_PREFIX}budget:`,
         config.DECISION_TTL_SECONDS,
       ),
+      providerLimit: providerLimit(redis, config, model, registry, logger),
       defaultBudget: decisionLimits(config).budget,
       payloadMaxBytes: config.PHASE_PAYLOAD_MAX_BYTES,
       maxCompletionTokens: config.LLM_MAX_COMPLETION_TOKENS,

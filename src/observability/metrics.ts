@@ -90,3 +90,17 @@ export function decisionMetrics(registry: Registry): DecisionMetrics {
     },
   };
 }
+
+/** How long model calls waited for their share of the provider's limit. */
+export function providerLimitMetrics(registry: Registry): {
+  waited(key: string, ms: number): void;
+} {
+  const waited = new Histogram({
+    name: 'llm_provider_limit_wait_seconds',
+    help: "Time each model call waited for its share of the provider's limit, by provider and model",
+    labelNames: ['limit'],
+    buckets: [0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120],
+    registers: [registry],
+  });
+  return { waited: (key, ms) => waited.observe({ limit: key }, ms / 1000) };
+}
