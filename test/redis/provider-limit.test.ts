@@ -11,8 +11,10 @@ import {
   PROVIDER_LIMIT_WAIT,
   ProviderLimiter,
   withProviderLimit,
+  type ProviderLimiterOptions,
   type ProviderLimits,
 } from '../../src/llm/provider-limit';
+import { createRegistry, providerLimitMetrics } from '../../src/observability/metrics';
 import { realActivities, localOpenAIModel } from '../support/activities';
 import { request, RESERVED } from '../support/budget';
 import { CANNED_QUERY } from '../support/canned-outputs';
@@ -53,20 +55,25 @@ describe('the provider limit in Redis', () => {
     limits: Partial<ProviderLimits>,
     windowSeconds = 1,
     redis: Redis = store.redis,
-    onStoreError?: (err: unknown) => void,
+    options: ProviderLimiterOptions = {},
   ) =>
     new ProviderLimiter(
       redis,
       `${store.prefix}${prefix}:`,
       { requestsPerMinute: 0, tokensPerMinute: 0, ...limits },
-      { windowSeconds, onStoreError },
+      { windowSeconds, ...options },
     );
   const fresh = () => `limit${++n}`;
 
   it('with a limit of 3 requests a window, 5 calls at once: 3 go at once, 2 wait for the next window', async () => {
     const prefix = fresh();
     const model = new TimedModel();
-    const limited = withProviderLimit(model, limiterOn(prefix, { requestsPerMinute: 3 }), KEY);
+    const registry = createRegistry('worker');
+    const metrics = providerLimitMetrics(registry);
+    const limiter = limiterOn(prefix, { requestsPerMinute: 3 }, 1, store.redis, {
+      onWaited: (key, ms) => metrics.waited(key, ms),
+    });
+    const limited = withProviderLimit(model, limiter, KEY);
     const started = Date.now();
     await Promise.all(Array.from({ length: 5 }, () => limited.generate(request)));
     const times = [...model.at].sort((a, b) => a - b).map((t) => t - started);
@@ -75,6 +82,12 @@ describe('the provider limit in Redis', () => {
     expect(times.slice(3).every((t) => t >= 900)).toBe(true);
     // The new window counted the two that waited, in Redis.
     expect(await store.redis.get(`${store.prefix}${prefix}:requests:${KEY}`)).toBe('2');
+    // The metric counts the five calls, and the two waits of about a second each.
+    const text = await registry.metrics();
+    const of = (name: string) =>
+      Number(new RegExp(`^${name}\\{[^}]*limit="${KEY}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(of('llm_provider_limit_wait_seconds_count')).toBe(5);
+    expect(of('llm_provider_limit_wait_seconds_sum')).toBeGreaterThanOrEqual(1.8);
   });
 
   it('counts every worker on one Redis against one limit: two limiters, 3 calls each, a limit of 3', async () => {
@@ -198,7 +211,9 @@ describe('the provider limit in Redis', () => {
       const model = new TimedModel();
       const limited = withProviderLimit(
         model,
-        limiterOn(fresh(), { requestsPerMinute: 2 }, 1, away, (err) => errors.push(err)),
+        limiterOn(fresh(), { requestsPerMinute: 2 }, 1, away, {
+          onStoreError: (err) => errors.push(err),
+        }),
         KEY,
       );
       const started = Date.now();
