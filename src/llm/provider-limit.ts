@@ -153,11 +153,15 @@ export class ProviderLimiter {
       // A few ms past the window's end, so that its key has expired when the call asks again.
       const ms = Math.max(step.waitMs, 0) + 5;
       if (wait.deadline !== undefined && Date.now() + ms > wait.deadline) {
+        const why =
+          step.why === 'held'
+            ? `calls to ${key} are held back after the provider's 429`
+            : `the provider limit for ${key} (${this.describe()}) is reached`;
         throw ApplicationFailure.create({
           type: PROVIDER_LIMIT_WAIT,
           message:
-            `Not sent: the provider limit for ${key} (${this.describe()}) is reached for ` +
-            `${Math.ceil(ms / 1000)} s more, past the end of this attempt; the next attempt waits for it`,
+            `Not sent: ${why} for ${Math.ceil(ms / 1000)} s more, past the end of this ` +
+            'attempt; the next attempt waits for it',
           nonRetryable: false,
           nextRetryDelay: ms,
         });
@@ -179,16 +183,18 @@ export class ProviderLimiter {
     c: Counters,
     key: string,
     points: number,
-  ): Promise<{ grant: Grant } | { waitMs: number }> {
+  ): Promise<{ grant: Grant } | { waitMs: number; why: 'held' | 'limit' }> {
     const held = await c.hold.get(key);
-    if (held && held.consumedPoints > c.hold.points) return { waitMs: held.msBeforeNext };
+    if (held && held.consumedPoints > c.hold.points) {
+      return { waitMs: held.msBeforeNext, why: 'held' };
+    }
     let requestsEnd = Infinity;
     if (c.requests) {
       try {
         const res = await c.requests.consume(key, 1);
         requestsEnd = Date.now() + res.msBeforeNext;
       } catch (err) {
-        if (err instanceof RateLimiterRes) return { waitMs: err.msBeforeNext };
+        if (err instanceof RateLimiterRes) return { waitMs: err.msBeforeNext, why: 'limit' };
         throw err;
       }
     }
@@ -201,7 +207,7 @@ export class ProviderLimiter {
         // The tokens stay counted until the window ends (nothing smaller slips ahead of this
         // call); the request, not sent, is given back.
         if (c.requests && open(requestsEnd)) await c.requests.reward(key, 1);
-        if (err instanceof RateLimiterRes) return { waitMs: err.msBeforeNext };
+        if (err instanceof RateLimiterRes) return { waitMs: err.msBeforeNext, why: 'limit' };
         throw err;
       }
     }

@@ -132,7 +132,8 @@ describe('the provider limit in Redis', () => {
     );
     const other = new TimedModel();
     const workerA = withProviderLimit(refused, limiterOn(prefix, { requestsPerMinute: 100 }), KEY);
-    const workerB = withProviderLimit(other, limiterOn(prefix, { requestsPerMinute: 100 }), KEY);
+    const limiterB = limiterOn(prefix, { requestsPerMinute: 100 });
+    const workerB = withProviderLimit(other, limiterB, KEY);
 
     await expect(workerA.generate(request)).rejects.toMatchObject({
       type: ModelErrorType.RateLimited,
@@ -141,6 +142,14 @@ describe('the provider limit in Redis', () => {
     const ttl = await store.redis.pttl(`${store.prefix}${prefix}:hold:${KEY}`);
     expect(ttl).toBeGreaterThan(1000);
     expect(ttl).toBeLessThanOrEqual(2000);
+    // A call whose attempt ends sooner is not sent, and says why.
+    await expect(
+      withProviderLimit(other, limiterB, KEY, { deadline: Date.now() + 200 }).generate(request),
+    ).rejects.toMatchObject({
+      type: PROVIDER_LIMIT_WAIT,
+      message: expect.stringContaining("held back after the provider's 429") as unknown,
+    });
+    expect(other.at).toHaveLength(0);
     await workerB.generate(request);
     expect(other.at[0]! - heldAt).toBeGreaterThanOrEqual(ttl - 100);
   });
@@ -268,6 +277,38 @@ describe('the provider limit in Redis', () => {
       expect(err).toBeInstanceOf(CancelledFailure);
       expect(Date.now() - cancelledAt).toBeLessThan(2000);
       expect(model.at).toHaveLength(1);
+    });
+
+    it("holds back the other worker's calls after the provider's 429 with Retry-After (fake OpenAI server)", async () => {
+      const server = await startFakeOpenAI();
+      try {
+        const prefix = fresh();
+        server.reset((_request, sameTask) =>
+          sameTask === 1
+            ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } }
+            : undefined,
+        );
+        const model = localOpenAIModel(server.baseURL, { timeoutMs: 10_000 });
+        const [workerA, workerB] = await Promise.all(
+          [1, 2].map(() =>
+            realActivities(store, model, {
+              providerLimit: {
+                limiter: limiterOn(prefix, { requestsPerMinute: 100 }, 60),
+                key: KEY,
+              },
+            }),
+          ),
+        );
+        await expect(
+          runPhase(environment('refused'), workerA!.identifyTrigger),
+        ).rejects.toMatchObject({ type: ModelErrorType.RateLimited });
+        await runPhase(environment('after'), workerB!.identifyTrigger);
+        const [refused, after] = server.requests;
+        expect(server.requests).toHaveLength(2);
+        expect(after!.at - refused!.at).toBeGreaterThanOrEqual(1500);
+      } finally {
+        await server.close();
+      }
     });
 
     it('sends no more calls to the provider than the limit in a window (fake OpenAI server)', async () => {
