@@ -25,4 +25,6 @@ export const OWN_FAILURE_TYPES: ReadonlySet<string> = new Set([
   'PayloadTooLarge',
   'BudgetExceeded',
   'BudgetUnavailable',
+  // A call that would have waited for the provider's limit past its attempt's deadline.
+  'ProviderLimitWait',
 ]);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadWorkerConfig } from '../../src/config';
 import { createModel, providerLimitKey } from '../../src/main/model';
+import { OWN_FAILURE_TYPES } from '../../src/domain/failures';
+import { PROVIDER_LIMIT_WAIT } from '../../src/llm/provider-limit';
 
 describe('the provider limit settings', () => {
   it('sets no limit by default', () => {
@@ -34,5 +36,11 @@ describe('the provider limit settings', () => {
     expect(at({ LLM_MODEL: 'llama', LLM_BASE_URL: 'http://127.0.0.1:11434/v1' })).toBe(
       'openai:127.0.0.1:11434:llama',
     );
+  });
+});
+
+describe("a call that would wait past its deadline for the provider's limit", () => {
+  it('fails with a type whose message the decision may show its readers', () => {
+    expect(OWN_FAILURE_TYPES.has(PROVIDER_LIMIT_WAIT)).toBe(true);
   });
 });
