@@ -1,4 +1,5 @@
 import { createServer, type Http2Server } from 'node:http2';
+import { createServer as createTcpServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { temporalAnswers } from '../../tools/temporal/dev-server';
 import { freePort } from '../support/ports';
@@ -50,4 +51,24 @@ describe('temporalAnswers', () => {
     server = await fakeFrontend(port);
     expect(await temporalAnswers(address, 1000)).toBe(true);
   }, 20_000);
+
+  // A server that holds its port before it serves gRPC: the TCP check passes, and each probe's
+  // gRPC connection fails. Those failures must not delay the probe after it serves.
+  it('sees a frontend on its first probe after seconds of gRPC failures on a port that accepted', async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const refusing: Server = createTcpServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => refusing.listen(port, '127.0.0.1', resolve));
+    try {
+      const until = Date.now() + 8000;
+      while (Date.now() < until) {
+        expect(await temporalAnswers(address, 1000)).toBe(false);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
+    server = await fakeFrontend(port);
+    expect(await temporalAnswers(address, 1000)).toBe(true);
+  }, 30_000);
 });
