@@ -47,8 +47,10 @@ export async function documentText(document: unknown): Promise<string> {
 }
 
 /** Whether the committed document is the live one; its text and the live text otherwise. */
-export async function documentDrift(): Promise<{ committed: string; live: string } | null> {
-  const live = await documentText(await liveDocument());
+export async function documentDrift(
+  document?: unknown,
+): Promise<{ committed: string; live: string } | null> {
+  const live = await documentText(document ?? (await liveDocument()));
   const committed = readFileSync(DOCUMENT_FILE, 'utf8');
   return committed === live ? null : { committed, live };
 }

@@ -37,6 +37,15 @@ export interface ProblemType {
   remedy: string;
 }
 
+/** The type of a problem whose status has none of its own (status 0: any). */
+const OTHER_PROBLEM: ProblemType = {
+  slug: 'error',
+  status: 0,
+  title: 'Error',
+  meaning: 'A problem of a status this API has no page of its own for.',
+  remedy: 'The `status` and `detail` of the problem say what happened.',
+};
+
 export const PROBLEM_TYPES: readonly ProblemType[] = [
   {
     slug: 'invalid-request',
@@ -135,13 +144,7 @@ export const PROBLEM_TYPES: readonly ProblemType[] = [
     remedy:
       'Send the request again after `Retry-After` seconds; a create sent with an `Idempotency-Key` is never started twice.',
   },
-  {
-    slug: 'error',
-    status: 0,
-    title: 'Error',
-    meaning: 'A problem of a status this API has no page of its own for.',
-    remedy: 'The `status` and `detail` of the problem say what happened.',
-  },
+  OTHER_PROBLEM,
 ];
 
 const BY_STATUS = new Map(PROBLEM_TYPES.map((t) => [t.status, t]));
@@ -153,7 +156,7 @@ export function problem(
   detail: string,
   extra: Partial<Pick<Problem, 'instance' | 'errors'>> = {},
 ): Problem {
-  const { slug, title } = BY_STATUS.get(status) ?? BY_STATUS.get(0)!;
+  const { slug, title } = BY_STATUS.get(status) ?? OTHER_PROBLEM;
   return { type: `/problems/${slug}`, title, status, detail, ...extra };
 }
 

@@ -136,7 +136,7 @@ function describeError(err: unknown): string {
 function apiClient(options: Options, signal: AbortSignal | undefined): DecisionClient {
   return createDecisionClient({
     baseUrl: options.api,
-    ...(options.apiKey ? { apiKey: options.apiKey } : {}),
+    apiKey: options.apiKey,
     fetch: async (request) => {
       try {
         return await fetch(request);

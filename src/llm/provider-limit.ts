@@ -65,6 +65,12 @@ function counters(
   };
 }
 
+/** How long calls to `key` are held back still (a 429's Retry-After), in ms; 0 when they are not. */
+async function heldFor(c: Counters, key: string): Promise<number> {
+  const held = await c.hold.get(key);
+  return held && held.consumedPoints > c.hold.points ? held.msBeforeNext : 0;
+}
+
 /** Whether a counter's window that ended at `end` (ms) is still the current one. */
 const open = (end: number) => Date.now() < end;
 
@@ -79,7 +85,6 @@ const open = (end: number) => Date.now() < end;
 export class ProviderLimiter {
   private readonly shared: Counters;
   private readonly local: Counters;
-  private readonly tokensPerWindow: number;
 
   constructor(
     redis: Redis,
@@ -108,7 +113,6 @@ export class ProviderLimiter {
       limits,
       window,
     );
-    this.tokensPerWindow = limits.tokensPerMinute;
   }
 
   /** True when neither limit is set: calls need not ask. */
@@ -139,10 +143,8 @@ export class ProviderLimiter {
     wait: { signal?: AbortSignal; deadline?: number } = {},
   ): Promise<Grant> {
     const started = Date.now();
-    const points = Math.max(
-      0,
-      Math.ceil(this.tokensPerWindow > 0 ? Math.min(tokens, this.tokensPerWindow) : tokens),
-    );
+    const perWindow = this.limits.tokensPerMinute;
+    const points = Math.max(0, Math.ceil(perWindow > 0 ? Math.min(tokens, perWindow) : tokens));
     for (;;) {
       wait.signal?.throwIfAborted();
       const step = await this.either((c) => this.tryTake(c, key, points));
@@ -184,10 +186,8 @@ export class ProviderLimiter {
     key: string,
     points: number,
   ): Promise<{ grant: Grant } | { waitMs: number; why: 'held' | 'limit' }> {
-    const held = await c.hold.get(key);
-    if (held && held.consumedPoints > c.hold.points) {
-      return { waitMs: held.msBeforeNext, why: 'held' };
-    }
+    const heldMs = await heldFor(c, key);
+    if (heldMs > 0) return { waitMs: heldMs, why: 'held' };
     let requestsEnd = Infinity;
     if (c.requests) {
       try {
@@ -244,9 +244,7 @@ export class ProviderLimiter {
     // Whole seconds (the counters' unit), at least one: a hold of 0 s would never expire.
     const seconds = Math.max(1, Math.ceil(ms / 1000));
     await this.either(async (c) => {
-      const held = await c.hold.get(key);
-      if (held && held.consumedPoints > c.hold.points && held.msBeforeNext >= seconds * 1000)
-        return;
+      if ((await heldFor(c, key)) >= seconds * 1000) return;
       await c.hold.block(key, seconds);
     }).catch((err: unknown) => this.options.onStoreError?.(err));
   }

@@ -30,11 +30,10 @@ function hintFor(err: NodeJS.ErrnoException & { port?: number; address?: string 
   }
 }
 
-/** What failed and what to try, for an error that did not say so itself. */
-function plainly(err: unknown): { what: string; hint: string | null } {
-  if (err instanceof StartupError) return { what: messageChain(err), hint: err.hint };
-  if (!(err instanceof Error)) return { what: messageChain(err), hint: null };
-  return { what: messageChain(err), hint: hintFor(err) };
+/** What to try: a StartupError says; Node's own errors suggest it. */
+function hintOf(err: unknown): string | null {
+  if (err instanceof StartupError) return err.hint;
+  return err instanceof Error ? hintFor(err) : null;
 }
 
 /** The messages of an error and its causes, each once: "a: b: c". */
@@ -55,7 +54,8 @@ function messageChain(err: unknown): string {
  */
 export function describeStartupFailure(err: unknown, withStack = false): string {
   if (err instanceof ConfigError) return err.message;
-  const { what, hint } = plainly(err);
+  const what = messageChain(err);
+  const hint = hintOf(err);
   const lines = [`Start-up failed: ${what}`];
   if (err instanceof StartupError && err.lastLines.length > 0) {
     lines.push('Its last lines of output:', ...err.lastLines.map((line) => `  ${line}`));

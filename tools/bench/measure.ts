@@ -141,7 +141,8 @@ const EventType = {
   ACTIVITY_TASK_COMPLETED: 12,
 } as const;
 
-function eventMs(e: HistoryEvent): number {
+/** When a history event happened, in ms since the epoch. */
+export function eventMs(e: HistoryEvent): number {
   return Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
 }
 

@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util';
 import { findTemporalCli } from '../temporal/cli';
 import { startDevServer } from '../temporal/dev-server';
 import { freePort } from '../process/ports';
-import { closedLoop, percentile, processUsage, round } from './measure';
+import { closedLoop, eventMs, percentile, processUsage, round } from './measure';
 import type { bareWorkflow } from './bare-workflow';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -103,12 +103,8 @@ function emptySamples(): Samples {
   };
 }
 
-function eventMs(e: HistoryEvent): number {
-  return Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
-}
-
 /** Adds one history's hops to `into`; each started event points at its scheduled event. */
-export function readHops(events: readonly HistoryEvent[], into: Samples): void {
+function readHops(events: readonly HistoryEvent[], into: Samples): void {
   const byId = new Map(events.map((e) => [String(e.eventId), e]));
   let firstWft = true;
   let sticky = 0;
@@ -162,7 +158,7 @@ function jsonOrString(text: string): unknown {
   }
 }
 
-export function parseVariant(spec: string): Variant {
+function parseVariant(spec: string): Variant {
   const at = spec.indexOf(':');
   const label = at < 0 ? spec : spec.slice(0, at);
   const variant: Variant = { label, serverArgs: [], worker: {}, eager: true, sqlite: false };
@@ -191,6 +187,13 @@ export function parseVariant(spec: string): Variant {
   return variant;
 }
 
+/** The temporal CLI, needed only to start a server of the run's own. */
+function cliPathOrFail(): string {
+  const cliPath = findTemporalCli();
+  if (!cliPath) throw new Error('No temporal CLI: run `npm run temporal:install` first');
+  return cliPath;
+}
+
 async function runVariant(
   variant: Variant,
   workflows: number,
@@ -204,13 +207,11 @@ async function runVariant(
   existing: string | null,
 ): Promise<void> {
   const address = existing ?? `127.0.0.1:${await freePort()}`;
-  const cliPath = findTemporalCli();
-  if (!cliPath) throw new Error('No temporal CLI: run `npm run temporal:install` first');
   const dir = variant.sqlite ? mkdtempSync(join(tmpdir(), 'wft-gap-')) : null;
   const server = existing
     ? null
     : await startDevServer({
-        cliPath,
+        cliPath: cliPathOrFail(),
         address,
         namespace: 'default',
         uiPort: null,
@@ -245,10 +246,8 @@ async function runVariant(
     for (let i = 0; i < workflows; i++) {
       const id = `bare-${i}-${Date.now()}`;
       const ms = await one(id);
-      const events: HistoryEvent[] = [];
       const history = await client.workflow.getHandle(id).fetchHistory();
-      events.push(...(history.events ?? []));
-      readHops(events, into);
+      readHops(history.events ?? [], into);
       into.clientEndToEnd.push(ms);
     }
     if (concurrency > 0) {
