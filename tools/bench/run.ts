@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { Command } from 'commander';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { ensureLocalRedis } from '../redis-dev';
@@ -15,6 +16,8 @@ import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
   creates,
+  describeFloor,
+  floor,
   memoryInFlight,
   serial,
   statusReads,
@@ -39,6 +42,7 @@ const SIZES = {
     loadSeconds: 15,
     sqliteSerial: 20,
     sqliteDecisions: 200,
+    floor: { serial: 30, throughput: { 32: 400, 128: 512 } as Record<number, number> },
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
     live: { decisions: 50, rounds: 2, warmup: 3 },
   },
@@ -52,10 +56,20 @@ const SIZES = {
     loadSeconds: 5,
     sqliteSerial: 5,
     sqliteDecisions: 32,
+    floor: { serial: 10, throughput: { 32: 96, 128: 128 } as Record<number, number> },
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
   },
 };
+
+/** The bare workflow's bundle (tools/bench/bare-workflow.ts), which the floor's worker runs. */
+function bareBundle() {
+  const quiet = () => undefined;
+  return bundleWorkflowCode({
+    workflowsPath: resolve(__dirname, 'bare-workflow.ts'),
+    logger: { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet, log: quiet },
+  });
+}
 
 async function main(): Promise<void> {
   const options = new Command('bench')
@@ -89,6 +103,8 @@ async function main(): Promise<void> {
   log('building the production roles (npm run build, workflow bundle)');
   const bundleDir = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
   const bundle = buildProduction(join(bundleDir, 'workflow-bundle.js'));
+  const floorBundle = join(bundleDir, 'floor-bundle.js');
+  writeFileSync(floorBundle, (await bareBundle()).code);
   // A model server streaming over HTTP, the worker's openai provider, a client per decision.
   const live = () =>
     liveOutput({
@@ -125,6 +141,9 @@ async function main(): Promise<void> {
   try {
     log('dev server in memory: serial decisions');
     stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'memory' });
+    log('  the floor first: a bare workflow of ten no-op activities, same server and settings');
+    const memoryFloor = await floor(stack, floorBundle, size.floor);
+    log(`  floor: ${describeFloor(memoryFloor)}`);
     await serial(stack, 3); // warm-up: JIT, connections, caches
     const memorySerial = await serial(stack, size.serial);
     log(
@@ -179,6 +198,11 @@ async function main(): Promise<void> {
 
     log('dev server with its SQLite file: serial and concurrency 32');
     stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'sqlite' });
+    const sqliteFloor = await floor(stack, floorBundle, {
+      serial: size.sqliteSerial,
+      throughput: { 32: size.sqliteDecisions },
+    });
+    log(`  floor: ${describeFloor(sqliteFloor)}`);
     await serial(stack, 3);
     const sqliteSerial = await serial(stack, size.sqliteSerial);
     const sqlite32 = await throughput(stack, 32, size.sqliteDecisions);
@@ -189,6 +213,11 @@ async function main(): Promise<void> {
     // PostgreSQL of this machine, which the bench shares with it: PostgreSQL's CPU counts too.
     log('Temporal server on PostgreSQL: serial, concurrency 32 and 128');
     stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'postgres' });
+    const postgresFloor = await floor(stack, floorBundle, {
+      serial: size.sqliteSerial,
+      throughput: { 32: size.sqliteDecisions, 128: size.throughput[128]! },
+    });
+    log(`  floor: ${describeFloor(postgresFloor)}`);
     await serial(stack, 3);
     const postgresSerial = await serial(stack, size.sqliteSerial);
     const postgresAt = async (c: number, decisions: number) => {
@@ -228,6 +257,7 @@ async function main(): Promise<void> {
       creates: created,
       slow_model: { delay_ms: 1000, serial: slowSerial },
       sqlite: { serial: sqliteSerial, concurrency_32: sqlite32 },
+      floor: { memory: memoryFloor, sqlite: sqliteFloor, postgres: postgresFloor },
       postgres: {
         serial: postgresSerial,
         concurrency_32: postgres32,

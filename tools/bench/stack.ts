@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -106,7 +106,12 @@ async function startTemporal(options: StackOptions, dir: string) {
       uiPort: null,
       dbFile: options.store === 'sqlite' ? join(dir, 'temporal.sqlite') : null,
     });
-    return { address: server.address, pid: server.process.pid!, stop: () => server.stop() };
+    return {
+      address: server.address,
+      pid: server.process.pid!,
+      postgres: null,
+      stop: () => server.stop(),
+    };
   }
   const postgres = postgresTarget(
     process.env.POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
@@ -127,6 +132,7 @@ async function startTemporal(options: StackOptions, dir: string) {
   return {
     address: server.address,
     pid: server.pid!,
+    postgres,
     stop: async () => {
       await server.stop();
       await logs.close();
@@ -196,6 +202,7 @@ export async function startBenchStack(options: StackOptions) {
   const api = await startApi('bench');
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
+  const redis = createRedis(options.redisUrl);
   let asked = 0;
 
   return {
@@ -220,6 +227,20 @@ export async function startBenchStack(options: StackOptions) {
       await worker.stop();
       worker = await startWorker(model, extra);
       return worker;
+    },
+    /**
+     * Starts the floor's worker (tools/bench/floor-worker.cjs): the bare workflow in `bundle`, on
+     * the decisions' worker options and settings, polling `taskQueue`.
+     */
+    async startFloorWorker(bundle: string, taskQueue: string): Promise<Role> {
+      const role = await startRole(
+        'floor worker',
+        { ...env(taskQueue), FLOOR_BUNDLE_PATH: bundle },
+        'Floor worker polling',
+        ['tools/bench/floor-worker.cjs'],
+      );
+      roles.push(role);
+      return role;
     },
     /** Starts one more worker, polling `taskQueue` (see restartWorker); the stack stops it. */
     addWorker(
@@ -251,9 +272,37 @@ export async function startBenchStack(options: StackOptions) {
     async history(id: string) {
       return (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
     },
+    /** CPU time Redis has spent since it started (user + system, from INFO), in ms. */
+    async redisCpuMs(): Promise<number> {
+      const info = await redis.info('cpu');
+      const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+      return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+    },
+    /**
+     * On PostgreSQL: the rows the server has written to its executions table (one per workflow
+     * state change, each a transaction on one history shard), from PostgreSQL's statistics; null
+     * on the dev server.
+     */
+    historyTransactions(): number | null {
+      const pg = temporal.postgres;
+      if (!pg) return null;
+      const out = execFileSync(
+        'psql',
+        [
+          ...['-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', pg.database, '-tA'],
+          ...[
+            '-c',
+            "SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'executions'",
+          ],
+        ],
+        { encoding: 'utf8', env: { ...process.env, PGPASSWORD: pg.password } },
+      );
+      return Number(out.trim());
+    },
     async stop(): Promise<void> {
       await Promise.all(roles.map((role) => role.stop()));
       await connection.close().catch(() => undefined);
+      redis.disconnect();
       await temporal.stop();
       rmSync(dir, { recursive: true, force: true });
       await removeKeys(options.redisUrl, prefix);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { BENCH_KEY, type BenchStack } from './stack';
 import {
@@ -5,6 +6,7 @@ import {
   cpuMeter,
   hopsOf,
   hopsPerPhase,
+  postgresCpuMs,
   processUsage,
   round,
   spread,
@@ -60,7 +62,25 @@ export interface ThroughputFigures {
   latency_ms: { p50: number; p99: number };
   /** CPU time per decision of each process, from /proc. */
   cpu_ms_per_decision: { temporal: number; worker: number; api: number };
+  /** Redis's CPU per decision (absent from results written before it was measured). */
+  redis_cpu_ms_per_decision?: number;
+  /**
+   * On PostgreSQL: workflow state changes written per decision, each a transaction of one history
+   * shard (absent on the dev server).
+   */
+  history_transactions_per_decision?: number;
   worker_rss_mb: number;
+}
+
+/** History transactions per workflow since `before` (see BenchStack.historyTransactions). */
+async function settledTransactions(
+  stack: BenchStack,
+  before: number,
+  workflows: number,
+): Promise<number> {
+  // PostgreSQL publishes a backend's table statistics within a second of its transactions.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return round((stack.historyTransactions()! - before) / workflows, 1);
 }
 
 /** `decisions` decisions, `concurrency` of them in flight at any time (a closed loop). */
@@ -71,18 +91,32 @@ export async function throughput(
 ): Promise<ThroughputFigures> {
   const worker = stack.worker.pid;
   const cpu = cpuMeter({ temporal: stack.temporalPid, worker, api: stack.api.role.pid });
+  const redisBefore = await stack.redisCpuMs();
+  const transactionsBefore = stack.historyTransactions();
   const latencies: number[] = [];
   const seconds = await closedLoop(concurrency, decisions, async () => {
     const t0 = performance.now();
     await stack.completion(await stack.create());
     latencies.push(performance.now() - t0);
   });
+  const cpuPerDecision = cpu(decisions);
+  const redisMs = (await stack.redisCpuMs()) - redisBefore;
   return {
     concurrency,
     decisions,
     per_second: round(decisions / seconds, 2),
     latency_ms: spread(latencies),
-    cpu_ms_per_decision: cpu(decisions),
+    cpu_ms_per_decision: cpuPerDecision,
+    redis_cpu_ms_per_decision: round(redisMs / decisions, 2),
+    ...(transactionsBefore === null
+      ? {}
+      : {
+          history_transactions_per_decision: await settledTransactions(
+            stack,
+            transactionsBefore,
+            decisions,
+          ),
+        }),
     worker_rss_mb: round(processUsage(worker).rssMb),
   };
 }
@@ -237,4 +271,109 @@ export async function creates(
   } finally {
     await idle.role.stop();
   }
+}
+
+/** The floor: a bare workflow of ten no-op activities, nothing else (tools/bench/bare-workflow.ts). */
+export interface FloorFigures {
+  serial: {
+    workflows: number;
+    /** Client-observed: start sent → result received. */
+    latency_ms: { p50: number; p99: number };
+    per_step_ms: { p50: number; p99: number };
+  };
+  concurrency: {
+    concurrency: number;
+    workflows: number;
+    per_second: number;
+    latency_ms: { p50: number; p99: number };
+    /** CPU time per workflow of the server and of the floor's worker, from /proc. */
+    cpu_ms_per_workflow: { temporal: number; worker: number };
+    /** On the PostgreSQL server: PostgreSQL's own CPU per workflow. */
+    postgres_cpu_ms_per_workflow?: number;
+    /** On the PostgreSQL server: workflow state changes written per workflow (see throughput). */
+    history_transactions_per_workflow?: number;
+  }[];
+}
+
+const FLOOR_QUEUE = 'bench-floor';
+
+/**
+ * Runs the floor on the stack's server with a worker of the decisions' settings (see
+ * tools/bench/floor-worker.cjs), which is stopped after: serial workflows, then a closed loop at
+ * each concurrency given, as the decisions are measured.
+ */
+export async function floor(
+  stack: BenchStack,
+  bundle: string,
+  runs: { serial: number; throughput: Record<number, number> },
+): Promise<FloorFigures> {
+  const worker = await stack.startFloorWorker(bundle, FLOOR_QUEUE);
+  const run = async () => {
+    const handle = await stack.client.workflow.start('bareWorkflow', {
+      taskQueue: FLOOR_QUEUE,
+      workflowId: `bench-floor-${randomUUID()}`,
+      args: [PHASES, true],
+    });
+    await handle.result();
+  };
+  try {
+    for (let i = 0; i < 3; i++) await run(); // warm-up, as for the decisions
+    const latencies: number[] = [];
+    for (let i = 0; i < runs.serial; i++) {
+      const t0 = performance.now();
+      await run();
+      latencies.push(performance.now() - t0);
+    }
+    const concurrency: FloorFigures['concurrency'] = [];
+    for (const [c, workflows] of Object.entries(runs.throughput)) {
+      const cpu = cpuMeter({ temporal: stack.temporalPid, worker: worker.pid });
+      const postgresBefore = stack.store === 'postgres' ? postgresCpuMs() : null;
+      const transactionsBefore = stack.historyTransactions();
+      const times: number[] = [];
+      const seconds = await closedLoop(Number(c), workflows, async () => {
+        const t0 = performance.now();
+        await run();
+        times.push(performance.now() - t0);
+      });
+      concurrency.push({
+        concurrency: Number(c),
+        workflows,
+        per_second: round(workflows / seconds, 2),
+        latency_ms: spread(times),
+        cpu_ms_per_workflow: cpu(workflows),
+        ...(postgresBefore === null || transactionsBefore === null
+          ? {}
+          : {
+              postgres_cpu_ms_per_workflow: round(
+                (postgresCpuMs() - postgresBefore) / workflows,
+                1,
+              ),
+              history_transactions_per_workflow: await settledTransactions(
+                stack,
+                transactionsBefore,
+                workflows,
+              ),
+            }),
+      });
+    }
+    return {
+      serial: {
+        workflows: runs.serial,
+        latency_ms: spread(latencies),
+        per_step_ms: spread(
+          latencies.map((l) => l / PHASES),
+          2,
+        ),
+      },
+      concurrency,
+    };
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** A floor's figures in one line of the bench's log. */
+export function describeFloor(f: FloorFigures): string {
+  const rates = f.concurrency.map((c) => `${c.per_second}/s at ${c.concurrency}`).join(', ');
+  return `p50 ${f.serial.latency_ms.p50} ms (${f.serial.per_step_ms.p50} ms/step), ${rates}`;
 }
