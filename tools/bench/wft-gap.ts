@@ -15,6 +15,7 @@
 // by commas: `key=value` adds `--dynamic-config-value key=value` to the dev server's flags,
 // `worker.<option>=value` sets a WorkerOptions field, `eager=false` lets no activity start eagerly,
 // `sqlite=true` keeps the server's state in a SQLite file (a fresh one each run),
+// `shape.<option>=value` adds one of a decision's features to the workflow (see BareShape),
 // `server.<flag>=value` adds a start-dev flag. Values are JSON where they parse as JSON, else
 // strings. E.g.:
 //   npx tsx tools/bench/wft-gap.ts default 'one-partition:matching.numTaskqueueReadPartitions=1'
@@ -37,7 +38,7 @@ import { findTemporalCli } from '../temporal/cli';
 import { startDevServer } from '../temporal/dev-server';
 import { freePort } from '../process/ports';
 import { closedLoop, eventMs, percentile, processUsage, round } from './measure';
-import type { bareWorkflow } from './bare-workflow';
+import type { BareShape, bareWorkflow } from './bare-workflow';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -51,6 +52,8 @@ interface Variant {
   eager: boolean;
   /** On a SQLite file of its own (fresh each run) instead of in memory. */
   sqlite: boolean;
+  /** What the workflow does beside its steps (see BareShape). */
+  shape: BareShape;
 }
 
 /** The hops of one workflow's history, each a list of samples in milliseconds. */
@@ -161,7 +164,14 @@ function jsonOrString(text: string): unknown {
 function parseVariant(spec: string): Variant {
   const at = spec.indexOf(':');
   const label = at < 0 ? spec : spec.slice(0, at);
-  const variant: Variant = { label, serverArgs: [], worker: {}, eager: true, sqlite: false };
+  const variant: Variant = {
+    label,
+    serverArgs: [],
+    worker: {},
+    eager: true,
+    sqlite: false,
+    shape: {},
+  };
   if (!label) throw new Error(`variant "${spec}" has no label`);
   if (at < 0) return variant;
   for (const change of spec.slice(at + 1).split(',')) {
@@ -175,6 +185,8 @@ function parseVariant(spec: string): Variant {
     } else if (key.startsWith('worker.')) {
       (variant.worker as Record<string, unknown>)[key.slice('worker.'.length)] =
         jsonOrString(value);
+    } else if (key.startsWith('shape.')) {
+      (variant.shape as Record<string, unknown>)[key.slice('shape.'.length)] = jsonOrString(value);
     } else if (key.startsWith('server.')) {
       variant.serverArgs.push(`--${key.slice('server.'.length)}`, value);
     } else {
@@ -227,7 +239,8 @@ async function runVariant(
     namespace: 'default',
     taskQueue,
     workflowBundle,
-    activities: { noop: () => Promise.resolve() },
+    // An activity given a payload answers with as many bytes.
+    activities: { noop: (input?: string) => Promise.resolve(input) },
     ...variant.worker,
   });
   const running = worker.run();
@@ -237,7 +250,7 @@ async function runVariant(
       await client.workflow.execute<typeof bareWorkflow>('bareWorkflow', {
         taskQueue,
         workflowId: id,
-        args: [steps, variant.eager],
+        args: [steps, variant.eager, variant.shape],
       });
       return performance.now() - started;
     };
