@@ -15,6 +15,7 @@ import { retryDecision, type RetryResult } from '../operations/retry';
 import { DecisionReads } from '../projection/decision-reads';
 import { createProjection } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
+import { workflowBundleOptions } from '../temporal/workflow-bundle';
 import {
   deploymentNameFor,
   deploymentReport,
@@ -338,7 +339,7 @@ export function program(): Command {
             for await (const h of client.workflow.list({ query }).intoHistories())
               histories.push(h);
           }
-          return replayHistories(histories, { workflowsPath: require.resolve('../workflows') });
+          return replayHistories(histories, workflowBundleOptions());
         });
         emit(outcomes, opts.json, formatReplay);
         if (outcomes.some((o) => !o.ok)) process.exitCode = 1;

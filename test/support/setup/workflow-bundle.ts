@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { workflowBundleOptions } from '../../../src/temporal/workflow-bundle';
 import { acquire } from './shared';
 import './provided';
 
@@ -16,7 +17,8 @@ export default async function setup(project: TestProject) {
     const dir = mkdtempSync(join(tmpdir(), 'decision-tests-'));
     try {
       const { code } = await bundleWorkflowCode({
-        workflowsPath: resolve(__dirname, '../../../src/workflows/index.ts'),
+        // As the workers bundle it: the same workflows, the same modules loaded once.
+        ...workflowBundleOptions(),
         logger: { trace() {}, debug() {}, info() {}, warn: log, error: log, log() {} },
       });
       const path = join(dir, 'workflow-bundle.js');
