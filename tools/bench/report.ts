@@ -580,6 +580,23 @@ function floorSection(r: BenchResults): string[] {
   ];
 }
 
+/** What the floor says about the throughput: where a decision's CPU goes beyond the floor's. */
+function floorReading(r: BenchResults): string[] {
+  const server = memoryRatio(r, 'server CPU per workflow at 32 in flight');
+  const worker = memoryRatio(r, 'worker CPU per workflow at 32 in flight');
+  const rate = memoryRatio(r, 'per second at 32 in flight');
+  if (!server || !worker || !rate) return [];
+  return [
+    `  The floor costs ${server.floor} ms of server CPU and ${worker.floor} ms of worker CPU per workflow and runs ${rate.floor}/s;`,
+    `  a decision costs ${server.ratio}× and ${worker.ratio}× that. The server's extra is a decision's shape: its`,
+    '  retrieval fan-out (an activity per information need), larger payloads, its search attributes and',
+    "  projection markers (docs/bench-findings.md measures each on the bare workflow). The worker's is",
+    "  mostly the phases' own work, which no-op activities do not do (prompts, the offline model,",
+    '  schema checks, the knowledge base, the Redis writes around each call), and a local activity',
+    '  per phase, which doubles the activations of a workflow task.',
+  ];
+}
+
 /** The reading of this run's figures, target by target, computed from them. */
 function whereTimeGoes(r: BenchResults): string[] {
   const h = r.memory_serial.hops_per_phase_ms;
@@ -605,14 +622,12 @@ function whereTimeGoes(r: BenchResults): string[] {
     `  The in-process bound does a phase in ${round(r.in_process.serial_latency_ms.p50 / 10, 2)} ms: the rest is what durability costs here.`,
     `- **Throughput (${at32.per_second}/s at 32).** It is CPU-bound: a decision costs ${cpu.temporal} ms of the Temporal`,
     `  server's CPU, ${cpu.worker} ms of the worker's and ${cpu.api} ms of the API's, ${round(cpuTotal)} ms in all, so ${cores} cores`,
-    `  finish at most ≈ ${round(ceiling, 1)} decisions/s, whatever the concurrency. Reaching 20/s needs ≤ ${round((cores * 1000) / 20)} ms per`,
-    '  decision in all: the dev server alone spends more; a server on its own machine (see',
-    '  docs/DEPLOYMENT.md) and more workers move it, this machine cannot.',
+    `  finish at most ≈ ${round(ceiling, 1)} decisions/s, whatever the concurrency.`,
+    ...floorReading(r),
     `- **Worker memory (${inFlight.in_flight_rss_mb} MB with ${inFlight.in_flight} in flight).** ${inFlight.idle_rss_mb} MB idle (Node, the SDK's Rust core,`,
     `  one workflow thread), then ≈ ${inFlight.per_cached_decision_kb} KB per decision in flight at the peak, most of it heap`,
-    '  between collections rather than the cache (see Worker memory). Sharing the SDK and domain modules across',
-    '  workflows (`preloadModules`) changed nothing measurable and was left out; the prebuilt bundle',
-    '  without tracing interceptors took the largest share off (see the changes below).',
+    '  between collections rather than the cache (see Worker memory); the prebuilt bundle without',
+    '  tracing interceptors took the largest share off (see the changes below).',
     `- **Status reads (p99 ${reads.latency_ms.p99} ms, ${reads.achieved_per_second}/s of ${reads.target_per_second}/s).** One API process serves them at`,
     `  ${reads.cpu_ms_per_request.api} ms of CPU each, which caps it near ${round(1000 / Math.max(0.001, reads.cpu_ms_per_request.api))}/s on one core, while the load`,
     '  generator shares the other core with Redis: the tail is queueing in a saturated process.',
