@@ -65,8 +65,10 @@ const redisAway = () =>
 describe('the provider limit in Redis', () => {
   let store: ReturnType<typeof testProjection>;
   let n = 0;
-  beforeAll(() => {
+  beforeAll(async () => {
     store = testProjection();
+    // Connected: a limiter counts in memory while its client is not ready.
+    await store.redis.ping();
   });
   afterAll(() => store?.cleanup());
 
@@ -168,19 +170,32 @@ describe('the provider limit in Redis', () => {
   it('never lets more than the limit through in any window: two workers, a burst at the turn of a window', async () => {
     const prefix = fresh();
     const model = new TimedModel();
-    const limiter = () => limiterOn(prefix, { requestsPerMinute: 4 }, 2);
+    const errors: unknown[] = [];
+    const limiter = () =>
+      limiterOn(prefix, { requestsPerMinute: 4 }, 2, store.redis, {
+        onStoreError: (err) => errors.push(err),
+      });
     await burstAtTheTurn(
       withProviderLimit(model, limiter(), KEY),
       withProviderLimit(model, limiter(), KEY),
       model,
     );
+    // Counted in Redis, not in each limiter's memory.
+    expect(errors).toEqual([]);
   });
 
   it('never lets more than the limit through in any window: two workers, calls at random times', async () => {
     const prefix = fresh();
     const model = new TimedModel();
+    const errors: unknown[] = [];
     const workers = [1, 2].map(() =>
-      withProviderLimit(model, limiterOn(prefix, { requestsPerMinute: 5 }, 1), KEY),
+      withProviderLimit(
+        model,
+        limiterOn(prefix, { requestsPerMinute: 5 }, 1, store.redis, {
+          onStoreError: (err) => errors.push(err),
+        }),
+        KEY,
+      ),
     );
     const started = Date.now();
     await Promise.all(
@@ -190,6 +205,7 @@ describe('the provider limit in Redis', () => {
       }),
     );
     expect(model.at).toHaveLength(24);
+    expect(errors).toEqual([]);
     expect(mostInWindow(model.at, 1000)).toBeLessThanOrEqual(5);
     // Busy from the start: 24 calls at 5 a second end within five windows of the first.
     expect(Math.max(...model.at) - started).toBeLessThan(5 * 1100 + 500);
