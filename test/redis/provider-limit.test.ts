@@ -20,6 +20,7 @@ import { request, RESERVED } from '../support/budget';
 import { CANNED_QUERY } from '../support/canned-outputs';
 import { testProjection, waitFor } from '../support/context';
 import { startFakeOpenAI } from '../support/fake-openai-server';
+import { mostInWindow } from '../../tools/bench/measure';
 
 /** A model that records when each call reached it and answers after `delayMs`, or as told. */
 class TimedModel implements LanguageModel {
@@ -40,17 +41,6 @@ class TimedModel implements LanguageModel {
 }
 
 const KEY = 'openai:api.example.com:gpt-test';
-
-/** The most of `times` (ms) that any span of `windowMs`, wherever it starts, holds. */
-function mostInWindow(times: readonly number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[j]! <= sorted[i]! - windowMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -11,6 +11,7 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
+import { providerLimit } from './provider-limit';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
@@ -27,6 +28,9 @@ import {
 const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
+/** The parts `--only` runs alone. */
+const PARTS = ['live-output', 'provider-limit'];
+
 // How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
 const SIZES = {
   full: {
@@ -41,6 +45,8 @@ const SIZES = {
     sqliteDecisions: 200,
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
     live: { decisions: 50, rounds: 2, warmup: 3 },
+    // Enough to keep 600 calls a minute busy for over three minutes (about 14 calls each).
+    providerLimit: 150,
   },
   quick: {
     serial: 10,
@@ -54,6 +60,7 @@ const SIZES = {
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
+    providerLimit: 80,
   },
 };
 
@@ -68,7 +75,7 @@ async function main(): Promise<void> {
     )
     .option(
       '--only <part>',
-      'run one part and put its figures into the results already in --out (parts: live-output)',
+      `run one part and put its figures into the results already in --out (parts: ${PARTS.join(', ')})`,
     )
     .parse(process.argv)
     .opts<{ quick?: boolean; out?: string; step?: string; only?: string }>();
@@ -79,8 +86,8 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
 
-  if (options.only !== undefined && options.only !== 'live-output') {
-    throw new Error(`--only: no part "${options.only}" (parts: live-output)`);
+  if (options.only !== undefined && !PARTS.includes(options.only)) {
+    throw new Error(`--only: no part "${options.only}" (parts: ${PARTS.join(', ')})`);
   }
   // Read first: figures of one part with no results to join fail before the run, not after.
   const earlier = options.only !== undefined ? readResults(outDir) : null;
@@ -99,10 +106,16 @@ async function main(): Promise<void> {
       intervalMs: LIVE_INTERVAL_MS,
       log,
     });
+  // Two workers sharing LLM_REQUESTS_PER_MINUTE=600 against a model server that enforces it.
+  const limit = () => providerLimit({ binaries, bundle, decisions: size.providerLimit, log });
   if (earlier) {
     try {
-      log('live output alone');
-      const written = await writeResults({ ...earlier, live_output: await live() }, outDir);
+      log(`${options.only} alone`);
+      const part =
+        options.only === 'provider-limit'
+          ? { provider_limit: await limit() }
+          : { live_output: await live() };
+      const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
       rmSync(bundleDir, { recursive: true, force: true });
@@ -207,6 +220,7 @@ async function main(): Promise<void> {
     await stopAll();
 
     const liveFigures = await live();
+    const limitFigures = await limit();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -234,6 +248,7 @@ async function main(): Promise<void> {
         concurrency_128: postgres128,
       },
       live_output: liveFigures,
+      provider_limit: limitFigures,
       in_process: bound,
       bullmq: {
         ...bull,
