@@ -20,9 +20,9 @@ export interface ProviderLimiterOptions {
   /** The limit's window in seconds: 60, the providers' minute; tests use less. */
   windowSeconds?: number;
   /**
-   * How much longer than the window a call stays counted, in ms (default 500): the time a call
+   * How much longer than the window a call stays counted, in ms (default 1000): the time a call
    * may take from its grant to the provider, so that calls granted a window apart reach it a
-   * window apart even when the earlier one was slower on its way.
+   * window apart even when the earlier one was slower on its way (a busy event loop, the network).
    */
   marginMs?: number;
   /** Told each time Redis does not answer: the call is then limited by this worker alone. */
@@ -285,7 +285,7 @@ export class ProviderLimiter {
     private readonly options: ProviderLimiterOptions = {},
   ) {
     const windowMs = (options.windowSeconds ?? 60) * 1000;
-    const counted = Math.ceil(windowMs + (options.marginMs ?? 500));
+    const counted = Math.ceil(windowMs + (options.marginMs ?? 1000));
     this.shared = new RedisLog(redis, prefix, limits, counted);
     this.local = new MemoryLog(limits, counted);
   }

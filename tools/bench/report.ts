@@ -707,7 +707,7 @@ function limitSection(p: ProviderLimitFigures | undefined, machine: Machine | un
     ),
     '',
     'The limit is a sliding log in Redis: no minute, wherever it starts, holds more grants than the',
-    'limit, and each grant counts half a second past its minute, for its way to the provider. With',
+    'limit, and each grant counts a second past its minute, for its way to the provider. With',
     "far more calls waiting than the limit lets through, the first minute's calls go at once and",
     'each later call goes when one of a minute before has left: the pattern of the first minute',
     "repeats. A phase's wait is its activity's last attempt, start to completion, less the model's",

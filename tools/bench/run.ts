@@ -45,8 +45,8 @@ const SIZES = {
     sqliteDecisions: 200,
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
     live: { decisions: 50, rounds: 2, warmup: 3 },
-    // Enough to keep 600 calls a minute busy for over three minutes (about 14 calls each).
-    providerLimit: 150,
+    // 12 calls each: four minutes' worth of 600 calls, so the limit is busy over three minutes.
+    providerLimit: 200,
   },
   quick: {
     serial: 10,
@@ -60,7 +60,7 @@ const SIZES = {
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
-    providerLimit: 80,
+    providerLimit: 110,
   },
 };
 
