@@ -20,7 +20,7 @@ export interface ProviderLimiterOptions {
   /** The limit's window in seconds: 60, the providers' minute; tests use less. */
   windowSeconds?: number;
   /**
-   * How much longer than the window a call stays counted, in ms (default 1000): the time a call
+   * How much longer than the window a call stays counted, in ms (default 2000): the time a call
    * may take from its grant to the provider, so that calls granted a window apart reach it a
    * window apart even when the earlier one was slower on its way (a busy event loop, the network).
    */
@@ -285,7 +285,7 @@ export class ProviderLimiter {
     private readonly options: ProviderLimiterOptions = {},
   ) {
     const windowMs = (options.windowSeconds ?? 60) * 1000;
-    const counted = Math.ceil(windowMs + (options.marginMs ?? 1000));
+    const counted = Math.ceil(windowMs + (options.marginMs ?? 2000));
     this.shared = new RedisLog(redis, prefix, limits, counted);
     this.local = new MemoryLog(limits, counted);
   }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { mostInWindow } from '../../tools/bench/measure';
 import { createModelServer, type ReceivedRequests } from '../../tools/bench/model-server';
-import { perMinute } from '../../tools/bench/provider-limit';
+import { perMinute, shortestSpan } from '../../tools/bench/provider-limit';
 
 describe("the bench's provider limit figures", () => {
   it('count the most calls in any window, wherever it starts', () => {
@@ -11,6 +11,11 @@ describe("the bench's provider limit figures", () => {
     // A call a window after another is in the next window, not in the same.
     expect(mostInWindow([0, 1000, 2000], 1000)).toBe(1);
     expect(mostInWindow([], 1000)).toBe(0);
+  });
+
+  it('find the shortest time in which one call more than a limit fell', () => {
+    expect(shortestSpan([0, 500, 61_000, 61_200, 200_000], 3)).toBe(60.7);
+    expect(shortestSpan([0, 500], 3)).toBeNull();
   });
 
   it('count calls a minute over the whole minutes from the first call', () => {

@@ -29,6 +29,8 @@ export interface ProviderLimitFigures {
   refused_429: number;
   /** The most calls the model server saw in any 60 s, wherever they start. */
   max_in_any_minute: number;
+  /** The shortest time in which it saw one call more than the limit: 60 s or more, none too many. */
+  shortest_over_limit_s: number | null;
   /** First call → last call at the model server. */
   busy_seconds: number;
   /** Calls in the whole minutes from the first call, per minute (the limit was busy in each). */
@@ -55,6 +57,16 @@ export function perMinute(times: readonly number[]): { perMinute: number; minute
   const minutes = Math.max(1, Math.floor((Math.max(...times) - first) / MINUTE_MS));
   const within = times.filter((t) => t < first + minutes * MINUTE_MS).length;
   return { perMinute: round(within / minutes, 1), minutes };
+}
+
+/** The shortest time (s) in which `count` of `times` (ms) fell; null when there are fewer. */
+export function shortestSpan(times: readonly number[], count: number): number | null {
+  const sorted = [...times].sort((a, b) => a - b);
+  let shortest = Infinity;
+  for (let i = 0; i + count - 1 < sorted.length; i++) {
+    shortest = Math.min(shortest, sorted[i + count - 1]! - sorted[i]!);
+  }
+  return Number.isFinite(shortest) ? round(shortest / 1000, 2) : null;
 }
 
 type HistoryEvents = Awaited<ReturnType<BenchStack['history']>>;
@@ -159,6 +171,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
       requests: arrivals.length,
       refused_429: received.refused,
       max_in_any_minute: mostInWindow(arrivals, MINUTE_MS),
+      shortest_over_limit_s: shortestSpan(arrivals, LIMIT + 1),
       busy_seconds:
         arrivals.length > 0 ? round((Math.max(...arrivals) - Math.min(...arrivals)) / 1000) : 0,
       requests_per_minute: rate.perMinute,
