@@ -146,7 +146,18 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
     });
     await stack.addWorker('bench');
     log(`${options.decisions} decisions at once, ${WORKERS} workers, ${LIMIT} requests a minute`);
-    const ids = await Promise.all(Array.from({ length: options.decisions }, () => stack!.create()));
+    // Created 16 at a time: hundreds of creates at once on two busy cores outwait the API's
+    // deadline for Temporal.
+    const ids: string[] = [];
+    let asked = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (asked < options.decisions) {
+          asked += 1;
+          ids.push(await stack!.create());
+        }
+      }),
+    );
     const ends = await Promise.allSettled(ids.map((id) => stack!.completion(id)));
     const completed = ends.filter((e) => e.status === 'fulfilled').length;
     const res = await fetch(`http://127.0.0.1:${modelPort}/bench/requests`);
