@@ -18,13 +18,16 @@ describe("the bench's provider limit figures", () => {
     expect(shortestSpan([0, 500], 3)).toBeNull();
   });
 
-  it('count calls a minute over the whole minutes from the first call', () => {
+  it('count calls a minute over whole bursts of the limit', () => {
+    // Bursts of 600 every 62 s: 1200 calls from the first to the 1201st, 124 s apart.
     const times = [
       ...Array.from({ length: 600 }, (_, i) => i * 10),
-      ...Array.from({ length: 600 }, (_, i) => 60_000 + i * 10),
-      150_000,
+      ...Array.from({ length: 600 }, (_, i) => 62_000 + i * 10),
+      124_000,
+      124_010,
     ];
-    expect(perMinute(times)).toEqual({ perMinute: 600, minutes: 2 });
+    expect(perMinute(times, 600)).toEqual({ perMinute: 580.6, counted: 1200 });
+    expect(perMinute(times.slice(0, 600), 600)).toEqual({ perMinute: 0, counted: 0 });
   });
 });
 

@@ -33,9 +33,12 @@ export interface ProviderLimitFigures {
   shortest_over_limit_s: number | null;
   /** First call → last call at the model server. */
   busy_seconds: number;
-  /** Calls in the whole minutes from the first call, per minute (the limit was busy in each). */
+  /**
+   * Calls a minute while the limit was busy: `counted` calls (whole multiples of the limit) from
+   * the first call to the one after them, over the time between.
+   */
   requests_per_minute: number;
-  whole_minutes: number;
+  counted: number;
   /**
    * Time a phase's call waited for the limit, from the histories: its activity's last attempt
    * from start to completion, less the model's time the phase reported.
@@ -48,15 +51,20 @@ export interface ProviderLimitFigures {
 }
 
 /**
- * Calls a minute over the whole minutes from the first call (at least one): the last, partial
- * minute, where the calls run out, does not count.
+ * Calls a minute under a limit of `limit` a minute: the most whole multiples of the limit that
+ * have a call after them, over the time from the first call to that one. Calls go in bursts
+ * (a minute's worth at once, then none until the first have left the window), so the time to a
+ * whole number of bursts is the rate; the last burst, where the calls run out, does not count.
  */
-export function perMinute(times: readonly number[]): { perMinute: number; minutes: number } {
-  if (times.length === 0) return { perMinute: 0, minutes: 0 };
-  const first = Math.min(...times);
-  const minutes = Math.max(1, Math.floor((Math.max(...times) - first) / MINUTE_MS));
-  const within = times.filter((t) => t < first + minutes * MINUTE_MS).length;
-  return { perMinute: round(within / minutes, 1), minutes };
+export function perMinute(
+  times: readonly number[],
+  limit: number,
+): { perMinute: number; counted: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  const counted = Math.floor((sorted.length - 1) / limit) * limit;
+  if (counted === 0) return { perMinute: 0, counted: 0 };
+  const ms = sorted[counted]! - sorted[0]!;
+  return { perMinute: round((counted * MINUTE_MS) / ms, 1), counted };
 }
 
 /** The shortest time (s) in which `count` of `times` (ms) fell; null when there are fewer. */
@@ -170,7 +178,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
       retried += found.retried;
     }
     const { arrivals } = received;
-    const rate = perMinute(arrivals);
+    const rate = perMinute(arrivals, LIMIT);
     const figures: ProviderLimitFigures = {
       date: new Date().toISOString(),
       machine: thisMachine(),
@@ -186,7 +194,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
       busy_seconds:
         arrivals.length > 0 ? round((Math.max(...arrivals) - Math.min(...arrivals)) / 1000) : 0,
       requests_per_minute: rate.perMinute,
-      whole_minutes: rate.minutes,
+      counted: rate.counted,
       wait_ms: {
         p50: Math.round(percentile(waits, 50)),
         p99: Math.round(percentile(waits, 99)),

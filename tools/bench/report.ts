@@ -700,7 +700,10 @@ function limitSection(p: ProviderLimitFigures | undefined, machine: Machine | un
           p.shortest_over_limit_s === null ? '—' : `${p.shortest_over_limit_s} s`,
         ],
         ['answered 429', p.refused_429],
-        [`calls a minute over the first ${p.whole_minutes} whole minute(s)`, p.requests_per_minute],
+        [
+          `calls a minute, busy (the first ${p.counted} calls, first to ${p.counted + 1}st)`,
+          p.requests_per_minute,
+        ],
         ['decisions completed', `${p.decisions_completed} of ${p.decisions}`],
         [
           "a phase's wait for the limit p50 · p99 · longest",
@@ -712,10 +715,11 @@ function limitSection(p: ProviderLimitFigures | undefined, machine: Machine | un
     '',
     'The limit is a sliding log in Redis: no minute, wherever it starts, holds more grants than the',
     'limit, and each grant counts two seconds past its minute, for its way to the provider. With',
-    "far more calls waiting than the limit lets through, the first minute's calls go at once and",
-    'each later call goes when one of a minute before has left: the pattern of the first minute',
-    "repeats. A phase's wait is its activity's last attempt, start to completion, less the model's",
-    'time it reported.',
+    "far more calls waiting than the limit lets through, the first minute's calls go within",
+    'seconds and each later call goes when one of a minute (and two seconds) before has left: the',
+    `first burst repeats every 62 s, hence at most ${p.limit_per_minute} × 60 / 62 ≈ ${Math.floor((p.limit_per_minute * 60) / 62)} calls a minute. A`,
+    "phase's wait is its activity's last attempt, start to completion, less the model's time it",
+    'reported.',
   ];
 }
 
