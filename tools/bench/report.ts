@@ -717,7 +717,7 @@ function limitSection(p: ProviderLimitFigures | undefined, machine: Machine | un
     'limit, and each grant counts two seconds past its minute, for its way to the provider. With',
     "far more calls waiting than the limit lets through, the first minute's calls go within",
     'seconds and each later call goes when one of a minute (and two seconds) before has left: the',
-    `first burst repeats every 62 s, hence at most ${p.limit_per_minute} × 60 / 62 ≈ ${Math.floor((p.limit_per_minute * 60) / 62)} calls a minute. A`,
+    `first burst repeats every 62 s, hence at most ${p.limit_per_minute} × 60 / 62 ≈ ${Math.round((p.limit_per_minute * 60) / 62)} calls a minute. A`,
     "phase's wait is its activity's last attempt, start to completion, less the model's time it",
     'reported.',
   ];
