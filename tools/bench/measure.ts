@@ -31,6 +31,17 @@ export function percentile(samples: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** The most of `times` (ms) that any span of `windowMs`, wherever it starts, holds. */
+export function mostInWindow(times: readonly number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[j]! <= sorted[i]! - windowMs) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
+
 export function mean(samples: readonly number[]): number {
   return samples.length === 0 ? NaN : samples.reduce((a, b) => a + b, 0) / samples.length;
 }

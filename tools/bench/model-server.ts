@@ -11,7 +11,22 @@ export interface ModelServerOptions {
   chunks: number;
   /** Time between two chunks: a call lasts about `chunks × intervalMs`. */
   intervalMs: number;
+  /**
+   * The provider's limit: a call that would make more than this many in the trailing minute is
+   * answered 429 with Retry-After (until the oldest has left it); 0 or absent: none.
+   */
+  limitPerMinute?: number;
 }
+
+/** Every call that reached the server since it started (`GET /bench/requests`). */
+export interface ReceivedRequests {
+  /** When each arrived (wallClockMs), refused ones too, in order. */
+  arrivals: number[];
+  /** Calls answered 429 for the limit. */
+  refused: number;
+}
+
+const MINUTE_MS = 60_000;
 
 /** What the server has sent since it was last asked: when each marker left it, and the calls. */
 export interface SentMarkers {
@@ -42,11 +57,25 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  * in its `response_format` (see markedAnswer), streamed as Server-Sent Events when the request
  * says `stream: true` (a chunk every `intervalMs`, each carrying a marker whose send time it
  * records), else in one response after the same time. `GET /bench/markers` hands over what was
- * sent and forgets it.
+ * sent and forgets it; `GET /bench/requests`, when every call arrived. With a limit, it answers a
+ * call over it 429, as a provider does.
  */
 export function createModelServer(options: ModelServerOptions) {
   let markers = 0;
   let record: SentMarkers = { sent: {}, calls: 0, streamed: 0, chunks: 0, aborted: 0 };
+  const received: ReceivedRequests = { arrivals: [], refused: 0 };
+  // The calls answered within the trailing minute, oldest first from `oldest`.
+  const answered: number[] = [];
+  let oldest = 0;
+  /** Ms until the call arriving `at` fits the limit; 0 when it does (and it is then counted). */
+  const overLimit = (at: number): number => {
+    const limit = options.limitPerMinute ?? 0;
+    if (limit <= 0) return 0;
+    while (oldest < answered.length && answered[oldest]! <= at - MINUTE_MS) oldest += 1;
+    if (answered.length - oldest >= limit) return answered[oldest]! + MINUTE_MS - at;
+    answered.push(at);
+    return 0;
+  };
 
   const answer = (res: ServerResponse, body: ChatBody) => {
     const schema = body.response_format?.json_schema?.schema;
@@ -161,14 +190,30 @@ export function createModelServer(options: ModelServerOptions) {
       sendJson(res, 200, taken);
       return;
     }
+    if (req.method === 'GET' && url === '/bench/requests') {
+      sendJson(res, 200, received);
+      return;
+    }
     if (req.method !== 'POST' || url !== '/v1/chat/completions') {
       sendJson(res, 404, { error: { message: `no route ${req.method} ${req.url}` } });
       return;
     }
+    const at = wallClockMs();
+    received.arrivals.push(at);
+    const waitMs = overLimit(at);
     let raw = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (raw += chunk));
     req.on('end', () => {
+      if (waitMs > 0) {
+        received.refused += 1;
+        res.writeHead(429, {
+          'Content-Type': 'application/json',
+          'Retry-After': String(Math.ceil(waitMs / 1000)),
+        });
+        res.end(JSON.stringify({ error: { message: 'Rate limit reached for requests' } }));
+        return;
+      }
       let body: ChatBody;
       try {
         body = JSON.parse(raw) as ChatBody;
@@ -183,14 +228,17 @@ export function createModelServer(options: ModelServerOptions) {
 }
 
 // Run as its own process by the bench (node --import tsx tools/bench/model-server.ts <port>
-// <chunks> <interval ms>), so that its timers do not share an event loop with the clients.
+// <chunks> <interval ms> [<limit per minute>]), so that its timers do not share an event loop
+// with the clients.
 if (require.main === module) {
-  const [port, chunks, intervalMs] = process.argv.slice(2).map(Number);
-  if (![port, chunks, intervalMs].every((n) => Number.isInteger(n) && n! >= 0)) {
-    process.stderr.write('usage: model-server.ts <port> <chunks per answer> <interval in ms>\n');
+  const [port, chunks, intervalMs, limitPerMinute = 0] = process.argv.slice(2).map(Number);
+  if (![port, chunks, intervalMs, limitPerMinute].every((n) => Number.isInteger(n) && n! >= 0)) {
+    process.stderr.write(
+      'usage: model-server.ts <port> <chunks per answer> <interval in ms> [<limit per minute>]\n',
+    );
     process.exit(2);
   }
-  const server = createModelServer({ chunks: chunks!, intervalMs: intervalMs! });
+  const server = createModelServer({ chunks: chunks!, intervalMs: intervalMs!, limitPerMinute });
   server.keepAliveTimeout = 60_000;
   server.listen(port, '127.0.0.1', () =>
     process.stdout.write(`Model server listening on http://127.0.0.1:${port}\n`),

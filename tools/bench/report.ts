@@ -5,6 +5,7 @@ import type { LiveOutputFigures, LiveRunFigures } from './live-output';
 import type { Distribution } from './live-latency';
 import { LIVE_INTERVAL_MS } from '../../src/projection/live-channel';
 import type { PeerFigures } from './peers';
+import type { ProviderLimitFigures } from './provider-limit';
 import { describeMachine, round, type Hops, type Machine } from './measure';
 import type {
   FloorFigures,
@@ -48,6 +49,8 @@ export interface BenchResults {
   };
   /** Model output streamed to clients (absent from results written before it was measured). */
   live_output?: LiveOutputFigures;
+  /** Two workers under one provider limit (absent from results written before it was measured). */
+  provider_limit?: ProviderLimitFigures;
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -221,6 +224,18 @@ export function targets(r: BenchResults): Target[] {
             target: '≤ 50 ms',
             measured: `${r.live_output.on.latency_ms.p99} ms (p50 ${r.live_output.on.latency_ms.p50} ms)`,
             met: r.live_output.on.latency_ms.p99 <= 50,
+          },
+        ]
+      : []),
+    ...(r.provider_limit
+      ? [
+          {
+            what: `calls in any minute at the model server, limit ${r.provider_limit.limit_per_minute} a minute, ${r.provider_limit.workers} workers`,
+            target: `≤ ${r.provider_limit.limit_per_minute}, no 429`,
+            measured: `${r.provider_limit.max_in_any_minute}, ${r.provider_limit.refused_429} answered 429`,
+            met:
+              r.provider_limit.max_in_any_minute <= r.provider_limit.limit_per_minute &&
+              r.provider_limit.refused_429 === 0,
           },
         ]
       : []),
@@ -512,6 +527,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     ...onPostgres(r),
     ...sizing(r),
     ...liveSection(r.live_output, r.machine),
+    ...limitSection(r.provider_limit, r.machine),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -877,6 +893,59 @@ function liveSection(l: LiveOutputFigures | undefined, machine: Machine | undefi
     `Streaming costs the worker ${l.worker_cpu_ratio}× its CPU without: ${round(worker(on) - worker(off))} ms more per decision, of which`,
     `reading the stream is ${round(worker(l.unpublished) - worker(off))} ms and publishing it ${round(worker(on) - worker(l.unpublished))} ms (${on.live_stream_per_decision.entries} live events a decision);`,
     'on a shared machine, differences of a few ms are noise.',
+  ];
+}
+
+/** Two workers under one provider limit (see tools/bench/provider-limit.ts). */
+function limitSection(p: ProviderLimitFigures | undefined, machine: Machine | undefined): string[] {
+  if (!p) return [];
+  const elsewhere =
+    !machine || describeMachine(machine) !== describeMachine(p.machine)
+      ? `, on ${describeMachine(p.machine)}`
+      : '';
+  return [
+    '',
+    '## The provider limit',
+    '',
+    `${p.decisions} decisions started at once on one Temporal dev server and ${p.workers} workers, each with`,
+    `\`LLM_REQUESTS_PER_MINUTE=${p.limit_per_minute}\` and the \`openai\` provider (one Redis counting for both), against`,
+    `the bench's model server, which answers each call after ${p.call_ms / 1000} s, records when each arrived, and answers`,
+    `429 with \`Retry-After\` a call that would make more than ${p.limit_per_minute} in the trailing minute; measured on`,
+    `${p.date.slice(0, 10)}${elsewhere}, load average ${p.load_average.start} at its start and ${p.load_average.end} at its end.`,
+    '',
+    table(
+      ['figure', 'measured'],
+      [
+        ['calls seen by the model server', `${p.requests} in ${p.busy_seconds} s`],
+        [
+          'most calls in any 60 s (from its arrival times)',
+          `${p.max_in_any_minute} (limit ${p.limit_per_minute})`,
+        ],
+        [
+          `the shortest time in which it saw ${p.limit_per_minute + 1} calls`,
+          p.shortest_over_limit_s === null ? '—' : `${p.shortest_over_limit_s} s`,
+        ],
+        ['answered 429', p.refused_429],
+        [
+          `calls a minute, busy (the first ${p.counted} calls, first to ${p.counted + 1}st)`,
+          p.requests_per_minute,
+        ],
+        ['decisions completed', `${p.decisions_completed} of ${p.decisions}`],
+        [
+          "a phase's wait for the limit p50 · p99 · longest",
+          `${p.wait_ms.p50} · ${p.wait_ms.p99} · ${p.wait_ms.max} ms`,
+        ],
+        ['attempts retried after a wait cut at their deadline', p.retried_after_limit_wait],
+      ],
+    ),
+    '',
+    'The limit is a sliding log in Redis: no minute, wherever it starts, holds more grants than the',
+    'limit, and each grant counts two seconds past its minute, for its way to the provider. With',
+    "far more calls waiting than the limit lets through, the first minute's calls go within",
+    'seconds and each later call goes when one of a minute (and two seconds) before has left: the',
+    `first burst repeats every 62 s, hence at most ${p.limit_per_minute} × 60 / 62 ≈ ${Math.round((p.limit_per_minute * 60) / 62)} calls a minute. A`,
+    "phase's wait is its activity's last attempt, start to completion, less the model's time it",
+    'reported.',
   ];
 }
 

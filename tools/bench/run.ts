@@ -12,6 +12,7 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
+import { providerLimit } from './provider-limit';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
@@ -30,6 +31,9 @@ import {
 const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
+/** The parts `--only` runs alone. */
+const PARTS = ['live-output', 'provider-limit'];
+
 // How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
 const SIZES = {
   full: {
@@ -45,6 +49,8 @@ const SIZES = {
     floor: { serial: 30, throughput: { 32: 400, 128: 512 } as Record<number, number> },
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
     live: { decisions: 50, rounds: 2, warmup: 3 },
+    // 12 calls each: four minutes' worth of 600 calls, so the limit is busy over three minutes.
+    providerLimit: 200,
   },
   quick: {
     serial: 10,
@@ -59,6 +65,7 @@ const SIZES = {
     floor: { serial: 10, throughput: { 32: 96, 128: 128 } as Record<number, number> },
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
+    providerLimit: 110,
   },
 };
 
@@ -82,7 +89,7 @@ async function main(): Promise<void> {
     )
     .option(
       '--only <part>',
-      'run one part and put its figures into the results already in --out (parts: live-output)',
+      `run one part and put its figures into the results already in --out (parts: ${PARTS.join(', ')})`,
     )
     .parse(process.argv)
     .opts<{ quick?: boolean; out?: string; step?: string; only?: string }>();
@@ -93,8 +100,8 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
 
-  if (options.only !== undefined && options.only !== 'live-output') {
-    throw new Error(`--only: no part "${options.only}" (parts: live-output)`);
+  if (options.only !== undefined && !PARTS.includes(options.only)) {
+    throw new Error(`--only: no part "${options.only}" (parts: ${PARTS.join(', ')})`);
   }
   // Read first: figures of one part with no results to join fail before the run, not after.
   const earlier = options.only !== undefined ? readResults(outDir) : null;
@@ -115,10 +122,16 @@ async function main(): Promise<void> {
       intervalMs: LIVE_INTERVAL_MS,
       log,
     });
+  // Two workers sharing LLM_REQUESTS_PER_MINUTE=600 against a model server that enforces it.
+  const limit = () => providerLimit({ binaries, bundle, decisions: size.providerLimit, log });
   if (earlier) {
     try {
-      log('live output alone');
-      const written = await writeResults({ ...earlier, live_output: await live() }, outDir);
+      log(`${options.only} alone`);
+      const part =
+        options.only === 'provider-limit'
+          ? { provider_limit: await limit() }
+          : { live_output: await live() };
+      const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
       rmSync(bundleDir, { recursive: true, force: true });
@@ -236,6 +249,7 @@ async function main(): Promise<void> {
     await stopAll();
 
     const liveFigures = await live();
+    const limitFigures = await limit();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -264,6 +278,7 @@ async function main(): Promise<void> {
         concurrency_128: postgres128,
       },
       live_output: liveFigures,
+      provider_limit: limitFigures,
       in_process: bound,
       bullmq: {
         ...bull,
