@@ -248,6 +248,54 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
     );
   });
 
+  it('answers a finished decision from its cached bytes exactly as c.json answers the same record', async () => {
+    const id = await decision({
+      status: 'completed',
+      current_phase: null,
+      // Characters of two and three bytes in UTF-8: the body's length is its bytes', not its characters'.
+      query: 'Should we move billing to a managed Postgres — for Zürich’s team?',
+      completed_at: new Date().toISOString(),
+      result: {
+        query: 'Should we move billing to a managed Postgres — for Zürich’s team?',
+        decision: CANNED.compileResult,
+        phases: CANNED,
+        usage: { model_calls: 10, input_tokens: 100, output_tokens: 50, latency_ms: 5 },
+      },
+    });
+    const cached = await listen();
+    // The same record, but a fresh copy at each read: never frozen, so served through c.json.
+    const fresh = await listen({
+      decisions: new DecisionService({
+        client: new Client({ connection }),
+        projection: {
+          ...store.projection,
+          entry: async (at: string) => {
+            const entry = await store.projection.entry(at);
+            return entry && { ...entry, record: structuredClone(entry.record) };
+          },
+          list: (query) => store.projection.list(query),
+          write: (...args) => store.projection.write(...args),
+          expectRun: (at, run) => store.projection.expectRun(at, run),
+        },
+        taskQueue: uniqueName('edges'),
+      }),
+    });
+    const read = async (port: number) => {
+      const res = await send(port, `/decisions/${id}`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      const { date: _date, 'x-request-id': _id, ...headers } = res.headers;
+      return { status: res.statusCode, headers, body: Buffer.concat(chunks) };
+    };
+    const reference = await read(fresh);
+    const { seq: _seq, ...stored } = (await store.projection.get(id))!;
+    expect(Object.isFrozen(stored.result)).toBe(true);
+    expect(JSON.parse(reference.body.toString('utf8'))).toEqual(stored);
+    // The first read keeps the record and its bytes; the second is served from them.
+    for (let i = 0; i < 2; i++) expect(await read(cached)).toEqual(reference);
+    expect(reference.headers['content-length']).toBe(String(reference.body.length));
+  });
+
   it('answers 404 on every route for an id no decision can have, as for any unknown id', async () => {
     const port = await listen();
     for (const length of [256, 1001, 5000]) {
