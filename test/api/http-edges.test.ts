@@ -331,6 +331,59 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
     }
   });
 
+  it('reads a body sent with its length or in chunks alike; past the limit either way, a 413', async () => {
+    const port = await listen();
+    /** POSTs the body in two writes: without a Content-Length, Node sends it chunked. */
+    const chunked = (body: string) =>
+      new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/decisions',
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            agent: false,
+          },
+          resolve,
+        );
+        req.on('error', reject);
+        const bytes = Buffer.from(body);
+        // Split inside a character of two bytes: the body is decoded whole, not chunk by chunk.
+        const cut = bytes.indexOf(Buffer.from('ü')) + 1;
+        req.write(bytes.subarray(0, cut));
+        req.end(bytes.subarray(cut));
+      });
+    const json = async (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+    };
+    const client = new Client({ connection });
+    for (const [how, post] of [
+      [
+        'with its length',
+        (body: string) =>
+          send(port, '/decisions', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body,
+          }),
+      ],
+      ['in chunks', chunked],
+    ] as const) {
+      const query = `Should Zürich’s billing move ${how}?`;
+      const res = await post(JSON.stringify({ query }));
+      const created = await json(res);
+      expect(`${how} ${res.statusCode}`).toBe(`${how} 202`);
+      const described = await client.workflow.getHandle(created.process_id as string).describe();
+      expect(described.memo?.query).toBe(query);
+      const tooLarge = await post(JSON.stringify({ query: `ü${'x'.repeat(70 * 1024)}` }));
+      expect(`${how} ${tooLarge.statusCode}`).toBe(`${how} 413`);
+      expect(await json(tooLarge)).toMatchObject({ status: 413, instance: '/decisions' });
+    }
+  });
+
   it('closes the connection cleanly after a 413, so the next request on a kept-alive agent works', async () => {
     const port = await listen();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
