@@ -3,6 +3,7 @@ import { DEFAULT_LIMITS, type DecisionBudget } from '../domain/decision';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Redis } from 'ioredis';
@@ -211,20 +212,25 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       }),
     );
   }
-  const limitBody = bodyLimit({
-    maxSize: maxBodyBytes,
-    onError: (c) =>
-      problemResponse(
-        c,
-        problem(413, `The request body is larger than ${maxBodyBytes} bytes`, {
-          instance: c.req.path,
-        }),
-      ),
+  const tooLarge = (c: Context) =>
+    problemResponse(
+      c,
+      problem(413, `The request body is larger than ${maxBodyBytes} bytes`, {
+        instance: c.req.path,
+      }),
+    );
+  const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
+  // Reads carry no body; looking for one makes the Node adapter build a full Request for each. A
+  // declared length is checked as bodyLimit checks it, without looking for the body either: the
+  // adapter then reads the body from the socket itself, not through a web stream.
+  app.use(async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const length = c.req.header('Content-Length');
+    if (length === undefined || c.req.header('Transfer-Encoding') !== undefined) {
+      return limitBody(c, next);
+    }
+    return parseInt(length, 10) > maxBodyBytes ? tooLarge(c) : next();
   });
-  // Reads carry no body; looking for one makes the Node adapter build a full Request for each.
-  app.use((c, next) =>
-    c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next),
-  );
 
   registerHealthRoutes(app, deps);
   registerDocsRoutes(app);

@@ -248,6 +248,54 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
     );
   });
 
+  it('answers a finished decision from its cached bytes exactly as c.json answers the same record', async () => {
+    const id = await decision({
+      status: 'completed',
+      current_phase: null,
+      // Characters of two and three bytes in UTF-8: the body's length is its bytes', not its characters'.
+      query: 'Should we move billing to a managed Postgres — for Zürich’s team?',
+      completed_at: new Date().toISOString(),
+      result: {
+        query: 'Should we move billing to a managed Postgres — for Zürich’s team?',
+        decision: CANNED.compileResult,
+        phases: CANNED,
+        usage: { model_calls: 10, input_tokens: 100, output_tokens: 50, latency_ms: 5 },
+      },
+    });
+    const cached = await listen();
+    // The same record, but a fresh copy at each read: never frozen, so served through c.json.
+    const fresh = await listen({
+      decisions: new DecisionService({
+        client: new Client({ connection }),
+        projection: {
+          ...store.projection,
+          entry: async (at: string) => {
+            const entry = await store.projection.entry(at);
+            return entry && { ...entry, record: structuredClone(entry.record) };
+          },
+          list: (query) => store.projection.list(query),
+          write: (...args) => store.projection.write(...args),
+          expectRun: (at, run) => store.projection.expectRun(at, run),
+        },
+        taskQueue: uniqueName('edges'),
+      }),
+    });
+    const read = async (port: number) => {
+      const res = await send(port, `/decisions/${id}`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      const { date: _date, 'x-request-id': _id, ...headers } = res.headers;
+      return { status: res.statusCode, headers, body: Buffer.concat(chunks) };
+    };
+    const reference = await read(fresh);
+    const { seq: _seq, ...stored } = (await store.projection.get(id))!;
+    expect(Object.isFrozen(stored.result)).toBe(true);
+    expect(JSON.parse(reference.body.toString('utf8'))).toEqual(stored);
+    // The first read keeps the record and its bytes; the second is served from them.
+    for (let i = 0; i < 2; i++) expect(await read(cached)).toEqual(reference);
+    expect(reference.headers['content-length']).toBe(String(reference.body.length));
+  });
+
   it('answers 404 on every route for an id no decision can have, as for any unknown id', async () => {
     const port = await listen();
     for (const length of [256, 1001, 5000]) {
@@ -280,6 +328,59 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
           expect(JSON.parse(text)).toMatchObject({ detail: `No decision with id ${id}` });
         }
       }
+    }
+  });
+
+  it('reads a body sent with its length or in chunks alike; past the limit either way, a 413', async () => {
+    const port = await listen();
+    /** POSTs the body in two writes: without a Content-Length, Node sends it chunked. */
+    const chunked = (body: string) =>
+      new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/decisions',
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            agent: false,
+          },
+          resolve,
+        );
+        req.on('error', reject);
+        const bytes = Buffer.from(body);
+        // Split inside a character of two bytes: the body is decoded whole, not chunk by chunk.
+        const cut = bytes.indexOf(Buffer.from('ü')) + 1;
+        req.write(bytes.subarray(0, cut));
+        req.end(bytes.subarray(cut));
+      });
+    const json = async (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+    };
+    const client = new Client({ connection });
+    for (const [how, post] of [
+      [
+        'with its length',
+        (body: string) =>
+          send(port, '/decisions', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body,
+          }),
+      ],
+      ['in chunks', chunked],
+    ] as const) {
+      const query = `Should Zürich’s billing move ${how}?`;
+      const res = await post(JSON.stringify({ query }));
+      const created = await json(res);
+      expect(`${how} ${res.statusCode}`).toBe(`${how} 202`);
+      const described = await client.workflow.getHandle(created.process_id as string).describe();
+      expect(described.memo?.query).toBe(query);
+      const tooLarge = await post(JSON.stringify({ query: `ü${'x'.repeat(70 * 1024)}` }));
+      expect(`${how} ${tooLarge.statusCode}`).toBe(`${how} 413`);
+      expect(await json(tooLarge)).toMatchObject({ status: 413, instance: '/decisions' });
     }
   });
 

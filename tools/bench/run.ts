@@ -6,7 +6,8 @@ import { Command } from 'commander';
 import { KnowledgeBase } from '../../src/knowledge/knowledge-base';
 import { ensureLocalRedis } from '../redis-dev';
 import { createRedis } from '../../src/projection/redis-client';
-import { findOrBuildClusterBinaries } from '../cluster/binaries';
+import { findOrBuildClusterBinaries, type ClusterBinaries } from '../cluster/binaries';
+import { findOrBuildTemporalCli } from '../temporal/cli';
 import { buildProduction } from '../cluster/topology';
 import { PHASE_NAMES } from '../../src/domain/phases';
 import { postgresCpuMs, round, thisMachine } from './measure';
@@ -32,7 +33,7 @@ const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
 /** The parts `--only` runs alone. */
-const PARTS = ['live-output', 'provider-limit'];
+const PARTS = ['live-output', 'provider-limit', 'api-load'];
 
 // How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
 const SIZES = {
@@ -106,7 +107,11 @@ async function main(): Promise<void> {
   // Read first: figures of one part with no results to join fail before the run, not after.
   const earlier = options.only !== undefined ? readResults(outDir) : null;
 
-  const binaries = await findOrBuildClusterBinaries();
+  // The API load part runs on the dev server alone: no need to build the cluster's binaries.
+  const binaries =
+    options.only === 'api-load'
+      ? ({ temporalCli: await findOrBuildTemporalCli() } as ClusterBinaries)
+      : await findOrBuildClusterBinaries();
   log('building the production roles (npm run build, workflow bundle)');
   const bundleDir = mkdtempSync(join(tmpdir(), 'bench-bundle-'));
   const bundle = buildProduction(join(bundleDir, 'workflow-bundle.js'));
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
     });
   // Two workers sharing LLM_REQUESTS_PER_MINUTE=600 against a model server that enforces it.
   const limit = () => providerLimit({ binaries, bundle, decisions: size.providerLimit, log });
-  if (earlier) {
+  if (earlier && options.only !== 'api-load') {
     try {
       log(`${options.only} alone`);
       const part =
@@ -151,7 +156,27 @@ async function main(): Promise<void> {
     process.once(signal, () => void stopAll().finally(() => process.exit(130)));
   }
 
+  // Status reads and creates under load. Alone (--only api-load) they run on a fresh dev server;
+  // in the full run, on one that has run about a thousand decisions by then.
+  const apiLoad = async (s: BenchStack) => {
+    log(`status reads at 2,000/s for ${size.loadSeconds} s`);
+    const reads = await statusReads(s, 2000, size.loadSeconds);
+    log(`  p50 ${reads.latency_ms.p50} ms, p99 ${reads.latency_ms.p99} ms`);
+    log(`creates at 200/s for ${size.loadSeconds} s`);
+    const created = await creates(s, 200, size.loadSeconds);
+    log(`  p50 ${created.latency_ms.p50} ms, p99 ${created.latency_ms.p99} ms`);
+    return { status_reads: reads, creates: created };
+  };
+
   try {
+    if (earlier) {
+      log('dev server in memory: API load alone');
+      stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'memory' });
+      await serial(stack, 3); // warm-up: JIT, connections, caches
+      const written = await writeResults({ ...earlier, ...(await apiLoad(stack)) }, outDir);
+      log(`wrote ${written.join(', ')}`);
+      return;
+    }
     log('dev server in memory: serial decisions');
     stack = await startBenchStack({ binaries, bundle, redisUrl: redis.url, store: 'memory' });
     log('  the floor first: a bare workflow of ten no-op activities, same server and settings');
@@ -182,12 +207,7 @@ async function main(): Promise<void> {
       log(`  worker RSS ${figures.worker_rss_mb} MB after ${completed} decisions`);
     }
 
-    log(`status reads at 2,000/s for ${size.loadSeconds} s`);
-    const reads = await statusReads(stack, 2000, size.loadSeconds);
-    log(`  p50 ${reads.latency_ms.p50} ms, p99 ${reads.latency_ms.p99} ms`);
-    log(`creates at 200/s for ${size.loadSeconds} s`);
-    const created = await creates(stack, 200, size.loadSeconds);
-    log(`  p50 ${created.latency_ms.p50} ms, p99 ${created.latency_ms.p99} ms`);
+    const { status_reads: reads, creates: created } = await apiLoad(stack);
 
     // A worker whose model answers each call after 1 s: first many decisions at once (its memory
     // with them all cached, which also warms it up), then some one at a time.

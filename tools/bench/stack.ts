@@ -50,7 +50,12 @@ export async function startRole(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
+  // The tail is cut in steps, not at each chunk: the API logs every request of a load, and this
+  // process, which keeps its output, is the load generator too.
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 40_000) output = output.slice(-20_000);
+  };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const stop = () => stopChild(child, 15_000);

@@ -156,17 +156,18 @@ function view(
 }
 
 // The projection keeps a finished record frozen and hands out the same object until it changes:
-// its document is serialized once, not at every poll.
-const documents = new WeakMap<DecisionRecord, string>();
+// its document is serialized once, not at every poll, and kept as UTF-8 bytes: a string body is
+// joined to the headers and encoded again for each response.
+const documents = new WeakMap<DecisionRecord, Uint8Array<ArrayBuffer>>();
 
-function documentOf(record: DecisionRecord): string | null {
+function documentOf(record: DecisionRecord): Uint8Array<ArrayBuffer> | null {
   if (!Object.isFrozen(record)) return null;
-  let text = documents.get(record);
-  if (text === undefined) {
-    text = JSON.stringify(view(record));
-    documents.set(record, text);
+  let bytes = documents.get(record);
+  if (bytes === undefined) {
+    bytes = Buffer.from(JSON.stringify(view(record)));
+    documents.set(record, bytes);
   }
-  return text;
+  return bytes;
 }
 
 const idempotencyKeyOf = (c: Context<ApiEnv>) => {
@@ -508,7 +509,7 @@ export function registerDecisionRoutes(
         const record = await decisions.get(target(c, c.req.valid('param').process_id));
         const document = documentOf(record);
         if (document === null) return c.json(view(record, await attentionOf(record)), 200);
-        // The very text c.json would send; typed as the JSON response the route declares.
+        // The very bytes c.json would send; typed as the JSON response the route declares.
         return c.body(document, 200, {
           'Content-Type': 'application/json',
         }) as unknown as TypedResponse<DecisionView, 200, 'json'>;
