@@ -22,6 +22,8 @@ export interface SentMarkers {
   chunks: number;
   /** Calls whose client went away before the answer was complete. */
   aborted: number;
+  /** The most calls open at once. */
+  max_open: number;
 }
 
 interface ChatBody {
@@ -46,7 +48,16 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  */
 export function createModelServer(options: ModelServerOptions) {
   let markers = 0;
-  let record: SentMarkers = { sent: {}, calls: 0, streamed: 0, chunks: 0, aborted: 0 };
+  let open = 0;
+  const fresh = (): SentMarkers => ({
+    sent: {},
+    calls: 0,
+    streamed: 0,
+    chunks: 0,
+    aborted: 0,
+    max_open: open,
+  });
+  let record = fresh();
 
   const answer = (res: ServerResponse, body: ChatBody) => {
     const schema = body.response_format?.json_schema?.schema;
@@ -76,7 +87,10 @@ export function createModelServer(options: ModelServerOptions) {
     const model = body.model ?? 'bench';
     const started = performance.now();
     let closed = false;
+    open += 1;
+    record.max_open = Math.max(record.max_open, open);
     res.on('close', () => {
+      open -= 1;
       if (!res.writableEnded) {
         closed = true;
         record.aborted += 1;
@@ -157,7 +171,7 @@ export function createModelServer(options: ModelServerOptions) {
     const url = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && url === '/bench/markers') {
       const taken = record;
-      record = { sent: {}, calls: 0, streamed: 0, chunks: 0, aborted: 0 };
+      record = fresh();
       sendJson(res, 200, taken);
       return;
     }

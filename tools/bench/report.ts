@@ -5,6 +5,7 @@ import type { LiveOutputFigures, LiveRunFigures } from './live-output';
 import type { Distribution } from './live-latency';
 import { LIVE_INTERVAL_MS } from '../../src/projection/live-channel';
 import type { PeerFigures } from './peers';
+import type { SlowModelFigures } from './slow-model';
 import { describeMachine, round, type Hops, type Machine } from './measure';
 import type { LoadFigures, MemoryFigures, SerialFigures, ThroughputFigures } from './temporal-runs';
 
@@ -37,6 +38,8 @@ export interface BenchResults {
   };
   /** Model output streamed to clients (absent from results written before it was measured). */
   live_output?: LiveOutputFigures;
+  /** Many decisions at once on one worker, the model slow (absent from results before it). */
+  slow_model_burst?: SlowModelFigures;
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -106,6 +109,16 @@ export function targets(r: BenchResults): Target[] {
             target: '≤ 50 ms',
             measured: `${r.live_output.on.latency_ms.p99} ms (p50 ${r.live_output.on.latency_ms.p50} ms)`,
             met: r.live_output.on.latency_ms.p99 <= 50,
+          },
+        ]
+      : []),
+    ...(r.slow_model_burst
+      ? [
+          {
+            what: `${r.slow_model_burst.decisions} decisions at once on one worker, model ${r.slow_model_burst.call_ms / 1000} s per call`,
+            target: '≤ 30 s',
+            measured: `${r.slow_model_burst.seconds} s (${r.slow_model_burst.model_max_open} calls at once)`,
+            met: r.slow_model_burst.seconds <= 30,
           },
         ]
       : []),
@@ -378,6 +391,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     '',
     ...onPostgres(r),
     ...liveSection(r.live_output, r.machine),
+    ...burstSection(r.slow_model_burst),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -503,6 +517,34 @@ function onPostgres(r: BenchResults): string[] {
     `${perCore(at32.cpu_ms_per_decision.worker)} decisions/s with the instant offline model. A real model adds no worker CPU`,
     'to speak of while it thinks, only decisions in flight (memory: see above). The two cores here',
     'are shared by every process, so the rate is bounded by their sum, not by any one of them.',
+  ];
+}
+
+/** Many decisions at once against a slow model, on one worker (see tools/bench/slow-model.ts). */
+function burstSection(b: SlowModelFigures | undefined): string[] {
+  if (!b) return [];
+  const cpu = b.cpu_ms_per_decision;
+  return [
+    '',
+    `## ${b.decisions} decisions at once, the model ${b.call_ms / 1000} s per call`,
+    '',
+    `One worker with the settings' defaults (what \`npm start\` runs), its openai provider streaming`,
+    `from the bench's model server (${b.chunks_per_answer} chunks over ${b.call_ms} ms a call), all ${b.decisions} decisions created at once.`,
+    '',
+    table(
+      ['all completed', 'model calls', 'most calls at once', 'worker RSS idle → peak'],
+      [
+        [
+          `${b.seconds} s`,
+          b.model_calls,
+          b.model_max_open,
+          `${b.worker_idle_rss_mb} → ${b.worker_peak_rss_mb} MB`,
+        ],
+      ],
+    ),
+    '',
+    `CPU per decision: worker ${cpu.worker} ms, Temporal ${cpu.temporal} ms, API ${cpu.api} ms, model server ${cpu.model_server} ms;`,
+    `cores busy ${b.cores_busy.stack} of the stack, ${b.cores_busy.machine} of the machine (load average ${b.load_average[0]} → ${b.load_average[1]}).`,
   ];
 }
 

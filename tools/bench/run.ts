@@ -11,6 +11,7 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
+import { slowModel } from './slow-model';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
@@ -41,6 +42,7 @@ const SIZES = {
     sqliteDecisions: 200,
     peers: { serial: 30, concurrency: 32, decisions: 1000 },
     live: { decisions: 50, rounds: 2, warmup: 3 },
+    burst: { decisions: 300, callMs: 2000, chunks: 20 },
   },
   quick: {
     serial: 10,
@@ -54,6 +56,7 @@ const SIZES = {
     sqliteDecisions: 32,
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
+    burst: { decisions: 300, callMs: 2000, chunks: 20 },
   },
 };
 
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
     )
     .option(
       '--only <part>',
-      'run one part and put its figures into the results already in --out (parts: live-output)',
+      'run one part and put its figures into the results already in --out (parts: live-output, slow-model)',
     )
     .parse(process.argv)
     .opts<{ quick?: boolean; out?: string; step?: string; only?: string }>();
@@ -79,8 +82,9 @@ async function main(): Promise<void> {
   const log = (line: string) =>
     process.stdout.write(`[${Math.round((Date.now() - started) / 1000)} s] ${line}\n`);
 
-  if (options.only !== undefined && options.only !== 'live-output') {
-    throw new Error(`--only: no part "${options.only}" (parts: live-output)`);
+  const parts = ['live-output', 'slow-model'];
+  if (options.only !== undefined && !parts.includes(options.only)) {
+    throw new Error(`--only: no part "${options.only}" (parts: ${parts.join(', ')})`);
   }
   // Read first: figures of one part with no results to join fail before the run, not after.
   const earlier = options.only !== undefined ? readResults(outDir) : null;
@@ -99,10 +103,19 @@ async function main(): Promise<void> {
       intervalMs: LIVE_INTERVAL_MS,
       log,
     });
+  // Many decisions at once, the model 2 s a call, one worker with the defaults of `npm start`.
+  const burst = () => {
+    log(`${size.burst.decisions} decisions at once, model ${size.burst.callMs} ms per call`);
+    return slowModel({ binaries, bundle, ...size.burst, log });
+  };
   if (earlier) {
     try {
-      log('live output alone');
-      const written = await writeResults({ ...earlier, live_output: await live() }, outDir);
+      log(`${options.only} alone`);
+      const part =
+        options.only === 'slow-model'
+          ? { slow_model_burst: await burst() }
+          : { live_output: await live() };
+      const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
       rmSync(bundleDir, { recursive: true, force: true });
@@ -207,6 +220,7 @@ async function main(): Promise<void> {
     await stopAll();
 
     const liveFigures = await live();
+    const burstFigures = await burst();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -234,6 +248,7 @@ async function main(): Promise<void> {
         concurrency_128: postgres128,
       },
       live_output: liveFigures,
+      slow_model_burst: burstFigures,
       in_process: bound,
       bullmq: {
         ...bull,
