@@ -15,6 +15,7 @@ import { retryDecision, type RetryResult } from '../operations/retry';
 import { DecisionReads } from '../projection/decision-reads';
 import { createProjection } from '../projection/redis-client';
 import { readDecisionFromTemporal } from '../temporal/read-decision';
+import { workflowBundleOptions } from '../temporal/workflow-bundle';
 import {
   deploymentNameFor,
   deploymentReport,
@@ -338,7 +339,8 @@ export function program(): Command {
             for await (const h of client.workflow.list({ query }).intoHistories())
               histories.push(h);
           }
-          return replayHistories(histories, { workflowsPath: require.resolve('../workflows') });
+          const { workflowsPath, preloadModules } = workflowBundleOptions();
+          return replayHistories(histories, { workflowsPath, bundlerOptions: { preloadModules } });
         });
         emit(outcomes, opts.json, formatReplay);
         if (outcomes.some((o) => !o.ok)) process.exitCode = 1;

@@ -8,7 +8,11 @@ import { bundleWorkflowCode, Runtime } from '@temporalio/worker';
 import type { WorkerConfig } from '../config';
 import { waitFor } from '../process/wait';
 import type { Tracing } from '../observability/tracing';
-import { TRACING_WORKFLOW_MODULE, tracedBundlePath } from './workflow-bundle';
+import {
+  TRACING_WORKFLOW_MODULE,
+  tracedBundlePath,
+  workflowBundleOptions,
+} from './workflow-bundle';
 
 // Worker Deployment Versioning: every worker polls as one version (a deployment name and a build
 // id) and pins the decisions it starts to that version, so a new build takes new decisions while
@@ -99,10 +103,7 @@ export async function loadWorkflowCode(
     }
     return { run: readBundle(traced, 'the traced bundle'), plain };
   }
-  const options = {
-    workflowsPath: require.resolve('../workflows'),
-    logger: Runtime.instance().logger,
-  };
+  const options = { ...workflowBundleOptions(), logger: Runtime.instance().logger };
   const [plain, traced] = await Promise.all([
     bundleWorkflowCode(options),
     tracing

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { workflowBundleOptions } from '../../../src/temporal/workflow-bundle';
 import { acquire } from './shared';
 import './provided';
 
@@ -16,7 +17,7 @@ export default async function setup(project: TestProject) {
     const dir = mkdtempSync(join(tmpdir(), 'decision-tests-'));
     try {
       const { code } = await bundleWorkflowCode({
-        workflowsPath: resolve(__dirname, '../../../src/workflows/index.ts'),
+        ...workflowBundleOptions(resolve(__dirname, '../../../src/workflows/index.ts')),
         logger: { trace() {}, debug() {}, info() {}, warn: log, error: log, log() {} },
       });
       const path = join(dir, 'workflow-bundle.js');
