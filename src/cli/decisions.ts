@@ -339,7 +339,8 @@ export function program(): Command {
             for await (const h of client.workflow.list({ query }).intoHistories())
               histories.push(h);
           }
-          return replayHistories(histories, workflowBundleOptions());
+          const { workflowsPath, preloadModules } = workflowBundleOptions();
+          return replayHistories(histories, { workflowsPath, bundlerOptions: { preloadModules } });
         });
         emit(outcomes, opts.json, formatReplay);
         if (outcomes.some((o) => !o.ok)) process.exitCode = 1;

@@ -130,8 +130,10 @@ const workerProcessSettings = {
   WORKER_SHUTDOWN_GRACE_SECONDS: setting(z.coerce.number().int().min(0).default(30), {
     meaning: 'how long activities in flight may finish on shutdown',
   }),
-  WORKER_MAX_ACTIVITIES: setting(z.coerce.number().int().positive().default(100), {
-    meaning: 'activity slots per worker (phases run at once)',
+  WORKER_MAX_ACTIVITIES: setting(z.coerce.number().int().positive().optional(), {
+    meaning:
+      'activity slots (phases waiting on the model at once); unset: 1 per MB of the memory limit left',
+    shownDefault: '(from memory)',
   }),
   WORKER_MAX_WORKFLOW_TASKS: setting(z.coerce.number().int().min(2).default(40), {
     meaning: 'workflow task slots per worker',

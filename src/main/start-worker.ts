@@ -29,6 +29,12 @@ import { decisionOwners } from '../webhooks/owner';
 import { createResolve } from '../webhooks/resolver';
 import { connectToTemporal } from '../process/startup';
 import {
+  activitySlots,
+  applyWorkerHeapFlags,
+  cgroupMemoryLimitMb,
+  DEFAULT_MEMORY_MB,
+} from './worker-memory';
+import {
   applyPromotionPolicy,
   buildIdFor,
   deploymentNameFor,
@@ -47,6 +53,20 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
+/**
+ * The worker's activity slots: WORKER_MAX_ACTIVITIES, or as many phases in flight as its memory
+ * limit holds (the cgroup's, else DEFAULT_MEMORY_MB).
+ */
+export function activitySlotCount(
+  config: Pick<WorkerConfig, 'WORKER_MAX_ACTIVITIES' | 'WORKER_MAX_CACHED_WORKFLOWS'>,
+  memoryLimitMb: number | null = cgroupMemoryLimitMb(),
+): number {
+  return (
+    config.WORKER_MAX_ACTIVITIES ??
+    activitySlots(memoryLimitMb ?? DEFAULT_MEMORY_MB, config.WORKER_MAX_CACHED_WORKFLOWS)
+  );
+}
+
 /** What Worker.create is given from the configuration: queue, versioning, concurrency, shutdown. */
 export function workerOptions(
   config: WorkerConfig,
@@ -56,10 +76,13 @@ export function workerOptions(
     workflowCode: string;
     version: WorkerVersion;
     plugins: WorkerPlugin[];
+    /** The memory limit the activity slots are derived from; the cgroup's by default. */
+    memoryLimitMb?: number | null;
   },
 ): WorkerOptions {
   const { connection, version, plugins } = parts;
   const versioned = config.WORKER_VERSIONING === 'on';
+  const fixed = (numSlots: number) => ({ type: 'fixed-size' as const, numSlots });
   return {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -73,8 +96,17 @@ export function workerOptions(
     workerDeploymentOptions: versioned
       ? { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' }
       : undefined,
-    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_ACTIVITIES,
-    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
+    // Phases wait on the model, so their slots are as many as memory holds (worker-memory.ts),
+    // not a multiple of cores. Not the SDK's resource-based tuner: it steers by the whole
+    // machine's CPU and memory, so on a machine shared with Temporal and Redis a busy CPU would
+    // hold back phases that only wait, and it adds a slot every 50 ms past its minimum, 15 s to
+    // reach 300. Workflow tasks are CPU work, in one thread; local activities keep the SDK's 100.
+    tuner: {
+      activityTaskSlotSupplier: fixed(activitySlotCount(config, parts.memoryLimitMb)),
+      workflowTaskSlotSupplier: fixed(config.WORKER_MAX_WORKFLOW_TASKS),
+      localActivityTaskSlotSupplier: fixed(100),
+      nexusTaskSlotSupplier: fixed(1),
+    },
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     // Heartbeats carry cancellation to an activity: at most a second apart, a cancelled decision
     // stops its model call (and its spending) within about two (the SDK's default waits up to
@@ -267,6 +299,7 @@ export async function startWorker(
   tracing: Tracing | null = null,
   options: { model?: LanguageModel } = {},
 ): Promise<RunningWorker> {
+  applyWorkerHeapFlags();
   // The worker's NativeConnection has no operator service; a client connection does, and it
   // also answers the readiness checks.
   const client = await connectToTemporal(config.TEMPORAL_ADDRESS, () =>
@@ -428,6 +461,7 @@ export async function startWorker(
           }
         : { versioning: 'off' }),
       http: httpUrl,
+      activitySlots: activitySlotCount(config),
     },
     !versioned || routing.current === version.buildId
       ? 'Worker polling'

@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 
 /** Temporal's OpenTelemetry workflow interceptors; the worker feeds them a sink. */
@@ -7,18 +7,24 @@ export const TRACING_WORKFLOW_MODULE =
   require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
 /**
- * What the workflow bundle is made from: the workflows, and the modules loaded once per worker
- * rather than once per workflow. A decision's workflow reads the phases' declarations (names,
- * order, the fields each reads, retries), whose modules also build each phase's zod schemas: in
- * a fresh module scope for every workflow, that was about a tenth of the workflow thread's time.
- * They hold no state of a workflow's, and the SDK freezes what they export.
+ * What the workflow code is bundled from: `workflowsPath` (src/workflows, or its build in dist),
+ * and the modules every workflow on a worker shares. Without them each workflow would load its own
+ * copy of every module it imports when it starts, and keep it while it is cached: zod, the ten
+ * phase declarations and their schemas came to about 1 MB of heap and a few milliseconds of CPU
+ * per decision. Loaded once, before any workflow, they cost that once. The SDK freezes them, so
+ * a workflow cannot leave state in them for another: the shared modules are src/domain's, pure by
+ * design (docs/ARCHITECTURE.md), with what they import.
  */
-export function workflowBundleOptions() {
-  // Folders, which the bundler resolves as it does imports: compiled (dist/) or not (src/).
-  return {
-    workflowsPath: resolve(__dirname, '../workflows'),
-    preloadModules: ['zod', resolve(__dirname, '../phases')],
-  };
+export function workflowBundleOptions(workflowsPath = require.resolve('../workflows')): {
+  workflowsPath: string;
+  preloadModules: string[];
+} {
+  const domain = resolve(dirname(workflowsPath), '../domain');
+  const preloadModules = readdirSync(domain)
+    .filter((name) => /\.(ts|js)$/.test(name) && !name.endsWith('.d.ts'))
+    .sort()
+    .map((name) => join(domain, name));
+  return { workflowsPath, preloadModules };
 }
 
 /** Where the traced bundle sits beside a bundle: `workflow-bundle.js` → `workflow-bundle.traced.js`. */

@@ -229,7 +229,14 @@ describe("the bench's live-output rounds", () => {
       decisions: n,
       seconds: 10,
       decisionMs: [1000 * n],
-      sent: { sent: { [marker]: 0 }, calls: 12 * n, streamed: 12 * n, chunks: 600 * n, aborted: 0 },
+      sent: {
+        sent: { [marker]: 0 },
+        calls: 12 * n,
+        streamed: 12 * n,
+        chunks: 600 * n,
+        aborted: 0,
+        max_open: 0,
+      },
       receipts: [
         { marker, at: latency, storedMs: latency / 2, openedAt: 0, phase: 'identifyTrigger' },
       ],

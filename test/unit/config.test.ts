@@ -18,7 +18,8 @@ import {
 } from '../../src/config';
 import { DEFAULT_LIMITS } from '../../src/domain/decision';
 import { createModel } from '../../src/main/model';
-import { workerOptions } from '../../src/main/start-worker';
+import { activitySlotCount, workerOptions } from '../../src/main/start-worker';
+import { cgroupMemoryLimitMb } from '../../src/main/worker-memory';
 import { OFFLINE_MODEL } from '../../src/llm/offline-model';
 import { deploymentNameFor } from '../../src/temporal/versioning';
 
@@ -257,7 +258,15 @@ describe('loadWorkerConfig for deployment', () => {
 
   it('builds the options Worker.create gets from the configuration, defaults and settings alike', () => {
     const connection = {} as NativeConnection;
-    const parts = { connection, workflowCode: 'code', version: VERSION, plugins: [] };
+    // A 512 MB container: 256 MB for the idle worker, 40 for 1000 cached workflows, 216 slots.
+    const parts = {
+      connection,
+      workflowCode: 'code',
+      version: VERSION,
+      plugins: [],
+      memoryLimitMb: 512,
+    };
+    const fixed = (numSlots: number) => ({ type: 'fixed-size', numSlots });
     expect(workerOptions(loadWorkerConfig({}), parts)).toEqual({
       connection,
       namespace: 'default',
@@ -268,8 +277,12 @@ describe('loadWorkerConfig for deployment', () => {
         useWorkerVersioning: true,
         defaultVersioningBehavior: 'PINNED',
       },
-      maxConcurrentActivityTaskExecutions: 100,
-      maxConcurrentWorkflowTaskExecutions: 40,
+      tuner: {
+        activityTaskSlotSupplier: fixed(216),
+        workflowTaskSlotSupplier: fixed(40),
+        localActivityTaskSlotSupplier: fixed(100),
+        nexusTaskSlotSupplier: fixed(1),
+      },
       maxCachedWorkflows: 1000,
       maxHeartbeatThrottleInterval: '1 second',
       shutdownGraceTime: '30 seconds',
@@ -288,11 +301,37 @@ describe('loadWorkerConfig for deployment', () => {
       namespace: 'billing',
       taskQueue: 'decisions-eu',
       workerDeploymentOptions: undefined,
-      maxConcurrentActivityTaskExecutions: 7,
-      maxConcurrentWorkflowTaskExecutions: 3,
+      tuner: {
+        activityTaskSlotSupplier: fixed(7),
+        workflowTaskSlotSupplier: fixed(3),
+        localActivityTaskSlotSupplier: fixed(100),
+        nexusTaskSlotSupplier: fixed(1),
+      },
       maxCachedWorkflows: 0,
       shutdownGraceTime: '2 seconds',
     });
+  });
+
+  it("derives activity slots from the memory limit, the cgroup's (v2, else v1) or 1 GiB", () => {
+    const files = (entries: Record<string, string>) => (path: string) => {
+      if (path in entries) return entries[path]!;
+      throw new Error(`ENOENT: ${path}`);
+    };
+    const v2 = '/sys/fs/cgroup/memory.max';
+    const v1 = '/sys/fs/cgroup/memory/memory.limit_in_bytes';
+    expect(cgroupMemoryLimitMb(files({ [v2]: `${512 * 2 ** 20}\n` }))).toBe(512);
+    expect(cgroupMemoryLimitMb(files({ [v2]: 'max\n', [v1]: `${2 ** 30}` }))).toBeNull();
+    expect(cgroupMemoryLimitMb(files({ [v1]: `${2 ** 30}` }))).toBe(1024);
+    expect(cgroupMemoryLimitMb(files({ [v1]: '9223372036854771712' }))).toBeNull();
+    expect(cgroupMemoryLimitMb(files({}))).toBeNull();
+
+    const defaults = loadWorkerConfig({});
+    // 1 GiB less the idle worker (256 MB) and 1000 cached workflows (40 MB), 1 MB a phase.
+    expect(activitySlotCount(defaults, null)).toBe(728);
+    expect(activitySlotCount(defaults, 300)).toBe(10);
+    expect(activitySlotCount(defaults, 8192)).toBe(2000);
+    expect(activitySlotCount({ ...defaults, WORKER_MAX_CACHED_WORKFLOWS: 0 }, 512)).toBe(256);
+    expect(activitySlotCount(loadWorkerConfig({ WORKER_MAX_ACTIVITIES: '50' }), 8192)).toBe(50);
   });
 
   it("reads the worker's HTTP port, off to turn it off, and refuses a workflow-task limit below 2", () => {

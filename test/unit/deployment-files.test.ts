@@ -10,6 +10,7 @@ import {
   loadWorkerConfig,
   WorkerConfigSchema,
 } from '../../src/config';
+import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../../src/main/worker-memory';
 import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../tools/cluster/binaries';
 import { devServerSettingsFlags } from '../../tools/temporal/dev-server';
 import {
@@ -381,7 +382,8 @@ describe.each(['Dockerfile.api', 'Dockerfile.worker'])('%s', (file) => {
       .filter((l) => l.startsWith('ENV '))
       .flatMap((l) => [...l.slice(4).matchAll(/(\w+)=/g)].map((m) => m[1]!));
     expect(env).toContain(file === 'Dockerfile.api' ? 'HOST' : 'WORKER_HTTP_HOST');
-    for (const name of env.filter((n) => n !== 'NODE_ENV')) {
+    const processEnv = ['NODE_ENV', ...Object.keys(WORKER_PROCESS_ENV)];
+    for (const name of env.filter((n) => !processEnv.includes(n))) {
       expect(Object.keys(schema.shape), `${file}: ${name}`).toContain(name);
     }
   });
@@ -394,6 +396,17 @@ describe.each(['Dockerfile.api', 'Dockerfile.worker'])('%s', (file) => {
         expect(existsSync(resolve(root, source)), source).toBe(true);
     }
   });
+});
+
+it("the worker image starts node with the worker's V8 flags and process environment", () => {
+  const cmd = finalStage('Dockerfile.worker').find((l) => l.startsWith('CMD '));
+  expect(JSON.parse(cmd!.slice(4))).toEqual(['node', ...WORKER_NODE_FLAGS, 'dist/main/worker.js']);
+  const env = finalStage('Dockerfile.worker')
+    .filter((l) => l.startsWith('ENV '))
+    .join(' ');
+  for (const [name, value] of Object.entries(WORKER_PROCESS_ENV)) {
+    expect(env).toContain(`${name}=${value}`);
+  }
 });
 
 it('the worker image starts from a workflow bundle made at build time', () => {

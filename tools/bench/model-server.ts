@@ -37,6 +37,8 @@ export interface SentMarkers {
   chunks: number;
   /** Calls whose client went away before the answer was complete. */
   aborted: number;
+  /** The most calls open at once. */
+  max_open: number;
 }
 
 interface ChatBody {
@@ -62,7 +64,16 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  */
 export function createModelServer(options: ModelServerOptions) {
   let markers = 0;
-  let record: SentMarkers = { sent: {}, calls: 0, streamed: 0, chunks: 0, aborted: 0 };
+  let open = 0;
+  const fresh = (): SentMarkers => ({
+    sent: {},
+    calls: 0,
+    streamed: 0,
+    chunks: 0,
+    aborted: 0,
+    max_open: open,
+  });
+  let record = fresh();
   const received: ReceivedRequests = { arrivals: [], refused: 0 };
   // The calls answered within the trailing minute, oldest first from `oldest`.
   const answered: number[] = [];
@@ -105,7 +116,10 @@ export function createModelServer(options: ModelServerOptions) {
     const model = body.model ?? 'bench';
     const started = performance.now();
     let closed = false;
+    open += 1;
+    record.max_open = Math.max(record.max_open, open);
     res.on('close', () => {
+      open -= 1;
       if (!res.writableEnded) {
         closed = true;
         record.aborted += 1;
@@ -186,7 +200,7 @@ export function createModelServer(options: ModelServerOptions) {
     const url = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && url === '/bench/markers') {
       const taken = record;
-      record = { sent: {}, calls: 0, streamed: 0, chunks: 0, aborted: 0 };
+      record = fresh();
       sendJson(res, 200, taken);
       return;
     }

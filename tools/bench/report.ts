@@ -6,6 +6,7 @@ import type { Distribution } from './live-latency';
 import { LIVE_INTERVAL_MS } from '../../src/projection/live-channel';
 import type { PeerFigures } from './peers';
 import type { ProviderLimitFigures } from './provider-limit';
+import type { SlowModelFigures } from './slow-model';
 import { describeMachine, round, type Hops, type Machine } from './measure';
 import type {
   FloorFigures,
@@ -51,6 +52,8 @@ export interface BenchResults {
   live_output?: LiveOutputFigures;
   /** Two workers under one provider limit (absent from results written before it was measured). */
   provider_limit?: ProviderLimitFigures;
+  /** Many decisions at once on one worker, the model slow (absent from results before it). */
+  slow_model_burst?: SlowModelFigures;
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -236,6 +239,16 @@ export function targets(r: BenchResults): Target[] {
             met:
               r.provider_limit.max_in_any_minute <= r.provider_limit.limit_per_minute &&
               r.provider_limit.refused_429 === 0,
+          },
+        ]
+      : []),
+    ...(r.slow_model_burst
+      ? [
+          {
+            what: `${r.slow_model_burst.decisions} decisions at once on one worker, model ${r.slow_model_burst.call_ms / 1000} s per call`,
+            target: '≤ 30 s',
+            measured: `${r.slow_model_burst.seconds} s (${r.slow_model_burst.model_max_open} calls at once)`,
+            met: r.slow_model_burst.seconds <= 30,
           },
         ]
       : []),
@@ -528,6 +541,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     ...sizing(r),
     ...liveSection(r.live_output, r.machine),
     ...limitSection(r.provider_limit, r.machine),
+    ...burstSection(r.slow_model_burst),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -745,6 +759,34 @@ function sizing(r: BenchResults): string[] {
       ['role', 'per decision', 'per 100 decisions/s'],
       sizingRows(r).map((x) => [x.role, x.per_decision, x.per_100]),
     ),
+  ];
+}
+
+/** Many decisions at once against a slow model, on one worker (see tools/bench/slow-model.ts). */
+function burstSection(b: SlowModelFigures | undefined): string[] {
+  if (!b) return [];
+  const cpu = b.cpu_ms_per_decision;
+  return [
+    '',
+    `## ${b.decisions} decisions at once, the model ${b.call_ms / 1000} s per call`,
+    '',
+    `One worker with the settings' defaults (what \`npm start\` runs), its openai provider streaming`,
+    `from the bench's model server (${b.chunks_per_answer} chunks over ${b.call_ms} ms a call), all ${b.decisions} decisions created at once.`,
+    '',
+    table(
+      ['all completed', 'model calls', 'most calls at once', 'worker RSS idle → peak'],
+      [
+        [
+          `${b.seconds} s`,
+          b.model_calls,
+          b.model_max_open,
+          `${b.worker_idle_rss_mb} → ${b.worker_peak_rss_mb} MB`,
+        ],
+      ],
+    ),
+    '',
+    `CPU per decision: worker ${cpu.worker} ms, Temporal ${cpu.temporal} ms, API ${cpu.api} ms, model server ${cpu.model_server} ms;`,
+    `cores busy ${b.cores_busy.stack} of the stack, ${b.cores_busy.machine} of the machine (load average ${b.load_average[0]} → ${b.load_average[1]}).`,
   ];
 }
 

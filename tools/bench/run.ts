@@ -14,6 +14,7 @@ import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
 import { providerLimit } from './provider-limit';
+import { slowModel } from './slow-model';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
 import {
@@ -33,7 +34,7 @@ const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
 /** The parts `--only` runs alone. */
-const PARTS = ['live-output', 'provider-limit', 'api-load'];
+const PARTS = ['live-output', 'provider-limit', 'api-load', 'slow-model'];
 
 // How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
 const SIZES = {
@@ -52,6 +53,7 @@ const SIZES = {
     live: { decisions: 50, rounds: 2, warmup: 3 },
     // 12 calls each: four minutes' worth of 600 calls, so the limit is busy over three minutes.
     providerLimit: 200,
+    burst: { decisions: 300, callMs: 2000, chunks: 20 },
   },
   quick: {
     serial: 10,
@@ -67,6 +69,7 @@ const SIZES = {
     peers: { serial: 10, concurrency: 32, decisions: 200 },
     live: { decisions: 16, rounds: 1, warmup: 1 },
     providerLimit: 110,
+    burst: { decisions: 300, callMs: 2000, chunks: 20 },
   },
 };
 
@@ -129,13 +132,20 @@ async function main(): Promise<void> {
     });
   // Two workers sharing LLM_REQUESTS_PER_MINUTE=600 against a model server that enforces it.
   const limit = () => providerLimit({ binaries, bundle, decisions: size.providerLimit, log });
+  // Many decisions at once, the model 2 s a call, one worker with the defaults of `npm start`.
+  const burst = () => {
+    log(`${size.burst.decisions} decisions at once, model ${size.burst.callMs} ms per call`);
+    return slowModel({ binaries, bundle, ...size.burst, log });
+  };
   if (earlier && options.only !== 'api-load') {
     try {
       log(`${options.only} alone`);
       const part =
         options.only === 'provider-limit'
           ? { provider_limit: await limit() }
-          : { live_output: await live() };
+          : options.only === 'slow-model'
+            ? { slow_model_burst: await burst() }
+            : { live_output: await live() };
       const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
@@ -270,6 +280,7 @@ async function main(): Promise<void> {
 
     const liveFigures = await live();
     const limitFigures = await limit();
+    const burstFigures = await burst();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -299,6 +310,7 @@ async function main(): Promise<void> {
       },
       live_output: liveFigures,
       provider_limit: limitFigures,
+      slow_model_burst: burstFigures,
       in_process: bound,
       bullmq: {
         ...bull,

@@ -19,6 +19,7 @@ import { startDevServer, type DevServer } from '../temporal/dev-server';
 import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../process/ports';
 import { waitFor } from '../../src/process/wait';
+import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../../src/main/worker-memory';
 
 const root = resolve(__dirname, '../..');
 const node = process.execPath;
@@ -187,12 +188,13 @@ export async function startBenchStack(options: StackOptions) {
         ? ['tools/bench/worker.cjs', '--unpublished']
         : model > 0
           ? ['tools/bench/worker.cjs', String(model)]
-          : undefined;
+          : ['dist/main/worker.js'];
+    // Started as Dockerfile.worker starts it: its V8 flags and its process environment.
     const role = await startRole(
       'worker',
-      { ...env(taskQueue), ...extra },
+      { ...WORKER_PROCESS_ENV, ...env(taskQueue), ...extra },
       'Worker polling',
-      entry,
+      [...WORKER_NODE_FLAGS, ...entry],
     );
     roles.push(role);
     return role;

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { workflowBundleOptions } from '../../../src/temporal/workflow-bundle';
@@ -17,8 +17,7 @@ export default async function setup(project: TestProject) {
     const dir = mkdtempSync(join(tmpdir(), 'decision-tests-'));
     try {
       const { code } = await bundleWorkflowCode({
-        // As the workers bundle it: the same workflows, the same modules loaded once.
-        ...workflowBundleOptions(),
+        ...workflowBundleOptions(resolve(__dirname, '../../../src/workflows/index.ts')),
         logger: { trace() {}, debug() {}, info() {}, warn: log, error: log, log() {} },
       });
       const path = join(dir, 'workflow-bundle.js');

@@ -1,0 +1,132 @@
+import { loadavg } from 'node:os';
+import type { ClusterBinaries } from '../cluster/binaries';
+import { freePort } from '../process/ports';
+import { ensureLocalRedis } from '../redis-dev';
+import { cpuMeter, machineCpuMs, processUsage, round, thisMachine, type Machine } from './measure';
+import type { SentMarkers } from './model-server';
+import { startBenchStack, startRole, type BenchStack } from './stack';
+
+export interface SlowModelFigures {
+  date: string;
+  machine: Machine;
+  /** Decisions started at once. */
+  decisions: number;
+  /** How long the model server takes per call: `chunks_per_answer` chunks spread over it. */
+  call_ms: number;
+  chunks_per_answer: number;
+  /** From the first create until every decision had completed. */
+  seconds: number;
+  /** Calls the model server answered, and the most it had open at once. */
+  model_calls: number;
+  model_max_open: number;
+  worker_idle_rss_mb: number;
+  worker_peak_rss_mb: number;
+  cpu_ms_per_decision: { worker: number; temporal: number; api: number; model_server: number };
+  /** Cores busy on average: the whole machine, and the stack's processes. */
+  cores_busy: { machine: number; stack: number };
+  /** The machine's 1-minute load average before and after: what else ran beside it. */
+  load_average: [number, number];
+}
+
+export interface SlowModelOptions {
+  binaries: ClusterBinaries;
+  bundle: string;
+  decisions: number;
+  callMs: number;
+  chunks: number;
+  log: (line: string) => void;
+}
+
+/**
+ * Many decisions at once against a slow model, on one worker with the settings' defaults (what
+ * `npm start` runs): a model server that streams each answer over `callMs` (the worker's openai
+ * provider, as in production), a Redis of its own. How long all take, how many calls the model
+ * saw at once (the worker's activity slots bound it), and the worker's memory meanwhile.
+ */
+export async function slowModel(options: SlowModelOptions): Promise<SlowModelFigures> {
+  const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
+  const modelPort = await freePort();
+  const modelUrl = `http://127.0.0.1:${modelPort}`;
+  const modelServer = await startRole('model server', {}, 'Model server listening', [
+    '--import',
+    'tsx',
+    'tools/bench/model-server.ts',
+    String(modelPort),
+    String(options.chunks),
+    String(Math.round(options.callMs / options.chunks)),
+  ]);
+  const markers = async () =>
+    (await (await fetch(`${modelUrl}/bench/markers`)).json()) as SentMarkers;
+  let stack: BenchStack | null = null;
+  try {
+    stack = await startBenchStack({
+      binaries: options.binaries,
+      bundle: options.bundle,
+      redisUrl: localRedis.url,
+      store: 'memory',
+      env: {
+        LLM_PROVIDER: 'openai',
+        LLM_MODEL: 'bench-model-server',
+        LLM_BASE_URL: `${modelUrl}/v1`,
+      },
+    });
+    const worker = stack.worker.pid;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const idle = processUsage(worker).rssMb;
+    await markers();
+    const cpu = cpuMeter({
+      worker,
+      temporal: stack.temporalPid,
+      api: stack.api.role.pid,
+      model_server: modelServer.pid,
+    });
+    const machine = machineCpuMs();
+    const loadBefore = loadavg()[0]!;
+    const started = performance.now();
+    const s = stack;
+    // Created 20 at a time, as fast as the API takes them: hundreds of requests at one instant
+    // would measure the dev server's start-workflow queue instead.
+    const ids: string[] = [];
+    for (let i = 0; i < options.decisions; i += 20) {
+      const batch = Math.min(20, options.decisions - i);
+      ids.push(...(await Promise.all(Array.from({ length: batch }, () => s.create()))));
+    }
+    let peak = idle;
+    let done = false;
+    const all = Promise.all(ids.map((id) => s.completion(id))).finally(() => (done = true));
+    while (!done) {
+      peak = Math.max(peak, processUsage(worker).rssMb);
+      await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 250))]);
+    }
+    await all;
+    const seconds = (performance.now() - started) / 1000;
+    const cpuMs = cpu(options.decisions, 1);
+    const sent = await markers();
+    const stackMs = Object.values(cpuMs).reduce((a, b) => a + b, 0) * options.decisions;
+    options.log(
+      `  ${options.decisions} decisions in ${round(seconds)} s, the model saw ${sent.max_open} calls at once, worker RSS ${round(peak)} MB`,
+    );
+    return {
+      date: new Date().toISOString(),
+      machine: thisMachine(),
+      decisions: options.decisions,
+      call_ms: options.callMs,
+      chunks_per_answer: options.chunks,
+      seconds: round(seconds),
+      model_calls: sent.calls,
+      model_max_open: sent.max_open,
+      worker_idle_rss_mb: round(idle),
+      worker_peak_rss_mb: round(peak),
+      cpu_ms_per_decision: cpuMs,
+      cores_busy: {
+        machine: round((machineCpuMs().busy - machine.busy) / 1000 / seconds, 2),
+        stack: round(stackMs / 1000 / seconds, 2),
+      },
+      load_average: [round(loadBefore, 2), round(loadavg()[0]!, 2)],
+    };
+  } finally {
+    await stack?.stop();
+    await modelServer.stop();
+    await localRedis.stop();
+  }
+}
