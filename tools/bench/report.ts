@@ -545,6 +545,8 @@ function burstSection(b: SlowModelFigures | undefined): string[] {
     '',
     `CPU per decision: worker ${cpu.worker} ms, Temporal ${cpu.temporal} ms, API ${cpu.api} ms, model server ${cpu.model_server} ms;`,
     `cores busy ${b.cores_busy.stack} of the stack, ${b.cores_busy.machine} of the machine (load average ${b.load_average[0]} → ${b.load_average[1]}).`,
+    `That CPU is ${round((Object.values(cpu).reduce((a, c) => a + c, 0) * b.decisions) / 1000 / b.machine.cores)} s of work for ${b.machine.cores} cores with nothing else running, so no run here ends sooner`,
+    'however many slots the worker has; the most calls at once shows whether its slots held calls back.',
   ];
 }
 
