@@ -655,9 +655,11 @@ function whereTimeGoes(r: BenchResults): string[] {
     `  finish at most ≈ ${round(ceiling, 1)} decisions/s, whatever the concurrency.`,
     ...floorReading(r),
     `- **Worker memory (${inFlight.in_flight_rss_mb} MB with ${inFlight.in_flight} in flight).** ${inFlight.idle_rss_mb} MB idle (Node, the SDK's Rust core,`,
-    `  one workflow thread), then ≈ ${inFlight.per_cached_decision_kb} KB per decision in flight at the peak, most of it heap`,
-    '  between collections rather than the cache (see Worker memory); the prebuilt bundle without',
-    '  tracing interceptors took the largest share off (see the changes below).',
+    `  one workflow thread), then ≈ ${inFlight.per_cached_decision_kb} KB per decision in flight at the peak: heap between`,
+    "  collections, the SDK's core, the calls' buffers. Every workflow shares src/domain's modules (zod",
+    '  and the phase declarations were about 1 MB of heap per cached workflow before; now about 35 KB),',
+    "  and the worker's V8 flags keep its young generation small and its old generation within 25 % of",
+    '  what it keeps (src/main/worker-memory.ts): left to grow, the heap hid what sharing saved.',
     `- **Status reads (p99 ${reads.latency_ms.p99} ms, ${reads.achieved_per_second}/s of ${reads.target_per_second}/s).** One API process serves them at`,
     `  ${reads.cpu_ms_per_request.api} ms of CPU each, which caps it near ${round(1000 / Math.max(0.001, reads.cpu_ms_per_request.api))}/s on one core, while the load`,
     '  generator shares the other core with Redis: the tail is queueing in a saturated process.',
@@ -787,6 +789,8 @@ function burstSection(b: SlowModelFigures | undefined): string[] {
     '',
     `CPU per decision: worker ${cpu.worker} ms, Temporal ${cpu.temporal} ms, API ${cpu.api} ms, model server ${cpu.model_server} ms;`,
     `cores busy ${b.cores_busy.stack} of the stack, ${b.cores_busy.machine} of the machine (load average ${b.load_average[0]} → ${b.load_average[1]}).`,
+    `That CPU is ${round((Object.values(cpu).reduce((a, c) => a + c, 0) * b.decisions) / 1000 / b.machine.cores)} s of work for ${b.machine.cores} cores with nothing else running, so no run here ends sooner`,
+    'however many slots the worker has; the most calls at once shows whether its slots held calls back.',
   ];
 }
 
