@@ -36,7 +36,8 @@ const LIVE_INTERVAL_MS = 20;
 /** The parts `--only` runs alone. */
 const PARTS = ['live-output', 'provider-limit', 'api-load', 'slow-model'];
 
-// How much each part runs: `--quick` keeps the whole run within three minutes on two cores.
+// How much each part runs: `--quick` runs fewer of each (about ten minutes on two cores, the
+// provider limit's minutes included), the full run about half an hour.
 const SIZES = {
   full: {
     serial: 30,
@@ -85,7 +86,7 @@ function bareBundle() {
 async function main(): Promise<void> {
   const options = new Command('bench')
     .description('Benchmarks the decision backend on this machine beside its peers')
-    .option('--quick', 'smaller runs, within three minutes; writes to .data/bench')
+    .option('--quick', 'smaller runs, about ten minutes; writes to .data/bench')
     .option('--out <dir>', 'where BENCHMARKS.md, benchmarks.json and benchmarks.svg go')
     .option(
       '--step <label>',
