@@ -21,7 +21,7 @@ import {
 } from './live-latency';
 import { wallClockMs, type SentMarkers } from './model-server';
 import { markersIn } from './schema-answer';
-import { BENCH_KEY, startBenchStack, startRole, type BenchStack } from './stack';
+import { BENCH_KEY, startBenchStack, startModelServer, type BenchStack } from './stack';
 
 const TERMINAL = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
 
@@ -368,15 +368,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
   if (localRedis.pid === null) throw new Error('the bench expected a Redis of its own');
   const redis = createRedis(localRedis.url);
-  const modelPort = await freePort();
-  const modelServer = await startRole('model server', {}, 'Model server listening', [
-    '--import',
-    'tsx',
-    'tools/bench/model-server.ts',
-    String(modelPort),
-    String(options.chunks),
-    String(options.intervalMs),
-  ]);
+  const model = await startModelServer([options.chunks, options.intervalMs]);
   let stack: BenchStack | null = null;
   try {
     stack = await startBenchStack({
@@ -385,9 +377,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
       redisUrl: localRedis.url,
       store: 'memory',
       env: {
-        LLM_PROVIDER: 'openai',
-        LLM_MODEL: 'bench-model-server',
-        LLM_BASE_URL: `http://127.0.0.1:${modelPort}/v1`,
+        ...model.env,
         // One key follows every decision here.
         EVENT_STREAMS_PER_KEY: String(options.decisions + options.warmup + 10),
       },
@@ -415,7 +405,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
       stack,
       redis,
       redisPid: localRedis.pid,
-      modelServer: { url: `http://127.0.0.1:${modelPort}`, pid: modelServer.pid },
+      modelServer: { url: model.url, pid: model.role.pid },
     };
     log(`warming up: ${options.warmup} decisions through each lane`);
     await Promise.all(Object.values(lanes).map((l) => decideAndFollow(ctx, l, options.warmup, [])));
@@ -456,7 +446,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
     };
   } finally {
     await stack?.stop();
-    await modelServer.stop();
+    await model.role.stop();
     redis.disconnect();
     await localRedis.stop();
   }

@@ -5,7 +5,7 @@ import { freePort } from '../process/ports';
 import { ensureLocalRedis } from '../redis-dev';
 import { eventMs, mostInWindow, percentile, round, thisMachine, type Machine } from './measure';
 import type { ReceivedRequests } from './model-server';
-import { startBenchStack, startRole, type BenchStack } from './stack';
+import { startBenchStack, startModelServer, type BenchStack } from './stack';
 
 const MINUTE_MS = 60_000;
 
@@ -127,16 +127,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
   const { log } = options;
   const load = loadavg()[0]!;
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  const modelPort = await freePort();
-  const modelServer = await startRole('model server', {}, 'Model server listening', [
-    '--import',
-    'tsx',
-    'tools/bench/model-server.ts',
-    String(modelPort),
-    '1',
-    String(CALL_MS),
-    String(LIMIT),
-  ]);
+  const model = await startModelServer([1, CALL_MS, LIMIT]);
   let stack: BenchStack | null = null;
   try {
     stack = await startBenchStack({
@@ -145,9 +136,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
       redisUrl: localRedis.url,
       store: 'memory',
       env: {
-        LLM_PROVIDER: 'openai',
-        LLM_MODEL: 'bench-model-server',
-        LLM_BASE_URL: `http://127.0.0.1:${modelPort}/v1`,
+        ...model.env,
         LLM_STREAM: 'false',
         LLM_REQUESTS_PER_MINUTE: String(LIMIT),
       },
@@ -168,7 +157,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
     );
     const ends = await Promise.allSettled(ids.map((id) => stack!.completion(id)));
     const completed = ends.filter((e) => e.status === 'fulfilled').length;
-    const res = await fetch(`http://127.0.0.1:${modelPort}/bench/requests`);
+    const res = await fetch(`${model.url}/bench/requests`);
     const received = (await res.json()) as ReceivedRequests;
     const waits: number[] = [];
     let retried = 0;
@@ -209,7 +198,7 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
     return figures;
   } finally {
     await stack?.stop();
-    await modelServer.stop();
+    await model.role.stop();
     await localRedis.stop();
   }
 }

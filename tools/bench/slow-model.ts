@@ -4,7 +4,7 @@ import { freePort } from '../process/ports';
 import { ensureLocalRedis } from '../redis-dev';
 import { cpuMeter, machineCpuMs, processUsage, round, thisMachine, type Machine } from './measure';
 import type { SentMarkers } from './model-server';
-import { startBenchStack, startRole, type BenchStack } from './stack';
+import { startBenchStack, startModelServer, type BenchStack } from './stack';
 
 export interface SlowModelFigures {
   date: string;
@@ -45,18 +45,12 @@ export interface SlowModelOptions {
  */
 export async function slowModel(options: SlowModelOptions): Promise<SlowModelFigures> {
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  const modelPort = await freePort();
-  const modelUrl = `http://127.0.0.1:${modelPort}`;
-  const modelServer = await startRole('model server', {}, 'Model server listening', [
-    '--import',
-    'tsx',
-    'tools/bench/model-server.ts',
-    String(modelPort),
-    String(options.chunks),
-    String(Math.round(options.callMs / options.chunks)),
+  const model = await startModelServer([
+    options.chunks,
+    Math.round(options.callMs / options.chunks),
   ]);
   const markers = async () =>
-    (await (await fetch(`${modelUrl}/bench/markers`)).json()) as SentMarkers;
+    (await (await fetch(`${model.url}/bench/markers`)).json()) as SentMarkers;
   let stack: BenchStack | null = null;
   try {
     stack = await startBenchStack({
@@ -65,9 +59,7 @@ export async function slowModel(options: SlowModelOptions): Promise<SlowModelFig
       redisUrl: localRedis.url,
       store: 'memory',
       env: {
-        LLM_PROVIDER: 'openai',
-        LLM_MODEL: 'bench-model-server',
-        LLM_BASE_URL: `${modelUrl}/v1`,
+        ...model.env,
       },
     });
     const worker = stack.worker.pid;
@@ -78,7 +70,7 @@ export async function slowModel(options: SlowModelOptions): Promise<SlowModelFig
       worker,
       temporal: stack.temporalPid,
       api: stack.api.role.pid,
-      model_server: modelServer.pid,
+      model_server: model.role.pid,
     });
     const machine = machineCpuMs();
     const loadBefore = loadavg()[0]!;
@@ -126,7 +118,7 @@ export async function slowModel(options: SlowModelOptions): Promise<SlowModelFig
     };
   } finally {
     await stack?.stop();
-    await modelServer.stop();
+    await model.role.stop();
     await localRedis.stop();
   }
 }

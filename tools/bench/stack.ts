@@ -76,6 +76,28 @@ export async function startRole(
 
 export const BENCH_KEY = 'bench-key-0123456789abcdef';
 
+/**
+ * The bench's model server (tools/bench/model-server.ts) on a free port, given its arguments
+ * after the port; with the settings that point a worker's openai provider at it.
+ */
+export async function startModelServer(args: (string | number)[]) {
+  const port = await freePort();
+  const role = await startRole('model server', {}, 'Model server listening', [
+    '--import',
+    'tsx',
+    'tools/bench/model-server.ts',
+    String(port),
+    ...args.map(String),
+  ]);
+  const url = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    LLM_PROVIDER: 'openai',
+    LLM_MODEL: 'bench-model-server',
+    LLM_BASE_URL: `${url}/v1`,
+  };
+  return { role, url, env };
+}
+
 /** Deletes every key under `prefix`: what a run left in a Redis it shares. */
 export async function removeKeys(redisUrl: string, prefix: string): Promise<void> {
   const redis = createRedis(redisUrl, 10_000);
