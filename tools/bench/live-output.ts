@@ -368,7 +368,14 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
   if (localRedis.pid === null) throw new Error('the bench expected a Redis of its own');
   const redis = createRedis(localRedis.url);
-  const model = await startModelServer([options.chunks, options.intervalMs]);
+  // A model server that does not start leaves no Redis behind.
+  const model = await startModelServer([options.chunks, options.intervalMs]).catch(
+    async (err: unknown) => {
+      redis.disconnect();
+      await localRedis.stop();
+      throw err;
+    },
+  );
   let stack: BenchStack | null = null;
   try {
     stack = await startBenchStack({

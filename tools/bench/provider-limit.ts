@@ -5,6 +5,7 @@ import { freePort } from '../process/ports';
 import { ensureLocalRedis } from '../redis-dev';
 import { eventMs, mostInWindow, percentile, round, thisMachine, type Machine } from './measure';
 import type { ReceivedRequests } from './model-server';
+import { PROVIDER_LIMIT_WAIT } from '../../src/llm/provider-limit';
 import { startBenchStack, startModelServer, type BenchStack } from './stack';
 
 const MINUTE_MS = 60_000;
@@ -88,7 +89,7 @@ export function limitWaits(events: HistoryEvents): { waits: number[]; retried: n
     if ((e.eventType as number) === ACTIVITY_TASK_STARTED) {
       started.set(String(e.eventId), eventMs(e));
       const a = e.activityTaskStartedEventAttributes;
-      if (a?.lastFailure?.applicationFailureInfo?.type === 'ProviderLimitWait') retried += 1;
+      if (a?.lastFailure?.applicationFailureInfo?.type === PROVIDER_LIMIT_WAIT) retried += 1;
     }
     const done = e.activityTaskCompletedEventAttributes;
     if ((e.eventType as number) !== ACTIVITY_TASK_COMPLETED || !done) continue;
@@ -127,7 +128,11 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
   const { log } = options;
   const load = loadavg()[0]!;
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  const model = await startModelServer([1, CALL_MS, LIMIT]);
+  // A model server that does not start leaves no Redis behind.
+  const model = await startModelServer([1, CALL_MS, LIMIT]).catch(async (err: unknown) => {
+    await localRedis.stop();
+    throw err;
+  });
   let stack: BenchStack | null = null;
   try {
     stack = await startBenchStack({

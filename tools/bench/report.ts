@@ -8,6 +8,9 @@ import type { PeerFigures } from './peers';
 import type { ProviderLimitFigures } from './provider-limit';
 import type { SlowModelFigures } from './slow-model';
 import { describeMachine, round, type Hops, type Machine } from './measure';
+import { PHASE_NAMES } from '../../src/domain/phases';
+
+const PHASE_COUNT = PHASE_NAMES.length;
 import type {
   FloorFigures,
   LoadFigures,
@@ -91,7 +94,7 @@ export function floorRatios(r: BenchResults): FloorRatio[] {
       'per phase, serial p50',
       'ms',
       floor.serial.per_step_ms.p50,
-      round(serial.latency_ms.p50 / 10, 2),
+      round(serial.latency_ms.p50 / PHASE_COUNT, 2),
     );
     for (const f of floor.concurrency) {
       const d = runs.find((x) => x.concurrency === f.concurrency);
@@ -549,8 +552,8 @@ export function markdown(r: BenchResults, steps: Step[]): string {
       '',
       '## What each change bought',
       '',
-      'Key figures recorded by `npm run bench -- --quick --step <label>` after each change (quick',
-      'runs: fewer decisions, so noisier), oldest first.',
+      'Key figures recorded by `npm run bench -- --step <label>` after each change (most are quick',
+      'runs: fewer decisions, so noisier; each label says what else it holds), oldest first.',
       '',
       table(
         [
@@ -618,9 +621,9 @@ function floorReading(r: BenchResults): string[] {
   if (!server || !worker || !rate) return [];
   return [
     `  The floor costs ${server.floor} ms of server CPU and ${worker.floor} ms of worker CPU per workflow and runs ${rate.floor}/s;`,
-    `  a decision costs ${server.ratio}× and ${worker.ratio}× that. The server's extra is a decision's shape: its`,
-    '  retrieval fan-out (an activity per information need), larger payloads, its search attributes and',
-    "  projection markers (docs/bench-findings.md measures each on the bare workflow). The worker's is",
+    `  a decision costs ${server.ratio}× and ${worker.ratio}× that. On the server, the bare workflow given a`,
+    "  decision's shape (its retrieval fan-out, payloads, projection markers and result) costs about 1.2×",
+    "  the floor (docs/bench-findings.md); the rest (search attributes, real payloads) is not broken down. The worker's is",
     "  mostly the phases' own work, which no-op activities do not do (prompts, the offline model,",
     '  schema checks, the knowledge base, the Redis writes around each call), and a local activity',
     '  per phase, which doubles the activations of a workflow task.',
@@ -649,7 +652,7 @@ function whereTimeGoes(r: BenchResults): string[] {
     `  ${h.activityRunOutsideModel} ms is the activity around the model (budget reservation and response-store`,
     `  write in Redis, the SDK's activity dispatch), ${h.workflowTaskQueued} ms the workflow task waiting for the worker,`,
     `  ${h.activityQueued} ms the activity waiting (eager execution hands it over with the workflow task's answer).`,
-    `  The in-process bound does a phase in ${round(r.in_process.serial_latency_ms.p50 / 10, 2)} ms: the rest is what durability costs here.`,
+    `  The in-process bound does a phase in ${round(r.in_process.serial_latency_ms.p50 / PHASE_COUNT, 2)} ms: the rest is what durability costs here.`,
     `- **Throughput (${at32.per_second}/s at 32).** It is CPU-bound: a decision costs ${cpu.temporal} ms of the Temporal`,
     `  server's CPU, ${cpu.worker} ms of the worker's and ${cpu.api} ms of the API's, ${round(cpuTotal)} ms in all, so ${cores} cores`,
     `  finish at most ≈ ${round(ceiling, 1)} decisions/s, whatever the concurrency.`,
@@ -772,7 +775,7 @@ function burstSection(b: SlowModelFigures | undefined): string[] {
     '',
     `## ${b.decisions} decisions at once, the model ${b.call_ms / 1000} s per call`,
     '',
-    `One worker with the settings' defaults (what \`npm start\` runs), its openai provider streaming`,
+    `One worker with the settings' defaults (started as Dockerfile.worker starts it), its openai provider streaming`,
     `from the bench's model server (${b.chunks_per_answer} chunks over ${b.call_ms} ms a call), all ${b.decisions} decisions created at once.`,
     '',
     table(

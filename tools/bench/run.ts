@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     });
   // Two workers sharing LLM_REQUESTS_PER_MINUTE=600 against a model server that enforces it.
   const limit = () => providerLimit({ binaries, bundle, decisions: size.providerLimit, log });
-  // Many decisions at once, the model 2 s a call, one worker with the defaults of `npm start`.
+  // Many decisions at once, the model 2 s a call, one worker with the defaults, started as Dockerfile.worker starts it.
   const burst = () => {
     log(`${size.burst.decisions} decisions at once, model ${size.burst.callMs} ms per call`);
     return slowModel({ binaries, bundle, ...size.burst, log });

@@ -38,17 +38,21 @@ export interface SlowModelOptions {
 }
 
 /**
- * Many decisions at once against a slow model, on one worker with the settings' defaults (what
- * `npm start` runs): a model server that streams each answer over `callMs` (the worker's openai
+ * Many decisions at once against a slow model, on one worker with the settings' defaults, started
+ * as Dockerfile.worker starts it: a model server that streams each answer over `callMs` (the worker's openai
  * provider, as in production), a Redis of its own. How long all take, how many calls the model
  * saw at once (the worker's activity slots bound it), and the worker's memory meanwhile.
  */
 export async function slowModel(options: SlowModelOptions): Promise<SlowModelFigures> {
   const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
+  // A model server that does not start leaves no Redis behind.
   const model = await startModelServer([
     options.chunks,
     Math.round(options.callMs / options.chunks),
-  ]);
+  ]).catch(async (err: unknown) => {
+    await localRedis.stop();
+    throw err;
+  });
   const markers = async () =>
     (await (await fetch(`${model.url}/bench/markers`)).json()) as SentMarkers;
   let stack: BenchStack | null = null;

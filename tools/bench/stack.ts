@@ -262,11 +262,12 @@ export async function startBenchStack(options: StackOptions) {
      * the decisions' worker options and settings, polling `taskQueue`.
      */
     async startFloorWorker(bundle: string, taskQueue: string): Promise<Role> {
+      // Started as the decisions' worker is: the same Node flags and process environment.
       const role = await startRole(
         'floor worker',
-        { ...env(taskQueue), FLOOR_BUNDLE_PATH: bundle },
+        { ...WORKER_PROCESS_ENV, ...env(taskQueue), FLOOR_BUNDLE_PATH: bundle },
         'Floor worker polling',
-        ['tools/bench/floor-worker.cjs'],
+        [...WORKER_NODE_FLAGS, 'tools/bench/floor-worker.cjs'],
       );
       roles.push(role);
       return role;
