@@ -13,7 +13,7 @@ import {
   redisPlan,
   totalsByKind,
   type KeySample,
-} from '../../tools/bench/redis-keys';
+} from '../../tools/bench/key-kinds';
 
 const PREFIX = 'decisions:';
 const ID = '3f2b8c1e-5a4d-4e6f-9b7a-0c1d2e3f4a5b';

@@ -19,7 +19,7 @@ import {
   type KeySample,
   type KindTotals,
   type PerDecision,
-} from './redis-keys';
+} from './key-kinds';
 import { BENCH_KEY, startBenchStack, startModelServer, type BenchStack } from './stack';
 
 /** What Redis did over a round, from its own INFO. */

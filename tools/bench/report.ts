@@ -15,7 +15,7 @@ import {
   redisPlan,
   type KeyKind,
   type KindTotals,
-} from './redis-keys';
+} from './key-kinds';
 import { describeMachine, round, type Hops, type Machine } from './measure';
 import { PHASE_NAMES } from '../../src/domain/phases';
 
