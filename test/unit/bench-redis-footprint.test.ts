@@ -1,8 +1,6 @@
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { describe, expect, it } from 'vitest';
-import { liveKey } from '../../src/projection/live-channel';
-import { DecisionProjection } from '../../src/projection/redis-projection';
+import { RedisKeys } from '../../src/projection/keys';
 import {
   classifyKey,
   commandStats,
@@ -18,25 +16,23 @@ import {
 const PREFIX = 'decisions:';
 const ID = '3f2b8c1e-5a4d-4e6f-9b7a-0c1d2e3f4a5b';
 
-/** The projection's own key names, without a Redis behind it (its scripts are never run). */
-function projection(): DecisionProjection {
-  const redis = { writeDecision: () => undefined } as unknown as Redis;
-  return new DecisionProjection(redis, { prefix: PREFIX, ttlSeconds: 60 });
-}
-
 describe('classifyKey', () => {
-  it("sorts the projection's and the live channel's own key names by kind and decision", () => {
-    const p = projection();
-    expect(classifyKey(p.recordKey(ID), PREFIX)).toEqual({ kind: 'record', decision: ID });
-    expect(classifyKey(p.resultKey(ID), PREFIX)).toEqual({ kind: 'result', decision: ID });
-    expect(classifyKey(p.eventsKey(ID), PREFIX)).toEqual({ kind: 'events', decision: ID });
-    expect(classifyKey(liveKey(PREFIX, ID), PREFIX)).toEqual({ kind: 'live', decision: ID });
-    for (const key of [p.createdIndexKey, p.completedIndexKey, p.ownerIndexKey('team-a')]) {
+  it.each([
+    ['one Redis', false],
+    ['a Redis Cluster (hash tags)', true],
+  ])("sorts the projection's own key names on %s by kind and decision", (_, cluster) => {
+    const keys = new RedisKeys(PREFIX, cluster);
+    expect(classifyKey(keys.record(ID), PREFIX)).toEqual({ kind: 'record', decision: ID });
+    expect(classifyKey(keys.result(ID), PREFIX)).toEqual({ kind: 'result', decision: ID });
+    expect(classifyKey(keys.events(ID), PREFIX)).toEqual({ kind: 'events', decision: ID });
+    expect(classifyKey(keys.live(ID), PREFIX)).toEqual({ kind: 'live', decision: ID });
+    const bucket = keys.bucketOf(ID);
+    for (const key of [keys.created(bucket), keys.completed(bucket), keys.owner('team-a')]) {
       expect(classifyKey(key, PREFIX)).toEqual({ kind: 'index', decision: null });
     }
   });
 
-  it('reads the same kinds and decision when the keys carry hash tags', () => {
+  it('reads the same kinds and decision when keys carry hash tags elsewhere', () => {
     expect(classifyKey(`${PREFIX}decision:{${ID}}`, PREFIX)).toEqual({
       kind: 'record',
       decision: ID,
