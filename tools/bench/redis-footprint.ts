@@ -452,6 +452,10 @@ export async function redisFootprint(
     await all;
     const streamSeconds = (performance.now() - streamBefore.at) / 1000;
     const streamAfter = await readCounters(redis);
+    // A request with the bench's key and one with a wrong key: the rate limit's counters (a
+    // minute each) exist when the keys are read.
+    await fetch(`${api}/decisions?limit=1`, { headers: { Authorization: `Bearer ${BENCH_KEY}` } });
+    await fetch(`${api}/decisions?limit=1`, { headers: { Authorization: 'Bearer not-a-key' } });
     const afterStreaming = await readKeys(redis, prefix);
     const streaming = {
       decisions: options.streaming,

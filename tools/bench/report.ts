@@ -1164,10 +1164,13 @@ function footprintSection(f: RedisFootprintFigures | undefined, machine: Machine
     (best, s) => (!best || s.bytes_all > best.bytes_all ? s : best),
     null,
   );
-  const finished = Math.max(streaming.used_memory_per_decision, streaming.key_bytes_per_decision);
+  const finished = Math.max(
+    streaming.used_memory_per_decision,
+    streaming.key_bytes_per_decision + indexBytes,
+  );
   const finishedOffline = Math.max(
     offline.used_memory_per_decision,
-    offline.key_bytes_per_decision,
+    offline.key_bytes_per_decision + indexBytes,
   );
   const week = 7 * 24 * 3600;
   const plan = redisPlan({
@@ -1299,11 +1302,12 @@ function footprintSection(f: RedisFootprintFigures | undefined, machine: Machine
     ),
     '',
     'Indexes: `index:created`, `index:completed` and one `index:owner:<principal>` per owner, one',
-    'entry each per decision and no TTL (see below). The provider limit: a log per limit key (here',
-    "two, the offline model's and the model server's), one entry per call granted in the last 62 s,",
+    'entry each per decision and no TTL (see below). The provider limit: a log per limit key',
+    '(provider, host and model), one entry per call granted in the last 62 s,',
     `${grantBytes} B each, so a limit of N calls a minute holds at most about N entries. The rate limit: one`,
-    "counter per API key or client address, for a minute. `events-hub:<uuid>`: an API process's",
-    'wake-up stream (ten entries at most and no TTL: one stays behind per API process that has run).',
+    'counter per API key, and one per client address that presented a wrong key, for a minute.',
+    "`events-hub:<uuid>`: an API process's wake-up stream while it has event streams open (ten",
+    'entries at most, no TTL; deleted once its last stream has closed).',
     `After both rounds Redis held ${f.memory.keys} keys in ${bytesText(f.memory.used_memory)} (\`used_memory\`; \`used_memory_dataset\``,
     `${bytesText(f.memory.used_memory_dataset)}), ${bytesText(f.memory.used_memory_rss)} resident (fragmentation ratio ${f.memory.fragmentation_ratio}).`,
     '',
@@ -1348,7 +1352,7 @@ function footprintSection(f: RedisFootprintFigures | undefined, machine: Machine
     '### What it comes to',
     '',
     `A finished decision kept for the TTL costs ${bytesText(finished)} streaming, ${bytesText(finishedOffline)} offline (the larger of`,
-    `\`used_memory\` per decision and its keys): 1 GiB holds ${decisionsPerGib(finished, 1).toLocaleString('en-US')} streaming decisions (${decisionsPerGib(finishedOffline, 1).toLocaleString('en-US')}`,
+    `\`used_memory\` per decision and its keys with their index entries): 1 GiB holds ${decisionsPerGib(finished, 1).toLocaleString('en-US')} streaming decisions (${decisionsPerGib(finishedOffline, 1).toLocaleString('en-US')}`,
     `offline). With the default TTL of seven days, a steady 1 decision/s keeps ${plan.kept.toLocaleString('en-US')} decisions:`,
     `${bytesText(plan.bytes)} (running ones, at ${bytesText(peak?.bytes_all ?? finished)} each, are a rounding error beside them);`,
     `1 GiB holds a steady ${round(perSecondForGib(finished, 1, week) * 60, 1)} decisions a minute. A real model's answers are longer than the`,
