@@ -123,19 +123,23 @@ export class EventHub {
     if (this.running) return;
     this.running = true;
     // Its reads block on purpose: longer than the block, not the client's command timeout.
-    this.reader = duplicateRedis(this.redis, {
+    const reader = duplicateRedis(this.redis, {
       connectionName: this.connectionName,
       commandTimeout: (this.options.blockMs ?? 5000) + 2000,
     });
-    if (isCluster(this.reader)) {
-      this.reader.on('smessage', (channel: string) => this.read([hashTag(channel)]));
+    this.reader = reader;
+    if (isCluster(reader)) {
+      reader.on('smessage', (channel: string) => this.read([hashTag(channel)]));
       // Streams subscribed while the last reader was closing.
       for (const key of this.channels.keys()) this.ssubscribe(key);
     }
-    this.reader.on('error', (err: unknown) => this.options.onError?.(err));
+    // What a reader says once it is being closed (a cluster closed while connecting) is no news.
+    reader.on('error', (err: unknown) => {
+      if (this.reader === reader) this.options.onError?.(err);
+    });
     void (isCluster(this.redis) ? this.listening() : this.loop()).finally(() => {
-      this.reader?.disconnect();
       this.reader = null;
+      reader.disconnect();
       this.running = false;
       // Someone subscribed while the loop was ending.
       if (this.subscribers.size > 0) this.start();

@@ -1,4 +1,4 @@
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { WorkerConfig } from '../config';
 import { isCluster, type RedisClient } from './keys';
 import { DecisionProjection } from './redis-projection';
@@ -6,9 +6,12 @@ import { DecisionProjection } from './redis-projection';
 export { isCluster, type RedisClient } from './keys';
 
 /** The nodes of REDIS_CLUSTER_NODES, and the credentials and TLS the first URL among them gives. */
-export function clusterNodes(setting: string): { nodes: ClusterNode[]; options: RedisOptions } {
+export function clusterNodes(setting: string): {
+  nodes: { host: string; port: number }[];
+  options: RedisOptions;
+} {
   const options: RedisOptions = {};
-  const nodes = setting.split(',').map((entry): ClusterNode => {
+  const nodes = setting.split(',').map((entry) => {
     const url = new URL(entry.includes('://') ? entry : `redis://${entry}`);
     if (entry.includes('://')) {
       if (url.username && !options.username) options.username = decodeURIComponent(url.username);

@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot';
 import { isCluster, RedisKeys, type RedisClient } from './keys';
 import {
   isTerminal,
@@ -147,6 +148,9 @@ export interface ProjectionEntry {
   awaitingRun: string | null;
 }
 
+// How long a write on a cluster waits for its master's replica to have it.
+const REPLICA_WAIT_MS = 200;
+
 // Finished records kept parsed per process, oldest dropped first.
 const FINISHED_KEPT = 1000;
 
@@ -233,7 +237,7 @@ export class DecisionProjection {
     };
     const createdMs = Date.parse(record.created_at);
     const now = this.now();
-    const stored = await this.redis.writeDecision(
+    const stored = await this.writeAcknowledged(
       this.recordKey(id),
       this.resultKey(id),
       this.eventsKey(id),
@@ -268,6 +272,30 @@ export class DecisionProjection {
       ]);
     }
     return stored === 1;
+  }
+
+  /**
+   * Runs the write script. On a cluster whose master of the record's slot has a replica, the
+   * write is acknowledged once the replica has it too (WAIT, in the same batch to the same
+   * master), or after REPLICA_WAIT_MS without it: a master that dies after acknowledging a write
+   * loses none of it to its replica's promotion, and a write it had not acknowledged is sent
+   * again by Temporal's retry, events and all.
+   */
+  private async writeAcknowledged(...args: (string | number)[]): Promise<number> {
+    const record = String(args[0]);
+    const replicas = isCluster(this.redis)
+      ? (this.redis.slots[calculateSlot(record)]?.length ?? 1) - 1
+      : 0;
+    if (replicas <= 0) return this.redis.writeDecision(...args);
+    const pipeline = this.redis.pipeline() as ReturnType<RedisClient['pipeline']> & {
+      writeDecision(...args: (string | number)[]): unknown;
+    };
+    pipeline.writeDecision(...args);
+    pipeline.wait(1, REPLICA_WAIT_MS);
+    const [written] = (await pipeline.exec()) ?? [];
+    if (!written) throw new Error('The projection write got no answer');
+    if (written[0]) throw written[0];
+    return written[1] as number;
   }
 
   /**
