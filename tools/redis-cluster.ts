@@ -27,6 +27,8 @@ export interface RedisClusterOptions {
    * killed master's replica takes over about one to three times this later.
    */
   nodeTimeoutMs?: number;
+  /** Where the cluster's temporary folder is made; the system's temporary folder by default. */
+  parentDir?: string;
   /** How long starting and joining the nodes may take. */
   timeoutMs?: number;
   log?: (line: string) => void;
@@ -185,7 +187,7 @@ export async function startRedisCluster(
   const log = options.log ?? (() => undefined);
   if (masterCount < 3) throw new Error('A Redis Cluster needs at least 3 masters');
   const total = masterCount * (1 + replicasPerMaster);
-  const dir = mkdtempSync(join(tmpdir(), 'redis-cluster-'));
+  const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), 'redis-cluster-'));
   const started = Date.now();
 
   const running: NodeProcess[] = [];

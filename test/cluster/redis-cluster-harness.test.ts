@@ -144,19 +144,19 @@ describe('the local Redis Cluster (tools/redis-cluster.ts)', () => {
 });
 
 /**
- * The cluster folders in the temporary folder, and the processes working in one: a node runs in
- * its cluster's folder (`--dir`), and rewrites its command line, so that is how to tell it.
+ * The cluster folders in `parent`, and the processes working in one: a node runs in its
+ * cluster's folder (`--dir`), and rewrites its command line, so that is how to tell it.
  */
-function clusterLeftovers() {
+function clusterLeftovers(parent: string) {
   const inClusterDir = (pid: string) => {
     try {
-      return readlinkSync(`/proc/${pid}/cwd`).startsWith(join(tmpdir(), 'redis-cluster-'));
+      return readlinkSync(`/proc/${pid}/cwd`).startsWith(join(parent, 'redis-cluster-'));
     } catch {
       return false;
     }
   };
   return {
-    dirs: readdirSync(tmpdir()).filter((name) => name.startsWith('redis-cluster-')),
+    dirs: readdirSync(parent).filter((name) => name.startsWith('redis-cluster-')),
     processes: readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && inClusterDir(pid)),
   };
 }
@@ -178,30 +178,37 @@ async function withOnlyOnPath<T>(programs: string[], fn: () => Promise<T>): Prom
 }
 
 describe('a Redis Cluster that cannot start', () => {
+  // A folder of these tests' own, so that clusters other tests start meanwhile are not counted.
+  let parent: string;
+  beforeAll(() => {
+    parent = mkdtempSync(join(tmpdir(), 'failed-cluster-'));
+  });
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
   it('says redis-server is not on PATH', async () => {
-    const before = clusterLeftovers();
-    const failure = await withOnlyOnPath([], () => startRedisCluster()).catch(
+    const failure = await withOnlyOnPath([], () => startRedisCluster({ parentDir: parent })).catch(
       (err: unknown) => err,
     );
     expect(failure).toBeInstanceOf(StartupError);
     expect((failure as StartupError).message).toMatch(/redis-server is not on PATH/);
     expect((failure as StartupError).hint).toMatch(/Install Redis/);
-    expect(clusterLeftovers()).toEqual(before);
+    expect(clusterLeftovers(parent)).toEqual({ dirs: [], processes: [] });
   });
 
   it('stops the six nodes it started when they cannot be joined (no redis-cli), and removes its folder', async () => {
-    const before = clusterLeftovers();
     // Seen while the nodes run: the failure comes once all six answer.
     let seenRunning = 0;
     const watch = setInterval(() => {
-      seenRunning = Math.max(seenRunning, clusterLeftovers().processes.length);
+      seenRunning = Math.max(seenRunning, clusterLeftovers(parent).processes.length);
     }, 20);
-    const failure = await withOnlyOnPath(['redis-server'], () => startRedisCluster())
+    const failure = await withOnlyOnPath(['redis-server'], () =>
+      startRedisCluster({ parentDir: parent }),
+    )
       .catch((err: unknown) => err)
       .finally(() => clearInterval(watch));
     expect(failure).toBeInstanceOf(StartupError);
     expect((failure as StartupError).message).toMatch(/redis-cli is not on PATH/);
     expect(seenRunning).toBe(6);
-    expect(clusterLeftovers()).toEqual(before);
+    expect(clusterLeftovers(parent)).toEqual({ dirs: [], processes: [] });
   });
 });
