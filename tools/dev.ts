@@ -1,3 +1,4 @@
+import { clusterNodes } from '../src/projection/redis-client';
 import { startApi } from '../src/api/server';
 import { loadApiConfig, loadWorkerConfig } from '../src/config';
 import { createLogger } from '../src/logger';
@@ -55,15 +56,21 @@ runMain(async () => {
       detached: true,
     });
     stops.push(() => temporal.stop());
-    const redis = await ensureLocalRedis(workerSettings.REDIS_URL, local.REDIS_DATA_DIR, {
-      detached: true,
-    });
-    stops.push(() => redis.stop());
-    say(
-      redis.pid === null
-        ? `Using the Redis already answering at ${workerSettings.REDIS_URL}`
-        : `Started redis-server (pid ${redis.pid}) at ${workerSettings.REDIS_URL}, data in ${local.REDIS_DATA_DIR}`,
-    );
+    if (workerSettings.REDIS_CLUSTER_NODES) {
+      // A cluster is the user's own: it is used as it is, never started here.
+      const { nodes } = clusterNodes(workerSettings.REDIS_CLUSTER_NODES);
+      say(`Using the Redis Cluster at ${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`);
+    } else {
+      const redis = await ensureLocalRedis(workerSettings.REDIS_URL, local.REDIS_DATA_DIR, {
+        detached: true,
+      });
+      stops.push(() => redis.stop());
+      say(
+        redis.pid === null
+          ? `Using the Redis already answering at ${workerSettings.REDIS_URL}`
+          : `Started redis-server (pid ${redis.pid}) at ${workerSettings.REDIS_URL}, data in ${local.REDIS_DATA_DIR}`,
+      );
+    }
     installTemporalRuntime(logger, workerSettings.WORKER_SDK_METRICS_ADDRESS);
     const tracing = startTracing(workerSettings.OTEL_EXPORTER_OTLP_ENDPOINT, 'decision-dev');
     const worker = await startWorker(workerSettings, logger, tracing);

@@ -6,7 +6,7 @@ import { cors } from 'hono/cors';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../projection/redis-client';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { httpMetrics } from '../observability/metrics';
@@ -47,7 +47,7 @@ export interface AppDeps {
   workers?: Pick<BuildWatch, 'workersCheck' | 'attention'> | null;
   projection: Pick<DecisionProjection, 'readEvents' | 'eventsKey'>;
   /** For rate limits and event streams. */
-  redis: Redis;
+  redis: RedisClient;
   keyPrefix: string;
   /** The API's URL as clients reach it (API_PUBLIC_URL); by default, the one a request reached. */
   publicUrl?: string;

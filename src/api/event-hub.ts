@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { duplicateRedis, isCluster, type RedisClient } from '../projection/redis-client';
 import { toEvent, type StoredEvent } from '../projection/redis-projection';
 
 /** An event and the stream (its Redis key) it came from. */
@@ -31,22 +32,49 @@ export function compareStreamIds(a: string, b: string): number {
 }
 
 /**
+ * The part of a key Redis Cluster hashes to find its slot: the first non-empty `{…}`, or the
+ * whole key. Keys with the same one can be read by one command.
+ */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+type XreadReply = [string, [string, string[]][]][] | null;
+
+/**
  * Serves every open event stream of a process from one blocking Redis connection: one XREAD
  * covers the streams of all subscribers, so a thousand open streams hold one connection, not a
  * thousand. A new subscriber wakes the read at once through a stream of the hub's own. The
  * connection opens with the first subscriber and closes with the last.
+ *
+ * On a Redis Cluster one command cannot read streams of several slots, so the hub listens
+ * instead: writers announce appended events on each stream's shard channel (SPUBLISH, on the
+ * stream's own node), the hub subscribes to the channels of the streams it serves (one connection
+ * per master) and reads a stream's slot when its channel speaks, and every `blockMs` in case an
+ * announcement was lost (a failover).
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>();
-  private reader: Redis | null = null;
+  private reader: RedisClient | null = null;
   private running = false;
   private readonly wakeKey: string;
   private wakeId = '0-0';
   /** The reader's Redis client name, to find it in CLIENT LIST. */
   readonly connectionName: string;
 
+  // On a cluster: how many subscribers each stream (channel) has, the slots (hash tags) to read
+  // again, and those whose read is in flight.
+  private readonly channels = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private readonly reading = new Set<string>();
+  private flushing = false;
+  private endSweep: (() => void) | null = null;
+
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly options: { blockMs?: number; onError?: (err: unknown) => void } = {},
   ) {
@@ -67,7 +95,10 @@ export class EventHub {
     };
     this.subscribers.add(sub);
     this.start();
-    void this.redis.xadd(this.wakeKey, 'MAXLEN', '10', '*', 'wake', '1').catch(() => undefined);
+    if (isCluster(this.redis)) this.listen(sub);
+    else {
+      void this.redis.xadd(this.wakeKey, 'MAXLEN', '10', '*', 'wake', '1').catch(() => undefined);
+    }
     return {
       next: (timeoutMs) =>
         new Promise<HubEvent[]>((resolve) => {
@@ -81,8 +112,9 @@ export class EventHub {
           else sub.wake = take;
         }),
       close: () => {
-        this.subscribers.delete(sub);
+        if (!this.subscribers.delete(sub)) return;
         sub.wake?.();
+        if (isCluster(this.redis)) this.unlisten(sub);
       },
     };
   }
@@ -91,14 +123,23 @@ export class EventHub {
     if (this.running) return;
     this.running = true;
     // Its reads block on purpose: longer than the block, not the client's command timeout.
-    this.reader = this.redis.duplicate({
+    const reader = duplicateRedis(this.redis, {
       connectionName: this.connectionName,
       commandTimeout: (this.options.blockMs ?? 5000) + 2000,
     });
-    this.reader.on('error', (err: unknown) => this.options.onError?.(err));
-    void this.loop().finally(() => {
-      this.reader?.disconnect();
+    this.reader = reader;
+    if (isCluster(reader)) {
+      reader.on('smessage', (channel: string) => this.read([hashTag(channel)]));
+      // Streams subscribed while the last reader was closing.
+      for (const key of this.channels.keys()) this.ssubscribe(key);
+    }
+    // What a reader says once it is being closed (a cluster closed while connecting) is no news.
+    reader.on('error', (err: unknown) => {
+      if (this.reader === reader) this.options.onError?.(err);
+    });
+    void (isCluster(this.redis) ? this.listening() : this.loop()).finally(() => {
       this.reader = null;
+      reader.disconnect();
       this.running = false;
       // Someone subscribed while the loop was ending.
       if (this.subscribers.size > 0) this.start();
@@ -115,7 +156,7 @@ export class EventHub {
           if (!known || compareStreamIds(last, known) < 0) from.set(key, last);
         }
       }
-      let reply: [string, [string, string[]][]][] | null;
+      let reply: XreadReply;
       try {
         reply = await this.reader!.xread(
           'COUNT',
@@ -133,32 +174,132 @@ export class EventHub {
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
       }
-      const arrived = new Map<string, HubEvent[]>();
-      for (const [key, entries] of reply ?? []) {
-        if (key === this.wakeKey) {
-          this.wakeId = entries.at(-1)?.[0] ?? this.wakeId;
-          continue;
-        }
-        arrived.set(
-          key,
-          entries.map((entry) => ({ ...toEvent(entry), key })),
-        );
-      }
-      for (const sub of this.subscribers) {
-        const fresh: HubEvent[] = [];
-        for (const [key, last] of sub.last) {
-          const events = (arrived.get(key) ?? []).filter((e) => compareStreamIds(e.id, last) > 0);
-          if (events.length === 0) continue;
-          fresh.push(...events);
-          sub.last.set(key, events.at(-1)!.id);
-        }
-        if (fresh.length === 0) continue;
-        // Stable: on equal ids, the stream subscribed first comes first.
-        fresh.sort((a, b) => compareStreamIds(a.id, b.id));
-        sub.queue.push(...fresh);
-        sub.wake?.();
-      }
+      const wake = reply?.find(([key]) => key === this.wakeKey);
+      if (wake) this.wakeId = wake[1].at(-1)?.[0] ?? this.wakeId;
+      this.deliver(reply?.filter(([key]) => key !== this.wakeKey) ?? null);
     }
     await this.redis.del(this.wakeKey).catch(() => undefined);
+  }
+
+  /** Gives each subscriber the events of its streams after the last it was given. */
+  private deliver(reply: XreadReply): void {
+    const arrived = new Map<string, HubEvent[]>();
+    for (const [key, entries] of reply ?? []) {
+      arrived.set(
+        key,
+        entries.map((entry) => ({ ...toEvent(entry), key })),
+      );
+    }
+    for (const sub of this.subscribers) {
+      const fresh: HubEvent[] = [];
+      for (const [key, last] of sub.last) {
+        const events = (arrived.get(key) ?? []).filter((e) => compareStreamIds(e.id, last) > 0);
+        if (events.length === 0) continue;
+        fresh.push(...events);
+        sub.last.set(key, events.at(-1)!.id);
+      }
+      if (fresh.length === 0) continue;
+      // Stable: on equal ids, the stream subscribed first comes first.
+      fresh.sort((a, b) => compareStreamIds(a.id, b.id));
+      sub.queue.push(...fresh);
+      sub.wake?.();
+    }
+  }
+
+  /** On a cluster: subscribes to the channels of `sub`'s streams, then reads them. */
+  private listen(sub: Subscriber): void {
+    const tags = new Set<string>();
+    for (const key of sub.last.keys()) {
+      tags.add(hashTag(key));
+      const count = this.channels.get(key) ?? 0;
+      this.channels.set(key, count + 1);
+      if (count === 0) this.ssubscribe(key);
+    }
+    this.read([...tags]);
+  }
+
+  private ssubscribe(key: string): void {
+    // Read once subscribed too: what was appended before the subscription took is read then.
+    void (this.reader as Cluster)
+      .ssubscribe(key)
+      .then(() => this.read([hashTag(key)]))
+      .catch((err: unknown) => this.options.onError?.(err));
+  }
+
+  private unlisten(sub: Subscriber): void {
+    for (const key of sub.last.keys()) {
+      const count = (this.channels.get(key) ?? 1) - 1;
+      if (count > 0) {
+        this.channels.set(key, count);
+        continue;
+      }
+      this.channels.delete(key);
+      // With the last subscriber gone, the connections close, subscriptions and all.
+      if (this.subscribers.size === 0) continue;
+      void (this.reader as Cluster | null)
+        ?.sunsubscribe(key)
+        .catch((err: unknown) => this.options.onError?.(err));
+    }
+    if (this.subscribers.size === 0) this.endSweep?.();
+  }
+
+  /** On a cluster: lives while there are subscribers, reading every slot each `blockMs`. */
+  private async listening(): Promise<void> {
+    const every = this.options.blockMs ?? 5000;
+    while (this.subscribers.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, every);
+        this.endSweep = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.endSweep = null;
+      this.read([...new Set([...this.channels.keys()].map(hashTag))]);
+    }
+  }
+
+  /** On a cluster: reads the streams of these slots (hash tags), each slot by one XREAD. */
+  private read(tags: readonly string[]): void {
+    for (const tag of tags) this.dirty.add(tag);
+    if (this.flushing) return;
+    this.flushing = true;
+    queueMicrotask(() => {
+      this.flushing = false;
+      for (const tag of this.dirty) {
+        if (this.reading.has(tag)) continue;
+        this.dirty.delete(tag);
+        this.reading.add(tag);
+        void this.readSlot(tag)
+          .catch((err: unknown) => this.options.onError?.(err))
+          .finally(() => {
+            this.reading.delete(tag);
+            // Spoken again while it was read.
+            if (this.dirty.has(tag)) this.read([]);
+          });
+      }
+    });
+  }
+
+  private async readSlot(tag: string): Promise<void> {
+    const from = new Map<string, string>();
+    for (const sub of this.subscribers) {
+      for (const [key, last] of sub.last) {
+        if (hashTag(key) !== tag) continue;
+        const known = from.get(key);
+        if (!known || compareStreamIds(last, known) < 0) from.set(key, last);
+      }
+    }
+    if (from.size === 0) return;
+    const reply: XreadReply = await this.redis.xread(
+      'COUNT',
+      500,
+      'STREAMS',
+      ...from.keys(),
+      ...from.values(),
+    );
+    this.deliver(reply);
+    // A full page: more may wait.
+    if (reply?.some(([, entries]) => entries.length === 500)) this.read([tag]);
   }
 }

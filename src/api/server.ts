@@ -81,7 +81,7 @@ export async function startApi(
     (err: unknown) => logger.warn({ err }, 'Could not check the search attributes'),
   );
   const { redis, projection } = createProjection(config);
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis connection error'));
   const tooShort = goneAfterWarning(config.WORKER_GONE_AFTER_SECONDS);
   if (tooShort) logger.warn(tooShort);
   const workers = new BuildWatch(client, {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../projection/redis-client';
 import { Slots } from '../process/slots';
 
 // The clock is Redis's own (TIME), so that API processes whose clocks differ agree on which
@@ -36,7 +36,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 `;
 
-type SlotsRedis = Redis & {
+type SlotsRedis = RedisClient & {
   takeStreamSlot(key: string, id: string, limit: number, leaseMs: number): Promise<number>;
   renewStreamSlots(key: string, leaseMs: number, ...ids: string[]): Promise<number>;
   countStreamSlots(key: string): Promise<number>;
@@ -83,7 +83,7 @@ export class StreamSlots implements SlotCounter {
   private closed = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly options: StreamSlotsOptions = {},
   ) {

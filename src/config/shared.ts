@@ -28,6 +28,20 @@ export const redisSettings = {
     meaning: 'Redis holding the projection',
     secret: true,
   }),
+  REDIS_CLUSTER_NODES: setting(
+    z
+      .string()
+      .regex(
+        /^(rediss?:\/\/[^,\s]+|[^,:\s]+:\d+)(,(rediss?:\/\/[^,\s]+|[^,:\s]+:\d+))*$/,
+        'must be host:port,host:port,… (or redis:// URLs)',
+      )
+      .optional(),
+    {
+      meaning:
+        "a Redis Cluster's nodes (host:port,…; some of them are enough): when set, the projection and everything else in Redis live on that cluster and REDIS_URL is not used",
+      secret: true,
+    },
+  ),
   REDIS_KEY_PREFIX: setting(z.string().default('decisions:'), {
     meaning: 'prefix of every Redis key',
   }),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { PhaseInput } from '../domain/decision';
 import { ModelErrorType } from './errors';
 import { receivedUsage, withReceived, type LanguageModel, type ModelRequest } from './model';
@@ -76,7 +76,7 @@ redis.call('HSET', KEYS[1], field, 's' .. ARGV[2])
 return 1
 `;
 
-type LedgerRedis = Redis & {
+type LedgerRedis = (Redis | Cluster) & {
   reserveBudget(...args: (string | number)[]): Promise<[number, number, number, number]>;
   settleBudget(key: string, call: string, used: number): Promise<number>;
 };
@@ -86,7 +86,7 @@ export class RedisBudgetLedger implements BudgetLedger {
   private readonly redis: LedgerRedis;
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
   ) {

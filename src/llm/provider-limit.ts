@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { estimateInputTokens, unbilled } from './budget';
 import { ModelErrorType } from './errors';
 import { receivedUsage, type LanguageModel } from './model';
@@ -122,7 +122,7 @@ end
 return 0
 `;
 
-type LimitRedis = Redis & {
+type LimitRedis = (Redis | Cluster) & {
   providerLimitTake(...args: (string | number)[]): Promise<[number, number, string?]>;
   providerLimitSettle(...args: (string | number)[]): Promise<number>;
   providerLimitHold(key: string, ms: number): Promise<number>;
@@ -136,7 +136,7 @@ class RedisLog implements Log {
   private readonly redis: LimitRedis;
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly limits: ProviderLimits,
     private readonly windowMs: number,
@@ -279,7 +279,7 @@ export class ProviderLimiter {
   private readonly lines = new Map<string, Promise<void>>();
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     prefix: string,
     readonly limits: ProviderLimits,
     private readonly options: ProviderLimiterOptions = {},

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { LanguageModel, ModelRequest, ModelResponse } from './model';
 
 /** Where model answers are kept so that a retried activity does not pay for them again. */
@@ -11,7 +11,7 @@ export interface ResponseStore {
 
 export class RedisResponseStore implements ResponseStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
   ) {}
@@ -26,7 +26,8 @@ export class RedisResponseStore implements ResponseStore {
   }
 
   async delete(keys: string[]): Promise<void> {
-    if (keys.length > 0) await this.redis.del(...keys.map((k) => this.prefix + k));
+    // One command a key: on a cluster the keys sit in different slots.
+    await Promise.all(keys.map((k) => this.redis.del(this.prefix + k)));
   }
 }
 

@@ -8,7 +8,7 @@ import {
 } from '@temporalio/worker';
 import { Hono } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../projection/redis-client';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { createActivities } from '../activities';
@@ -23,7 +23,7 @@ import { RedisResponseStore } from '../llm/response-store';
 import { createRegistry, decisionMetrics, providerLimitMetrics } from '../observability/metrics';
 import { LiveChannel } from '../projection/live-channel';
 import type { Tracing } from '../observability/tracing';
-import { createProjection } from '../projection/redis-client';
+import { createProjection, duplicateRedis } from '../projection/redis-client';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { decisionOwners } from '../webhooks/owner';
 import { createResolve } from '../webhooks/resolver';
@@ -123,7 +123,7 @@ export function workerOptions(
  * drops its events: counted, and said in the log at most every ten seconds.
  */
 function liveChannel(
-  redis: Redis,
+  redis: RedisClient,
   config: WorkerConfig,
   registry: Registry,
   logger: Logger,
@@ -154,7 +154,7 @@ function liveChannel(
  * seconds.
  */
 function providerLimit(
-  redis: Redis,
+  redis: RedisClient,
   config: WorkerConfig,
   model: LanguageModel,
   registry: Registry,
@@ -333,10 +333,10 @@ export async function startWorker(
     'Model and knowledge base ready',
   );
   const { redis, projection } = createProjection(config);
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'Redis connection error'));
   // The live output has a connection of its own: its writes never queue ahead of a projection
   // write or a budget reservation.
-  const liveRedis = redis.duplicate();
+  const liveRedis = duplicateRedis(redis);
   liveRedis.on('error', () => undefined);
   const registry = createRegistry('worker');
   const code = await loadWorkflowCode(config.WORKFLOW_BUNDLE_PATH, tracing);

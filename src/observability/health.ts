@@ -1,5 +1,5 @@
 import type { Connection } from '@temporalio/client';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../projection/redis-client';
 
 export interface HealthReport {
   ok: boolean;
@@ -31,7 +31,7 @@ async function probe(what: () => Promise<unknown>, timeoutMs: number): Promise<s
  */
 export function createHealthCheck(deps: {
   connection: Connection;
-  redis: Redis;
+  redis: RedisClient;
   timeoutMs?: number;
   onFailure?: (dependency: 'temporal' | 'redis', error: string) => void;
 }): HealthCheck {

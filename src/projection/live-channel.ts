@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, RedisKeys, type RedisClient } from './keys';
 import type { PublishedLiveEvent } from '../domain/live';
 import { toEvent, type StoredEvent } from './redis-projection';
 
@@ -38,19 +38,19 @@ export interface LivePublisher {
   close(): Promise<void>;
 }
 
-export function liveKey(prefix: string, decisionId: string): string {
-  return `${prefix}decision:${decisionId}:live`;
-}
-
 /** Reads a decision's live events: the API's event streams. */
 export class LiveReader {
+  protected readonly keys: RedisKeys;
+
   constructor(
-    protected readonly redis: Redis,
-    protected readonly prefix: string,
-  ) {}
+    protected readonly redis: RedisClient,
+    prefix: string,
+  ) {
+    this.keys = new RedisKeys(prefix, isCluster(redis));
+  }
 
   key(decisionId: string): string {
-    return liveKey(this.prefix, decisionId);
+    return this.keys.live(decisionId);
   }
 
   /** Live events after `afterId` (exclusive; from the start when null) up to `toId` (inclusive). */
@@ -77,7 +77,7 @@ export class LiveChannel extends LiveReader {
   dropped = 0;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly options: LiveChannelOptions,
   ) {
@@ -130,6 +130,8 @@ export class LiveChannel extends LiveReader {
           JSON.stringify(event.data),
         );
       }
+      // A cluster's event hubs read the stream when its shard channel speaks.
+      if (this.keys.cluster) pipeline.spublish(key, '');
       const now = Date.now();
       if (now - lastExpire >= EXPIRE_EVERY_MS) {
         pipeline.expire(key, this.options.ttlSeconds);

@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { isCluster, RedisKeys, type RedisClient } from './keys';
 import {
   isTerminal,
   type DecisionEvent,
@@ -10,14 +11,16 @@ import { DecisionRecordSchema, WebhookDeliverySchema } from '../domain/schemas';
 import type { WebhookDelivery, WebhookState } from '../domain/webhook';
 
 // Applies a write only when its seq is newer than the stored one, so a retried, late or replayed
-// write never moves a decision backwards. Everything happens in one script, hence atomically.
+// write never moves a decision backwards. Everything of one decision happens in one script, hence
+// atomically (its keys share the decision's hash tag on a cluster).
 // The events of a write are appended to the decision's stream only when the write applies, so each
 // state change is streamed exactly once however often the write is retried.
-// KEYS: record hash, result, created index, completed index, event stream, the owner's index.
+// KEYS: record hash, result, event stream.
 // ARGV: seq, id, created ms, completed ms ('' while running), ttl s, now ms, result JSON ('' if none),
-// events as a JSON array of [type, data JSON, n or null], '1' when the decision has an owner, who writes
-// ('workflow' or 'reconcile'), the workflow run that writes ('' when unknown), then the hash's
-// field/value pairs.
+// events as a JSON array of [type, data JSON, n or null], '1' to announce appended events on the
+// stream's shard channel (a cluster's event hubs listen there), who writes ('workflow' or
+// 'reconcile'), the workflow run that writes ('' when unknown), then the hash's field/value pairs.
+// Returns 1 when applied, 2 when this very state is stored already (a retry), 0 when a newer one is.
 const WRITE_SCRIPT = `
 local skip_ends = false
 local current = redis.call('HGET', KEYS[1], 'seq')
@@ -26,9 +29,8 @@ if current then
   -- The workflow's own write of a state that reconcile copied first still applies: its events
   -- must reach the stream, and a copy carries none.
   local copied = redis.call('HGET', KEYS[1], 'origin') == 'reconcile'
-  if stored > seq or (stored == seq and not (copied and ARGV[10] == 'workflow')) then
-    return 0
-  end
+  if stored > seq then return 0 end
+  if stored == seq and not (copied and ARGV[10] == 'workflow') then return 2 end
   -- The copy had the end already, with its event: the workflow's own end event would repeat it.
   if stored == seq then skip_ends = true end
 end
@@ -42,7 +44,7 @@ local new_run = ARGV[11] ~= '' and run and run ~= '' and run ~= ARGV[11]
 if new_run or (not finished and (was == 'completed' or was == 'failed' or was == 'cancelled')) then
   -- The decision runs again (a reset, a retry): the old run's story, with its end, is over, and
   -- the new run numbers its events from where it was reset.
-  redis.call('DEL', KEYS[5])
+  redis.call('DEL', KEYS[3])
   appended = 0
 end
 local fields = {}
@@ -54,38 +56,52 @@ if ARGV[11] ~= '' then
   fields[#fields + 1] = ARGV[11]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-if ARGV[9] == '1' then redis.call('ZADD', KEYS[6], ARGV[3], ARGV[2]) end
 local last = appended
+local appended_any = false
 for _, event in ipairs(cjson.decode(ARGV[8])) do
   local n = event[3]
   local is_end = event[1] == 'decision.completed' or event[1] == 'decision.failed' or event[1] == 'decision.cancelled'
   if (type(n) ~= 'number' or n > appended) and not (skip_ends and is_end) then
-    redis.call('XADD', KEYS[5], '*', 'type', event[1], 'data', event[2])
+    redis.call('XADD', KEYS[3], '*', 'type', event[1], 'data', event[2])
     if type(n) == 'number' and n > last then last = n end
+    appended_any = true
   end
 end
 redis.call('HSET', KEYS[1], 'events_n', last)
+if appended_any and ARGV[9] == '1' then redis.call('SPUBLISH', KEYS[3], '') end
 if finished then
   if ARGV[7] ~= '' then
     redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[5])
   else
     redis.call('DEL', KEYS[2])
   end
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-  local cutoff = tonumber(ARGV[6]) - tonumber(ARGV[5]) * 1000
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', cutoff, 'LIMIT', 0, 100)
-  if #expired > 0 then
-    redis.call('ZREM', KEYS[4], unpack(expired))
-    redis.call('ZREM', KEYS[3], unpack(expired))
-  end
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
 else
   redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[5])
+  redis.call('PERSIST', KEYS[3])
   redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[4], ARGV[2])
+end
+return 1
+`;
+
+// Files a decision in its bucket of the indexes across decisions, by the state a write stored:
+// by creation time, and by completion time once it has finished. A finished write also drops the
+// bucket's entries of decisions that finished longer ago than the TTL (their records are gone).
+// KEYS: the bucket's created index, its completed index (one slot on a cluster).
+// ARGV: id, created ms, completed ms ('' while running), ttl s, now ms.
+const INDEX_SCRIPT = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local cutoff = tonumber(ARGV[5]) - tonumber(ARGV[4]) * 1000
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, 100)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[2], unpack(expired))
+  redis.call('ZREM', KEYS[1], unpack(expired))
 end
 return 1
 `;
@@ -119,8 +135,9 @@ export interface ProjectionOptions {
   now?: () => number;
 }
 
-type ProjectionRedis = Redis & {
+type ProjectionRedis = RedisClient & {
   writeDecision(...args: (string | number)[]): Promise<number>;
+  indexDecision(...args: (string | number)[]): Promise<number>;
   writeDelivery(key: string, id: string, state: string, rank: number): Promise<number>;
   expectRun(key: string, runId: string): Promise<number>;
 };
@@ -130,6 +147,9 @@ export interface ProjectionEntry {
   record: DecisionRecord;
   awaitingRun: string | null;
 }
+
+// How long a write on a cluster waits for its master's replica to have it.
+const REPLICA_WAIT_MS = 200;
 
 // Finished records kept parsed per process, oldest dropped first.
 const FINISHED_KEPT = 1000;
@@ -149,47 +169,37 @@ function deepFreeze<T>(value: T): T {
 export class DecisionProjection {
   private readonly redis: ProjectionRedis;
   private readonly now: () => number;
+  readonly keys: RedisKeys;
   private readonly finished = new Map<
     string,
     { record: DecisionRecord; deliveries: string | null; awaiting: string | null }
   >();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly options: ProjectionOptions,
   ) {
     if (!('writeDecision' in redis)) {
-      redis.defineCommand('writeDecision', { numberOfKeys: 6, lua: WRITE_SCRIPT });
+      redis.defineCommand('writeDecision', { numberOfKeys: 3, lua: WRITE_SCRIPT });
+      redis.defineCommand('indexDecision', { numberOfKeys: 2, lua: INDEX_SCRIPT });
       redis.defineCommand('writeDelivery', { numberOfKeys: 1, lua: DELIVERY_SCRIPT });
       redis.defineCommand('expectRun', { numberOfKeys: 1, lua: EXPECT_RUN_SCRIPT });
     }
     this.redis = redis as ProjectionRedis;
     this.now = options.now ?? Date.now;
+    this.keys = new RedisKeys(options.prefix, isCluster(redis));
   }
 
   recordKey(id: string): string {
-    return `${this.options.prefix}decision:${id}`;
+    return this.keys.record(id);
   }
 
   resultKey(id: string): string {
-    return `${this.options.prefix}decision:${id}:result`;
-  }
-
-  get createdIndexKey(): string {
-    return `${this.options.prefix}index:created`;
+    return this.keys.result(id);
   }
 
   eventsKey(id: string): string {
-    return `${this.options.prefix}decision:${id}:events`;
-  }
-
-  /** Ids of one owner's decisions by creation time; entries of expired decisions go on read. */
-  ownerIndexKey(owner: string): string {
-    return `${this.options.prefix}index:owner:${owner}`;
-  }
-
-  get completedIndexKey(): string {
-    return `${this.options.prefix}index:completed`;
+    return this.keys.events(id);
   }
 
   /**
@@ -225,27 +235,67 @@ export class DecisionProjection {
       completed_at: record.completed_at ?? '',
       seq: String(record.seq),
     };
-    const applied = await this.redis.writeDecision(
+    const createdMs = Date.parse(record.created_at);
+    const now = this.now();
+    const stored = await this.writeAcknowledged(
       this.recordKey(id),
       this.resultKey(id),
-      this.createdIndexKey,
-      this.completedIndexKey,
       this.eventsKey(id),
-      this.ownerIndexKey(record.owner ?? ''),
       record.seq,
       id,
-      Date.parse(record.created_at),
+      createdMs,
       completedMs ?? '',
       this.options.ttlSeconds,
-      this.now(),
+      now,
       record.result ? JSON.stringify(record.result) : '',
       JSON.stringify(events.map((e) => [e.type, JSON.stringify(e.data), e.n ?? null])),
-      record.owner ? '1' : '0',
+      this.keys.cluster ? '1' : '0',
       origin,
       runId,
       ...Object.entries(fields).flat(),
     );
-    return applied === 1;
+    // The indexes follow the state stored, also on a retry whose first try stored the record
+    // but not them; a write that lost to a newer one leaves them to that one.
+    if (stored !== 0) {
+      const bucket = this.keys.bucketOf(id);
+      await Promise.all([
+        this.redis.indexDecision(
+          this.keys.created(bucket),
+          this.keys.completed(bucket),
+          id,
+          createdMs,
+          completedMs ?? '',
+          this.options.ttlSeconds,
+          now,
+        ),
+        record.owner ? this.redis.zadd(this.keys.owner(record.owner), createdMs, id) : null,
+      ]);
+    }
+    return stored === 1;
+  }
+
+  /**
+   * Runs the write script. On a cluster whose master of the record's slot has a replica, the
+   * write is acknowledged once the replica has it too (WAIT, in the same batch to the same
+   * master), or after REPLICA_WAIT_MS without it: a master that dies after acknowledging a write
+   * loses none of it to its replica's promotion, and a write it had not acknowledged is sent
+   * again by Temporal's retry, events and all.
+   */
+  private async writeAcknowledged(...args: (string | number)[]): Promise<number> {
+    const record = String(args[0]);
+    const replicas = isCluster(this.redis)
+      ? (this.redis.slots[calculateSlot(record)]?.length ?? 1) - 1
+      : 0;
+    if (replicas <= 0) return this.redis.writeDecision(...args);
+    const pipeline = this.redis.pipeline() as ReturnType<RedisClient['pipeline']> & {
+      writeDecision(...args: (string | number)[]): unknown;
+    };
+    pipeline.writeDecision(...args);
+    pipeline.wait(1, REPLICA_WAIT_MS);
+    const [written] = (await pipeline.exec()) ?? [];
+    if (!written) throw new Error('The projection write got no answer');
+    if (written[0]) throw written[0];
+    return written[1] as number;
   }
 
   /**
@@ -400,8 +450,11 @@ export class DecisionProjection {
    */
   async list(query: ListQuery): Promise<{ items: DecisionSummary[]; next: ListCursor | null }> {
     const items: DecisionSummary[] = [];
-    const index =
-      query.owner !== undefined ? this.ownerIndexKey(query.owner) : this.createdIndexKey;
+    // One owner's index is one key; the index of all decisions is split into buckets, merged here.
+    const indexes =
+      query.owner !== undefined
+        ? [this.keys.owner(query.owner)]
+        : Array.from({ length: this.keys.indexBuckets }, (_, b) => this.keys.created(b));
     const min = query.createdAfter !== undefined ? `(${query.createdAfter}` : '-inf';
     const top = query.createdBefore !== undefined ? `(${query.createdBefore}` : '+inf';
     const batch = Math.max(query.limit * 2, 50);
@@ -409,42 +462,58 @@ export class DecisionProjection {
     // offset, so decisions created while paging cannot shift entries into a page twice.
     let after = query.cursor ?? null;
     for (let scanned = 0; scanned < MAX_SCAN; scanned += batch) {
-      const flat = await this.redis.zrange(
-        index,
-        after ? String(after.score) : top,
-        min,
-        'BYSCORE',
-        'REV',
-        'LIMIT',
-        0,
-        batch,
-        'WITHSCORES',
+      const from = after ? String(after.score) : top;
+      const replies = await Promise.all(
+        indexes.map(async (index) => {
+          const flat = await this.redis.zrange(
+            index,
+            from,
+            min,
+            'BYSCORE',
+            'REV',
+            'LIMIT',
+            0,
+            batch,
+            'WITHSCORES',
+          );
+          const entries: (ListCursor & { index: string })[] = [];
+          for (let i = 0; i < flat.length; i += 2) {
+            entries.push({ id: flat[i]!, score: Number(flat[i + 1]), index });
+          }
+          return entries;
+        }),
       );
-      const page: ListCursor[] = [];
-      for (let i = 0; i < flat.length; i += 2) {
-        const entry = { id: flat[i]!, score: Number(flat[i + 1]) };
-        // Equal scores come in descending id order: those at or above the bound were seen.
-        if (after && entry.score === after.score && entry.id >= after.id) continue;
-        page.push(entry);
-      }
+      // Newest first, equal scores in descending id order, as one sorted set gives them; the
+      // first `batch` of all buckets are among the first `batch` of each.
+      const merged = replies
+        .flat()
+        .sort((a, b) => b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+        .slice(0, batch);
+      // Equal scores come in descending id order: those at or above the bound were seen.
+      const page = merged.filter(
+        (entry) => !(after && entry.score === after.score && entry.id >= after.id),
+      );
       if (page.length === 0) return { items, next: null };
-      const pipeline = this.redis.pipeline();
-      for (const entry of page) pipeline.hmget(this.recordKey(entry.id), ...SUMMARY_FIELDS);
-      const rows = (await pipeline.exec()) ?? [];
+      const rows = await Promise.all(
+        page.map((entry) => this.redis.hmget(this.recordKey(entry.id), ...SUMMARY_FIELDS)),
+      );
       for (const [i, entry] of page.entries()) {
-        after = entry;
-        const values = rows[i]?.[1] as (string | null)[] | undefined;
+        after = { score: entry.score, id: entry.id };
+        const values = rows[i];
         if (!values?.[0]) {
-          // The decision expired: the owner's index has no cleanup of its own.
-          if (query.owner !== undefined) await this.redis.zrem(index, entry.id);
+          // The decision expired (an owner's index has no cleanup of its own), or its record
+          // was lost with a Redis node: reconcile files it again.
+          await this.redis.zrem(entry.index, entry.id);
           continue;
         }
         const summary = toSummary(values);
         if (query.status && summary.status !== query.status) continue;
         if (query.phase && summary.current_phase !== query.phase) continue;
         items.push(summary);
-        if (items.length === query.limit) return { items, next: entry };
+        if (items.length === query.limit) return { items, next: after };
       }
+      // Fewer than a batch anywhere: nothing older is left.
+      if (merged.length < batch) return { items, next: null };
     }
     return { items, next: after };
   }

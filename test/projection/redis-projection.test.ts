@@ -95,7 +95,7 @@ describe('DecisionProjection (real Redis)', () => {
     expect(await t.projection.get('d1')).toEqual(r);
     expect(JSON.parse((await t.redis.get(t.projection.resultKey('d1')))!)).toEqual(r.result);
     expect(await t.redis.hget(t.projection.recordKey('d1'), 'result')).toBeNull();
-    expect(await t.redis.zscore(t.projection.createdIndexKey, 'd1')).toBe(
+    expect(await t.redis.zscore(t.projection.keys.created(0), 'd1')).toBe(
       String(Date.parse(r.created_at)),
     );
   });
@@ -195,7 +195,7 @@ describe('DecisionProjection (real Redis)', () => {
     const ttl = await t.redis.ttl(t.projection.recordKey('d3'));
     expect(ttl).toBeGreaterThan(3500);
     expect(await t.redis.ttl(t.projection.resultKey('d3'))).toBeGreaterThan(3500);
-    expect(await t.redis.zscore(t.projection.completedIndexKey, 'd3')).not.toBeNull();
+    expect(await t.redis.zscore(t.projection.keys.completed(0), 'd3')).not.toBeNull();
   });
 
   it('un-finishes a decision that runs again (a reset): no TTL, no stale result', async () => {
@@ -203,7 +203,7 @@ describe('DecisionProjection (real Redis)', () => {
     await t.projection.write(record('d4', 3, { status: 'running' }));
     expect(await t.redis.ttl(t.projection.recordKey('d4'))).toBe(-1);
     expect(await t.redis.exists(t.projection.resultKey('d4'))).toBe(0);
-    expect(await t.redis.zscore(t.projection.completedIndexKey, 'd4')).toBeNull();
+    expect(await t.redis.zscore(t.projection.keys.completed(0), 'd4')).toBeNull();
     expect((await t.projection.get('d4'))?.result).toBeNull();
   });
 
@@ -211,7 +211,7 @@ describe('DecisionProjection (real Redis)', () => {
     const longAgo = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
     await t.projection.write(completed('old', 1, longAgo));
     await t.projection.write(completed('new', 1));
-    expect(await t.redis.zrange(t.projection.completedIndexKey, 0, -1)).toEqual(['new']);
-    expect(await t.redis.zrange(t.projection.createdIndexKey, 0, -1)).not.toContain('old');
+    expect(await t.redis.zrange(t.projection.keys.completed(0), 0, -1)).toEqual(['new']);
+    expect(await t.redis.zrange(t.projection.keys.created(0), 0, -1)).not.toContain('old');
   });
 });

@@ -44,6 +44,14 @@ describe('loadApiConfig', () => {
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(/PORT[\s\S]*TEMPORAL_ADDRESS[\s\S]*REDIS_URL/);
   });
+  it('refuses a REDIS_CLUSTER_NODES that is not a list of host:port, saying what it must be', () => {
+    expect(() => loadApiConfig({ REDIS_CLUSTER_NODES: 'redis-a:7000;redis-b' })).toThrow(
+      /REDIS_CLUSTER_NODES: must be host:port,host:port/,
+    );
+    expect(loadApiConfig({ REDIS_CLUSTER_NODES: 'redis-a:7000,10.0.0.2:7001' })).toMatchObject({
+      REDIS_CLUSTER_NODES: 'redis-a:7000,10.0.0.2:7001',
+    });
+  });
 });
 
 describe('configuration by role', () => {
@@ -56,6 +64,7 @@ describe('configuration by role', () => {
     expect(Object.keys(WorkerConfigSchema.shape)).not.toContain('API_KEYS');
     expect(Object.keys(DecisionsCliConfigSchema.shape).sort()).toEqual([
       'DECISION_TTL_SECONDS',
+      'REDIS_CLUSTER_NODES',
       'REDIS_COMMAND_TIMEOUT_MS',
       'REDIS_KEY_PREFIX',
       'REDIS_URL',

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { createParser } from 'eventsource-parser';
 import type { Redis } from 'ioredis';
 import { PHASE_NAMES } from '../../src/domain/phases';
-import { liveKey } from '../../src/projection/live-channel';
+import { RedisKeys } from '../../src/projection/keys';
 import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../cluster/binaries';
 import { freePort } from '../process/ports';
@@ -183,7 +183,7 @@ export async function liveRound(
   let liveBytes = 0;
   let liveEntries = 0;
   for (const { id } of runs) {
-    const key = liveKey(stack.prefix, id);
+    const key = new RedisKeys(stack.prefix, false).live(id);
     liveEntries += await redis.xlen(key);
     liveBytes += Number((await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
   }

@@ -122,6 +122,11 @@ export interface StackOptions {
   binaries: ClusterBinaries;
   /** Settings of the worker and the API beyond the bench's own (a model server, say). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A Redis Cluster's nodes (host:port), which the worker and the API use instead of `redisUrl`
+   * (REDIS_CLUSTER_NODES); the bench stops the cluster, keys and all.
+   */
+  redisCluster?: readonly string[];
 }
 
 /** The Temporal server the stack runs on, with what stops it. */
@@ -182,6 +187,7 @@ export async function startBenchStack(options: StackOptions) {
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     REDIS_URL: options.redisUrl,
+    ...(options.redisCluster ? { REDIS_CLUSTER_NODES: options.redisCluster.join(',') } : {}),
     REDIS_KEY_PREFIX: prefix,
     LLM_PROVIDER: 'offline',
     WORKFLOW_BUNDLE_PATH: options.bundle,
@@ -231,7 +237,9 @@ export async function startBenchStack(options: StackOptions) {
   const api = await startApi('bench');
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
-  const redis = createRedis(options.redisUrl);
+  // Each Redis server the stack's data lives on: every node of a cluster, replicas included.
+  const servers = (options.redisCluster ?? []).map((node) => createRedis(`redis://${node}`));
+  if (servers.length === 0) servers.push(createRedis(options.redisUrl));
   let asked = 0;
 
   return {
@@ -302,11 +310,17 @@ export async function startBenchStack(options: StackOptions) {
     async history(id: string) {
       return (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
     },
-    /** CPU time Redis has spent since it started (user + system, from INFO), in ms. */
+    /**
+     * CPU time Redis has spent since it started (user + system, from INFO), in ms: on a cluster,
+     * every node's together.
+     */
     async redisCpuMs(): Promise<number> {
-      const info = await redis.info('cpu');
-      const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-      return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+      const infos = await Promise.all(servers.map((redis) => redis.info('cpu')));
+      return infos.reduce((sum, info) => {
+        const field = (name: string) =>
+          Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+        return sum + (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+      }, 0);
     },
     /**
      * On PostgreSQL: the rows the server has written to its executions table (one per workflow
@@ -332,10 +346,10 @@ export async function startBenchStack(options: StackOptions) {
     async stop(): Promise<void> {
       await Promise.all(roles.map((role) => role.stop()));
       await connection.close().catch(() => undefined);
-      redis.disconnect();
+      for (const redis of servers) redis.disconnect();
       await temporal.stop();
       rmSync(dir, { recursive: true, force: true });
-      await removeKeys(options.redisUrl, prefix);
+      if (!options.redisCluster) await removeKeys(options.redisUrl, prefix);
     },
   };
 }

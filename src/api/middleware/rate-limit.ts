@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../projection/redis-client';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { problem, problemResponse } from '../problem';
 import type { AuthVariables } from './auth';
@@ -10,7 +10,7 @@ import { addressBucket, clientAddress } from './client-address';
  * limiter of the same size standing in while Redis does not answer: the limit protects the
  * service, and a Redis outage must neither lift it nor stop requests.
  */
-function limiter(redis: Redis, keyPrefix: string, points: number): RateLimiterRedis {
+function limiter(redis: RedisClient, keyPrefix: string, points: number): RateLimiterRedis {
   return new RateLimiterRedis({
     storeClient: redis,
     keyPrefix,
@@ -38,7 +38,7 @@ function tooMany(c: Context, limit: number, msBeforeNext: number, what: string) 
  * 429 with Retry-After past it.
  */
 export function rateLimit(deps: {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   perMinute: number;
   trustProxy?: boolean;
@@ -78,7 +78,7 @@ export interface AttemptLimiter {
 }
 
 export function attemptLimiter(deps: {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   perMinute: number;
   onError?: (err: unknown) => void;
