@@ -36,7 +36,7 @@ interface Followed {
  * Follows `GET /decisions/{id}/events` to its end, as a client would, and notes where and when
  * each marker in a delta's text arrived.
  */
-async function follow(apiUrl: string, id: string, receipts: Receipt[]): Promise<Followed> {
+export async function follow(apiUrl: string, id: string, receipts: Receipt[]): Promise<Followed> {
   const res = await fetch(`${apiUrl}/decisions/${id}/events`, {
     headers: { Authorization: `Bearer ${BENCH_KEY}`, Accept: 'text/event-stream' },
   });

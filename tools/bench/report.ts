@@ -7,6 +7,15 @@ import { LIVE_INTERVAL_MS } from '../../src/projection/live-channel';
 import type { PeerFigures } from './peers';
 import type { ProviderLimitFigures } from './provider-limit';
 import type { SlowModelFigures } from './slow-model';
+import type { FootprintRound, RedisFootprintFigures } from './redis-footprint';
+import {
+  decisionsPerGib,
+  perSecondForGib,
+  perSecondPerCore,
+  redisPlan,
+  type KeyKind,
+  type KindTotals,
+} from './key-kinds';
 import { describeMachine, round, type Hops, type Machine } from './measure';
 import { PHASE_NAMES } from '../../src/domain/phases';
 
@@ -57,6 +66,8 @@ export interface BenchResults {
   provider_limit?: ProviderLimitFigures;
   /** Many decisions at once on one worker, the model slow (absent from results before it). */
   slow_model_burst?: SlowModelFigures;
+  /** What one Redis holds and does per decision (absent from results before it was measured). */
+  redis_footprint?: RedisFootprintFigures;
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -545,6 +556,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     ...liveSection(r.live_output, r.machine),
     ...limitSection(r.provider_limit, r.machine),
     ...burstSection(r.slow_model_burst),
+    ...footprintSection(r.redis_footprint, r.machine),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -1104,4 +1116,246 @@ export async function writeResults(r: BenchResults, dir: string, step?: string):
   const findings = existsSync(FINDINGS_FILE) ? `\n${readFileSync(FINDINGS_FILE, 'utf8')}` : '';
   await write(files.md, markdown(r, steps) + findings);
   return [...Object.values(files), ...(step ? [STEPS_FILE] : [])];
+}
+
+function bytesText(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${round(bytes / 2 ** 30, 2)} GiB`;
+  if (bytes >= 2 ** 20) return `${round(bytes / 2 ** 20, 1)} MiB`;
+  if (bytes >= 10 * 1024) return `${round(bytes / 1024, 1)} KiB`;
+  return `${Math.round(bytes)} B`;
+}
+
+function ttlText(t: Pick<KindTotals, 'ttl_s' | 'no_ttl'> | undefined): string {
+  if (!t) return '—';
+  const parts: string[] = [];
+  if (t.ttl_s) {
+    parts.push(
+      t.ttl_s.min === t.ttl_s.max ? `${t.ttl_s.min} s` : `${t.ttl_s.min}–${t.ttl_s.max} s`,
+    );
+  }
+  if (t.no_ttl > 0) parts.push(`none (${t.no_ttl} keys)`);
+  return parts.join(', ');
+}
+
+/** What one Redis holds and does per decision (see tools/bench/redis-footprint.ts). */
+function footprintSection(f: RedisFootprintFigures | undefined, machine: Machine | undefined) {
+  if (!f) return [];
+  const elsewhere =
+    !machine || describeMachine(machine) !== describeMachine(f.machine)
+      ? `, on ${describeMachine(f.machine)}`
+      : '';
+  const { offline, streaming } = f;
+  const kinds: [KeyKind, string][] = [
+    ['record', 'record hash `decision:<id>`'],
+    ['result', 'result `decision:<id>:result`'],
+    ['events', 'durable events `decision:<id>:events`'],
+    ['live', 'live output `decision:<id>:live`'],
+    ['ledger', 'budget ledger `budget:<workflow>:<run>`'],
+    ['response', 'stored model answers `llm:<workflow>:<run>:<activity>:<hash>`'],
+  ];
+  const index = f.shared.index;
+  const indexEntryBytes = index && index.entries > 0 ? index.bytes / index.entries : 0;
+  const indexBytes = Math.round(indexEntryBytes * f.index_entries_per_decision);
+  const perEntry = (kind: KeyKind, r: FootprintRound) => {
+    const k = r.keys[kind];
+    return k && k.entries > 0 ? `${Math.round(k.bytes / k.entries)} B` : '—';
+  };
+  const peak = f.running.reduce<(typeof f.running)[number] | null>(
+    (best, s) => (!best || s.bytes_all > best.bytes_all ? s : best),
+    null,
+  );
+  const finished = Math.max(
+    streaming.used_memory_per_decision,
+    streaming.key_bytes_per_decision + indexBytes,
+  );
+  const finishedOffline = Math.max(
+    offline.used_memory_per_decision,
+    offline.key_bytes_per_decision + indexBytes,
+  );
+  const week = 7 * 24 * 3600;
+  const plan = redisPlan({
+    perSecond: 1,
+    ttlSeconds: week,
+    decisionSeconds: 60,
+    finishedBytes: finished,
+    runningBytes: peak?.bytes_all ?? finished,
+    cpuMsPerDecision: streaming.work.cpu_ms_per_decision,
+    commandsPerDecision: streaming.work.commands_per_decision,
+  });
+  const work = (name: string, pick: (w: typeof offline.work) => string | number) => [
+    name,
+    pick(offline.work),
+    pick(streaming.work),
+  ];
+  const hook = f.webhook;
+  const limitLog = f.shared['provider-limit'];
+  const grantBytes =
+    limitLog && limitLog.entries > 0 ? Math.round(limitLog.bytes / limitLog.entries) : 0;
+  return [
+    '',
+    '## Redis: what it holds and does per decision',
+    '',
+    `On a Redis server of this part's own (${f.redis_version}, so that no other keys count), measured on ${f.date.slice(0, 10)}${elsewhere}:`,
+    `${offline.decisions} decisions with the offline model, ${offline.concurrency} at a time (every other one with a webhook to a`,
+    `local receiver), then ${streaming.decisions} created at once streaming from the bench's model server (${streaming.chunks_per_answer} chunks`,
+    `${streaming.chunk_interval_ms} ms apart a call), a client on each one's event stream. The stack ran with`,
+    `\`DECISION_TTL_SECONDS=${f.ttl_seconds}\`, and with the rate limit and the provider limit on (high enough to hold nothing`,
+    "back) so that their keys exist. Bytes are Redis's own `MEMORY USAGE` of each key (`SAMPLES 0`:",
+    'every element counted), the keys grouped by kind by their names (with or without hash tags);',
+    "`used_memory` is `INFO memory`'s after a round less before it, which also counts the keyspace's",
+    'own tables (an entry per key, one more per key with a TTL) and the index entries.',
+    '',
+    '### Per finished decision',
+    '',
+    table(
+      ['key', 'offline', 'streaming', 'entries (offline · streaming)', 'TTL once finished'],
+      [
+        ...kinds.map(([kind, name]) => {
+          const a = offline.keys[kind];
+          const b = streaming.keys[kind];
+          const keys = (k: typeof a) => (k && k.keys !== 1 ? ` (${k.keys} keys)` : '');
+          return [
+            name,
+            a ? `${bytesText(a.bytes)}${keys(a)}` : '—',
+            b ? `${bytesText(b.bytes)}${keys(b)}` : '—',
+            `${a?.entries ?? '—'} · ${b?.entries ?? '—'}`,
+            ttlText(b ?? a),
+          ];
+        }),
+        [
+          '**its keys in all**',
+          `**${bytesText(offline.key_bytes_per_decision)}**`,
+          `**${bytesText(streaming.key_bytes_per_decision)}**`,
+          '',
+          '',
+        ],
+        [
+          `index entries (${f.index_entries_per_decision} a decision, ${Math.round(indexEntryBytes)} B each)`,
+          `${indexBytes} B`,
+          `${indexBytes} B`,
+          '',
+          ttlText(index),
+        ],
+        [
+          '`used_memory` per decision',
+          bytesText(offline.used_memory_per_decision),
+          bytesText(streaming.used_memory_per_decision),
+          '',
+          '',
+        ],
+      ],
+    ),
+    '',
+    `An event of the durable stream takes ${perEntry('events', offline)} offline, ${perEntry('events', streaming)} streaming (a phase's`,
+    `output rides in its \`phase.completed\`, the result in \`decision.completed\`); an entry of the live stream`,
+    `${perEntry('live', streaming)} (a delta: the text of ${LIVE_INTERVAL_MS} ms of output), at most 2000 entries kept. A stored answer is`,
+    "the model's whole answer, kept for the TTL from its call (the offline model's answers reach the",
+    'live stream whole, one delta a call). TTLs were read back with `PTTL` once every decision had ended: the record, result and',
+    "events get the TTL when the decision finishes, the live stream at its last write's refresh (every",
+    '10 s), the ledger and each stored answer at their call.',
+    `With a webhook (one delivery, \`decision.completed\`, ${hook.delivered} of ${hook.decisions} recorded delivered), the record hash takes ${bytesText(hook.record_bytes)}`,
+    `against ${bytesText(hook.without_bytes)} without: ${bytesText(hook.record_bytes - hook.without_bytes)} for the subscription and the delivery's state.`,
+    '',
+    '### While decisions run (streaming)',
+    '',
+    table(
+      [
+        's after the first create',
+        'running',
+        'finished',
+        'record',
+        'events',
+        'live',
+        'ledger',
+        'answers',
+        'keys in all, per running decision',
+        'entries: events · live',
+      ],
+      f.running.map((x) => [
+        x.seconds,
+        x.running,
+        x.finished,
+        bytesText(x.bytes.record ?? 0),
+        bytesText(x.bytes.events ?? 0),
+        bytesText(x.bytes.live ?? 0),
+        bytesText(x.bytes.ledger ?? 0),
+        bytesText(x.bytes.response ?? 0),
+        `**${bytesText(x.bytes_all)}**`,
+        `${x.events_entries} · ${x.live_entries}`,
+      ]),
+    ),
+    '',
+    'A decision is running while it has no result key. Its record and events have no TTL until it',
+    "ends; its keys grow phase by phase to about the finished decision's less the result.",
+    '',
+    '### Shared by all decisions',
+    '',
+    table(
+      ['kind', 'keys', 'bytes', 'entries', 'TTL'],
+      (Object.entries(f.shared) as [KeyKind, KindTotals][]).map(([kind, t]) => [
+        kind,
+        t.keys,
+        bytesText(t.bytes),
+        t.entries,
+        ttlText(t),
+      ]),
+    ),
+    '',
+    'Indexes: `index:created`, `index:completed` and one `index:owner:<principal>` per owner, one',
+    'entry each per decision and no TTL (see below). The provider limit: a log per limit key',
+    '(provider, host and model), one entry per call granted in the last 62 s,',
+    `${grantBytes} B each, so a limit of N calls a minute holds at most about N entries. The rate limit: one`,
+    'counter per API key, and one per client address that presented a wrong key, for a minute.',
+    "`events-hub:<uuid>`: an API process's wake-up stream while it has event streams open (ten",
+    'entries at most, no TTL; deleted once its last stream has closed).',
+    `After both rounds Redis held ${f.memory.keys} keys in ${bytesText(f.memory.used_memory)} (\`used_memory\`; \`used_memory_dataset\``,
+    `${bytesText(f.memory.used_memory_dataset)}), ${bytesText(f.memory.used_memory_rss)} resident (fragmentation ratio ${f.memory.fragmentation_ratio}).`,
+    '',
+    '### Work',
+    '',
+    table(
+      ['', 'offline', 'streaming, a client each'],
+      [
+        work('round (s)', (w) => w.seconds),
+        work('commands run per decision', (w) => w.commands_per_decision),
+        work('commands a second, the round’s mean', (w) => w.commands_per_second),
+        work('Redis CPU per decision', (w) => `${w.cpu_ms_per_decision} ms`),
+        work('Redis cores busy, the round’s mean', (w) => w.cores_busy),
+        work('decisions a second that fill one core', (w) =>
+          Math.round(perSecondPerCore(w.cpu_ms_per_decision)),
+        ),
+        work('commands a second then', (w) =>
+          Math.round(perSecondPerCore(w.cpu_ms_per_decision) * w.commands_per_decision),
+        ),
+      ],
+    ),
+    '',
+    `Calls per decision, offline: ${Object.entries(offline.work.by_command)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ')}; streaming: ${Object.entries(streaming.work.by_command)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ')}.`,
+    'Commands and CPU from `INFO stats` and `INFO cpu`, which count the commands a script runs as',
+    "well as the script's call (`EVALSHA`), less the bench's own reads (`SCAN`,",
+    '`MEMORY USAGE`, `XLEN`, `INFO`, by their `commandstats` time). Redis runs commands on one',
+    `thread: one core is its ceiling. This machine is shared (load average ${f.load_average[0]} at the part's start,`,
+    `${f.load_average[1]} at its end), so CPU per decision moves between runs; the bytes do not.`,
+    '',
+    '### Expiry',
+    '',
+    `${f.expiry.decisions} more decisions with \`DECISION_TTL_SECONDS=${f.expiry.ttl_seconds}\`: every key of theirs was gone ${f.expiry.gone_after_s} s after the`,
+    `last had ended (Redis expires keys on access and in a background cycle). Their index entries`,
+    `stayed: ${f.expiry.index_entries_left} of ${Math.round(f.expiry.decisions * f.index_entries_per_decision)}; after one more decision finished, ${f.expiry.index_entries_left_after_next}. A finishing write drops`,
+    "entries of the created and completed indexes older than the TTL (100 at a time); an owner's",
+    'index loses them when a listing meets them.',
+    '',
+    '### What it comes to',
+    '',
+    `A finished decision kept for the TTL costs ${bytesText(finished)} streaming, ${bytesText(finishedOffline)} offline (the larger of`,
+    `\`used_memory\` per decision and its keys with their index entries): 1 GiB holds ${decisionsPerGib(finished, 1).toLocaleString('en-US')} streaming decisions (${decisionsPerGib(finishedOffline, 1).toLocaleString('en-US')}`,
+    `offline). With the default TTL of seven days, a steady 1 decision/s keeps ${plan.kept.toLocaleString('en-US')} decisions:`,
+    `${bytesText(plan.bytes)} (running ones, at ${bytesText(peak?.bytes_all ?? finished)} each, are a rounding error beside them);`,
+    `1 GiB holds a steady ${round(perSecondForGib(finished, 1, week) * 60, 1)} decisions a minute. A real model's answers are longer than the`,
+    "bench's: the events, the result and the stored answers grow with them.",
+  ];
 }

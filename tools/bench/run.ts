@@ -14,6 +14,7 @@ import { postgresCpuMs, round, thisMachine } from './measure';
 import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
 import { providerLimit } from './provider-limit';
+import { redisFootprint } from './redis-footprint';
 import { slowModel } from './slow-model';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
@@ -34,7 +35,7 @@ const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
 /** The parts `--only` runs alone. */
-const PARTS = ['live-output', 'provider-limit', 'api-load', 'slow-model'];
+const PARTS = ['live-output', 'provider-limit', 'api-load', 'slow-model', 'redis-footprint'];
 
 // How much each part runs: `--quick` runs fewer of each (about ten minutes on two cores, the
 // provider limit's minutes included), the full run about half an hour.
@@ -55,6 +56,7 @@ const SIZES = {
     // 12 calls each: four minutes' worth of 600 calls, so the limit is busy over three minutes.
     providerLimit: 200,
     burst: { decisions: 300, callMs: 2000, chunks: 20 },
+    footprint: { offline: 300, concurrency: 32, streaming: 100, expiring: 20 },
   },
   quick: {
     serial: 10,
@@ -71,6 +73,7 @@ const SIZES = {
     live: { decisions: 16, rounds: 1, warmup: 1 },
     providerLimit: 110,
     burst: { decisions: 300, callMs: 2000, chunks: 20 },
+    footprint: { offline: 60, concurrency: 16, streaming: 20, expiring: 10 },
   },
 };
 
@@ -111,9 +114,9 @@ async function main(): Promise<void> {
   // Read first: figures of one part with no results to join fail before the run, not after.
   const earlier = options.only !== undefined ? readResults(outDir) : null;
 
-  // The API load part runs on the dev server alone: no need to build the cluster's binaries.
+  // The API load and Redis parts run on the dev server alone: no need for the cluster's binaries.
   const binaries =
-    options.only === 'api-load'
+    options.only === 'api-load' || options.only === 'redis-footprint'
       ? ({ temporalCli: await findOrBuildTemporalCli() } as ClusterBinaries)
       : await findOrBuildClusterBinaries();
   log('building the production roles (npm run build, workflow bundle)');
@@ -138,6 +141,17 @@ async function main(): Promise<void> {
     log(`${size.burst.decisions} decisions at once, model ${size.burst.callMs} ms per call`);
     return slowModel({ binaries, bundle, ...size.burst, log });
   };
+  // What one Redis of its own holds and does per decision: offline, streaming, expiring.
+  const footprint = () =>
+    redisFootprint({
+      binaries,
+      bundle,
+      ...size.footprint,
+      chunks: LIVE_CHUNKS,
+      intervalMs: LIVE_INTERVAL_MS,
+      expiryTtlSeconds: 5,
+      log,
+    });
   if (earlier && options.only !== 'api-load') {
     try {
       log(`${options.only} alone`);
@@ -146,7 +160,9 @@ async function main(): Promise<void> {
           ? { provider_limit: await limit() }
           : options.only === 'slow-model'
             ? { slow_model_burst: await burst() }
-            : { live_output: await live() };
+            : options.only === 'redis-footprint'
+              ? { redis_footprint: await footprint() }
+              : { live_output: await live() };
       const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
@@ -282,6 +298,7 @@ async function main(): Promise<void> {
     const liveFigures = await live();
     const limitFigures = await limit();
     const burstFigures = await burst();
+    const footprintFigures = await footprint();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -312,6 +329,7 @@ async function main(): Promise<void> {
       live_output: liveFigures,
       provider_limit: limitFigures,
       slow_model_burst: burstFigures,
+      redis_footprint: footprintFigures,
       in_process: bound,
       bullmq: {
         ...bull,
