@@ -33,6 +33,7 @@ import { registerDocsRoutes } from './routes/docs';
 import { EventHub } from './event-hub';
 import { LiveReader } from '../projection/live-channel';
 import { registerEventRoutes } from './routes/events';
+import { StreamSlots, type SlotCounter } from './stream-slots';
 import { registerHealthRoutes } from './routes/health';
 import { registerMeRoute } from './routes/me';
 import { registerProblemRoutes } from './routes/problems';
@@ -70,8 +71,12 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** How long an event stream waits for an event before a keep-alive. */
   eventBlockMs?: number;
-  /** Event streams one key may hold open at once (per API process). */
+  /** Event streams one key may hold open at once, across the API processes sharing Redis. */
   maxStreamsPerKey?: number;
+  /** Counts the open event streams; by default a StreamSlots on `redis` with `streamLeaseMs`. */
+  streamSlots?: SlotCounter;
+  /** How long a stream's slot counts in Redis unless renewed (the process holding it died). */
+  streamLeaseMs?: number;
   /** How long an event stream stays open at most (an hour); the client then reconnects. */
   maxStreamMs?: number;
   /** Where the decision page links a decision in the Temporal Web UI; null for no links. */
@@ -292,6 +297,16 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
     blockMs: deps.eventBlockMs,
     maxStreamsPerKey: deps.maxStreamsPerKey,
+    slots:
+      deps.streamSlots ??
+      new StreamSlots(deps.redis, deps.keyPrefix, {
+        leaseMs: deps.streamLeaseMs,
+        onError: (err) =>
+          deps.logger?.warn(
+            { err },
+            'Event stream slots unavailable in Redis; counted per process',
+          ),
+      }),
     trustProxy: deps.trustProxy,
     maxStreamMs: deps.maxStreamMs,
   });

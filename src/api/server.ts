@@ -7,6 +7,7 @@ import type { Tracing } from '../observability/tracing';
 import { parseApiKeys, type ApiKey } from './middleware/auth';
 import { createProjection } from '../projection/redis-client';
 import { createApp } from './app';
+import { StreamSlots } from './stream-slots';
 import { DecisionService } from './decision-service';
 import { createHealthCheck } from '../observability/health';
 import { retryWithinDeadline } from '../temporal/deadlines';
@@ -110,6 +111,11 @@ export async function startApi(
     onProjectionError: (err) =>
       logger.warn({ err }, 'Projection read failed; reading from Temporal instead'),
   });
+  const streamSlots = new StreamSlots(redis, config.REDIS_KEY_PREFIX, {
+    leaseMs: config.EVENT_STREAM_LEASE_SECONDS * 1000,
+    onError: (err) =>
+      logger.warn({ err }, 'Event stream slots unavailable in Redis; counted per process'),
+  });
   const app = createApp({
     decisions,
     health: createHealthCheck({
@@ -129,6 +135,7 @@ export async function startApi(
     authFailuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     trustProxy: config.TRUST_PROXY,
     maxStreamsPerKey: config.EVENT_STREAMS_PER_KEY,
+    streamSlots,
     apiKeys,
     webhookSecretOf: config.WEBHOOK_SECRET
       ? (principal) => principalSecret(config.WEBHOOK_SECRET!, principal)
@@ -160,6 +167,8 @@ export async function startApi(
       // Event streams stay open for long; end them rather than wait for their clients.
       if ('closeAllConnections' in server) server.closeAllConnections();
       await closed;
+      // The streams just ended give their slots back at once, not when their leases run out.
+      await streamSlots.close();
       await connection.close();
       redis.disconnect();
       await tracing?.shutdown();

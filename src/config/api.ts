@@ -45,7 +45,11 @@ export const ApiConfigSchema = z.object({
   }),
   EVENT_STREAMS_PER_KEY: setting(z.coerce.number().int().positive().default(20), {
     meaning:
-      'event streams one key (auth off: one address) may hold open per API process (429 past)',
+      'event streams one key (auth off: one address) may hold open across all API processes (429 past)',
+  }),
+  EVENT_STREAM_LEASE_SECONDS: setting(z.coerce.number().int().min(1).max(3600).default(30), {
+    meaning:
+      'how long the event streams of an API process that died still count (open ones are renewed every third of it)',
   }),
   TRUST_PROXY: setting(flag.default(false), {
     meaning: 'take the client address from the last `X-Forwarded-For` entry (behind a proxy only)',

@@ -5,6 +5,11 @@
 export class Slots {
   private readonly held = new Map<string, number>();
 
+  /** How many of `key`'s slots are held. */
+  count(key: string): number {
+    return this.held.get(key) ?? 0;
+  }
+
   /**
    * Takes one of `key`'s slots, if fewer than `limit` are held: the function that gives it back
    * (safe to call more than once), or null when there is none to take. Synchronous, so that

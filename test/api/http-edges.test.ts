@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp, type AppDeps } from '../../src/api/app';
 import { DecisionService } from '../../src/api/decision-service';
 import { initialRecord, type DecisionRecord } from '../../src/domain/decision';
@@ -113,6 +113,14 @@ describe('HTTP edges on a real socket (Temporal and Redis, no worker)', () => {
   });
 
   describe('event stream slots', () => {
+    // The apps of this file share a key prefix, and with it the slots, as API processes sharing
+    // Redis do: a test starts once the streams of the one before have given theirs back.
+    beforeEach(() =>
+      waitFor('the streams of earlier tests to give their slots back', async () =>
+        (await store.redis.keys(`${store.prefix}{streams:*`)).length === 0 ? true : undefined,
+      ),
+    );
+
     it('answers HEAD with the headers only and holds no slot: 20 HEADs leave every stream open', async () => {
       const port = await listen({ maxStreamsPerKey: 2 });
       const id = await decision();

@@ -8,6 +8,7 @@ import type { PeerFigures } from './peers';
 import type { ProviderLimitFigures } from './provider-limit';
 import type { SlowModelFigures } from './slow-model';
 import type { FootprintRound, RedisFootprintFigures } from './redis-footprint';
+import type { RedisScaleFigures } from './redis-scale';
 import {
   decisionsPerGib,
   perSecondForGib,
@@ -68,6 +69,7 @@ export interface BenchResults {
   slow_model_burst?: SlowModelFigures;
   /** What one Redis holds and does per decision (absent from results before it was measured). */
   redis_footprint?: RedisFootprintFigures;
+  redis_cluster?: RedisScaleFigures;
   in_process: PeerFigures;
   bullmq: PeerFigures;
 }
@@ -557,6 +559,7 @@ export function markdown(r: BenchResults, steps: Step[]): string {
     ...limitSection(r.provider_limit, r.machine),
     ...burstSection(r.slow_model_burst),
     ...footprintSection(r.redis_footprint, r.machine),
+    ...clusterSection(r.redis_cluster),
   ];
   lines.push('', '## Where the time goes, and why targets are missed', '', ...whereTimeGoes(r));
   if (steps.length > 0) {
@@ -1357,5 +1360,44 @@ function footprintSection(f: RedisFootprintFigures | undefined, machine: Machine
     `${bytesText(plan.bytes)} (running ones, at ${bytesText(peak?.bytes_all ?? finished)} each, are a rounding error beside them);`,
     `1 GiB holds a steady ${round(perSecondForGib(finished, 1, week) * 60, 1)} decisions a minute. A real model's answers are longer than the`,
     "bench's: the events, the result and the stored answers grow with them.",
+  ];
+}
+
+/** Decisions on a Redis Cluster beside one Redis (see tools/bench/redis-scale.ts). */
+function clusterSection(c: RedisScaleFigures | undefined): string[] {
+  if (!c) return [];
+  const first = c.rounds[0];
+  return [
+    '',
+    '## Decisions on a Redis Cluster beside one Redis',
+    '',
+    `The same stack (dev server in memory, one worker, one API, the offline model) with everything`,
+    `the project keeps in Redis on one redis-server, then on a Redis Cluster of ${c.cluster.masters} masters with`,
+    `${c.cluster.replicas_per_master} replica each (all on this machine), alternating, ${first?.decisions ?? 0} decisions a round in a closed loop of`,
+    `${first?.concurrency ?? 0}. On the cluster each projection write waits for its master's replica (WAIT).`,
+    '',
+    table(
+      [
+        'Redis',
+        'decisions/s',
+        'latency p50 / p99',
+        'Redis CPU a decision',
+        'worker CPU a decision',
+        'load before',
+      ],
+      c.rounds.map((r) => [
+        r.redis,
+        r.per_second,
+        `${r.latency_ms.p50} / ${r.latency_ms.p99} ms`,
+        `${r.redis_cpu_ms_per_decision ?? '—'} ms`,
+        `${r.cpu_ms_per_decision.worker} ms`,
+        r.load_average,
+      ]),
+    ),
+    '',
+    `Cluster ÷ one Redis: ${c.ratio.per_second}× the decisions/s, ${c.ratio.redis_cpu_ms_per_decision}× the Redis CPU per decision (every`,
+    "node's, replicas included). On two cores the cluster's six servers share the machine with the",
+    'stack, so this shows what the cluster costs, not what it adds: its gain is capacity spread over',
+    'machines (docs/DEPLOYMENT.md, "When one Redis is not enough").',
   ];
 }

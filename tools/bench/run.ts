@@ -15,6 +15,7 @@ import { bullmqChain, inProcessBound } from './peers';
 import { liveOutput } from './live-output';
 import { providerLimit } from './provider-limit';
 import { redisFootprint } from './redis-footprint';
+import { redisScale } from './redis-scale';
 import { slowModel } from './slow-model';
 import { readResults, writeResults, type BenchResults } from './report';
 import { removeKeys, startBenchStack, type BenchStack } from './stack';
@@ -35,7 +36,14 @@ const LIVE_CHUNKS = 50;
 const LIVE_INTERVAL_MS = 20;
 
 /** The parts `--only` runs alone. */
-const PARTS = ['live-output', 'provider-limit', 'api-load', 'slow-model', 'redis-footprint'];
+const PARTS = [
+  'live-output',
+  'provider-limit',
+  'api-load',
+  'slow-model',
+  'redis-footprint',
+  'redis-cluster',
+];
 
 // How much each part runs: `--quick` runs fewer of each (about ten minutes on two cores, the
 // provider limit's minutes included), the full run about half an hour.
@@ -57,6 +65,7 @@ const SIZES = {
     providerLimit: 200,
     burst: { decisions: 300, callMs: 2000, chunks: 20 },
     footprint: { offline: 300, concurrency: 32, streaming: 100, expiring: 20 },
+    redisScale: { concurrency: 32, decisions: 300, rounds: 2 },
   },
   quick: {
     serial: 10,
@@ -74,6 +83,7 @@ const SIZES = {
     providerLimit: 110,
     burst: { decisions: 300, callMs: 2000, chunks: 20 },
     footprint: { offline: 60, concurrency: 16, streaming: 20, expiring: 10 },
+    redisScale: { concurrency: 32, decisions: 96, rounds: 1 },
   },
 };
 
@@ -116,7 +126,9 @@ async function main(): Promise<void> {
 
   // The API load and Redis parts run on the dev server alone: no need for the cluster's binaries.
   const binaries =
-    options.only === 'api-load' || options.only === 'redis-footprint'
+    options.only === 'api-load' ||
+    options.only === 'redis-footprint' ||
+    options.only === 'redis-cluster'
       ? ({ temporalCli: await findOrBuildTemporalCli() } as ClusterBinaries)
       : await findOrBuildClusterBinaries();
   log('building the production roles (npm run build, workflow bundle)');
@@ -152,17 +164,23 @@ async function main(): Promise<void> {
       expiryTtlSeconds: 5,
       log,
     });
+  // Decisions/s on a Redis Cluster of three masters with a replica each, beside one Redis.
+  const cluster = () => {
+    log('decisions on a Redis Cluster beside one Redis');
+    return redisScale({ binaries, bundle, ...size.redisScale, log });
+  };
+  // The parts that run alone with --only, each with the figures it adds to the results.
+  const alone: Record<string, () => Promise<Partial<BenchResults>>> = {
+    'live-output': async () => ({ live_output: await live() }),
+    'provider-limit': async () => ({ provider_limit: await limit() }),
+    'slow-model': async () => ({ slow_model_burst: await burst() }),
+    'redis-footprint': async () => ({ redis_footprint: await footprint() }),
+    'redis-cluster': async () => ({ redis_cluster: await cluster() }),
+  };
   if (earlier && options.only !== 'api-load') {
     try {
       log(`${options.only} alone`);
-      const part =
-        options.only === 'provider-limit'
-          ? { provider_limit: await limit() }
-          : options.only === 'slow-model'
-            ? { slow_model_burst: await burst() }
-            : options.only === 'redis-footprint'
-              ? { redis_footprint: await footprint() }
-              : { live_output: await live() };
+      const part = await alone[options.only!]!();
       const written = await writeResults({ ...earlier, ...part }, outDir);
       log(`wrote ${written.join(', ')}`);
     } finally {
@@ -299,6 +317,7 @@ async function main(): Promise<void> {
     const limitFigures = await limit();
     const burstFigures = await burst();
     const footprintFigures = await footprint();
+    const clusterFigures = await cluster();
 
     log('in-process bound');
     await inProcessBound(projectionRedis, knowledge, { serial: 3, concurrency: 1, decisions: 0 });
@@ -330,6 +349,7 @@ async function main(): Promise<void> {
       provider_limit: limitFigures,
       slow_model_burst: burstFigures,
       redis_footprint: footprintFigures,
+      redis_cluster: clusterFigures,
       in_process: bound,
       bullmq: {
         ...bull,

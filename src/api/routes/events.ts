@@ -19,6 +19,7 @@ import { isUnreachable } from '../../temporal/deadlines';
 import { requireScope } from '../middleware/auth';
 import { addressBucket, clientAddress } from '../middleware/client-address';
 import { Slots } from '../../process/slots';
+import type { SlotCounter } from '../stream-slots';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
 const problemOf = (description: string) => ({
@@ -47,10 +48,12 @@ export interface EventRouteDeps {
   /** How long a stream waits for an event before a keep-alive comment is sent. */
   blockMs?: number;
   /**
-   * Streams one key (principal) may hold open at once in this process; 429 past it. With auth
-   * off, where every caller is `anonymous`, each client address (IPv6: its /64) has as many.
+   * Streams one key (principal) may hold open at once; 429 past it. With auth off, where every
+   * caller is `anonymous`, each client address (IPv6: its /64) has as many.
    */
   maxStreamsPerKey?: number;
+  /** Counts the open streams (StreamSlots: across API processes); this process's alone without. */
+  slots?: SlotCounter;
   /** Take the client's address from X-Forwarded-For (TRUST_PROXY), as the rate limiter does. */
   trustProxy?: boolean;
   /** How long a stream stays open at most; the client reconnects with Last-Event-ID. */
@@ -66,7 +69,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
   const blockMs = deps.blockMs ?? 15_000;
   const maxStreams = deps.maxStreamsPerKey ?? 20;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
-  const streamsOpen = new Slots();
+  const streamsOpen = deps.slots ?? processSlots();
   for (const type of DECISION_EVENT_TYPES) {
     // A clone: register() calls .openapi(), which a schema made before @hono/zod-openapi
     // extended zod lacks (the domain's may be).
@@ -165,21 +168,21 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     const slotKey = anonymous
       ? `anonymous@${addressBucket(clientAddress(c, deps.trustProxy))}`
       : caller.principal;
-    const slot = streamsOpen.tryTake(slotKey, maxStreams);
-    if (!slot) {
-      throw new LimitReached(
+    const full = () =>
+      new LimitReached(
         `This ${anonymous ? 'address' : 'key'} has ${maxStreams} event streams open, the most it may; close one first`,
       );
-    }
-    // HEAD: what GET would answer, headers only. Hono runs a HEAD as a GET and drops the body
-    // unread, so a stream opened for it would wait on its first write for good, slot held.
+    // HEAD: what GET would answer, headers only, and no slot taken. Hono runs a HEAD as a GET and
+    // drops the body unread, so a stream opened for it would wait on its first write for good.
     if (c.req.method === 'HEAD') {
-      slot();
+      if (!(await streamsOpen.hasRoom(slotKey, maxStreams))) throw full();
       return c.body(null, 200, {
         'Content-Type': 'text/event-stream',
         'Cache-Control': 'no-cache',
       });
     }
+    const slot = await streamsOpen.tryTake(slotKey, maxStreams);
+    if (!slot) throw full();
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
     const release = () => {
       slot();
@@ -191,6 +194,8 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     // stops reading blocks the writes; past the stream's lifetime (and a grace for its last
     // wait), the connection is ended for it.
     outgoing?.once('close', release);
+    // A client gone while the slot was being taken has closed already: no close event to come.
+    if (outgoing?.destroyed) release();
     const bound = setTimeout(
       () => {
         release();
@@ -317,6 +322,15 @@ function merge<E extends StoredEvent>(durable: E[], live: E[]): E[] {
     }
   }
   return out;
+}
+
+/** Streams counted in this process alone. */
+function processSlots(): SlotCounter {
+  const slots = new Slots();
+  return {
+    tryTake: (key, limit) => Promise.resolve(slots.tryTake(key, limit)),
+    hasRoom: (key, limit) => Promise.resolve(slots.count(key) < limit),
+  };
 }
 
 function synthesizedEnd(record: DecisionRecord) {
