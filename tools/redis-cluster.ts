@@ -192,9 +192,14 @@ export async function startRedisCluster(
 
   const running: NodeProcess[] = [];
   let stopped = false;
+  // The nodes are killed as this process exits unstopped (startChildService's detached
+  // children); their folder goes with them.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', removeDir);
     await Promise.all(
       running.map(async (node) => {
         node.admin.disconnect();
@@ -202,7 +207,7 @@ export async function startRedisCluster(
         await stopChild(node.service.process, 5000);
       }),
     );
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
   };
 
   try {
