@@ -293,7 +293,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     projection: deps.projection,
     live: new LiveReader(deps.redis, deps.keyPrefix),
     hub: new EventHub(deps.redis, deps.keyPrefix, {
-      onError: (err) => deps.logger?.warn({ err }, 'Event stream reader: Redis error'),
+      onError: (err, more) => deps.logger?.warn({ err, more }, 'Event stream reader: Redis error'),
     }),
     blockMs: deps.eventBlockMs,
     maxStreamsPerKey: deps.maxStreamsPerKey,

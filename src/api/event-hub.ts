@@ -42,6 +42,9 @@ export function hashTag(key: string): string {
   return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
+/** How often the hub reports Redis errors at most. */
+const ERROR_EVERY_MS = 5000;
+
 type XreadReply = [string, [string, string[]][]][] | null;
 
 /**
@@ -72,11 +75,20 @@ export class EventHub {
   private readonly reading = new Set<string>();
   private flushing = false;
   private endSweep: (() => void) | null = null;
+  private reported = -Infinity;
+  private unreported = 0;
 
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
-    private readonly options: { blockMs?: number; onError?: (err: unknown) => void } = {},
+    private readonly options: {
+      blockMs?: number;
+      /**
+       * A Redis error, reported at most once every ERROR_EVERY_MS (a failover fails many reads at
+       * once): `more` is how many came since the last report and were not.
+       */
+      onError?: (err: unknown, more: number) => void;
+    } = {},
   ) {
     const name = randomUUID();
     this.wakeKey = `${prefix}events-hub:${name}`;
@@ -119,6 +131,17 @@ export class EventHub {
     };
   }
 
+  private report(err: unknown): void {
+    const now = Date.now();
+    if (now - this.reported < ERROR_EVERY_MS) {
+      this.unreported += 1;
+      return;
+    }
+    this.options.onError?.(err, this.unreported);
+    this.reported = now;
+    this.unreported = 0;
+  }
+
   private start(): void {
     if (this.running) return;
     this.running = true;
@@ -135,7 +158,7 @@ export class EventHub {
     }
     // What a reader says once it is being closed (a cluster closed while connecting) is no news.
     reader.on('error', (err: unknown) => {
-      if (this.reader === reader) this.options.onError?.(err);
+      if (this.reader === reader) this.report(err);
     });
     void (isCluster(this.redis) ? this.listening() : this.loop()).finally(() => {
       this.reader = null;
@@ -170,7 +193,7 @@ export class EventHub {
           this.wakeId,
         );
       } catch (err) {
-        this.options.onError?.(err);
+        this.report(err);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
       }
@@ -223,7 +246,7 @@ export class EventHub {
     void (this.reader as Cluster)
       .ssubscribe(key)
       .then(() => this.read([hashTag(key)]))
-      .catch((err: unknown) => this.options.onError?.(err));
+      .catch((err: unknown) => this.report(err));
   }
 
   private unlisten(sub: Subscriber): void {
@@ -238,7 +261,7 @@ export class EventHub {
       if (this.subscribers.size === 0) continue;
       void (this.reader as Cluster | null)
         ?.sunsubscribe(key)
-        .catch((err: unknown) => this.options.onError?.(err));
+        .catch((err: unknown) => this.report(err));
     }
     if (this.subscribers.size === 0) this.endSweep?.();
   }
@@ -271,7 +294,7 @@ export class EventHub {
         this.dirty.delete(tag);
         this.reading.add(tag);
         void this.readSlot(tag)
-          .catch((err: unknown) => this.options.onError?.(err))
+          .catch((err: unknown) => this.report(err))
           .finally(() => {
             this.reading.delete(tag);
             // Spoken again while it was read.
