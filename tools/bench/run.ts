@@ -45,8 +45,8 @@ const PARTS = [
   'redis-cluster',
 ];
 
-// How much each part runs: `--quick` runs fewer of each (about ten minutes on two cores, the
-// provider limit's minutes included), the full run about half an hour.
+// How much each part runs: `--quick` runs fewer of each (about twelve minutes on two cores, the
+// provider limit's minutes included), the full run about forty minutes.
 const SIZES = {
   full: {
     serial: 30,
@@ -99,7 +99,7 @@ function bareBundle() {
 async function main(): Promise<void> {
   const options = new Command('bench')
     .description('Benchmarks the decision backend on this machine beside its peers')
-    .option('--quick', 'smaller runs, about ten minutes; writes to .data/bench')
+    .option('--quick', 'smaller runs, about twelve minutes; writes to .data/bench')
     .option('--out <dir>', 'where BENCHMARKS.md, benchmarks.json and benchmarks.svg go')
     .option(
       '--step <label>',
