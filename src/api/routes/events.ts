@@ -18,7 +18,6 @@ import { compareStreamIds, type EventHub } from '../event-hub';
 import { isUnreachable } from '../../temporal/deadlines';
 import { requireScope } from '../middleware/auth';
 import { addressBucket, clientAddress } from '../middleware/client-address';
-import { Slots } from '../../process/slots';
 import type { SlotCounter } from '../stream-slots';
 import { ProblemSchema, type ApiEnv, type Decisions } from './decisions';
 
@@ -52,8 +51,8 @@ export interface EventRouteDeps {
    * caller is `anonymous`, each client address (IPv6: its /64) has as many.
    */
   maxStreamsPerKey?: number;
-  /** Counts the open streams (StreamSlots: across API processes); this process's alone without. */
-  slots?: SlotCounter;
+  /** Counts the open streams (StreamSlots: across API processes). */
+  slots: SlotCounter;
   /** Take the client's address from X-Forwarded-For (TRUST_PROXY), as the rate limiter does. */
   trustProxy?: boolean;
   /** How long a stream stays open at most; the client reconnects with Last-Event-ID. */
@@ -69,7 +68,7 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
   const blockMs = deps.blockMs ?? 15_000;
   const maxStreams = deps.maxStreamsPerKey ?? 20;
   const maxStreamMs = deps.maxStreamMs ?? 3_600_000;
-  const streamsOpen = deps.slots ?? processSlots();
+  const streamsOpen = deps.slots;
   for (const type of DECISION_EVENT_TYPES) {
     // A clone: register() calls .openapi(), which a schema made before @hono/zod-openapi
     // extended zod lacks (the domain's may be).
@@ -184,6 +183,12 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     const slot = await streamsOpen.tryTake(slotKey, maxStreams);
     if (!slot) throw full();
     const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    // A client gone while the slot was being taken has closed already: no close event to come,
+    // and no one to stream to.
+    if (outgoing?.destroyed) {
+      slot();
+      return c.body(null, 204);
+    }
     const release = () => {
       slot();
       clearTimeout(bound);
@@ -194,8 +199,6 @@ export function registerEventRoutes(app: OpenAPIHono<ApiEnv>, deps: EventRouteDe
     // stops reading blocks the writes; past the stream's lifetime (and a grace for its last
     // wait), the connection is ended for it.
     outgoing?.once('close', release);
-    // A client gone while the slot was being taken has closed already: no close event to come.
-    if (outgoing?.destroyed) release();
     const bound = setTimeout(
       () => {
         release();
@@ -322,15 +325,6 @@ function merge<E extends StoredEvent>(durable: E[], live: E[]): E[] {
     }
   }
   return out;
-}
-
-/** Streams counted in this process alone. */
-function processSlots(): SlotCounter {
-  const slots = new Slots();
-  return {
-    tryTake: (key, limit) => Promise.resolve(slots.tryTake(key, limit)),
-    hasRoom: (key, limit) => Promise.resolve(slots.count(key) < limit),
-  };
 }
 
 function synthesizedEnd(record: DecisionRecord) {
