@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Cluster } from 'ioredis';
+import { hashTag } from '../projection/keys';
 import { duplicateRedis, isCluster, type RedisClient } from '../projection/redis-client';
 import { toEvent, type StoredEvent } from '../projection/redis-projection';
 
@@ -29,17 +30,6 @@ export function compareStreamIds(a: string, b: string): number {
   const [am = 0, as = 0] = a.split('-').map(Number);
   const [bm = 0, bs = 0] = b.split('-').map(Number);
   return am - bm || as - bs;
-}
-
-/**
- * The part of a key Redis Cluster hashes to find its slot: the first non-empty `{…}`, or the
- * whole key. Keys with the same one can be read by one command.
- */
-export function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  if (open === -1) return key;
-  const close = key.indexOf('}', open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
 /** How often the hub reports Redis errors at most. */
@@ -199,13 +189,19 @@ export class EventHub {
       }
       const wake = reply?.find(([key]) => key === this.wakeKey);
       if (wake) this.wakeId = wake[1].at(-1)?.[0] ?? this.wakeId;
-      this.deliver(reply?.filter(([key]) => key !== this.wakeKey) ?? null);
+      this.deliver(reply?.filter(([key]) => key !== this.wakeKey) ?? null, from);
     }
     await this.redis.del(this.wakeKey).catch(() => undefined);
   }
 
   /** Gives each subscriber the events of its streams after the last it was given. */
-  private deliver(reply: XreadReply): void {
+  /**
+   * `from` is where the read started on each stream: a subscriber that came meanwhile with an
+   * earlier position is left to the next read, which starts from its position (these events
+   * would skip what it has not seen between the two); true when one was.
+   */
+  private deliver(reply: XreadReply, from: ReadonlyMap<string, string>): boolean {
+    let behind = false;
     const arrived = new Map<string, HubEvent[]>();
     for (const [key, entries] of reply ?? []) {
       arrived.set(
@@ -214,6 +210,15 @@ export class EventHub {
       );
     }
     for (const sub of this.subscribers) {
+      // Behind on one of its streams: all of them wait, so that they stay merged in id order.
+      const late = [...sub.last].some(([key, last]) => {
+        const start = from.get(key);
+        return start !== undefined && compareStreamIds(last, start) < 0;
+      });
+      if (late) {
+        behind = true;
+        continue;
+      }
       const fresh: HubEvent[] = [];
       for (const [key, last] of sub.last) {
         const events = (arrived.get(key) ?? []).filter((e) => compareStreamIds(e.id, last) > 0);
@@ -227,6 +232,7 @@ export class EventHub {
       sub.queue.push(...fresh);
       sub.wake?.();
     }
+    return behind;
   }
 
   /** On a cluster: subscribes to the channels of `sub`'s streams, then reads them. */
@@ -321,8 +327,8 @@ export class EventHub {
       ...from.keys(),
       ...from.values(),
     );
-    this.deliver(reply);
-    // A full page: more may wait.
-    if (reply?.some(([, entries]) => entries.length === 500)) this.read([tag]);
+    const behind = this.deliver(reply, from);
+    // A full page: more may wait; or a subscriber came meanwhile from further back.
+    if (behind || reply?.some(([, entries]) => entries.length === 500)) this.read([tag]);
   }
 }

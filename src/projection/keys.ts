@@ -13,6 +13,17 @@ export function isCluster(redis: RedisClient): redis is Cluster {
 }
 
 /**
+ * The part of a key Redis Cluster hashes to find its slot: the first non-empty `{…}`, or the
+ * whole key. Keys with the same one can be read by one command.
+ */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
  * The names of the projection's Redis keys. On a Redis Cluster, everything one decision's writes
  * touch together (its record, result, event stream and live stream) carries the decision's id as
  * its hash tag, so a script over them runs in one slot; indexes across decisions are split into

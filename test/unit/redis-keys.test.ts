@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashTag } from '../../src/api/event-hub';
-import { RedisKeys } from '../../src/projection/keys';
+import { hashTag, RedisKeys } from '../../src/projection/keys';
 import { clusterNodes } from '../../src/projection/redis-client';
 
 describe('Redis keys on one Redis and on a cluster', () => {
