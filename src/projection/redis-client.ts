@@ -45,6 +45,10 @@ export function createCluster(nodesSetting: string, commandTimeoutMs = 1000): Cl
     retryDelayOnClusterDown: 200,
     retryDelayOnTryAgain: 100,
     slotsRefreshTimeout: 2000,
+    // The slots' replicas too are read again every few seconds (a replica is listed once it has
+    // replicated something, and one comes and goes with failovers): projection writes wait for
+    // the replicas this table lists.
+    slotsRefreshInterval: 5000,
   });
 }
 
@@ -53,7 +57,7 @@ function failFast(commandTimeoutMs: number): RedisOptions {
 }
 
 /** The Redis client the configuration names: the cluster when REDIS_CLUSTER_NODES is set. */
-export function redisFromConfig(
+function redisFromConfig(
   config: Pick<WorkerConfig, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_COMMAND_TIMEOUT_MS'>,
 ): RedisClient {
   return config.REDIS_CLUSTER_NODES
