@@ -42,9 +42,16 @@ export const redisSettings = {
       secret: true,
     },
   ),
-  REDIS_KEY_PREFIX: setting(z.string().default('decisions:'), {
-    meaning: 'prefix of every Redis key',
-  }),
+  REDIS_KEY_PREFIX: setting(
+    z
+      .string()
+      .regex(
+        /^[^{}]*$/,
+        'must not hold { or }: on a Redis Cluster they would put every key in one slot',
+      )
+      .default('decisions:'),
+    { meaning: 'prefix of every Redis key' },
+  ),
   REDIS_COMMAND_TIMEOUT_MS: setting(z.coerce.number().int().positive().default(1000), {
     meaning:
       'how long any Redis command may take before it fails (and its caller goes on without Redis)',

@@ -48,6 +48,9 @@ describe('loadApiConfig', () => {
     expect(() => loadApiConfig({ REDIS_CLUSTER_NODES: 'redis-a:7000;redis-b' })).toThrow(
       /REDIS_CLUSTER_NODES: must be host:port,host:port/,
     );
+    expect(() => loadApiConfig({ REDIS_KEY_PREFIX: 'app{1}:' })).toThrow(
+      /REDIS_KEY_PREFIX: must not hold \{ or \}/,
+    );
     expect(loadApiConfig({ REDIS_CLUSTER_NODES: 'redis-a:7000,10.0.0.2:7001' })).toMatchObject({
       REDIS_CLUSTER_NODES: 'redis-a:7000,10.0.0.2:7001',
     });
