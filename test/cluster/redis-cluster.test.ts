@@ -18,8 +18,8 @@ import { root, startRole, stopRole } from '../support/processes';
 import { parseSse, type Frame } from '../support/streams';
 
 // The real worker and API (their entry points) on a Redis Cluster of three masters, each with a
-// replica (tools/redis-cluster.ts), with REDIS_CLUSTER_NODES and no REDIS_URL. What Redis holds
-// is read from the cluster's nodes; what a decision is, from Temporal.
+// replica (tools/redis-cluster.ts), with REDIS_CLUSTER_NODES beside a REDIS_URL they must not
+// use. What Redis holds is read from the cluster's nodes; what a decision is, from Temporal.
 
 type View = Omit<DecisionRecord, 'seq'>;
 const json = { 'Content-Type': 'application/json' };
@@ -88,8 +88,9 @@ describe('decisions on a Redis Cluster (the worker and the API with REDIS_CLUSTE
     roleEnv = {
       TEMPORAL_ADDRESS: services.temporalAddress,
       TEMPORAL_TASK_QUEUE: taskQueue,
-      // Unset: a role that used REDIS_URL would fall to its default, a Redis this test checks.
-      REDIS_URL: undefined,
+      // The suite's single Redis, which this test checks: a role that used REDIS_URL despite
+      // REDIS_CLUSTER_NODES would write there.
+      REDIS_URL: services.redisUrl,
       REDIS_CLUSTER_NODES: cluster.nodesSetting,
       REDIS_KEY_PREFIX: prefix,
       LOG_LEVEL: 'info',
@@ -277,7 +278,7 @@ describe('decisions on a Redis Cluster (the worker and the API with REDIS_CLUSTE
     // Six decisions on three masters: all on one would be (1/3)^5 by chance.
     expect(new Set(finished.map((id) => [...masterOf.get(id)!][0])).size).toBeGreaterThan(1);
 
-    // Nothing went to the single Redis REDIS_URL would default to.
+    // Nothing went to the single Redis REDIS_URL names.
     const single = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
     try {
       expect(await single.keys(`${prefix}*`)).toEqual([]);
@@ -348,7 +349,7 @@ describe('decisions on a Redis Cluster (the worker and the API with REDIS_CLUSTE
       ['src/cli/decisions.ts', 'reconcile', '--since', '1h', '--json'],
       {
         cwd: root,
-        env: { ...process.env, ...roleEnv, REDIS_URL: undefined, LOG_LEVEL: 'warn' },
+        env: { ...process.env, ...roleEnv, LOG_LEVEL: 'warn' },
         encoding: 'utf8',
         timeout: 120_000,
       },
