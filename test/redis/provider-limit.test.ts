@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PhaseActivity } from '../../src/activities';
 import type { PhaseInput, PhaseResult } from '../../src/domain/decision';
@@ -18,7 +18,7 @@ import { createRegistry, providerLimitMetrics } from '../../src/observability/me
 import { realActivities, localOpenAIModel } from '../support/activities';
 import { request, RESERVED } from '../support/budget';
 import { CANNED_QUERY } from '../support/canned-outputs';
-import { testProjection, waitFor } from '../support/context';
+import { redisAway, testProjection, waitFor } from '../support/context';
 import { startFakeOpenAI } from '../support/fake-openai-server';
 import { mostInWindow } from '../../tools/bench/measure';
 
@@ -43,14 +43,6 @@ class TimedModel implements LanguageModel {
 const KEY = 'openai:api.example.com:gpt-test';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A Redis client that is never ready: nothing listens on port 1, and it queues nothing. */
-const redisAway = () =>
-  new Redis('redis://127.0.0.1:1', {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-  });
 
 describe('the provider limit in Redis', () => {
   let store: ReturnType<typeof testProjection>;

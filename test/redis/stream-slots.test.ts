@@ -1,17 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamSlots } from '../../src/api/stream-slots';
-import { testProjection, uniqueName, waitFor } from '../support/context';
+import { redisAway, testProjection, uniqueName, waitFor } from '../support/context';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A Redis client that is never ready: nothing listens on port 1, and it queues nothing. */
-const redisAway = () =>
-  new Redis('redis://127.0.0.1:1', {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-  });
 
 describe('event stream slots counted in Redis', () => {
   let store: ReturnType<typeof testProjection>;

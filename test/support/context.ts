@@ -54,3 +54,11 @@ export function testProjection(ttlSeconds = 3600) {
 }
 
 export { waitFor } from './wait';
+
+/** A Redis client that is never ready: nothing listens on port 1, and it queues nothing. */
+export const redisAway = () =>
+  new Redis('redis://127.0.0.1:1', {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+  });
