@@ -29,6 +29,7 @@ describe("the README's settings", () => {
       'API_KEY_SECRET',
       'LLM_API_KEY',
       'METRICS_TOKEN',
+      'REDIS_CLUSTER_NODES',
       'REDIS_URL',
       'WEBHOOK_PREVIOUS_SECRET',
       'WEBHOOK_SECRET',
