@@ -301,9 +301,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       deps.streamSlots ??
       new StreamSlots(deps.redis, deps.keyPrefix, {
         leaseMs: deps.streamLeaseMs,
-        onError: (err) =>
+        onError: (err, more) =>
           deps.logger?.warn(
-            { err },
+            { err, more },
             'Event stream slots unavailable in Redis; counted per process',
           ),
       }),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Cluster } from 'ioredis';
+import { reportEvery } from '../process/report-every';
 import { hashTag } from '../projection/keys';
 import { duplicateRedis, isCluster, type RedisClient } from '../projection/redis-client';
 import { toEvent, type StoredEvent } from '../projection/redis-projection';
@@ -32,9 +33,6 @@ export function compareStreamIds(a: string, b: string): number {
   return am - bm || as - bs;
 }
 
-/** How often the hub reports Redis errors at most. */
-const ERROR_EVERY_MS = 5000;
-
 type XreadReply = [string, [string, string[]][]][] | null;
 
 /**
@@ -65,8 +63,7 @@ export class EventHub {
   private readonly reading = new Set<string>();
   private flushing = false;
   private endSweep: (() => void) | null = null;
-  private reported = -Infinity;
-  private unreported = 0;
+  private readonly report: (err: unknown) => void;
 
   constructor(
     private readonly redis: RedisClient,
@@ -74,7 +71,7 @@ export class EventHub {
     private readonly options: {
       blockMs?: number;
       /**
-       * A Redis error, reported at most once every ERROR_EVERY_MS (a failover fails many reads at
+       * A Redis error, reported at most once every 5 s (a failover fails many reads at
        * once): `more` is how many came since the last report and were not.
        */
       onError?: (err: unknown, more: number) => void;
@@ -83,6 +80,7 @@ export class EventHub {
     const name = randomUUID();
     this.wakeKey = `${prefix}events-hub:${name}`;
     this.connectionName = `events-hub-${name}`;
+    this.report = reportEvery(5000, options.onError);
   }
 
   /**
@@ -119,17 +117,6 @@ export class EventHub {
         if (isCluster(this.redis)) this.unlisten(sub);
       },
     };
-  }
-
-  private report(err: unknown): void {
-    const now = Date.now();
-    if (now - this.reported < ERROR_EVERY_MS) {
-      this.unreported += 1;
-      return;
-    }
-    this.options.onError?.(err, this.unreported);
-    this.reported = now;
-    this.unreported = 0;
   }
 
   private start(): void {

@@ -113,8 +113,8 @@ export async function startApi(
   });
   const streamSlots = new StreamSlots(redis, config.REDIS_KEY_PREFIX, {
     leaseMs: config.EVENT_STREAM_LEASE_SECONDS * 1000,
-    onError: (err) =>
-      logger.warn({ err }, 'Event stream slots unavailable in Redis; counted per process'),
+    onError: (err, more) =>
+      logger.warn({ err, more }, 'Event stream slots unavailable in Redis; counted per process'),
   });
   const app = createApp({
     decisions,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../projection/redis-client';
+import { reportEvery } from '../process/report-every';
 import { Slots } from '../process/slots';
 
 // The clock is Redis's own (TIME), so that API processes whose clocks differ agree on which
@@ -59,8 +60,11 @@ export interface StreamSlotsOptions {
    * counting within it. Renewed every third of it while the stream is open.
    */
   leaseMs?: number;
-  /** Redis did not answer: this process's own count decided alone. */
-  onError?: (err: unknown) => void;
+  /**
+   * Redis did not answer: this process's own count decided alone. At most once every 5 s: `more`
+   * is how many failed calls came meanwhile and were not reported.
+   */
+  onError?: (err: unknown, more: number) => void;
 }
 
 /**
@@ -82,6 +86,8 @@ export class StreamSlots implements SlotCounter {
   private renewer: NodeJS.Timeout | null = null;
   private closed = false;
 
+  private readonly report: (err: unknown) => void;
+
   constructor(
     redis: RedisClient,
     private readonly prefix: string,
@@ -94,6 +100,7 @@ export class StreamSlots implements SlotCounter {
     }
     this.redis = redis as SlotsRedis;
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.report = reportEvery(5000, options.onError);
   }
 
   /** The Redis key of a principal's open streams: hash-tagged, one cluster slot per principal. */
@@ -114,7 +121,7 @@ export class StreamSlots implements SlotCounter {
         return null;
       }
     } catch (err) {
-      this.options.onError?.(err);
+      this.report(err);
     }
     this.hold(key, id);
     let released = false;
@@ -132,7 +139,7 @@ export class StreamSlots implements SlotCounter {
     try {
       return (await this.redis.countStreamSlots(this.keyOf(principal))) < limit;
     } catch (err) {
-      this.options.onError?.(err);
+      this.report(err);
       return true;
     }
   }
@@ -176,7 +183,7 @@ export class StreamSlots implements SlotCounter {
 
   /** A call whose failure only means a lease runs out on its own. */
   private track(call: Promise<unknown>): void {
-    const settled = call.catch((err: unknown) => this.options.onError?.(err));
+    const settled = call.catch((err: unknown) => this.report(err));
     this.pending.add(settled);
     void settled.finally(() => this.pending.delete(settled));
   }
