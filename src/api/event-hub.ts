@@ -181,11 +181,11 @@ export class EventHub {
     await this.redis.del(this.wakeKey).catch(() => undefined);
   }
 
-  /** Gives each subscriber the events of its streams after the last it was given. */
   /**
-   * `from` is where the read started on each stream: a subscriber that came meanwhile with an
-   * earlier position is left to the next read, which starts from its position (these events
-   * would skip what it has not seen between the two); true when one was.
+   * Gives each subscriber the events of its streams after the last it was given. `from` is where
+   * the read started on each stream: a subscriber that came meanwhile with an earlier position is
+   * left to the next read, which starts from its position (these events would skip what it has
+   * not seen between the two); true when one was.
    */
   private deliver(reply: XreadReply, from: ReadonlyMap<string, string>): boolean {
     let behind = false;
