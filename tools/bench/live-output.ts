@@ -5,8 +5,6 @@ import { PHASE_NAMES } from '../../src/domain/phases';
 import { RedisKeys } from '../../src/projection/keys';
 import { createRedis } from '../../src/projection/redis-client';
 import type { ClusterBinaries } from '../cluster/binaries';
-import { freePort } from '../process/ports';
-import { ensureLocalRedis } from '../redis-dev';
 import { cpuMeter, machineCpuMs, round, thisMachine, type Machine } from './measure';
 import {
   byPhase,
@@ -21,7 +19,7 @@ import {
 } from './live-latency';
 import { wallClockMs, type SentMarkers } from './model-server';
 import { markersIn } from './schema-answer';
-import { BENCH_KEY, startBenchStack, startModelServer, type BenchStack } from './stack';
+import { BENCH_KEY, startModelStack, type BenchStack } from './stack';
 
 const TERMINAL = new Set(['decision.completed', 'decision.failed', 'decision.cancelled']);
 
@@ -365,38 +363,28 @@ export function roundOrder<T>(modes: readonly T[], rounds: number): T[] {
  */
 export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutputFigures> {
   const { log } = options;
-  const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  if (localRedis.pid === null) throw new Error('the bench expected a Redis of its own');
+  const {
+    redis: localRedis,
+    model,
+    stack,
+    stop,
+  } = await startModelStack({
+    binaries: options.binaries,
+    bundle: options.bundle,
+    modelArgs: [options.chunks, options.intervalMs],
+    // One key follows every decision here.
+    env: { EVENT_STREAMS_PER_KEY: String(options.decisions + options.warmup + 10) },
+  });
   const redis = createRedis(localRedis.url);
-  // A model server that does not start leaves no Redis behind.
-  const model = await startModelServer([options.chunks, options.intervalMs]).catch(
-    async (err: unknown) => {
-      redis.disconnect();
-      await localRedis.stop();
-      throw err;
-    },
-  );
-  let stack: BenchStack | null = null;
   try {
-    stack = await startBenchStack({
-      binaries: options.binaries,
-      bundle: options.bundle,
-      redisUrl: localRedis.url,
-      store: 'memory',
-      env: {
-        ...model.env,
-        // One key follows every decision here.
-        EVENT_STREAMS_PER_KEY: String(options.decisions + options.warmup + 10),
-      },
-    });
     const lane = async (
       name: Lane['name'],
       model: number | 'unpublished',
       extra: NodeJS.ProcessEnv,
     ): Promise<Lane> => {
       const queue = `bench-${name}`;
-      const worker = await stack!.addWorker(queue, model, extra);
-      const api = await stack!.startApi(queue);
+      const worker = await stack.addWorker(queue, model, extra);
+      const api = await stack.startApi(queue);
       return { name, api: { url: api.url, pid: api.role.pid }, workerPid: worker.pid };
     };
     const lanes: Record<Lane['name'], Lane> = {
@@ -452,9 +440,7 @@ export async function liveOutput(options: LiveOutputOptions): Promise<LiveOutput
       worker_cpu_ratio: round(on.cpu_ms_per_decision.worker / off.cpu_ms_per_decision.worker, 2),
     };
   } finally {
-    await stack?.stop();
-    await model.role.stop();
     redis.disconnect();
-    await localRedis.stop();
+    await stop();
   }
 }

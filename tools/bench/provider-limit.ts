@@ -1,12 +1,10 @@
 import { loadavg } from 'node:os';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { ClusterBinaries } from '../cluster/binaries';
-import { freePort } from '../process/ports';
-import { ensureLocalRedis } from '../redis-dev';
 import { eventMs, mostInWindow, percentile, round, thisMachine, type Machine } from './measure';
 import type { ReceivedRequests } from './model-server';
 import { PROVIDER_LIMIT_WAIT } from '../../src/llm/provider-limit';
-import { startBenchStack, startModelServer, type BenchStack } from './stack';
+import { startModelStack, type BenchStack } from './stack';
 
 const MINUTE_MS = 60_000;
 
@@ -127,25 +125,13 @@ const WORKERS = 2;
 export async function providerLimit(options: ProviderLimitOptions): Promise<ProviderLimitFigures> {
   const { log } = options;
   const load = loadavg()[0]!;
-  const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  // A model server that does not start leaves no Redis behind.
-  const model = await startModelServer([1, CALL_MS, LIMIT]).catch(async (err: unknown) => {
-    await localRedis.stop();
-    throw err;
+  const { model, stack, stop } = await startModelStack({
+    binaries: options.binaries,
+    bundle: options.bundle,
+    modelArgs: [1, CALL_MS, LIMIT],
+    env: { LLM_STREAM: 'false', LLM_REQUESTS_PER_MINUTE: String(LIMIT) },
   });
-  let stack: BenchStack | null = null;
   try {
-    stack = await startBenchStack({
-      binaries: options.binaries,
-      bundle: options.bundle,
-      redisUrl: localRedis.url,
-      store: 'memory',
-      env: {
-        ...model.env,
-        LLM_STREAM: 'false',
-        LLM_REQUESTS_PER_MINUTE: String(LIMIT),
-      },
-    });
     await stack.addWorker('bench');
     log(`${options.decisions} decisions at once, ${WORKERS} workers, ${LIMIT} requests a minute`);
     // Created 16 at a time: hundreds of creates at once on two busy cores outwait the API's
@@ -156,11 +142,11 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
       Array.from({ length: 16 }, async () => {
         while (asked < options.decisions) {
           asked += 1;
-          ids.push(await stack!.create());
+          ids.push(await stack.create());
         }
       }),
     );
-    const ends = await Promise.allSettled(ids.map((id) => stack!.completion(id)));
+    const ends = await Promise.allSettled(ids.map((id) => stack.completion(id)));
     const completed = ends.filter((e) => e.status === 'fulfilled').length;
     const res = await fetch(`${model.url}/bench/requests`);
     const received = (await res.json()) as ReceivedRequests;
@@ -202,8 +188,6 @@ export async function providerLimit(options: ProviderLimitOptions): Promise<Prov
     );
     return figures;
   } finally {
-    await stack?.stop();
-    await model.role.stop();
-    await localRedis.stop();
+    await stop();
   }
 }

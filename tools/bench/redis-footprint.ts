@@ -5,8 +5,6 @@ import type { Redis } from 'ioredis';
 import { createRedis } from '../../src/projection/redis-client';
 import { waitFor } from '../../src/process/wait';
 import type { ClusterBinaries } from '../cluster/binaries';
-import { freePort } from '../process/ports';
-import { ensureLocalRedis } from '../redis-dev';
 import { follow } from './live-output';
 import { closedLoop, round, thisMachine, type Machine } from './measure';
 import {
@@ -20,7 +18,7 @@ import {
   type KindTotals,
   type PerDecision,
 } from './key-kinds';
-import { BENCH_KEY, startBenchStack, startModelServer, type BenchStack } from './stack';
+import { BENCH_KEY, startModelStack } from './stack';
 
 /** What Redis did over a round, from its own INFO. */
 export interface RedisWork {
@@ -334,19 +332,15 @@ export async function redisFootprint(
 ): Promise<RedisFootprintFigures> {
   const { log } = options;
   const loadBefore = loadavg()[0]!;
-  const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  if (localRedis.pid === null) throw new Error('the bench expected a Redis of its own');
-  const redis = createRedis(localRedis.url, 30_000);
-  let stack: BenchStack | null = null;
-  let model: Awaited<ReturnType<typeof startModelServer>> | null = null;
   const receiver = await startReceiver();
+  let started: Awaited<ReturnType<typeof startModelStack>>;
   try {
-    model = await startModelServer([options.chunks, options.intervalMs]);
-    stack = await startBenchStack({
+    // The offline model first: the model server waits for the streaming round's worker.
+    started = await startModelStack({
       binaries: options.binaries,
       bundle: options.bundle,
-      redisUrl: localRedis.url,
-      store: 'memory',
+      modelArgs: [options.chunks, options.intervalMs],
+      workerOnModel: false,
       env: {
         DECISION_TTL_SECONDS: String(TTL_SECONDS),
         // On, so that their keys exist, and high, so that they hold nothing back.
@@ -358,6 +352,13 @@ export async function redisFootprint(
         EVENT_STREAMS_PER_KEY: String(options.streaming + 10),
       },
     });
+  } catch (err) {
+    await receiver.stop();
+    throw err;
+  }
+  const { redis: localRedis, model, stack, stop } = started;
+  const redis = createRedis(localRedis.url, 30_000);
+  try {
     const s = stack;
     const prefix = s.prefix;
     const api = s.api.url;
@@ -551,11 +552,9 @@ export async function redisFootprint(
       },
     };
   } finally {
-    await stack?.stop();
-    await model?.role.stop();
-    await receiver.stop();
     redis.disconnect();
-    await localRedis.stop();
+    await stop();
+    await receiver.stop();
   }
 }
 

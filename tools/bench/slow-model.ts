@@ -1,10 +1,8 @@
 import { loadavg } from 'node:os';
 import type { ClusterBinaries } from '../cluster/binaries';
-import { freePort } from '../process/ports';
-import { ensureLocalRedis } from '../redis-dev';
 import { cpuMeter, machineCpuMs, processUsage, round, thisMachine, type Machine } from './measure';
 import type { SentMarkers } from './model-server';
-import { startBenchStack, startModelServer, type BenchStack } from './stack';
+import { startModelStack } from './stack';
 
 export interface SlowModelFigures {
   date: string;
@@ -44,28 +42,14 @@ export interface SlowModelOptions {
  * saw at once (the worker's activity slots bound it), and the worker's memory meanwhile.
  */
 export async function slowModel(options: SlowModelOptions): Promise<SlowModelFigures> {
-  const localRedis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
-  // A model server that does not start leaves no Redis behind.
-  const model = await startModelServer([
-    options.chunks,
-    Math.round(options.callMs / options.chunks),
-  ]).catch(async (err: unknown) => {
-    await localRedis.stop();
-    throw err;
+  const { model, stack, stop } = await startModelStack({
+    binaries: options.binaries,
+    bundle: options.bundle,
+    modelArgs: [options.chunks, Math.round(options.callMs / options.chunks)],
   });
   const markers = async () =>
     (await (await fetch(`${model.url}/bench/markers`)).json()) as SentMarkers;
-  let stack: BenchStack | null = null;
   try {
-    stack = await startBenchStack({
-      binaries: options.binaries,
-      bundle: options.bundle,
-      redisUrl: localRedis.url,
-      store: 'memory',
-      env: {
-        ...model.env,
-      },
-    });
     const worker = stack.worker.pid;
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const idle = processUsage(worker).rssMb;
@@ -121,8 +105,6 @@ export async function slowModel(options: SlowModelOptions): Promise<SlowModelFig
       load_average: [round(loadBefore, 2), round(loadavg()[0]!, 2)],
     };
   } finally {
-    await stack?.stop();
-    await model.role.stop();
-    await localRedis.stop();
+    await stop();
   }
 }

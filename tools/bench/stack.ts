@@ -20,6 +20,7 @@ import type { decisionWorkflow } from '../../src/workflows';
 import { freePort } from '../process/ports';
 import { waitFor } from '../../src/process/wait';
 import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../../src/main/worker-memory';
+import { ensureLocalRedis } from '../redis-dev';
 
 const root = resolve(__dirname, '../..');
 const node = process.execPath;
@@ -355,3 +356,45 @@ export async function startBenchStack(options: StackOptions) {
 }
 
 export type BenchStack = Awaited<ReturnType<typeof startBenchStack>>;
+
+export interface ModelStackOptions {
+  binaries: ClusterBinaries;
+  bundle: string;
+  /** The model server's arguments, as startModelServer takes them. */
+  modelArgs: (string | number)[];
+  /** Settings of the worker and the API beyond the bench's own. */
+  env?: NodeJS.ProcessEnv;
+  /** False: the first worker keeps the offline model (the model server waits for a later one). */
+  workerOnModel?: boolean;
+}
+
+/**
+ * What the parts that run the bench's model server start: a Redis of their own on a free port, the
+ * model server, and a stack (dev server in memory) on both, its worker pointed at the model server.
+ * What fails to start leaves nothing behind; `stop()` stops all of it, the stack first.
+ */
+export async function startModelStack(options: ModelStackOptions) {
+  const redis = await ensureLocalRedis(`redis://127.0.0.1:${await freePort()}`, null);
+  const stops: (() => Promise<void>)[] = [() => redis.stop()];
+  const stop = async () => {
+    for (const next of stops.splice(0).reverse()) await next();
+  };
+  try {
+    const pid = redis.pid;
+    if (pid === null) throw new Error('the bench expected a Redis of its own');
+    const model = await startModelServer(options.modelArgs);
+    stops.push(() => model.role.stop());
+    const stack = await startBenchStack({
+      binaries: options.binaries,
+      bundle: options.bundle,
+      redisUrl: redis.url,
+      store: 'memory',
+      env: { ...(options.workerOnModel === false ? {} : model.env), ...options.env },
+    });
+    stops.push(() => stack.stop());
+    return { redis: { url: redis.url, pid }, model, stack, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
